@@ -1,0 +1,39 @@
+"""The `gen` command line: one module per verb, each thin (parse, call, print).
+
+Only Typer is imported here; each command imports torch, diffusers or onnxruntime inside its body,
+so `gen --help` stays instant and a runtime-only host never loads the training stack.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from gen.cli import eval as eval_cmd
+from gen.cli import info as info_cmd
+from gen.cli import train as train_cmd
+from gen.errors import GenError
+
+app = typer.Typer(
+    name="gen",
+    help="Train, distill, export, run and serve image generators.\n\n"
+    "Start with:  gen train ddpm --data digits --out runs/ddpm  then  gen eval runs/ddpm",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(train_cmd.app, name="train")
+app.command("eval")(eval_cmd.eval_run)
+app.command("info")(info_cmd.info)
+
+
+def main() -> None:
+    try:
+        app()
+    except GenError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

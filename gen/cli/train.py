@@ -1,0 +1,95 @@
+"""`gen train {gan,vae,ddpm}`: train a model on `digits` or a folder of images into a run directory."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(
+    help="Train a generator. Each model writes a run directory: weights (safetensors), config, "
+    "metrics.jsonl, sample grids, and a checkpoint for --resume.",
+    no_args_is_help=True,
+)
+
+Data = Annotated[str, typer.Option(help="'digits' (bundled 8x8 scikit-learn digits) or a folder of images; sub-folders are class labels.")]
+Out = Annotated[str, typer.Option(help="Run directory to create (refused if it holds a run, unless --resume or --force).")]
+Steps = Annotated[Optional[int], typer.Option(help="Optimisation steps (default per model; with --resume, the new total).")]
+Seed = Annotated[int, typer.Option(help="Seed for weights, batches and noise: same seed, same run.")]
+ImageSize = Annotated[Optional[int], typer.Option(help="Resize images to this square size (power of two >= 8). Default: the data's own (8 for digits).")]
+BatchSize = Annotated[Optional[int], typer.Option(help="Batch size.")]
+Lr = Annotated[Optional[float], typer.Option(help="Learning rate.")]
+Conditional = Annotated[bool, typer.Option(help="Condition on class labels (needs labelled data).")]
+Resume = Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")]
+Force = Annotated[bool, typer.Option(help="Replace the run already in --out.")]
+Quiet = Annotated[bool, typer.Option(help="No progress bar.")]
+
+
+class GanLoss(str, Enum):
+    bce = "bce"
+    lsgan = "lsgan"
+    wgan_gp = "wgan-gp"
+    hinge = "hinge"
+
+
+class Schedule(str, Enum):
+    linear = "linear"
+    cosine = "cosine"
+
+
+class Prediction(str, Enum):
+    epsilon = "epsilon"
+    v = "v"
+
+
+def _run(family: str, data: str, out: str, image_size, resume: bool, force: bool, quiet: bool, **overrides) -> None:
+    from gen.trainkit.train import train
+
+    overrides = {k: (v.value if isinstance(v, Enum) else v) for k, v in overrides.items()}
+    if resume:  # a resumed run keeps its own config; only the step total may change
+        overrides = {"steps": overrides.get("steps")}
+    run = train(family, data, out, overrides, image_size=image_size, resume=resume, force=force, progress=not quiet)
+    typer.echo(f"run written to {run.path}  (samples: {run.path / 'samples.png'}; evaluate: gen eval {run.path})")
+
+
+@app.command()
+def gan(
+    out: Out = "runs/gan", data: Data = "digits", steps: Steps = None, seed: Seed = 0,
+    loss: Annotated[GanLoss, typer.Option(help="bce: non-saturating DCGAN; lsgan: least squares; wgan-gp: Wasserstein + gradient penalty; hinge: hinge + spectral norm.")] = GanLoss.bce,
+    n_critic: Annotated[Optional[int], typer.Option(help="Critic updates per generator update (default 1; 5 is usual for wgan-gp).")] = None,
+    conditional: Conditional = False, image_size: ImageSize = None, batch_size: BatchSize = None, lr: Lr = None,
+    resume: Resume = False, force: Force = False, quiet: Quiet = False,
+) -> None:
+    """DCGAN-style GAN (optionally class-conditional)."""
+    if loss == GanLoss.wgan_gp and n_critic is None:
+        n_critic = 5
+    _run("gan", data, out, image_size, resume, force, quiet, steps=steps, seed=seed, loss=loss, n_critic=n_critic,
+         conditional=conditional, batch_size=batch_size, lr=lr)
+
+
+@app.command()
+def vae(
+    out: Out = "runs/vae", data: Data = "digits", steps: Steps = None, seed: Seed = 0,
+    beta: Annotated[Optional[float], typer.Option(help="KL weight (1 = the ELBO; >1 = beta-VAE).")] = None,
+    latent_dim: Annotated[Optional[int], typer.Option(help="Latent dimensions.")] = None,
+    image_size: ImageSize = None, batch_size: BatchSize = None, lr: Lr = None,
+    resume: Resume = False, force: Force = False, quiet: Quiet = False,
+) -> None:
+    """Convolutional VAE."""
+    _run("vae", data, out, image_size, resume, force, quiet, steps=steps, seed=seed, beta=beta, latent_dim=latent_dim,
+         batch_size=batch_size, lr=lr)
+
+
+@app.command()
+def ddpm(
+    out: Out = "runs/ddpm", data: Data = "digits", steps: Steps = None, seed: Seed = 0,
+    schedule: Annotated[Schedule, typer.Option(help="Noise schedule: linear (Ho et al.) or cosine (Nichol & Dhariwal).")] = Schedule.linear,
+    prediction: Annotated[Prediction, typer.Option(help="What the UNet predicts: epsilon (noise) or v (velocity).")] = Prediction.epsilon,
+    conditional: Annotated[bool, typer.Option(help="Class-conditional with label dropout, so classifier-free guidance works when sampling.")] = False,
+    image_size: ImageSize = None, batch_size: BatchSize = None, lr: Lr = None,
+    resume: Resume = False, force: Force = False, quiet: Quiet = False,
+) -> None:
+    """DDPM on diffusers' UNet2DModel, with EMA weights; samples with DDIM."""
+    _run("ddpm", data, out, image_size, resume, force, quiet, steps=steps, seed=seed, schedule=schedule,
+         prediction=prediction, conditional=conditional, batch_size=batch_size, lr=lr)

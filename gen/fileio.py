@@ -1,0 +1,121 @@
+"""Atomic file writes and safe checkpoint loading, shared by every layer.
+
+Writes go to a temporary file in the destination directory and are renamed into place, so a crash
+never leaves a half-written file where a good one stood. Checkpoints are safetensors only: anything
+that looks like a pickle is refused before a byte of it is interpreted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from gen.errors import GenError
+
+# A pickle stream starts with the PROTO opcode; torch.save writes a zip archive of pickles.
+_PICKLE_MAGIC = b"\x80"
+_ZIP_MAGIC = b"PK\x03\x04"
+_MAX_HEADER = 100 * 1024 * 1024
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success it replaces `path` in one rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise GenError(f"{what} not found: {path}")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise GenError(f"{what} {path} is not valid JSON ({e}); restore it or re-create the run") from None
+
+
+def check_safetensors(path: str | os.PathLike) -> dict:
+    """Validate a safetensors file's framing without unpickling anything; return its header.
+
+    Catches the usual accidents up front with a message that names the file: a torch.save/pickle
+    checkpoint renamed to .safetensors, a truncated download, a header that is not JSON.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise GenError(f"checkpoint not found: {path}")
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if head.startswith(_PICKLE_MAGIC) or head.startswith(_ZIP_MAGIC):
+            raise GenError(
+                f"{path} is a pickled (torch.save) checkpoint; gen never unpickles files. "
+                "Convert it with safetensors.torch.save_file in a trusted environment."
+            )
+        if len(head) < 8:
+            raise GenError(f"{path} is truncated ({size} bytes): not a safetensors file")
+        (n,) = struct.unpack("<Q", head)
+        if n > _MAX_HEADER or 8 + n > size:
+            raise GenError(f"{path} is corrupt or truncated (header length {n}, file size {size})")
+        try:
+            header = json.loads(f.read(n))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise GenError(f"{path} is corrupt: its safetensors header is not JSON") from None
+    end = 8 + n
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            stop = info["data_offsets"][1]
+        except (TypeError, KeyError, IndexError):
+            raise GenError(f"{path} is corrupt: bad entry for tensor {name!r}") from None
+        if end + stop > size:
+            raise GenError(f"{path} is truncated: tensor {name!r} runs past the end of the file")
+    return header
+
+
+def load_safetensors(path: str | os.PathLike) -> tuple[dict, dict[str, str]]:
+    """Load torch tensors and the string metadata from a validated safetensors file."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    header = check_safetensors(path)
+    try:
+        tensors = load_file(str(path))
+    except SafetensorError as e:
+        raise GenError(f"{path} is corrupt: {e}") from None
+    return tensors, dict(header.get("__metadata__") or {})
+
+
+def save_safetensors(path: str | os.PathLike, tensors: dict, metadata: dict[str, str] | None = None) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().contiguous() for k, v in tensors.items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)

@@ -1,0 +1,43 @@
+"""Image arrays <-> pictures: uint8 conversion and PNG grids (numpy + Pillow only)."""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+
+import numpy as np
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """NCHW floats in [-1, 1] -> NHWC uint8, rounding to nearest."""
+    x = np.clip((np.asarray(images, dtype=np.float32) + 1.0) * 127.5, 0.0, 255.0)
+    return np.round(x).astype(np.uint8).transpose(0, 2, 3, 1)
+
+
+def grid(images: np.ndarray, nrow: int | None = None, pad: int = 1, scale: int | None = None):
+    """Tile NCHW [-1, 1] images into one PIL image; tiny images are upscaled so people can see them."""
+    from PIL import Image
+
+    u8 = to_uint8(images)
+    n, h, w, c = u8.shape
+    nrow = nrow or max(1, math.ceil(math.sqrt(n)))
+    ncol = math.ceil(n / nrow)
+    canvas = np.zeros((ncol * (h + pad) + pad, nrow * (w + pad) + pad, c), dtype=np.uint8)
+    for i in range(n):
+        r, col = divmod(i, nrow)
+        y0, x0 = pad + r * (h + pad), pad + col * (w + pad)
+        canvas[y0 : y0 + h, x0 : x0 + w] = u8[i]
+    pic = Image.fromarray(canvas[..., 0] if c == 1 else canvas)
+    scale = scale or max(1, 512 // max(canvas.shape[:2]))
+    if scale > 1:
+        pic = pic.resize((pic.width * scale, pic.height * scale), Image.Resampling.NEAREST)
+    return pic
+
+
+def save_grid(path: str | os.PathLike, images: np.ndarray, nrow: int | None = None) -> None:
+    from gen.fileio import write_bytes
+
+    buf = io.BytesIO()
+    grid(images, nrow=nrow).save(buf, format="PNG")
+    write_bytes(path, buf.getvalue())

@@ -1,0 +1,153 @@
+"""`gen eval`: score a run's samples on features of a classifier trained on the run's own data.
+
+No Inception weights ship offline, so the default metrics use a small CNN that gen trains on the
+labelled training split (cached per dataset fingerprint) and are named for it: `fd_<data>`,
+`is_<data>`. They are comparable between runs on the same data, not with published FIDs. A real
+Inception FID is added when `--inception` points at local weights (as ONNX).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from gen.errors import GenError
+from gen.fileio import load_safetensors, save_safetensors, write_json
+from gen.trainkit.data import Dataset, load_dataset
+from gen.trainkit.metrics import frechet_distance_of, inception_style_score, precision_recall
+
+CLASSIFIER_VERSION = 1
+CLASSIFIER_EPOCHS = 30
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("GEN_CACHE_DIR") or os.path.join(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"), "gen")
+    return Path(root)
+
+
+def train_classifier(data: Dataset, seed: int = 0, epochs: int = CLASSIFIER_EPOCHS):
+    """Fit the feature classifier on the training split; returns (model, held-out accuracy)."""
+    import torch
+    import torch.nn.functional as F
+
+    from gen.trainkit.nets.classifier import FeatureClassifier
+
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    model = FeatureClassifier(data.channels, data.num_classes)
+    opt = torch.optim.Adam(model.parameters(), 2e-3)
+    x, y = torch.from_numpy(data.train_x), torch.from_numpy(data.train_y)
+    for _ in range(epochs):
+        model.train()
+        for idx in torch.randperm(len(x), generator=g).split(128):
+            # One-pixel random shifts: cheap augmentation that makes features less brittle.
+            dx, dy = torch.randint(-1, 2, (2,), generator=g).tolist()
+            xb = torch.roll(x[idx], shifts=(dy, dx), dims=(2, 3))
+            loss = F.cross_entropy(model(xb), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model.eval(), _accuracy(model, data.test_x, data.test_y)
+
+
+def _accuracy(model, x: np.ndarray, y: np.ndarray) -> float:
+    _, probs = embed(model, x)
+    return float((probs.argmax(1) == y).mean())
+
+
+def load_or_train_classifier(data: Dataset):
+    """The cached classifier for this dataset, trained (seconds on digits) on first use."""
+    import torch
+
+    from gen.trainkit.nets.classifier import FeatureClassifier
+
+    path = cache_dir() / f"classifier-{data.name}-{data.fingerprint()}-v{CLASSIFIER_VERSION}.safetensors"
+    if path.is_file():
+        try:
+            tensors, meta = load_safetensors(path)
+            model = FeatureClassifier(data.channels, data.num_classes)
+            model.load_state_dict(tensors)
+            return model.eval(), float(meta["held_out_accuracy"]), path
+        except (GenError, RuntimeError, KeyError):
+            pass  # a damaged cache entry is rebuilt, never trusted
+    model, acc = train_classifier(data)
+    save_safetensors(path, model.state_dict(), {"held_out_accuracy": repr(acc), "dataset": data.name})
+    return model, acc, path
+
+
+def embed(model, images: np.ndarray, batch: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    """Features (float64) and class probabilities for NCHW images in [-1, 1]."""
+    import torch
+
+    feats, probs = [], []
+    with torch.no_grad():
+        for i in range(0, len(images), batch):
+            x = torch.from_numpy(np.ascontiguousarray(images[i : i + batch], dtype=np.float32))
+            f = model.features(x)
+            feats.append(f.double().numpy())
+            probs.append(torch.softmax(model.head(f), dim=1).double().numpy())
+    return np.concatenate(feats), np.concatenate(probs)
+
+
+def evaluate_run(run_path: str, n: int = 1000, seed: int = 0, steps: int | None = None,
+                 guidance: float | None = None, inception: str | None = None) -> dict:
+    from gen.trainkit.train import load_run, sample_run
+
+    if n < 10:
+        raise GenError(f"--n must be at least 10 to fit feature statistics, got {n}")
+    t0 = time.perf_counter()
+    run, config, trainer = load_run(run_path)
+    data = load_dataset(config["data"], config["image_size"], config["channels"])
+    if data.num_classes < 2 and not inception:
+        raise GenError(
+            f"{config['data']} has no class labels, so gen cannot train its metric classifier; "
+            "use labelled data (class sub-folders) or pass --inception"
+        )
+    conditional = bool(config.get("conditional"))
+    labels = np.arange(n) % config["num_classes"] if conditional else None
+    options = {k: v for k, v in (("steps", steps), ("guidance", guidance)) if v is not None}
+    fake = sample_run(trainer, config, n, seed, labels=labels, **options)
+    t_sample = time.perf_counter() - t0
+
+    name = _metric_suffix(data.name)
+    metrics, reference, classifier = {}, {}, {}
+    if data.num_classes >= 2:
+        model, acc, cache = load_or_train_classifier(data)
+        f_fake, p_fake = embed(model, fake)
+        f_test, p_test = embed(model, data.test_x)
+        f_train, _ = embed(model, data.train_x)
+        noise = np.random.default_rng(seed).standard_normal(fake.shape).clip(-1, 1).astype(np.float32)
+        f_noise, _ = embed(model, noise)
+        precision, recall = precision_recall(f_test, f_fake, k=3)
+        metrics = {f"fd_{name}": frechet_distance_of(f_fake, f_test), f"is_{name}": inception_style_score(p_fake),
+                   "precision_k3": precision, "recall_k3": recall}
+        if conditional:
+            metrics["label_accuracy"] = float((p_fake.argmax(1) == labels).mean())
+        reference = {
+            f"fd_{name}_real_train_vs_held_out": frechet_distance_of(f_train, f_test),
+            f"fd_{name}_gaussian_noise": frechet_distance_of(f_noise, f_test),
+            f"is_{name}_held_out": inception_style_score(p_test),
+        }
+        classifier = {"held_out_accuracy": acc, "feature_dim": int(f_fake.shape[1]), "cache": str(cache)}
+    if inception:
+        from gen.trainkit.inception import inception_features
+
+        real = np.concatenate([data.train_x, data.test_x])
+        metrics["fid_inception"] = frechet_distance_of(inception_features(inception, fake), inception_features(inception, real))
+    result = {
+        "run": str(run.path), "family": config["family"], "data": config["data"], "n": n, "seed": seed,
+        "held_out_images": int(len(data.test_x)), "sampling": options or "run defaults",
+        "metrics": {k: round(v, 4) for k, v in metrics.items()},
+        "reference": {k: round(v, 4) for k, v in reference.items()},
+        "classifier": classifier,
+        "seconds": {"sampling": round(t_sample, 2), "total": round(time.perf_counter() - t0, 2)},
+    }
+    write_json(run.eval_path, result)
+    return result
+
+
+def _metric_suffix(name: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in name.lower()) or "data"

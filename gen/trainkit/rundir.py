@@ -1,0 +1,111 @@
+"""A run directory on disk: config, weights, resumable state, metrics log and sample grids.
+
+    RUN/config.json          everything needed to rebuild the nets (family, data, sizes, hyper-params)
+    RUN/weights.safetensors  what sampling needs (EMA weights for diffusion), with the config as metadata
+    RUN/state.safetensors    every module, optimizer and EMA tensor plus the step, for --resume
+    RUN/metrics.jsonl        one JSON object per logged step
+    RUN/samples/step_N.png   sample grids during training; RUN/samples.png the final grid
+    RUN/eval.json            written by `gen eval`
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from gen.errors import GenError
+from gen.fileio import load_safetensors, read_json, save_safetensors, write_bytes, write_json
+
+RUN_FILES = ("config.json", "weights.safetensors", "state.safetensors", "metrics.jsonl", "samples.png", "eval.json")
+RUN_DIRS = ("samples",)
+
+
+class RunDir:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    config_path = property(lambda self: self.path / "config.json")
+    weights_path = property(lambda self: self.path / "weights.safetensors")
+    state_path = property(lambda self: self.path / "state.safetensors")
+    metrics_path = property(lambda self: self.path / "metrics.jsonl")
+    eval_path = property(lambda self: self.path / "eval.json")
+
+    def is_run(self) -> bool:
+        return self.config_path.is_file()
+
+    def prepare(self, resume: bool, force: bool) -> None:
+        """Claim the directory for a new run, refusing to overwrite anything unless told to."""
+        if resume and force:
+            raise GenError("--resume and --force contradict each other: --resume continues the run, --force replaces it")
+        if resume:
+            if not self.is_run():
+                raise GenError(f"--resume: {self.path} holds no run (no config.json); drop --resume to start one")
+            if not self.state_path.is_file():
+                raise GenError(f"--resume: {self.path} has no state.safetensors checkpoint to resume from")
+            return
+        if self.path.exists() and not self.path.is_dir():
+            raise GenError(f"--out {self.path} exists and is not a directory")
+        if self.path.is_dir() and any(self.path.iterdir()):
+            if not force:
+                what = "another run" if self.is_run() else "other files"
+                raise GenError(
+                    f"--out {self.path} already holds {what}; pass --resume to continue it, "
+                    "--force to replace it, or choose another --out"
+                )
+            if not self.is_run():
+                raise GenError(f"--force: {self.path} holds files that are not a gen run; refusing to delete them")
+            for name in RUN_FILES:
+                (self.path / name).unlink(missing_ok=True)
+            for name in RUN_DIRS:
+                shutil.rmtree(self.path / name, ignore_errors=True)
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    # -- config -----------------------------------------------------------------------------
+    def write_config(self, config: dict) -> None:
+        write_json(self.config_path, config)
+
+    def read_config(self) -> dict:
+        if not self.path.is_dir():
+            raise GenError(f"run directory not found: {self.path}")
+        if not self.is_run():
+            raise GenError(f"{self.path} is not a gen run (no config.json); train one with `gen train`")
+        return read_json(self.config_path, "run config")
+
+    # -- metrics log --------------------------------------------------------------------------
+    def log(self, record: dict) -> None:
+        with open(self.metrics_path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def metrics(self) -> list[dict]:
+        if not self.metrics_path.is_file():
+            return []
+        out = []
+        for line in self.metrics_path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a line cut short by a kill; the records before it are intact
+        return out
+
+    def truncate_metrics(self, step: int) -> None:
+        """On resume, drop records logged after the checkpoint so the log reads as one run."""
+        keep = [r for r in self.metrics() if r.get("step", 0) <= step]
+        write_bytes(self.metrics_path, "".join(json.dumps(r) + "\n" for r in keep).encode())
+
+    # -- tensors ------------------------------------------------------------------------------
+    def save_weights(self, tensors: dict, config: dict) -> None:
+        meta = {"format": "gen-weights/1", "family": config["family"], "config": json.dumps(config, sort_keys=True)}
+        save_safetensors(self.weights_path, tensors, meta)
+
+    def load_weights(self) -> dict:
+        if not self.weights_path.is_file():
+            raise GenError(f"{self.path} has no weights.safetensors yet; let `gen train` finish or --resume it")
+        tensors, _ = load_safetensors(self.weights_path)
+        return tensors
+
+    def save_state(self, tensors: dict, meta: dict[str, str]) -> None:
+        save_safetensors(self.state_path, tensors, meta)
+
+    def load_state(self) -> tuple[dict, dict[str, str]]:
+        return load_safetensors(self.state_path)
