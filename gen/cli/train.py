@@ -7,6 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from gen.errors import GenError
+
 app = typer.Typer(
     help="Train a generator. Each model writes a run directory: weights (safetensors), config, "
     "metrics.jsonl, sample grids, and a checkpoint for --resume.",
@@ -23,6 +25,8 @@ Lr = Annotated[Optional[float], typer.Option(help="Learning rate.")]
 Conditional = Annotated[bool, typer.Option(help="Condition on class labels (needs labelled data).")]
 Resume = Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")]
 Force = Annotated[bool, typer.Option(help="Replace the run already in --out.")]
+CheckpointEvery = Annotated[int, typer.Option(help="Write a resumable checkpoint every N steps.")]
+SampleEvery = Annotated[int, typer.Option(help="Write a sample grid to RUN/samples/ every N steps.")]
 Quiet = Annotated[bool, typer.Option(help="No progress bar.")]
 
 
@@ -44,11 +48,15 @@ class Prediction(str, Enum):
 
 
 def _run(family: str, data: str, out: str, image_size, resume: bool, force: bool, quiet: bool, **overrides) -> None:
+    """Shared body of the three commands: the options they have in common arrive as keywords."""
     from gen.trainkit.train import train
 
     overrides = {k: (v.value if isinstance(v, Enum) else v) for k, v in overrides.items()}
     if resume:  # a resumed run keeps its own config; only the step total may change
         overrides = {"steps": overrides.get("steps")}
+    for key in ("checkpoint_every", "sample_every"):
+        if overrides.get(key, 1) < 1:
+            raise GenError(f"--{key.replace('_', '-')} must be at least 1, got {overrides[key]}")
     run = train(family, data, out, overrides, image_size=image_size, resume=resume, force=force, progress=not quiet)
     typer.echo(f"run written to {run.path}  (samples: {run.path / 'samples.png'}; evaluate: gen eval {run.path})")
 
@@ -59,13 +67,14 @@ def gan(
     loss: Annotated[GanLoss, typer.Option(help="bce: non-saturating DCGAN; lsgan: least squares; wgan-gp: Wasserstein + gradient penalty; hinge: hinge + spectral norm.")] = GanLoss.bce,
     n_critic: Annotated[Optional[int], typer.Option(help="Critic updates per generator update (default 1; 5 is usual for wgan-gp).")] = None,
     conditional: Conditional = False, image_size: ImageSize = None, batch_size: BatchSize = None, lr: Lr = None,
+    checkpoint_every: CheckpointEvery = 500, sample_every: SampleEvery = 500,
     resume: Resume = False, force: Force = False, quiet: Quiet = False,
 ) -> None:
     """DCGAN-style GAN (optionally class-conditional)."""
     if loss == GanLoss.wgan_gp and n_critic is None:
         n_critic = 5
     _run("gan", data, out, image_size, resume, force, quiet, steps=steps, seed=seed, loss=loss, n_critic=n_critic,
-         conditional=conditional, batch_size=batch_size, lr=lr)
+         conditional=conditional, batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every, sample_every=sample_every)
 
 
 @app.command()
@@ -74,11 +83,12 @@ def vae(
     beta: Annotated[Optional[float], typer.Option(help="KL weight (1 = the ELBO; >1 = beta-VAE).")] = None,
     latent_dim: Annotated[Optional[int], typer.Option(help="Latent dimensions.")] = None,
     image_size: ImageSize = None, batch_size: BatchSize = None, lr: Lr = None,
+    checkpoint_every: CheckpointEvery = 500, sample_every: SampleEvery = 500,
     resume: Resume = False, force: Force = False, quiet: Quiet = False,
 ) -> None:
     """Convolutional VAE."""
     _run("vae", data, out, image_size, resume, force, quiet, steps=steps, seed=seed, beta=beta, latent_dim=latent_dim,
-         batch_size=batch_size, lr=lr)
+         batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every, sample_every=sample_every)
 
 
 @app.command()
@@ -88,8 +98,9 @@ def ddpm(
     prediction: Annotated[Prediction, typer.Option(help="What the UNet predicts: epsilon (noise) or v (velocity).")] = Prediction.epsilon,
     conditional: Annotated[bool, typer.Option(help="Class-conditional with label dropout, so classifier-free guidance works when sampling.")] = False,
     image_size: ImageSize = None, batch_size: BatchSize = None, lr: Lr = None,
+    checkpoint_every: CheckpointEvery = 500, sample_every: SampleEvery = 500,
     resume: Resume = False, force: Force = False, quiet: Quiet = False,
 ) -> None:
     """DDPM on diffusers' UNet2DModel, with EMA weights; samples with DDIM."""
     _run("ddpm", data, out, image_size, resume, force, quiet, steps=steps, seed=seed, schedule=schedule,
-         prediction=prediction, conditional=conditional, batch_size=batch_size, lr=lr)
+         prediction=prediction, conditional=conditional, batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every, sample_every=sample_every)

@@ -19,7 +19,7 @@ from gen.fileio import load_safetensors, save_safetensors, write_json
 from gen.trainkit.data import Dataset, load_dataset
 from gen.trainkit.metrics import frechet_distance_of, inception_style_score, precision_recall
 
-CLASSIFIER_VERSION = 1
+CLASSIFIER_VERSION = 2
 CLASSIFIER_EPOCHS = 30
 
 

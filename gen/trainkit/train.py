@@ -77,6 +77,7 @@ def train(family: str, data_spec: str, out: str, overrides: dict, image_size: in
     else:
         data = load_dataset(data_spec, image_size)
         config = build_config(family, data, data_spec, overrides)
+    torch.manual_seed(config["seed"])  # initial weights; training itself draws only from step_generator
     trainer = make_trainer(config)
     start = 0
     if resume:
@@ -99,7 +100,6 @@ def train(family: str, data_spec: str, out: str, overrides: dict, image_size: in
     def checkpoint(step):
         run.save_state(*pack(trainer.modules, trainer.optimizers, step))
 
-    torch.manual_seed(config["seed"])  # nothing should draw from the global RNG; this pins it anyway
     steps, t0, done = config["steps"], time.perf_counter(), start
     bar = tqdm(total=steps, initial=start, desc=f"train {family}", unit="step", disable=not progress, dynamic_ncols=True)
     for step in range(start, steps):

@@ -1,21 +1,31 @@
-"""The small CNN whose features the dataset metrics (fd_*, is_*, precision/recall) are computed on."""
+"""The small CNN whose features the dataset metrics (fd_*, is_*, precision/recall) are computed on.
+
+Features are the last conv block pooled to a 2x2 map and flattened (512-d), not globally averaged:
+for small images like digits, where a stroke sits is much of what makes the digit, and a global
+average threw that away (FD for Gaussian noise fell from ~430 to ~66 with the pooled variant, while
+real-vs-real stayed near 0.5-9; measured with the DDPM run, 2026-11-22).
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-FEATURE_DIM = 128
+CHANNELS = 128
+FEATURE_DIM = CHANNELS * 4
+
+
+def _block(cin: int, cout: int, stride: int) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, stride, 1), nn.BatchNorm2d(cout), nn.ReLU(True)]
 
 
 class FeatureClassifier(nn.Module):
     def __init__(self, channels: int, num_classes: int, width: int = 32):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(channels, width, 3, 1, 1), nn.ReLU(True),
-            nn.Conv2d(width, width * 2, 3, 2, 1), nn.ReLU(True),
-            nn.Conv2d(width * 2, FEATURE_DIM, 3, 2, 1), nn.ReLU(True),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            *_block(channels, width, 1), *_block(width, width, 1),
+            *_block(width, width * 2, 2), *_block(width * 2, CHANNELS, 2),
+            nn.AdaptiveAvgPool2d(2), nn.Flatten(),
         )
         self.head = nn.Linear(FEATURE_DIM, num_classes)
 
