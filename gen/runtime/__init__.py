@@ -1,0 +1,1 @@
+"""Bundle I/O, backends and the Sampler; needs no torch (issue 3 onwards)."""

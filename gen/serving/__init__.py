@@ -1,0 +1,1 @@
+"""Triton model repositories and server control (issue 5)."""
