@@ -10,7 +10,10 @@ import sys
 
 import typer
 
+from gen.cli import bench as bench_cmd
 from gen.cli import eval as eval_cmd
+from gen.cli import export as export_cmd
+from gen.cli import generate as generate_cmd
 from gen.cli import info as info_cmd
 from gen.cli import train as train_cmd
 from gen.errors import GenError
@@ -25,6 +28,9 @@ app = typer.Typer(
 )
 app.add_typer(train_cmd.app, name="train")
 app.command("eval")(eval_cmd.eval_run)
+app.command("export")(export_cmd.export)
+app.command("generate")(generate_cmd.generate)
+app.command("bench")(bench_cmd.bench)
 app.command("info")(info_cmd.info)
 
 

@@ -33,7 +33,7 @@ def train_classifier(data: Dataset, seed: int = 0, epochs: int = CLASSIFIER_EPOC
     import torch
     import torch.nn.functional as F
 
-    from gen.trainkit.nets.classifier import FeatureClassifier
+    from gen.nets.classifier import FeatureClassifier
 
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
@@ -62,7 +62,7 @@ def load_or_train_classifier(data: Dataset):
     """The cached classifier for this dataset, trained (seconds on digits) on first use."""
     import torch
 
-    from gen.trainkit.nets.classifier import FeatureClassifier
+    from gen.nets.classifier import FeatureClassifier
 
     path = cache_dir() / f"classifier-{data.name}-{data.fingerprint()}-v{CLASSIFIER_VERSION}.safetensors"
     if path.is_file():

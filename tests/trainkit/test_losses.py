@@ -7,8 +7,8 @@ import torch
 from torch.distributions import Normal, kl_divergence
 
 from gen.trainkit.families.gan import discriminator_loss, generator_loss, gradient_penalty
-from gen.trainkit.nets.gan import Discriminator, Generator
-from gen.trainkit.nets.vae import VAE, gaussian_kl
+from gen.nets.gan import Discriminator, Generator
+from gen.nets.vae import VAE, gaussian_kl
 
 
 def test_gradient_penalty_on_a_linear_critic():

@@ -12,7 +12,8 @@ import copy
 import torch
 import torch.nn.functional as F
 
-from gen.trainkit.nets.unet import build_unet, unet_config
+from gen.nets.components import sub_state
+from gen.nets.unet import build_unet, unet_config
 
 SCHEDULES = {"linear": "linear", "cosine": "squaredcos_cap_v2"}
 PREDICTIONS = {"epsilon": "epsilon", "v": "v_prediction"}
@@ -87,7 +88,7 @@ class DdpmTrainer:
         return {f"unet.{k}": v for k, v in self.ema.state_dict().items()}
 
     def load_sampling_weights(self, tensors: dict) -> None:
-        self.ema.load_state_dict({k[len("unet."):]: v for k, v in tensors.items() if k.startswith("unet.")})
+        self.ema.load_state_dict(sub_state(tensors, "unet"))
 
     @torch.no_grad()
     def sample(self, n: int, labels, g: torch.Generator, steps: int | None = None, guidance: float | None = None, **_):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from gen.trainkit.nets.gan import Discriminator, Generator
+from gen.nets.components import sub_state
+from gen.nets.gan import Discriminator, Generator
 
 LOSSES = ("bce", "lsgan", "wgan-gp", "hinge")
 
@@ -90,7 +91,7 @@ class GanTrainer:
         return {f"generator.{k}": v for k, v in self.G.state_dict().items()}
 
     def load_sampling_weights(self, tensors: dict) -> None:
-        self.G.load_state_dict({k[len("generator."):]: v for k, v in tensors.items() if k.startswith("generator.")})
+        self.G.load_state_dict(sub_state(tensors, "generator"))
 
     @torch.no_grad()
     def sample(self, n: int, labels, g: torch.Generator, **_) -> torch.Tensor:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from gen.trainkit.nets.vae import VAE, gaussian_kl
+from gen.nets.components import sub_state
+from gen.nets.vae import VAE, gaussian_kl
 
 
 class VaeTrainer:
@@ -38,7 +39,7 @@ class VaeTrainer:
         return {f"vae.{k}": v for k, v in self.vae.state_dict().items()}
 
     def load_sampling_weights(self, tensors: dict) -> None:
-        self.vae.load_state_dict({k[len("vae."):]: v for k, v in tensors.items() if k.startswith("vae.")})
+        self.vae.load_state_dict(sub_state(tensors, "vae"))
 
     @torch.no_grad()
     def sample(self, n: int, labels, g: torch.Generator, **_) -> torch.Tensor:

@@ -38,7 +38,7 @@ class Generator(nn.Module):
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if self.embed is not None:
             z = torch.cat([z, self.embed(labels)], dim=1)
-        return self.net(self.fc(z).view(len(z), self.ch, 4, 4))
+        return self.net(self.fc(z).view(-1, self.ch, 4, 4))  # -1, not len(z): keeps the batch axis dynamic in ONNX
 
 
 class Discriminator(nn.Module):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gen.trainkit.nets.gan import _stages
+from gen.nets.gan import _stages
 
 
 class VAE(nn.Module):
@@ -33,7 +33,7 @@ class VAE(nn.Module):
         return mu, logvar.clamp(-30.0, 20.0)
 
     def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder_net(self.from_z(z).view(len(z), self.ch, 4, 4))
+        return self.decoder_net(self.from_z(z).view(-1, self.ch, 4, 4))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Mean image in [-1, 1]: the Bernoulli mean mapped from [0, 1]."""

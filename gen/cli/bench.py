@@ -1,0 +1,61 @@
+"""`gen bench BUNDLE`: side-by-side latency of backends and precisions, as a table, JSON and a plot."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from gen.errors import GenError
+
+
+def _ints(text: str, option: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise GenError(f"{option} takes comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise GenError(f"{option} values must be >= 1, got {text!r}")
+    return values
+
+
+def bench(
+    bundle: Annotated[str, typer.Argument(help="Bundle directory written by `gen export`.")],
+    backends: Annotated[str, typer.Option(help="Comma-separated backends: eager, ort.")] = "eager,ort",
+    precisions: Annotated[str, typer.Option(help="Comma-separated precisions: fp32, fp16.")] = "fp32",
+    steps: Annotated[str, typer.Option(help="Comma-separated diffusion step counts.")] = "1,10,50",
+    batch: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "1,16",
+    repeats: Annotated[int, typer.Option(help="Timed runs per configuration (after warm-up).")] = 5,
+    warmup: Annotated[int, typer.Option(help="Untimed warm-up runs per configuration.")] = 1,
+    threads: Annotated[Optional[int], typer.Option(help="Threads for every backend (default: all cores).")] = None,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    json_out: Annotated[Optional[str], typer.Option("--json", help="Write the full results here.")] = None,
+    plot_out: Annotated[Optional[str], typer.Option("--plot", help="Write a PNG bar chart here (default: beside --json).")] = None,
+) -> None:
+    """Median and p95 latency per component and end to end, images/s, sampler overhead, speed-ups vs eager.
+
+    Example:  gen bench bundles/ddpm --backends eager,ort --steps 50 --batch 16 --json results.json
+    """
+    import json
+    import shlex
+
+    from gen.fileio import write_json
+    from gen.runtime.bench import plot, run_bench, speedups
+
+    result = run_bench(bundle, [b.strip() for b in backends.split(",") if b.strip()],
+                       [p.strip() for p in precisions.split(",") if p.strip()],
+                       _ints(steps, "--steps"), _ints(batch, "--batch"), warmup, repeats, threads, device, log=typer.echo)
+    result["command"] = "gen " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    result["speedups"] = speedups(result)
+    for s in result["speedups"]:
+        ratio = next(v for k, v in s.items() if k.startswith("speedup"))
+        typer.echo(f"{s['backend']}/{s['precision']} batch {s['batch']} steps {s['steps']}: {ratio:.2f}x eager")
+    if json_out:
+        write_json(json_out, result)
+        typer.echo(f"results: {json_out}")
+        plot_out = plot_out or json_out.rsplit(".", 1)[0] + ".png"
+    if plot_out:
+        typer.echo(f"plot: {plot_out}" if plot(result, plot_out) else "plot skipped: matplotlib is not installed")
+    if not json_out:
+        typer.echo(json.dumps(result["speedups"]))

@@ -1,0 +1,221 @@
+"""`gen export RUN --out BUNDLE`: a trained run -> a parity-checked ONNX bundle.
+
+The bundle is assembled in a temporary sibling directory and renamed into place only after every
+component has passed `onnx.checker` (full check) and the eager-vs-ONNX-Runtime parity check, so a
+failed export leaves nothing behind and never damages a bundle that was already there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata as md
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from gen.errors import GenError
+from gen.fileio import write_json
+from gen.runtime.bundle import MANIFEST, SCHEMA_VERSION
+
+DEFAULT_OPSET = 17
+DEFAULT_TOLERANCE = 1e-3
+PARITY_BATCH = 3
+TWO_GB = 2**31
+
+
+def export_run(run_path: str, out: str, fp16: bool = False, opset: int = DEFAULT_OPSET, force: bool = False,
+               tolerance: float = DEFAULT_TOLERANCE, progress=print) -> Path:
+    import torch
+
+    from gen.nets.components import build_components, signatures
+    from gen.trainkit.rundir import RunDir
+
+    if not 13 <= opset <= 21:
+        raise GenError(f"--opset must be between 13 and 21, got {opset}")
+    out = Path(out)
+    if out.exists() and not force:
+        raise GenError(f"--out {out} already exists; pass --force to replace it")
+    run = RunDir(run_path)
+    config = run.read_config()
+    tensors = run.load_weights()
+    try:
+        components = build_components(config, tensors)
+    except RuntimeError as e:
+        raise GenError(f"{run.weights_path} does not match {run.config_path}: {str(e).splitlines()[0]}") from None
+    sigs = signatures(config)
+
+    tmp = out.parent / f".{out.name}.export-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        manifest_components, parity = {}, {}
+        for name, module in components.items():
+            progress(f"exporting {name} ...")
+            path = tmp / f"{name}.onnx"
+            _export_component(module, sigs[name], path, opset, config)
+            files = {"fp32": _file_entry(tmp, path)}
+            err = _parity(module, sigs[name], path, config)
+            parity[name] = {"ort_fp32_vs_eager_max_abs": err}
+            progress(f"  {name}: ORT fp32 vs eager max |diff| = {err:.2e}")
+            if not err <= tolerance:
+                raise GenError(f"{name}: ONNX Runtime output differs from eager by {err:.3g} (> tolerance {tolerance}); nothing was written")
+            if fp16:
+                from gen.export.precision import convert_fp16
+
+                half = tmp / f"{name}.fp16.onnx"
+                convert_fp16(path, half)
+                files["fp16"] = _file_entry(tmp, half)
+                parity[name]["ort_fp16_vs_fp32"] = _fp16_parity(path, half, sigs[name], config)
+                progress(f"  {name}: ORT fp16 vs fp32 = {parity[name]['ort_fp16_vs_fp32']}")
+            manifest_components[name] = {**sigs[name], "files": files}
+        (tmp / "weights").mkdir()
+        shutil.copyfile(run.weights_path, tmp / "weights" / "weights.safetensors")
+        write_json(tmp / "weights" / "config.json", config)
+        manifest = _manifest(config, run, manifest_components, parity, fp16, opset, torch.__version__)
+        write_json(tmp / MANIFEST, manifest)
+        if fp16:
+            manifest["parity"]["images_fp16_vs_fp32"] = _image_psnr(tmp)
+            write_json(tmp / MANIFEST, manifest)
+        _replace_dir(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def _export_component(module, sig: dict, path: Path, opset: int, config: dict) -> None:
+    import onnx
+    import torch
+
+    from gen.nets.components import example_inputs
+
+    inputs = example_inputs(sig, 2, num_classes=max(config.get("num_classes", 0), 1), timesteps=config.get("timesteps", 1000))
+    in_names = [s["name"] for s in sig["inputs"]]
+    out_names = [s["name"] for s in sig["outputs"]]
+    axes = {n: {0: "batch"} for n in in_names + out_names}
+    # The tracer warns about Python-level shape branches in diffusers; the parity check below runs
+    # the exported graph at a different batch size than the trace, which is the check that matters.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        torch.onnx.export(module, tuple(inputs[n] for n in in_names), str(path), input_names=in_names,
+                          output_names=out_names, dynamic_axes=axes, opset_version=opset, dynamo=False,
+                          do_constant_folding=True)
+    model = onnx.load(str(path))
+    if model.ByteSize() > TWO_GB - 2**20:  # protobuf's 2 GB limit: move weights to external data
+        onnx.save_model(model, str(path), save_as_external_data=True, location=f"{path.name}.data")
+    onnx.checker.check_model(str(path), full_check=True)
+
+
+def _file_entry(root: Path, path: Path) -> dict:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return {"path": path.name, "bytes": path.stat().st_size, "sha256": h.hexdigest()}
+
+
+def _session(path: Path):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = os.cpu_count() or 1
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def _parity(module, sig, path, config) -> float:
+    import torch
+
+    from gen.nets.components import example_inputs
+
+    inputs = example_inputs(sig, PARITY_BATCH, seed=1, num_classes=max(config.get("num_classes", 0), 1),
+                            timesteps=config.get("timesteps", 1000))
+    with torch.no_grad():
+        ref = module(**inputs).numpy()
+    try:
+        got = _session(path).run(None, {k: v.numpy() for k, v in inputs.items()})[0]
+    except Exception as e:  # onnxruntime's own exception types
+        raise GenError(f"the exported {path.stem} fails in ONNX Runtime at batch {PARITY_BATCH}: {str(e).splitlines()[0]}") from None
+    return float(np.abs(ref - got).max())
+
+
+def _fp16_parity(fp32: Path, fp16: Path, sig, config) -> dict:
+    from gen.nets.components import example_inputs
+
+    inputs = example_inputs(sig, PARITY_BATCH, seed=1, num_classes=max(config.get("num_classes", 0), 1),
+                            timesteps=config.get("timesteps", 1000))
+    feeds = {k: v.numpy() for k, v in inputs.items()}
+    a = _session(fp32).run(None, feeds)[0]
+    b = _session(fp16).run(None, feeds)[0]
+    return {"max_abs": float(np.abs(a - b).max()), "psnr_db": psnr(a, b, peak=float(np.abs(a).max()) or 1.0)}
+
+
+def psnr(reference: np.ndarray, test: np.ndarray, peak: float = 2.0) -> float:
+    """PSNR in dB; `peak` is the signal's range (2 for images in [-1, 1])."""
+    mse = float(np.mean((np.asarray(reference, np.float64) - np.asarray(test, np.float64)) ** 2))
+    return float("inf") if mse == 0 else float(10.0 * np.log10(peak**2 / mse))
+
+
+def _image_psnr(bundle_dir: Path) -> dict:
+    """End-to-end: the same seed through ORT fp32 and fp16, the way users will compare them."""
+    from gen.runtime.sampler import Sampler
+
+    a = Sampler(str(bundle_dir), backend="ort", precision="fp32").generate(n=8, seed=0)
+    b = Sampler(str(bundle_dir), backend="ort", precision="fp16").generate(n=8, seed=0)
+    return {"psnr_db": round(psnr(a, b), 2), "max_abs": float(np.abs(a - b).max()), "n": 8, "seed": 0}
+
+
+def _replace_dir(tmp: Path, out: Path) -> None:
+    """Swap the finished bundle into place; an old bundle is removed only after the new one is in."""
+    old = None
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        os.replace(out, old)
+    os.replace(tmp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _manifest(config, run, components, parity, fp16, opset, torch_version) -> dict:
+    family = config["family"]
+    conditional = bool(config.get("conditional")) and config.get("num_classes", 0) > 1
+    sampling: dict = {}
+    if family == "gan":
+        sampling = {"z_dim": config["z_dim"]}
+    elif family == "vae":
+        sampling = {"latent_dim": config["latent_dim"]}
+    elif family == "ddpm":
+        from gen.trainkit.families.ddpm import noise_scheduler
+
+        sched = dict(noise_scheduler(config).config)
+        keys = ("num_train_timesteps", "beta_schedule", "beta_start", "beta_end", "prediction_type", "clip_sample", "clip_sample_range")
+        sampling = {
+            "scheduler_config": {**{k: sched[k] for k in keys}, "timestep_spacing": "trailing"},
+            "default_scheduler": "ddim", "default_steps": config["sample_steps"], "guidance": config["guidance"],
+            "null_label": config["num_classes"] if conditional else None,
+        }
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "format": "gen-bundle",
+        "family": family,
+        "components": components,
+        "sampling": sampling,
+        "conditioning": {"num_classes": config["num_classes"] if conditional else 0,
+                         "class_names": config.get("class_names", []) if conditional else []},
+        "image": {"channels": config["channels"], "height": config["image_size"], "width": config["image_size"],
+                  "range": [-1.0, 1.0], "layout": "NCHW"},
+        "precision": "fp16" if fp16 else "fp32",
+        "parity": parity,
+        "weights": {"tensors": "weights/weights.safetensors", "config": "weights/config.json"},
+        "source": {"run": str(run.path.resolve()), "weights_sha256": _file_entry(run.path, run.weights_path)["sha256"]},
+        "export": {"opset": opset},
+        "versions": {p: _version(p) for p in ("gen", "torch", "diffusers", "onnx", "onnxruntime")},
+    }
+
+
+def _version(pkg: str):
+    try:
+        return md.version(pkg)
+    except md.PackageNotFoundError:
+        return None

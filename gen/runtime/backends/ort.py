@@ -1,0 +1,71 @@
+"""ONNX Runtime backend: one lazily created session per component, providers chosen and reported.
+
+Providers are tried in order TensorRT, CUDA, CPU (the GPU ones only for device="cuda"); ORT drops a
+provider it cannot initialise without failing, so `describe()` reports what each session really
+got rather than what was asked for.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from gen.errors import GenError
+from gen.runtime.backends import Backend
+
+GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+
+
+class OrtBackend(Backend):
+    name = "ort"
+
+    def __init__(self, bundle, device, precision, threads):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise GenError("backend 'ort' needs onnxruntime: pip install 'gen[runtime]'") from None
+        super().__init__(bundle, device, precision, threads or os.cpu_count() or 1)
+        self._ort = ort
+        available = ort.get_available_providers()
+        wanted = [p for p in GPU_PROVIDERS if p in available] if device == "cuda" else []
+        if device == "cuda" and not wanted:
+            raise GenError(f"device 'cuda' needs onnxruntime-gpu; this onnxruntime has only {available}")
+        self.providers = wanted + ["CPUExecutionProvider"]
+        self._sessions: dict = {}
+
+    def session(self, component: str):
+        if component not in self._sessions:
+            ort = self._ort
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = self.threads
+            opts.inter_op_num_threads = 1
+            opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            path = self.bundle.onnx_path(component, self.precision)
+            try:
+                self._sessions[component] = ort.InferenceSession(str(path), opts, providers=self.providers)
+            except Exception as e:  # onnxruntime raises its own exception types
+                raise GenError(f"onnxruntime cannot load {path}: {str(e).splitlines()[0]}") from None
+        return self._sessions[component]
+
+    def _run(self, component, feeds):
+        sess = self.session(component)
+        if self.device == "cuda":
+            return self._run_iobinding(sess, feeds)
+        return sess.run(None, feeds)[0]
+
+    def _run_iobinding(self, sess, feeds):
+        """On a GPU, bind outputs on the device so ORT allocates once per shape, not per copy."""
+        binding = sess.io_binding()
+        for name, value in feeds.items():
+            binding.bind_cpu_input(name, np.ascontiguousarray(value))
+        binding.bind_output(sess.get_outputs()[0].name, "cuda")
+        sess.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()[0]
+
+    def describe(self):
+        for component in self.bundle.components:
+            self.session(component)
+        return {**super().describe(), "providers": {c: s.get_providers() for c, s in self._sessions.items()},
+                "onnxruntime": self._ort.__version__}

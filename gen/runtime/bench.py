@@ -1,0 +1,158 @@
+"""Latency benchmark of a bundle across backends, precisions, step counts and batch sizes.
+
+Every configuration runs in this one process, one after another, with the same thread count, the
+same seed and a warm-up first, so the ratios between rows are a fair side-by-side comparison.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import os
+import platform
+import resource
+import time
+
+import numpy as np
+
+from gen.errors import GenError
+
+
+def _percentiles(samples: list[float]) -> dict:
+    a = np.asarray(samples)
+    return {"median_ms": float(np.median(a) * 1e3), "p95_ms": float(np.percentile(a, 95) * 1e3), "runs": len(a)}
+
+
+def _time(fn, warmup: int, repeats: int) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def _component_feeds(sampler, component: str, batch: int) -> dict:
+    rng = np.random.default_rng(0)
+    sig, k = sampler.bundle.signature(component), max(sampler.bundle.num_classes, 1)
+    feeds = {}
+    for spec in sig["inputs"]:
+        shape = [batch if d == "batch" else d for d in spec["shape"]]
+        if spec["name"] == "timestep":
+            feeds[spec["name"]] = np.full(shape, 500, dtype=np.int64)
+        elif spec["dtype"] == "int64":
+            feeds[spec["name"]] = (np.arange(batch) % k).astype(np.int64)
+        else:
+            feeds[spec["name"]] = rng.standard_normal(shape).astype(np.float32)
+    return feeds
+
+
+def run_bench(bundle: str, backends: list[str], precisions: list[str], steps: list[int], batches: list[int],
+              warmup: int = 1, repeats: int = 5, threads: int | None = None, device: str = "cpu", log=print) -> dict:
+    from gen.runtime.sampler import Sampler
+
+    if repeats < 1 or warmup < 0:
+        raise GenError(f"--repeats must be >= 1 and --warmup >= 0, got {repeats} and {warmup}")
+    threads = threads or os.cpu_count() or 1
+    rows, skipped, described = [], [], {}
+    for backend in backends:
+        for precision in precisions:
+            try:
+                sampler = Sampler(bundle, backend=backend, device=device, precision=precision, threads=threads)
+            except GenError as e:
+                skipped.append({"backend": backend, "precision": precision, "reason": str(e)})
+                log(f"skip {backend}/{precision}: {e}")
+                continue
+            described[f"{backend}/{precision}"] = sampler.backend.describe()
+            diffusion = sampler.family == "ddpm"
+            for batch in batches:
+                comps = {c: _percentiles(_time(lambda c=c: sampler.backend.run(c, _component_feeds(sampler, c, batch)), warmup, repeats))
+                         for c in sampler.bundle.components}
+                for s in (steps if diffusion else [None]):
+                    overheads = []
+
+                    def once():
+                        sampler.generate(n=batch, seed=0, steps=s)
+                        overheads.append(sampler.last_timing["overhead_s"] / sampler.last_timing["total_s"])
+
+                    e2e = _percentiles(_time(once, warmup, repeats))
+                    row = {"backend": backend, "precision": precision, "batch": batch, "steps": s,
+                           "end_to_end": e2e, "images_per_s": batch / (e2e["median_ms"] / 1e3),
+                           "sampler_overhead_fraction": float(np.median(overheads[warmup:] or overheads)),
+                           "components": comps, "peak_rss_mib_so_far": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+                    rows.append(row)
+                    log(_row_line(row))
+    return {"bundle": str(bundle), "rows": rows, "skipped": skipped, "backends": described,
+            "environment": environment(threads), "settings": {"warmup": warmup, "repeats": repeats, "device": device}}
+
+
+def _row_line(r: dict) -> str:
+    steps = "-" if r["steps"] is None else r["steps"]
+    e = r["end_to_end"]
+    return (f"{r['backend']:>6} {r['precision']:>5} batch {r['batch']:>3} steps {steps:>4}  "
+            f"median {e['median_ms']:9.2f} ms  p95 {e['p95_ms']:9.2f} ms  {r['images_per_s']:9.1f} img/s  "
+            f"overhead {100 * r['sampler_overhead_fraction']:4.1f}%")
+
+
+def speedups(result: dict, baseline: str = "eager") -> list[dict]:
+    """Each non-baseline row's end-to-end speed relative to the baseline row with the same settings."""
+    base = {(r["precision"], r["batch"], r["steps"]): r for r in result["rows"] if r["backend"] == baseline}
+    base_fp32 = {(r["batch"], r["steps"]): r for r in result["rows"] if r["backend"] == baseline and r["precision"] == "fp32"}
+    out = []
+    for r in result["rows"]:
+        if r["backend"] == baseline:
+            continue
+        b = base.get((r["precision"], r["batch"], r["steps"])) or base_fp32.get((r["batch"], r["steps"]))
+        if b:
+            out.append({"backend": r["backend"], "precision": r["precision"], "batch": r["batch"], "steps": r["steps"],
+                        f"speedup_vs_{baseline}_{b['precision']}": b["end_to_end"]["median_ms"] / r["end_to_end"]["median_ms"]})
+    return out
+
+
+def environment(threads: int) -> dict:
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    versions = {}
+    for p in ("gen", "numpy", "torch", "diffusers", "onnxruntime", "onnxruntime-gpu"):
+        try:
+            versions[p] = md.version(p)
+        except md.PackageNotFoundError:
+            pass
+    return {"cpu": cpu, "cpu_count": os.cpu_count(), "threads": threads, "python": platform.python_version(),
+            "platform": platform.platform(), "versions": versions}
+
+
+def plot(result: dict, path: str) -> bool:
+    """Bar chart of end-to-end latency per configuration; False when matplotlib is absent."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    import io
+
+    from gen.fileio import write_bytes
+
+    rows = result["rows"]
+    labels = [f"{r['backend']}/{r['precision']}\nb{r['batch']}" + ("" if r["steps"] is None else f" s{r['steps']}") for r in rows]
+    values = [r["end_to_end"]["median_ms"] for r in rows]
+    colors = ["#4c72b0" if r["backend"] == "eager" else "#dd8452" for r in rows]
+    fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(rows)), 4))
+    ax.bar(range(len(rows)), values, color=colors)
+    ax.set_xticks(range(len(rows)), labels, fontsize=7)
+    ax.set_ylabel("end-to-end median latency (ms, log)")
+    ax.set_yscale("log")
+    ax.set_title(f"gen bench {os.path.basename(result['bundle'].rstrip('/'))} ({result['environment']['threads']} threads)")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    plt.close(fig)
+    write_bytes(path, buf.getvalue())
+    return True

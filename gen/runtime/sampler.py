@@ -1,0 +1,129 @@
+"""`Sampler(bundle, backend=...).generate(...)`: one API over every family and backend.
+
+The host draws all noise with numpy from the seed, so a seed gives the same images whichever
+backend runs the networks; a family is data in the manifest plus one small routine below.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+import numpy as np
+
+from gen.errors import GenError
+from gen.runtime.backends import create_backend
+from gen.runtime.bundle import load_bundle
+
+OUTPUTS = ("np", "pil", "uint8")
+
+
+class Sampler:
+    def __init__(self, bundle: str, backend: str = "ort", device: str = "cpu", precision: str | None = None,
+                 threads: int | None = None):
+        self.bundle = load_bundle(bundle)
+        self.backend = create_backend(backend, self.bundle, device, precision, threads)
+        self.last_timing: dict = {}
+
+    @property
+    def family(self) -> str:
+        return self.bundle.family
+
+    def generate(self, n: int = 1, seed: int = 0, steps: int | None = None, scheduler: str | None = None,
+                 labels: int | Sequence[int] | None = None, guidance: float | None = None, eta: float = 0.0,
+                 output: str = "np"):
+        """n images in [-1, 1] (NCHW float32), as PIL images, or as NHWC uint8, per `output`."""
+        if not isinstance(n, (int, np.integer)) or n < 1:
+            raise GenError(f"n must be a positive integer, got {n!r}")
+        if output not in OUTPUTS:
+            raise GenError(f"unknown output {output!r}; choose one of {', '.join(OUTPUTS)}")
+        labels = self._labels(labels, n)
+        diffusion = self.family == "ddpm"
+        if not diffusion:
+            for name, value in (("steps", steps), ("scheduler", scheduler), ("guidance", guidance)):
+                if value is not None:
+                    raise GenError(f"{name} applies to diffusion bundles; this is a {self.family} bundle")
+        elif guidance is not None and not self.bundle.num_classes:
+            raise GenError("guidance needs a class-conditional model; this bundle is unconditional")
+        rng = np.random.default_rng(seed)
+        before, t0 = self.backend.network_seconds, time.perf_counter()
+        if self.family == "gan":
+            z = rng.standard_normal((n, self._meta("z_dim")), dtype=np.float32)
+            feeds = {"z": z} if labels is None else {"z": z, "labels": labels}
+            images = self.backend.run("generator", feeds)
+        elif self.family == "vae":
+            images = self.backend.run("decoder", {"z": rng.standard_normal((n, self._meta("latent_dim")), dtype=np.float32)})
+        elif diffusion:
+            images = self._diffuse(n, rng, steps, scheduler, labels, guidance, eta)
+        else:
+            raise GenError(f"bundle family {self.family!r} is not supported by this gen version")
+        total = time.perf_counter() - t0
+        network = self.backend.network_seconds - before
+        self.last_timing = {"total_s": total, "network_s": network, "overhead_s": total - network}
+        images = np.clip(images, -1.0, 1.0)
+        return _convert(images, output)
+
+    def _meta(self, key: str):
+        return self.bundle.manifest["sampling"][key]
+
+    def _labels(self, labels, n: int):
+        k = self.bundle.num_classes
+        if labels is None:
+            return (np.arange(n) % k).astype(np.int64) if k else None
+        if not k:
+            raise GenError("labels given, but this bundle is unconditional")
+        arr = np.full(n, labels, dtype=np.int64) if np.ndim(labels) == 0 else np.asarray(labels, dtype=np.int64)
+        if arr.shape != (n,):
+            raise GenError(f"labels: expected one label or {n}, got {arr.shape[0]}")
+        bad = arr[(arr < 0) | (arr >= k)]
+        if len(bad):
+            raise GenError(f"label {int(bad[0])} is out of range: this model has classes 0..{k - 1}")
+        return arr
+
+    def _diffuse(self, n, rng, steps, scheduler, labels, guidance, eta):
+        from gen.runtime.schedulers import make_scheduler
+
+        sampling = self.bundle.manifest["sampling"]
+        steps = sampling["default_steps"] if steps is None else steps
+        if not isinstance(steps, (int, np.integer)) or steps < 1:
+            raise GenError(f"steps must be at least 1, got {steps!r}")
+        name = scheduler or sampling["default_scheduler"]
+        try:
+            sched = make_scheduler(name, sampling["scheduler_config"], **({"eta": eta} if name == "ddim" else {}))
+            sched.set_timesteps(int(steps))
+        except ValueError as e:
+            raise GenError(str(e)) from None
+        w = sampling.get("guidance", 1.0) if guidance is None else float(guidance)
+        guided = labels is not None and w != 1.0
+        cond = labels
+        if guided:
+            cond = np.concatenate([labels, np.full(n, sampling["null_label"], dtype=np.int64)])
+        c, h, wd = self.bundle.image["channels"], self.bundle.image["height"], self.bundle.image["width"]
+        x = rng.standard_normal((n, c, h, wd), dtype=np.float32) * np.float32(sched.init_noise_sigma)
+        for t in sched.timesteps:
+            model_in = sched.scale_model_input(x, t)
+            if guided:
+                model_in = np.concatenate([model_in, model_in])
+            feeds = {"sample": model_in, "timestep": np.full(len(model_in), t, dtype=np.int64)}
+            if cond is not None:
+                feeds["class_labels"] = cond
+            out = self.backend.run("denoiser", feeds)
+            if guided:
+                out_c, out_u = out[:n], out[n:]
+                out = out_u + np.float32(w) * (out_c - out_u)
+            noise = rng.standard_normal(x.shape, dtype=np.float32) if sched.needs_noise else None
+            x = sched.step(out, t, x, noise=noise)
+        return x
+
+
+def _convert(images: np.ndarray, output: str):
+    if output == "np":
+        return images.astype(np.float32, copy=False)
+    from gen.images import to_uint8
+
+    u8 = to_uint8(images)
+    if output == "uint8":
+        return u8
+    from PIL import Image
+
+    return [Image.fromarray(im[..., 0] if im.shape[-1] == 1 else im) for im in u8]

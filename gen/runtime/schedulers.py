@@ -1,0 +1,274 @@
+"""Diffusion sampling schedulers in plain numpy, following diffusers' `set_timesteps` / `step` protocol.
+
+The runtime samples on hosts without torch, so this re-implements the four diffusers schedulers that
+a bundle's DDPMScheduler config can drive (DDPM, DDIM, DPM-Solver++(2M), Euler) with diffusers'
+default options; tests/runtime/test_schedulers.py checks them against diffusers step by step.
+
+Noise for stochastic steps is an argument, not drawn here: the caller draws it with numpy on the
+host, so one seed gives the same images on every backend. Typical loop::
+
+    s = make_scheduler("dpm++", manifest_scheduler_config)
+    s.set_timesteps(20)
+    x = rng.standard_normal(shape).astype(np.float32) * s.init_noise_sigma
+    for t in s.timesteps:
+        out = model(s.scale_model_input(x, t), t)
+        x = s.step(out, t, x, rng.standard_normal(shape) if s.needs_noise else None)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+SCHEDULERS = ("ddpm", "ddim", "dpm++", "euler")
+
+_DEFAULTS = {"num_train_timesteps": 1000, "beta_schedule": "linear", "beta_start": 1e-4, "beta_end": 0.02,
+             "prediction_type": "epsilon", "clip_sample": True, "clip_sample_range": 1.0,
+             "timestep_spacing": "trailing"}
+_CHOICES = {"beta_schedule": ("linear", "squaredcos_cap_v2"),
+            "prediction_type": ("epsilon", "v_prediction"),
+            "timestep_spacing": ("trailing", "leading", "linspace")}
+# DDPMScheduler options not implemented here, with the value that is safe to ignore: any other value
+# would silently sample a different process than the model was trained for, so it is refused.
+_UNSUPPORTED = {"trained_betas": None, "thresholding": False, "rescale_betas_zero_snr": False,
+                "steps_offset": 0, "variance_type": "fixed_small"}
+
+
+def alphas_cumprod(num_train_timesteps: int, beta_schedule: str, beta_start: float, beta_end: float) -> np.ndarray:
+    """alpha_bar_t for t = 0..T-1, built in float32 as diffusers builds it, so the noise levels are
+    the ones the model was trained on; returned as float64 for the step arithmetic."""
+    n = num_train_timesteps
+    if beta_schedule == "linear":
+        betas = np.linspace(beta_start, beta_end, n)
+    else:  # squaredcos_cap_v2 (Nichol & Dhariwal 2021), betas capped at 0.999 as in diffusers
+        f = np.cos((np.arange(n + 1) / n + 0.008) / 1.008 * math.pi / 2) ** 2
+        betas = np.minimum(1 - f[1:] / f[:-1], 0.999)
+    alphas = 1 - betas.astype(np.float32)
+    # torch's float32 cumprod accumulates in double, so this gives diffusers' values (numpy's float32
+    # cumprod would drift by ~3e-7)
+    return np.cumprod(alphas, dtype=np.float64).astype(np.float32).astype(np.float64)
+
+
+def spaced_timesteps(n_train: int, steps: int, spacing: str, *, skip_zero: bool = False) -> np.ndarray:
+    """The descending training timesteps to sample at, per diffusers' `timestep_spacing`.
+
+    `skip_zero` is DPM-Solver's variant of "leading" and "linspace": it spaces steps + 1 points and
+    drops the last one (t = 0), as diffusers' DPMSolverMultistepScheduler does.
+    """
+    if spacing == "trailing":
+        ts = np.round(np.arange(n_train, 0, -n_train / steps)) - 1
+    elif skip_zero:
+        ts = spaced_timesteps(n_train, steps + 1, spacing)[:-1]
+    elif spacing == "leading":
+        ts = np.arange(steps)[::-1] * (n_train // steps)
+    else:  # linspace
+        ts = np.linspace(0, n_train - 1, steps).round()[::-1]
+    return np.ascontiguousarray(ts, dtype=np.int64)
+
+
+class _Scheduler:
+    """Shared config parsing, timestep lookup, model-output conversion and noise checks."""
+
+    name = ""
+    needs_noise = False
+    init_noise_sigma = 1.0
+    _skip_zero = False  # see spaced_timesteps
+
+    def __init__(self, config: dict):
+        cfg = {**_DEFAULTS, **config}
+        for key, allowed in _CHOICES.items():
+            if cfg[key] not in allowed:
+                raise ValueError(f"unsupported {key} {cfg[key]!r}; choose one of {', '.join(allowed)}")
+        for key, safe in _UNSUPPORTED.items():
+            if cfg.get(key, safe) != safe:
+                raise ValueError(f"scheduler option {key}={cfg[key]!r} is not supported (only {safe!r})")
+        self.num_train_timesteps = int(cfg["num_train_timesteps"])
+        self.prediction_type = cfg["prediction_type"]
+        self.timestep_spacing = cfg["timestep_spacing"]
+        self.clip_range = float(cfg["clip_sample_range"]) if cfg["clip_sample"] else None
+        self.alphas_cumprod = alphas_cumprod(self.num_train_timesteps, cfg["beta_schedule"],
+                                             float(cfg["beta_start"]), float(cfg["beta_end"]))
+        self.timesteps = np.zeros(0, dtype=np.int64)
+
+    def set_timesteps(self, steps: int) -> None:
+        n = self.num_train_timesteps
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= steps <= n:
+            raise ValueError(f"steps must be an integer from 1 to num_train_timesteps ({n}), got {steps!r}")
+        ts = spaced_timesteps(n, int(steps), self.timestep_spacing, skip_zero=self._skip_zero)
+        if len(ts) != steps or np.any(np.diff(ts) >= 0) or ts[-1] < 0:
+            raise ValueError(f"timestep_spacing {self.timestep_spacing!r} repeats timesteps at {steps} "
+                             "steps; use fewer steps or 'trailing'")
+        self.timesteps = ts
+
+    def scale_model_input(self, x: np.ndarray, t) -> np.ndarray:
+        return x
+
+    def _index(self, t) -> int:
+        """Position of t in the schedule: like diffusers, a step is identified by its timestep."""
+        if not len(self.timesteps):
+            raise ValueError(f"{self.name}: call set_timesteps before step")
+        hits = np.flatnonzero(self.timesteps == t)
+        if not len(hits):
+            raise ValueError(f"{self.name}: timestep {t!r} is not in the schedule set by set_timesteps")
+        return int(hits[0])
+
+    def _predict(self, model_output, x, alpha_bar: float, clip: bool = False):
+        """(x0_hat, eps_hat) for x = sqrt(a) x0 + sqrt(1 - a) eps; v = sqrt(a) eps - sqrt(1 - a) x0."""
+        a, s = math.sqrt(alpha_bar), math.sqrt(1 - alpha_bar)
+        out = np.asarray(model_output, np.float64)
+        if self.prediction_type == "epsilon":
+            x0, eps = (x - s * out) / a, out
+        else:
+            x0, eps = a * x - s * out, a * out + s * x
+        if clip and self.clip_range is not None:
+            x0 = np.clip(x0, -self.clip_range, self.clip_range)
+        return x0, eps
+
+    def _noise(self, noise, x, t) -> np.ndarray:
+        if noise is None:
+            raise ValueError(f"{self.name} step at t={t} needs noise: pass noise=rng.standard_normal(x.shape)")
+        noise = np.asarray(noise, np.float64)
+        if noise.shape != x.shape:
+            raise ValueError(f"noise has shape {noise.shape}, expected the sample's shape {x.shape}")
+        return noise
+
+
+class DDPM(_Scheduler):
+    """Ancestral sampling (Ho et al. 2020) from the posterior q(x_prev | x_t, x0_hat), with the
+    "fixed_small" (posterior) variance; with fewer steps the posterior spans the skipped timesteps,
+    as in diffusers' DDPMScheduler. Predicted x0 is clipped when config clip_sample is set."""
+
+    name = "ddpm"
+    needs_noise = True
+
+    def step(self, model_output, t, x, noise=None):
+        i = self._index(t)
+        ts = self.timesteps
+        a_t = self.alphas_cumprod[ts[i]]
+        a_prev = self.alphas_cumprod[ts[i + 1]] if i + 1 < len(ts) else 1.0
+        beta = 1 - a_t / a_prev  # the effective beta over the (possibly skipped) interval
+        x64 = np.asarray(x, np.float64)
+        x0, _ = self._predict(model_output, x64, a_t, clip=True)
+        mean = (math.sqrt(a_prev) * beta * x0 + math.sqrt(1 - beta) * (1 - a_prev) * x64) / (1 - a_t)
+        if ts[i] > 0:  # diffusers adds noise whenever t > 0; its variance is clamped away from 0
+            var = max((1 - a_prev) / (1 - a_t) * beta, 1e-20)
+            mean = mean + math.sqrt(var) * self._noise(noise, x64, t)
+        return mean.astype(np.asarray(x).dtype)
+
+
+class DDIM(_Scheduler):
+    """DDIM (Song et al. 2021, eq. 12): eta = 0 is deterministic, eta = 1 matches DDPM's variance.
+    After the last step alpha_bar is 1 (diffusers' set_alpha_to_one). Clips x0 like DDPM."""
+
+    name = "ddim"
+
+    def __init__(self, config: dict, eta: float = 0.0):
+        super().__init__(config)
+        if not eta >= 0:
+            raise ValueError(f"eta must be >= 0, got {eta!r}")
+        self.eta = float(eta)
+        self.needs_noise = self.eta > 0
+
+    def step(self, model_output, t, x, noise=None):
+        i = self._index(t)
+        ts = self.timesteps
+        a_t = self.alphas_cumprod[ts[i]]
+        # The schedule's next timestep, as DDPM (and the paper) use. diffusers' DDIM uses t - T // steps,
+        # the same timestep for "leading" and for "trailing" when steps divides T, but otherwise one
+        # off the schedule (and not 1 after the last step); see test_ddim_eta0_is_song_eq12.
+        a_prev = self.alphas_cumprod[ts[i + 1]] if i + 1 < len(ts) else 1.0
+        x64 = np.asarray(x, np.float64)
+        x0, eps = self._predict(model_output, x64, a_t, clip=True)
+        std = self.eta * math.sqrt((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev))
+        out = math.sqrt(a_prev) * x0 + math.sqrt(1 - a_prev - std**2) * eps
+        if self.eta > 0:
+            out = out + std * self._noise(noise, x64, t)
+        return out.astype(np.asarray(x).dtype)
+
+
+class _SigmaScheduler(_Scheduler):
+    """Base for schedulers that work in sigma = sqrt((1 - alpha_bar) / alpha_bar), the noise-to-signal
+    ratio, over the schedule's timesteps plus a final sigma of 0 (clean data)."""
+
+    def set_timesteps(self, steps: int) -> None:
+        super().set_timesteps(steps)
+        ab = self.alphas_cumprod[self.timesteps]
+        # rounded to float32 as diffusers stores them, so init_noise_sigma is the same number
+        self.sigmas = np.append(np.sqrt((1 - ab) / ab), 0.0).astype(np.float32).astype(np.float64)
+
+
+class DPMSolverPP(_SigmaScheduler):
+    """DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2): a second-order multistep solver of the
+    diffusion ODE in data (x0) prediction, in log-SNR time lambda = -log(sigma). As diffusers'
+    DPMSolverMultistepScheduler defaults (midpoint, lower_order_final, final sigma 0), the first
+    step (no history yet) and the last step (to sigma 0) are first order, i.e. DDIM steps.
+    Predicted x0 is not clipped (diffusers ignores clip_sample here)."""
+
+    name = "dpm++"
+    _skip_zero = True
+    _prev = None  # (index, x0_hat) of the previous step: the multistep history
+
+    def set_timesteps(self, steps: int) -> None:
+        super().set_timesteps(steps)
+        self._prev = None
+
+    def step(self, model_output, t, x, noise=None):
+        i = self._index(t)
+        s, s_next = self.sigmas[i], self.sigmas[i + 1]
+        x64 = np.asarray(x, np.float64)
+        x0, _ = self._predict(model_output, x64, 1 / (s * s + 1))
+        d = x0
+        if self._prev is not None and self._prev[0] == i - 1 and s_next > 0:
+            # D = (1 + 1/2r) x0_i - 1/2r x0_{i-1}, r = h_{i-1} / h_i, h = lambda step
+            r = math.log(self.sigmas[i - 1] / s) / math.log(s / s_next)
+            d = x0 + (x0 - self._prev[1]) / (2 * r)
+        self._prev = (i, x0)
+        # x_next = (sigma_t_next / sigma_t) x - alpha_next (e^-h - 1) D with VP alpha_t = 1/sqrt(s^2+1),
+        # sigma_t = s alpha_t and e^-h = s_next / s; written so that s_next = 0 gives x_next = D.
+        alpha, alpha_next = 1 / math.sqrt(s * s + 1), 1 / math.sqrt(s_next * s_next + 1)
+        out = (s_next * alpha_next) / (s * alpha) * x64 + alpha_next * (1 - s_next / s) * d
+        return out.astype(np.asarray(x).dtype)
+
+
+class Euler(_SigmaScheduler):
+    """Euler's method on the probability-flow ODE dx/dsigma = (x - x0_hat) / sigma in the variance-
+    exploding parameterisation x = x0 + sigma eps (Karras et al. 2022, Algorithm 2 without churn),
+    as diffusers' EulerDiscreteScheduler. The model sees x / sqrt(sigma^2 + 1), the VP sample it was
+    trained on. Predicted x0 is not clipped (diffusers ignores clip_sample here). With "linspace"
+    spacing diffusers uses fractional timesteps; here they are rounded, like DDPM's and DDIM's, to
+    keep timesteps integer (what the exported model takes) and sigma consistent with them."""
+
+    name = "euler"
+
+    @property
+    def init_noise_sigma(self) -> float:
+        """Std of the initial sample; diffusers uses sigma_max (sqrt(sigma_max^2 + 1) for "leading")."""
+        s_max = self.sigmas[0] if len(self.timesteps) else math.sqrt(1 / self.alphas_cumprod[-1] - 1)
+        return float(s_max if self.timestep_spacing != "leading" else math.sqrt(s_max**2 + 1))
+
+    def scale_model_input(self, x, t):
+        """x / sqrt(sigma^2 + 1), in x's dtype as diffusers does: at sigma_max, Euler's x0_hat = x - sigma
+        eps turns one ulp of difference in the model input into ~1e-3 in the sample."""
+        x = np.asarray(x)
+        s = self.sigmas[self._index(t)]
+        return x / np.asarray(math.sqrt(s * s + 1), dtype=x.dtype if x.dtype.kind == "f" else np.float64)
+
+    def step(self, model_output, t, x, noise=None):
+        i = self._index(t)
+        s, s_next = self.sigmas[i], self.sigmas[i + 1]
+        x64 = np.asarray(x, np.float64)
+        # x0_hat from the VP view of x (x_vp = x / sqrt(s^2+1), alpha_bar = 1 / (s^2+1)).
+        x0, _ = self._predict(model_output, x64 / math.sqrt(s * s + 1), 1 / (s * s + 1))
+        return (x64 + (x64 - x0) / s * (s_next - s)).astype(np.asarray(x).dtype)
+
+
+_CLASSES = {"ddpm": DDPM, "ddim": DDIM, "dpm++": DPMSolverPP, "euler": Euler}
+
+
+def make_scheduler(name: str, config: dict, **kwargs):
+    """The scheduler called `name` (one of SCHEDULERS) for a model trained with this DDPMScheduler
+    config; kwargs go to its constructor (DDIM takes eta)."""
+    if name not in _CLASSES:
+        raise ValueError(f"unknown scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}")
+    return _CLASSES[name](config, **kwargs)

@@ -1,0 +1,25 @@
+"""Tiny trained runs exported once per session: real weights, real ONNX, seconds to build."""
+
+import pytest
+
+from gen.export.onnx_export import export_run
+from gen.trainkit.train import train
+
+FAST = {"log_every": 50, "sample_every": 1000, "checkpoint_every": 1000}
+RUNS = {
+    "gan": ("gan", {"width": 16, "batch_size": 16, "steps": 20}),
+    "cgan": ("gan", {"width": 16, "batch_size": 16, "steps": 20, "conditional": True}),
+    "vae": ("vae", {"width": 8, "batch_size": 16, "steps": 20}),
+    "ddpm": ("ddpm", {"widths": [16, 32], "batch_size": 16, "steps": 30}),
+    "cddpm": ("ddpm", {"widths": [16, 32], "batch_size": 16, "steps": 30, "conditional": True, "schedule": "cosine", "prediction": "v"}),
+}
+
+
+@pytest.fixture(scope="session")
+def bundles(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bundles")
+    out = {}
+    for name, (family, opts) in RUNS.items():
+        run = train(family, "digits", str(root / f"run-{name}"), {**opts, **FAST}, progress=False)
+        out[name] = export_run(str(run.path), str(root / name), fp16=name in ("gan", "cddpm"), progress=lambda *_: None)
+    return out
