@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import struct
 import tempfile
 from contextlib import contextmanager
@@ -119,3 +120,14 @@ def save_safetensors(path: str | os.PathLike, tensors: dict, metadata: dict[str,
     tensors = {k: v.detach().contiguous() for k, v in tensors.items()}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
+
+
+def replace_dir(tmp: Path, out: Path) -> None:
+    """Swap a finished directory (bundle, repository) into place; the old one goes only after."""
+    old = None
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        os.replace(out, old)
+    os.replace(tmp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

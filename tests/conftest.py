@@ -25,3 +25,6 @@ def digits():
     from gen.trainkit.data import load_dataset
 
     return load_dataset("digits")
+
+
+from tests.bundles_fixture import bundles  # noqa: E402,F401  (tiny exported bundles, shared by runtime and serving tests)

@@ -15,6 +15,7 @@ from gen.cli import eval as eval_cmd
 from gen.cli import export as export_cmd
 from gen.cli import generate as generate_cmd
 from gen.cli import info as info_cmd
+from gen.cli import serve as serve_cmd
 from gen.cli import train as train_cmd
 from gen.errors import GenError
 
@@ -31,6 +32,7 @@ app.command("eval")(eval_cmd.eval_run)
 app.command("export")(export_cmd.export)
 app.command("generate")(generate_cmd.generate)
 app.command("bench")(bench_cmd.bench)
+app.add_typer(serve_cmd.app, name="serve")
 app.command("info")(info_cmd.info)
 
 

@@ -21,10 +21,14 @@ def _ints(text: str, option: str) -> list[int]:
 
 
 def bench(
-    bundle: Annotated[str, typer.Argument(help="Bundle directory written by `gen export`.")],
+    bundle: Annotated[Optional[str], typer.Argument(help="Bundle directory written by `gen export` (or use --url).")] = None,
+    url: Annotated[Optional[str], typer.Option(help="Benchmark a served model instead: http://HOST:PORT or grpc://HOST:PORT.")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Pipeline model name on the server (with --url).")] = None,
+    concurrency: Annotated[str, typer.Option(help="With --url: comma-separated concurrent client counts.")] = "1,4,8",
+    requests: Annotated[int, typer.Option(help="With --url: requests per concurrency level.")] = 100,
     backends: Annotated[str, typer.Option(help="Comma-separated backends: eager, ort.")] = "eager,ort",
     precisions: Annotated[str, typer.Option(help="Comma-separated precisions: fp32, fp16.")] = "fp32",
-    steps: Annotated[str, typer.Option(help="Comma-separated diffusion step counts.")] = "1,10,50",
+    steps: Annotated[Optional[str], typer.Option(help="Comma-separated diffusion step counts (default 1,10,50; with --url, the model's default).")] = None,
     batch: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "1,16",
     repeats: Annotated[int, typer.Option(help="Timed runs per configuration (after warm-up).")] = 5,
     warmup: Annotated[int, typer.Option(help="Untimed warm-up runs per configuration.")] = 1,
@@ -35,7 +39,8 @@ def bench(
 ) -> None:
     """Median and p95 latency per component and end to end, images/s, sampler overhead, speed-ups vs eager.
 
-    Example:  gen bench bundles/ddpm --backends eager,ort --steps 50 --batch 16 --json results.json
+    Examples:  gen bench bundles/ddpm --backends eager,ort --steps 50 --batch 16 --json results.json
+               gen bench --url http://127.0.0.1:8000 --model ddpm --concurrency 1,4,8 --requests 200 --steps 50 --batch 1
     """
     import json
     import shlex
@@ -43,9 +48,23 @@ def bench(
     from gen.fileio import write_json
     from gen.runtime.bench import plot, run_bench, speedups
 
+    if (bundle is None) == (url is None):
+        raise GenError("give either a BUNDLE directory or --url (with --model), not both")
+    if url:
+        from gen.serving.loadtest import run_load
+
+        first_steps = _ints(steps, "--steps")[0] if steps else None  # one setting per load test
+        rows = run_load(url, model, _ints(concurrency, "--concurrency"), requests, n=_ints(batch, "--batch")[0],
+                        steps=first_steps, log=typer.echo)
+        result = {"url": url, "model": model, "rows": rows, "command": "gen " + " ".join(shlex.quote(a) for a in sys.argv[1:])}
+        if json_out:
+            write_json(json_out, result)
+            typer.echo(f"results: {json_out}")
+        return
+
     result = run_bench(bundle, [b.strip() for b in backends.split(",") if b.strip()],
                        [p.strip() for p in precisions.split(",") if p.strip()],
-                       _ints(steps, "--steps"), _ints(batch, "--batch"), warmup, repeats, threads, device, log=typer.echo)
+                       _ints(steps or "1,10,50", "--steps"), _ints(batch, "--batch"), warmup, repeats, threads, device, log=typer.echo)
     result["command"] = "gen " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     result["speedups"] = speedups(result)
     for s in result["speedups"]:

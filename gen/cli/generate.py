@@ -8,7 +8,9 @@ import typer
 
 
 def generate(
-    bundle: Annotated[str, typer.Argument(help="Bundle directory written by `gen export`.")],
+    bundle: Annotated[Optional[str], typer.Argument(help="Bundle directory written by `gen export` (or use --url).")] = None,
+    url: Annotated[Optional[str], typer.Option(help="A gen model served by Triton: http://HOST:PORT or grpc://HOST:PORT (with --model).")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Pipeline model name on the server (with --url).")] = None,
     backend: Annotated[str, typer.Option(help="eager (PyTorch) or ort (ONNX Runtime; needs no torch).")] = "ort",
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     precision: Annotated[Optional[str], typer.Option(help="fp32 or fp16 (default: the bundle's).")] = None,
@@ -23,18 +25,29 @@ def generate(
 ) -> None:
     """Generate images and save them as one PNG grid.
 
-    Example:  gen generate bundles/ddpm --backend ort --n 16 --seed 0 --steps 20 --scheduler ddim --out grid.png
+    Examples:  gen generate bundles/ddpm --backend ort --n 16 --seed 0 --steps 20 --scheduler ddim --out grid.png
+               gen generate --url http://127.0.0.1:8000 --model ddpm --n 16 --out grid.png
     """
     import time
 
     from gen.images import save_grid
     from gen.runtime.sampler import Sampler
 
-    sampler = Sampler(bundle, backend=backend, device=device, precision=precision, threads=threads)
+    from gen.errors import GenError
+
+    if (bundle is None) == (url is None):
+        raise GenError("give either a BUNDLE directory or --url (with --model), not both")
+    if url:
+        sampler = Sampler(url, backend="triton", model=model)
+    else:
+        sampler = Sampler(bundle, backend=backend, device=device, precision=precision, threads=threads)
     t0 = time.perf_counter()
     images = sampler.generate(n=n, seed=seed, steps=steps, scheduler=scheduler, labels=label, guidance=guidance)
     elapsed = time.perf_counter() - t0
     save_grid(out, images)
+    if url:
+        typer.echo(f"{n} images in {elapsed:.2f} s from {url} model {model} -> {out}")
+        return
     d = sampler.backend.describe()
     typer.echo(f"{n} images in {elapsed:.2f} s on {d['backend']} ({d['device']}, {d['precision']}"
                f"{', ' + ','.join(sorted({p for v in d.get('providers', {}).values() for p in v})) if d.get('providers') else ''}) -> {out}")

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from gen.errors import GenError
-from gen.fileio import write_json
+from gen.fileio import replace_dir, write_json
 from gen.runtime.bundle import MANIFEST, SCHEMA_VERSION
 
 DEFAULT_OPSET = 17
@@ -79,7 +79,7 @@ def export_run(run_path: str, out: str, fp16: bool = False, opset: int = DEFAULT
         if fp16:
             manifest["parity"]["images_fp16_vs_fp32"] = _image_psnr(tmp)
             write_json(tmp / MANIFEST, manifest)
-        _replace_dir(tmp, out)
+        replace_dir(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
@@ -99,6 +99,8 @@ def _export_component(module, sig: dict, path: Path, opset: int, config: dict) -
     # the exported graph at a different batch size than the trace, which is the check that matters.
     with torch.no_grad(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        # dynamo=False on purpose: the TorchScript exporter handles diffusers' UNets without onnxscript
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
         torch.onnx.export(module, tuple(inputs[n] for n in in_names), str(path), input_names=in_names,
                           output_names=out_names, dynamic_axes=axes, opset_version=opset, dynamo=False,
                           do_constant_folding=True)
@@ -164,17 +166,6 @@ def _image_psnr(bundle_dir: Path) -> dict:
     a = Sampler(str(bundle_dir), backend="ort", precision="fp32").generate(n=8, seed=0)
     b = Sampler(str(bundle_dir), backend="ort", precision="fp16").generate(n=8, seed=0)
     return {"psnr_db": round(psnr(a, b), 2), "max_abs": float(np.abs(a - b).max()), "n": 8, "seed": 0}
-
-
-def _replace_dir(tmp: Path, out: Path) -> None:
-    """Swap the finished bundle into place; an old bundle is removed only after the new one is in."""
-    old = None
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        os.replace(out, old)
-    os.replace(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _manifest(config, run, components, parity, fp16, opset, torch_version) -> dict:

@@ -12,27 +12,45 @@ from typing import Sequence
 import numpy as np
 
 from gen.errors import GenError
-from gen.runtime.backends import create_backend
+from gen.runtime.backends import Backend, create_backend
 from gen.runtime.bundle import load_bundle
 
 OUTPUTS = ("np", "pil", "uint8")
 
 
 class Sampler:
-    def __init__(self, bundle: str, backend: str = "ort", device: str = "cpu", precision: str | None = None,
-                 threads: int | None = None):
-        self.bundle = load_bundle(bundle)
-        self.backend = create_backend(backend, self.bundle, device, precision, threads)
+    """`bundle` is a bundle directory, or a server URL with backend="triton" and `model=NAME`.
+
+    `backend` is "eager", "ort", "triton", or an already-built Backend instance.
+    """
+
+    def __init__(self, bundle, backend="ort", device: str = "cpu", precision: str | None = None,
+                 threads: int | None = None, model: str | None = None):
         self.last_timing: dict = {}
+        self.remote = None
+        if isinstance(backend, Backend):
+            self.bundle, self.backend = backend.bundle, backend
+        elif backend == "triton":
+            from gen.serving.client import RemoteGenerator
+
+            self.remote = RemoteGenerator(str(bundle), model)
+        else:
+            self.bundle = load_bundle(bundle)
+            self.backend = create_backend(backend, self.bundle, device, precision, threads)
 
     @property
     def family(self) -> str:
-        return self.bundle.family
+        return self.remote.family if self.remote else self.bundle.family
 
     def generate(self, n: int = 1, seed: int = 0, steps: int | None = None, scheduler: str | None = None,
                  labels: int | Sequence[int] | None = None, guidance: float | None = None, eta: float = 0.0,
                  output: str = "np"):
         """n images in [-1, 1] (NCHW float32), as PIL images, or as NHWC uint8, per `output`."""
+        if self.remote is not None:
+            if output not in OUTPUTS:
+                raise GenError(f"unknown output {output!r}; choose one of {', '.join(OUTPUTS)}")
+            images = self.remote.generate(n=n, seed=seed, steps=steps, scheduler=scheduler, labels=labels, guidance=guidance)
+            return _convert(images, output)
         if not isinstance(n, (int, np.integer)) or n < 1:
             raise GenError(f"n must be a positive integer, got {n!r}")
         if output not in OUTPUTS:

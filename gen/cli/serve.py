@@ -1,0 +1,76 @@
+"""`gen serve build|start|status`: Triton model repositories from bundles, and a real server."""
+
+from __future__ import annotations
+
+from typing import Annotated, List, Optional
+
+import typer
+
+app = typer.Typer(help="Serve bundles with Triton Inference Server (HTTP and gRPC).", no_args_is_help=True)
+
+
+@app.command()
+def build(
+    bundles: Annotated[List[str], typer.Argument(help="One or more bundle directories.")],
+    out: Annotated[str, typer.Option(help="Model repository directory to write.")] = "model_repository",
+    flavour: Annotated[str, typer.Option(help="python: components run in onnxruntime inside python-backend models (any Triton, CPU-only too); native: onnxruntime_onnx component configs for GPU hosts with that backend.")] = "python",
+    max_batch: Annotated[int, typer.Option(help="Largest batch a component model accepts (guided diffusion serves half of it per request).")] = 64,
+    instances: Annotated[int, typer.Option(help="Pipeline model instances: requests served concurrently.")] = 4,
+    name: Annotated[Optional[List[str]], typer.Option(help="Model name per bundle (default: the bundle directory's name).")] = None,
+    dynamic_batching: Annotated[bool, typer.Option(help="Let Triton merge concurrent component calls into one batch.")] = True,
+    threads: Annotated[Optional[int], typer.Option(help="onnxruntime threads per component model.")] = None,
+    force: Annotated[bool, typer.Option(help="Replace an existing repository at --out.")] = False,
+) -> None:
+    """Write a Triton model repository: per bundle, a `pipeline` model plus one model per component.
+
+    Example:  gen serve build bundles/ddpm bundles/gan --out model_repository
+    """
+    from gen.serving.repository import build_repository
+
+    path = build_repository(bundles, out, flavour=flavour, max_batch=max_batch, instances=instances, names=name,
+                            dynamic_batching=dynamic_batching, threads=threads, force=force)
+    typer.echo(f"model repository written to {path}  (start it: gen serve start {path})")
+
+
+@app.command()
+def start(
+    repository: Annotated[str, typer.Argument(help="Model repository written by `gen serve build`.")],
+    host: Annotated[str, typer.Option(help="Address to bind (127.0.0.1 keeps it local).")] = "127.0.0.1",
+    http_port: Annotated[int, typer.Option(help="HTTP port.")] = 8000,
+    grpc_port: Annotated[int, typer.Option(help="gRPC port.")] = 8001,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for readiness.")] = 120.0,
+) -> None:
+    """Run tritonserver on the repository until Ctrl-C or SIGTERM, then shut it down cleanly."""
+    import signal
+    import threading
+
+    from gen.serving.client import server_status
+    from gen.serving.server import TritonServer
+
+    server = TritonServer(repository, host=host, http_port=http_port, grpc_port=grpc_port).start(timeout)
+    status = server_status(server.http_url)
+    typer.echo(f"tritonserver ready: HTTP {server.http_url}  gRPC {server.grpc_url}  (log: {server.log_file})")
+    for model, info in sorted(status["models"].items()):
+        typer.echo(f"  {model:32} {info['state']} {info['reason']}".rstrip())
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        while not stop.is_set() and server.process.poll() is None:
+            stop.wait(0.5)
+    finally:
+        typer.echo("stopping tritonserver ...")
+        server.stop()
+    if server.process.returncode not in (0, -15, None) and not stop.is_set():
+        typer.echo(f"tritonserver exited with {server.process.returncode}; see {server.log_file}", err=True)
+        raise typer.Exit(1)
+
+
+@app.command()
+def status(url: Annotated[str, typer.Argument(help="Server URL, e.g. http://127.0.0.1:8000 or grpc://127.0.0.1:8001.")]) -> None:
+    """Liveness, readiness and every model's state."""
+    import json
+
+    from gen.serving.client import server_status
+
+    typer.echo(json.dumps(server_status(url), indent=2))

@@ -1,0 +1,149 @@
+"""The code that runs inside Triton's python backend: component models and the sampling pipeline.
+
+Each model directory's model.py is a few-line shim that puts gen's environment on sys.path and
+exposes one of these as TritonPythonModel. `triton_python_backend_utils` exists only inside the backend stub, so it is
+imported lazily.
+
+- ComponentModel runs one ONNX component with onnxruntime. With dynamic batching Triton hands it
+  several requests at once; they are concatenated into one ORT call and split back.
+- PipelineModel runs the family's sampling loop with gen's own Sampler, whose backend sends each
+  network call to the component model by business-logic scripting (BLS). Same code, same noise,
+  same images as the in-process Sampler.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from gen.errors import GenError
+
+PIPELINE_INPUTS = ("n", "seed", "steps", "guidance", "label", "scheduler")
+
+
+def _pb():
+    import triton_python_backend_utils as pb_utils
+
+    return pb_utils
+
+
+def _params(args) -> dict:
+    config = json.loads(args["model_config"])
+    return {k: v["string_value"] for k, v in config.get("parameters", {}).items()}, config
+
+
+class ComponentModel:
+    def initialize(self, args):
+        import onnxruntime as ort
+
+        params, config = _params(args)
+        self.outputs = [o["name"] for o in config["output"]]
+        path = Path(args["model_repository"]) / args["model_version"] / "model.onnx"
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = int(params.get("threads", os.cpu_count() or 1))
+        opts.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.inputs = [i.name for i in self.session.get_inputs()]
+        self.ranks = {i.name: len(i.shape) for i in self.session.get_inputs()}
+
+    def execute(self, requests):
+        pb = _pb()
+        feeds = {name: [] for name in self.inputs}
+        sizes = []
+        for r in requests:
+            arrays = {name: pb.get_input_tensor_by_name(r, name).as_numpy() for name in self.inputs}
+            arrays = {k: a.reshape(-1) if self.ranks[k] == 1 else a for k, a in arrays.items()}
+            sizes.append(len(arrays[self.inputs[0]]))
+            for name, a in arrays.items():
+                feeds[name].append(a)
+        merged = {k: np.concatenate(v) if len(v) > 1 else v[0] for k, v in feeds.items()}
+        results = self.session.run(self.outputs, merged)
+        responses, start, self._keep = [], 0, []  # arrays stay referenced until the stub has sent them
+        for size in sizes:
+            arrays = [np.ascontiguousarray(out[start : start + size]) for out in results]
+            self._keep += arrays
+            responses.append(pb.InferenceResponse(output_tensors=[pb.Tensor(n, a) for n, a in zip(self.outputs, arrays)]))
+            start += size
+        return responses
+
+
+class PipelineModel:
+    def initialize(self, args):
+        from gen.runtime.backends import Backend
+        from gen.runtime.bundle import Bundle
+        from gen.runtime.sampler import Sampler
+
+        params, _ = _params(args)
+        root = Path(args["model_repository"]) / args["model_version"]
+        bundle = Bundle(root, json.loads((root / "gen.json").read_text()))
+        prefix = params["component_prefix"]
+        self.max_n = int(params["max_n"])
+        pb = _pb()
+
+        class BlsBackend(Backend):
+            name = "triton-bls"
+
+            def _run(self, component, feeds):
+                out_name = bundle.signature(component)["outputs"][0]["name"]
+                # Per-sample scalars travel as [batch, 1] (config dims [1], reshaped to [batch] for the
+                # model). The arrays must outlive exec(): pb.Tensor does not keep its numpy array alive.
+                arrays = {k: np.ascontiguousarray(v.reshape(-1, 1) if v.ndim == 1 else v) for k, v in feeds.items()}
+                request = pb.InferenceRequest(
+                    model_name=f"{prefix}{component}", requested_output_names=[out_name],
+                    inputs=[pb.Tensor(k, a) for k, a in arrays.items()],
+                )
+                response = request.exec()
+                if response.has_error():
+                    raise GenError(f"{prefix}{component}: {response.error().message()}")
+                return pb.get_output_tensor_by_name(response, out_name).as_numpy()
+
+        self.sampler = Sampler(bundle, backend=BlsBackend(bundle, "cpu", "fp32", None))
+
+    def execute(self, requests):
+        from gen.images import to_uint8
+
+        pb = _pb()
+        responses, self._keep = [], []  # arrays stay referenced until the stub has sent them
+        for r in requests:
+            try:
+                images = self.sampler.generate(**self._arguments(r), output="np")
+                arrays = {"images": to_uint8(images), "images_float": np.ascontiguousarray(images, dtype=np.float32)}
+                self._keep.append(arrays)
+                responses.append(pb.InferenceResponse(output_tensors=[pb.Tensor(k, a) for k, a in arrays.items()]))
+            except GenError as e:
+                responses.append(pb.InferenceResponse(output_tensors=[], error=pb.TritonError(str(e))))
+        return responses
+
+    def _arguments(self, request) -> dict:
+        pb = _pb()
+        values = {}
+        for name in PIPELINE_INPUTS:
+            t = pb.get_input_tensor_by_name(request, name)
+            if t is not None:
+                values[name] = t.as_numpy()
+        if "n" not in values:
+            raise GenError("input 'n' is required")
+        scalars = {}
+        for name, a in values.items():
+            if name != "label" and a.size != 1:
+                raise GenError(f"input '{name}' must hold exactly one value, got shape {list(a.shape)}")
+        n = int(values["n"].reshape(-1)[0])
+        if n < 1 or n > self.max_n:
+            raise GenError(f"n = {n} is outside 1..{self.max_n} (the largest batch this model serves)")
+        scalars["n"] = n
+        if "seed" in values:
+            scalars["seed"] = int(values["seed"].reshape(-1)[0])
+        if "steps" in values:
+            scalars["steps"] = int(values["steps"].reshape(-1)[0])
+        if "guidance" in values:
+            scalars["guidance"] = float(values["guidance"].reshape(-1)[0])
+        if "scheduler" in values:
+            s = values["scheduler"].reshape(-1)[0]
+            scalars["scheduler"] = s.decode() if isinstance(s, bytes) else str(s)
+        if "label" in values:
+            labels = values["label"].reshape(-1).astype(np.int64)
+            scalars["labels"] = int(labels[0]) if labels.size == 1 else labels
+        return scalars

@@ -1,0 +1,97 @@
+"""A real tritonserver on 127.0.0.1: same images as in-process, concurrency, and bad requests."""
+
+import shutil
+import socket
+
+import numpy as np
+import pytest
+
+from gen.errors import GenError
+from gen.runtime.sampler import Sampler
+from gen.serving.client import RemoteGenerator, server_status
+from gen.serving.loadtest import run_load
+from gen.serving.repository import build_repository
+from gen.serving.server import TritonServer, find_tritonserver
+
+try:
+    find_tritonserver()
+    HAVE_TRITON = True
+except GenError:
+    HAVE_TRITON = False
+
+pytestmark = pytest.mark.skipif(not HAVE_TRITON, reason="no tritonserver: pip install --no-deps nvidia-pytriton==0.7.0")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(bundles, tmp_path_factory):
+    root = tmp_path_factory.mktemp("serving")
+    broken = root / "broken-bundle"
+    shutil.copytree(bundles["vae"], broken)
+    repo = build_repository([str(bundles["gan"]), str(bundles["cddpm"]), str(broken)], str(root / "repo"),
+                            names=["gan", "cddpm", "broken"], max_batch=16, instances=4, threads=1)
+    (repo / "broken_decoder" / "1" / "model.onnx").write_bytes(b"this is not an onnx model")
+    srv = TritonServer(str(repo), http_port=free_port(), grpc_port=free_port()).start(timeout=120)
+    yield srv
+    srv.stop()
+
+
+@pytest.mark.parametrize("scheme", ["http", "grpc"])
+@pytest.mark.parametrize("model,bundle,kwargs", [
+    ("gan", "gan", {"n": 5}),
+    ("cddpm", "cddpm", {"n": 3, "steps": 12, "labels": 4, "guidance": 2.0}),
+    ("cddpm", "cddpm", {"n": 2, "steps": 6, "labels": [1, 9], "scheduler": "dpm++"}),
+])
+def test_served_images_equal_in_process_ort(server, bundles, scheme, model, bundle, kwargs):
+    url = server.http_url if scheme == "http" else server.grpc_url
+    remote = Sampler(url, backend="triton", model=model).generate(seed=7, **kwargs)
+    local = Sampler(str(bundles[bundle]), backend="ort").generate(seed=7, **kwargs)
+    assert remote.shape == local.shape
+    assert np.abs(remote - local).max() <= 1e-5
+    u8 = Sampler(url, backend="triton", model=model).generate(seed=7, output="uint8", **kwargs)
+    assert np.array_equal(u8, Sampler(str(bundles[bundle])).generate(seed=7, output="uint8", **kwargs))
+
+
+def test_200_requests_from_8_concurrent_clients_all_correct(server, bundles):
+    local = Sampler(str(bundles["gan"]), backend="ort")
+    expected = {i: local.generate(n=2, seed=i) for i in range(200)}
+
+    def check(i, images):
+        return True if np.abs(images - expected[i]).max() <= 1e-5 else "images differ from in-process"
+
+    (row,) = run_load(server.grpc_url, "gan", [8], 200, n=2, check=check, log=lambda *_: None)
+    assert row["errors"] == 0, row["error_examples"]
+    assert row["requests"] == 200
+
+
+@pytest.mark.parametrize("values,message", [
+    ({"n": np.array([2.0], np.float32)}, "input 'n' data-type is 'FP32', but model 'cddpm' expects 'INT32'"),
+    ({"n": np.array([1, 2], np.int32)}, r"unexpected shape for input 'n' for model 'cddpm'. Expected \[1\], got \[2\]"),
+    ({"seed": np.array([1], np.int64)}, "input 'n' is required"),
+    ({"n": np.array([9], np.int32)}, "n = 9 is outside 1..8"),
+    ({"n": np.array([1], np.int32), "label": np.array([10], np.int32)}, "label 10 is out of range"),
+    ({"n": np.array([1], np.int32), "steps": np.array([0], np.int32)}, "steps must be at least 1"),
+    ({"n": np.array([1], np.int32), "scheduler": np.array([b"heun"], np.object_)}, "unknown scheduler 'heun'"),
+    ({"n": np.array([2], np.int32), "label": np.array([1, 2, 3], np.int32)}, "expected one label or 2"),
+])
+def test_malformed_requests_get_a_named_error_and_the_server_stays_up(server, values, message):
+    for url in (server.http_url, server.grpc_url):
+        with pytest.raises(GenError, match=message):
+            RemoteGenerator(url, "cddpm").infer(values)
+    assert server.live() and server.ready() and server.model_ready("cddpm")
+
+
+def test_corrupt_model_is_not_ready_but_the_server_is(server):
+    status = server_status(server.http_url)
+    assert status["live"] and status["ready"]
+    assert status["models"]["broken_decoder"]["state"] == "UNAVAILABLE"
+    assert status["models"]["gan"]["state"] == "READY"
+    assert not server.model_ready("broken_decoder") and server.model_ready("gan_generator")
+    assert "broken_decoder" in server.log_file.read_text()
+    with pytest.raises(GenError, match="broken_decoder"):
+        Sampler(server.http_url, backend="triton", model="broken").generate(n=1)
