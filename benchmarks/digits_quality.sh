@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 GEN=${GEN:-.venv/bin/gen}
 RUNS=${1:-runs/quality}
 mkdir -p "$RUNS" benchmarks/results
+: > "$RUNS/train_seconds.txt"
 declare -A CMDS=(
   [ddpm]="train ddpm --data digits"
   [gan-bce]="train gan --data digits --loss bce"
