@@ -22,6 +22,8 @@ from gen.errors import GenError
 _PICKLE_MAGIC = b"\x80"
 _ZIP_MAGIC = b"PK\x03\x04"
 _MAX_HEADER = 100 * 1024 * 1024
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 @contextmanager
@@ -34,6 +36,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        # mkstemp (and writers that swap in their own temp file) leave 0600; readers such as a
+        # Triton server under another user need the permissions a plain open() would have given.
+        os.chmod(tmp_path, 0o666 & ~_UMASK)
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
@@ -74,6 +79,14 @@ def check_safetensors(path: str | os.PathLike) -> dict:
     size = path.stat().st_size
     with open(path, "rb") as f:
         head = f.read(8)
+        n = struct.unpack("<Q", head)[0] if len(head) == 8 else -1
+        raw = f.read(n) if 0 <= n <= min(_MAX_HEADER, size - 8) else b""
+    try:
+        header = json.loads(raw) if raw else None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        header = None
+    if not isinstance(header, dict):
+        # Only now look for pickle/zip magic: a valid header length can itself start with 0x80.
         if head.startswith(_PICKLE_MAGIC) or head.startswith(_ZIP_MAGIC):
             raise GenError(
                 f"{path} is a pickled (torch.save) checkpoint; gen never unpickles files. "
@@ -81,13 +94,9 @@ def check_safetensors(path: str | os.PathLike) -> dict:
             )
         if len(head) < 8:
             raise GenError(f"{path} is truncated ({size} bytes): not a safetensors file")
-        (n,) = struct.unpack("<Q", head)
         if n > _MAX_HEADER or 8 + n > size:
             raise GenError(f"{path} is corrupt or truncated (header length {n}, file size {size})")
-        try:
-            header = json.loads(f.read(n))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise GenError(f"{path} is corrupt: its safetensors header is not JSON") from None
+        raise GenError(f"{path} is corrupt: its safetensors header is not JSON")
     end = 8 + n
     for name, info in header.items():
         if name == "__metadata__":
@@ -120,6 +129,8 @@ def save_safetensors(path: str | os.PathLike, tensors: dict, metadata: dict[str,
     tensors = {k: v.detach().contiguous() for k, v in tensors.items()}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
 
 
 def replace_dir(tmp: Path, out: Path) -> None:
@@ -128,6 +139,11 @@ def replace_dir(tmp: Path, out: Path) -> None:
     if out.exists():
         old = out.parent / f".{out.name}.old-{os.getpid()}"
         os.replace(out, old)
-    os.replace(tmp, out)
+    try:
+        os.replace(tmp, out)
+    except OSError:
+        if old is not None:
+            os.replace(old, out)  # put the previous directory back
+        raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -73,7 +74,7 @@ def bench(
     if json_out:
         write_json(json_out, result)
         typer.echo(f"results: {json_out}")
-        plot_out = plot_out or json_out.rsplit(".", 1)[0] + ".png"
+        plot_out = plot_out or str(Path(json_out).with_suffix(".png"))
     if plot_out:
         typer.echo(f"plot: {plot_out}" if plot(result, plot_out) else "plot skipped: matplotlib is not installed")
     if not json_out:

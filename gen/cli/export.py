@@ -23,6 +23,6 @@ def export(
 
     from gen.export.onnx_export import export_run
 
-    out = out or str(Path("bundles") / Path(run).name)
+    out = out or str(Path("bundles") / Path(run).resolve().name)
     path = export_run(run, out, fp16=fp16, opset=opset, force=force, tolerance=tolerance, progress=typer.echo)
     typer.echo(f"bundle written to {path}  (try: gen generate {path} --backend ort --n 16 --out grid.png)")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.metadata as md
 import json
 import os
 import platform
 
 import typer
+
+from gen.versions import versions
 from typing import Annotated
 
 PACKAGES = ("gen", "numpy", "torch", "diffusers", "onnx", "onnxruntime", "onnxruntime-gpu", "tensorrt", "tritonclient", "typer")
@@ -19,7 +20,7 @@ def info(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instea
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
-        "packages": {p: _version(p) for p in PACKAGES},
+        "packages": versions(PACKAGES),
         "torch_devices": _torch_devices(),
         "onnxruntime_providers": _ort_providers(),
     }
@@ -32,13 +33,6 @@ def info(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instea
         typer.echo(f"{name:22} {version or '-'}")
     typer.echo(f"{'torch devices':22} {', '.join(report['torch_devices']) or '- (torch not installed)'}")
     typer.echo(f"{'onnxruntime providers':22} {', '.join(report['onnxruntime_providers']) or '- (onnxruntime not installed)'}")
-
-
-def _version(pkg: str):
-    try:
-        return md.version(pkg)
-    except md.PackageNotFoundError:
-        return None
 
 
 def _torch_devices() -> list[str]:

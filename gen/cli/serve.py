@@ -44,18 +44,18 @@ def start(
     import signal
     import threading
 
-    from gen.serving.client import server_status
+    from gen.runtime.remote import server_status
     from gen.serving.server import TritonServer
 
-    server = TritonServer(repository, host=host, http_port=http_port, grpc_port=grpc_port).start(timeout)
-    status = server_status(server.http_url)
-    typer.echo(f"tritonserver ready: HTTP {server.http_url}  gRPC {server.grpc_url}  (log: {server.log_file})")
-    for model, info in sorted(status["models"].items()):
-        typer.echo(f"  {model:32} {info['state']} {info['reason']}".rstrip())
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    server = TritonServer(repository, host=host, http_port=http_port, grpc_port=grpc_port).start(timeout)
     try:
+        status = server_status(server.http_url)
+        typer.echo(f"tritonserver ready: HTTP {server.http_url}  gRPC {server.grpc_url}  (log: {server.log_file})")
+        for model, info in sorted(status["models"].items()):
+            typer.echo(f"  {model:32} {info['state']} {info['reason']}".rstrip())
         while not stop.is_set() and server.process.poll() is None:
             stop.wait(0.5)
     finally:
@@ -71,6 +71,6 @@ def status(url: Annotated[str, typer.Argument(help="Server URL, e.g. http://127.
     """Liveness, readiness and every model's state."""
     import json
 
-    from gen.serving.client import server_status
+    from gen.runtime.remote import server_status
 
     typer.echo(json.dumps(server_status(url), indent=2))

@@ -7,8 +7,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from gen.errors import GenError
-
 app = typer.Typer(
     help="Train a generator. Each model writes a run directory: weights (safetensors), config, "
     "metrics.jsonl, sample grids, and a checkpoint for --resume.",
@@ -54,9 +52,6 @@ def _run(family: str, data: str, out: str, image_size, resume: bool, force: bool
     overrides = {k: (v.value if isinstance(v, Enum) else v) for k, v in overrides.items()}
     if resume:  # a resumed run keeps its own config; only the step total may change
         overrides = {"steps": overrides.get("steps")}
-    for key in ("checkpoint_every", "sample_every"):
-        if overrides.get(key, 1) < 1:
-            raise GenError(f"--{key.replace('_', '-')} must be at least 1, got {overrides[key]}")
     run = train(family, data, out, overrides, image_size=image_size, resume=resume, force=force, progress=not quiet)
     typer.echo(f"run written to {run.path}  (samples: {run.path / 'samples.png'}; evaluate: gen eval {run.path})")
 

@@ -8,7 +8,6 @@ failed export leaves nothing behind and never damages a bundle that was already 
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata as md
 import os
 import shutil
 import warnings
@@ -19,6 +18,7 @@ import numpy as np
 from gen.errors import GenError
 from gen.fileio import replace_dir, write_json
 from gen.runtime.bundle import MANIFEST, SCHEMA_VERSION
+from gen.versions import versions
 
 DEFAULT_OPSET = 17
 DEFAULT_TOLERANCE = 1e-3
@@ -56,7 +56,7 @@ def export_run(run_path: str, out: str, fp16: bool = False, opset: int = DEFAULT
             progress(f"exporting {name} ...")
             path = tmp / f"{name}.onnx"
             _export_component(module, sigs[name], path, opset, config)
-            files = {"fp32": _file_entry(tmp, path)}
+            files = {"fp32": _file_entry(path)}
             err = _parity(module, sigs[name], path, config)
             parity[name] = {"ort_fp32_vs_eager_max_abs": err}
             progress(f"  {name}: ORT fp32 vs eager max |diff| = {err:.2e}")
@@ -67,7 +67,7 @@ def export_run(run_path: str, out: str, fp16: bool = False, opset: int = DEFAULT
 
                 half = tmp / f"{name}.fp16.onnx"
                 convert_fp16(path, half)
-                files["fp16"] = _file_entry(tmp, half)
+                files["fp16"] = _file_entry(half)
                 parity[name]["ort_fp16_vs_fp32"] = _fp16_parity(path, half, sigs[name], config)
                 progress(f"  {name}: ORT fp16 vs fp32 = {parity[name]['ort_fp16_vs_fp32']}")
             manifest_components[name] = {**sigs[name], "files": files}
@@ -87,16 +87,29 @@ def export_run(run_path: str, out: str, fp16: bool = False, opset: int = DEFAULT
 
 def _export_component(module, sig: dict, path: Path, opset: int, config: dict) -> None:
     import onnx
-    import torch
 
-    from gen.nets.components import example_inputs
-
-    inputs = example_inputs(sig, 2, num_classes=max(config.get("num_classes", 0), 1), timesteps=config.get("timesteps", 1000))
+    inputs = _examples(sig, config, batch=2, seed=0)
     in_names = [s["name"] for s in sig["inputs"]]
     out_names = [s["name"] for s in sig["outputs"]]
     axes = {n: {0: "batch"} for n in in_names + out_names}
-    # The tracer warns about Python-level shape branches in diffusers; the parity check below runs
-    # the exported graph at a different batch size than the trace, which is the check that matters.
+    try:
+        _trace_to_onnx(module, inputs, in_names, out_names, axes, path, opset)
+    except Exception as e:  # torch's exporter raises many types; the message is what helps
+        raise GenError(f"torch.onnx.export failed for {path.stem}: {str(e).splitlines()[0]}") from None
+    model = onnx.load(str(path))
+    if model.ByteSize() > TWO_GB - 2**20:  # protobuf's 2 GB limit: move weights to external data
+        onnx.save_model(model, str(path), save_as_external_data=True, location=f"{path.name}.data")
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except onnx.checker.ValidationError as e:
+        raise GenError(f"onnx.checker rejects the exported {path.name}: {str(e).splitlines()[0]}") from None
+
+
+def _trace_to_onnx(module, inputs, in_names, out_names, axes, path, opset) -> None:
+    import torch
+
+    # The tracer warns about Python-level shape branches in diffusers; the parity check runs the
+    # exported graph at a different batch size than the trace, which is the check that matters.
     with torch.no_grad(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         # dynamo=False on purpose: the TorchScript exporter handles diffusers' UNets without onnxscript
@@ -104,13 +117,16 @@ def _export_component(module, sig: dict, path: Path, opset: int, config: dict) -
         torch.onnx.export(module, tuple(inputs[n] for n in in_names), str(path), input_names=in_names,
                           output_names=out_names, dynamic_axes=axes, opset_version=opset, dynamo=False,
                           do_constant_folding=True)
-    model = onnx.load(str(path))
-    if model.ByteSize() > TWO_GB - 2**20:  # protobuf's 2 GB limit: move weights to external data
-        onnx.save_model(model, str(path), save_as_external_data=True, location=f"{path.name}.data")
-    onnx.checker.check_model(str(path), full_check=True)
 
 
-def _file_entry(root: Path, path: Path) -> dict:
+def _examples(sig: dict, config: dict, batch: int, seed: int) -> dict:
+    from gen.nets.components import example_inputs
+
+    return example_inputs(sig, batch, seed=seed, num_classes=max(config.get("num_classes", 0), 1),
+                          timesteps=config.get("timesteps", 1000))
+
+
+def _file_entry(path: Path) -> dict:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -119,20 +135,18 @@ def _file_entry(root: Path, path: Path) -> dict:
 
 
 def _session(path: Path):
-    import onnxruntime as ort
+    from gen.runtime.ort_session import ort_session
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = os.cpu_count() or 1
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    try:
+        return ort_session(path)
+    except Exception as e:  # onnxruntime's own exception types
+        raise GenError(f"ONNX Runtime cannot load the exported {path.name}: {str(e).splitlines()[0]}") from None
 
 
 def _parity(module, sig, path, config) -> float:
     import torch
 
-    from gen.nets.components import example_inputs
-
-    inputs = example_inputs(sig, PARITY_BATCH, seed=1, num_classes=max(config.get("num_classes", 0), 1),
-                            timesteps=config.get("timesteps", 1000))
+    inputs = _examples(sig, config, batch=PARITY_BATCH, seed=1)
     with torch.no_grad():
         ref = module(**inputs).numpy()
     try:
@@ -145,11 +159,13 @@ def _parity(module, sig, path, config) -> float:
 def _fp16_parity(fp32: Path, fp16: Path, sig, config) -> dict:
     from gen.nets.components import example_inputs
 
-    inputs = example_inputs(sig, PARITY_BATCH, seed=1, num_classes=max(config.get("num_classes", 0), 1),
-                            timesteps=config.get("timesteps", 1000))
-    feeds = {k: v.numpy() for k, v in inputs.items()}
+    feeds = {k: v.numpy() for k, v in _examples(sig, config, batch=PARITY_BATCH, seed=1).items()}
     a = _session(fp32).run(None, feeds)[0]
-    b = _session(fp16).run(None, feeds)[0]
+    half = _session(fp16)
+    try:
+        b = half.run(None, feeds)[0]
+    except Exception as e:  # onnxruntime's own exception types
+        raise GenError(f"the fp16 {fp16.name} fails in ONNX Runtime: {str(e).splitlines()[0]}") from None
     return {"max_abs": float(np.abs(a - b).max()), "psnr_db": psnr(a, b, peak=float(np.abs(a).max()) or 1.0)}
 
 
@@ -170,7 +186,9 @@ def _image_psnr(bundle_dir: Path) -> dict:
 
 def _manifest(config, run, components, parity, fp16, opset, torch_version) -> dict:
     family = config["family"]
-    conditional = bool(config.get("conditional")) and config.get("num_classes", 0) > 1
+    from gen.nets.components import is_conditional
+
+    conditional = is_conditional(config)
     sampling: dict = {}
     if family == "gan":
         sampling = {"z_dim": config["z_dim"]}
@@ -199,14 +217,7 @@ def _manifest(config, run, components, parity, fp16, opset, torch_version) -> di
         "precision": "fp16" if fp16 else "fp32",
         "parity": parity,
         "weights": {"tensors": "weights/weights.safetensors", "config": "weights/config.json"},
-        "source": {"run": str(run.path.resolve()), "weights_sha256": _file_entry(run.path, run.weights_path)["sha256"]},
+        "source": {"run": str(run.path.resolve()), "weights_sha256": _file_entry(run.weights_path)["sha256"]},
         "export": {"opset": opset},
-        "versions": {p: _version(p) for p in ("gen", "torch", "diffusers", "onnx", "onnxruntime")},
+        "versions": versions(("gen", "torch", "diffusers", "onnx", "onnxruntime")),
     }
-
-
-def _version(pkg: str):
-    try:
-        return md.version(pkg)
-    except md.PackageNotFoundError:
-        return None

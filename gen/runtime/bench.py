@@ -6,7 +6,6 @@ same seed and a warm-up first, so the ratios between rows are a fair side-by-sid
 
 from __future__ import annotations
 
-import importlib.metadata as md
 import os
 import platform
 import resource
@@ -54,21 +53,33 @@ def run_bench(bundle: str, backends: list[str], precisions: list[str], steps: li
 
     if repeats < 1 or warmup < 0:
         raise GenError(f"--repeats must be >= 1 and --warmup >= 0, got {repeats} and {warmup}")
+    from gen.runtime.backends import BACKENDS
+    from gen.runtime.bundle import PRECISIONS, load_bundle
+
+    load_bundle(bundle)  # a bad path or manifest is an error, not a skipped row
+    for name, given, allowed in (("backend", backends, BACKENDS), ("precision", precisions, PRECISIONS)):
+        bad = [v for v in given if v not in allowed]
+        if bad or not given:
+            raise GenError(f"unknown {name} {bad or given}; choose from {', '.join(allowed)}")
+    if threads is not None and threads < 1:
+        raise GenError(f"--threads must be at least 1, got {threads}")
     threads = threads or os.cpu_count() or 1
     rows, skipped, described = [], [], {}
     for backend in backends:
         for precision in precisions:
             try:
                 sampler = Sampler(bundle, backend=backend, device=device, precision=precision, threads=threads)
-            except GenError as e:
+            except GenError as e:  # this combination cannot run here (no torch, no GPU, no fp16 file)
                 skipped.append({"backend": backend, "precision": precision, "reason": str(e)})
                 log(f"skip {backend}/{precision}: {e}")
                 continue
             described[f"{backend}/{precision}"] = sampler.backend.describe()
             diffusion = sampler.family == "ddpm"
             for batch in batches:
-                comps = {c: _percentiles(_time(lambda c=c: sampler.backend.run(c, _component_feeds(sampler, c, batch)), warmup, repeats))
-                         for c in sampler.bundle.components}
+                comps = {}
+                for c in sampler.bundle.components:
+                    feeds = _component_feeds(sampler, c, batch)
+                    comps[c] = _percentiles(_time(lambda c=c, feeds=feeds: sampler.backend.run(c, feeds), warmup, repeats))
                 for s in (steps if diffusion else [None]):
                     overheads = []
 
@@ -117,12 +128,9 @@ def environment(threads: int) -> dict:
             cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
     except OSError:
         pass
-    versions = {}
-    for p in ("gen", "numpy", "torch", "diffusers", "onnxruntime", "onnxruntime-gpu"):
-        try:
-            versions[p] = md.version(p)
-        except md.PackageNotFoundError:
-            pass
+    from gen.versions import versions as installed
+
+    versions = {k: v for k, v in installed(("gen", "numpy", "torch", "diffusers", "onnxruntime", "onnxruntime-gpu")).items() if v}
     return {"cpu": cpu, "cpu_count": os.cpu_count(), "threads": threads, "python": platform.python_version(),
             "platform": platform.platform(), "versions": versions}
 
@@ -145,10 +153,13 @@ def plot(result: dict, path: str) -> bool:
     values = [r["end_to_end"]["median_ms"] for r in rows]
     colors = ["#4c72b0" if r["backend"] == "eager" else "#dd8452" for r in rows]
     fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(rows)), 4))
-    ax.bar(range(len(rows)), values, color=colors)
+    bars = ax.bar(range(len(rows)), values, color=colors)
+    ax.bar_label(bars, labels=[f"{v:.3g}" for v in values], fontsize=7)
     ax.set_xticks(range(len(rows)), labels, fontsize=7)
-    ax.set_ylabel("end-to-end median latency (ms, log)")
-    ax.set_yscale("log")
+    log = max(values) / max(min(values), 1e-9) > 50  # mixed 1-step and 50-step rows need a log axis
+    ax.set_ylabel("end-to-end median latency (ms" + (", log)" if log else ")"))
+    if log:
+        ax.set_yscale("log")
     ax.set_title(f"gen bench {os.path.basename(result['bundle'].rstrip('/'))} ({result['environment']['threads']} threads)")
     fig.tight_layout()
     buf = io.BytesIO()

@@ -31,7 +31,7 @@ class Sampler:
         if isinstance(backend, Backend):
             self.bundle, self.backend = backend.bundle, backend
         elif backend == "triton":
-            from gen.serving.client import RemoteGenerator
+            from gen.runtime.remote import RemoteGenerator
 
             self.remote = RemoteGenerator(str(bundle), model)
         else:
@@ -46,17 +46,19 @@ class Sampler:
                  labels: int | Sequence[int] | None = None, guidance: float | None = None, eta: float = 0.0,
                  output: str = "np"):
         """n images in [-1, 1] (NCHW float32), as PIL images, or as NHWC uint8, per `output`."""
+        if output not in OUTPUTS:
+            raise GenError(f"unknown output {output!r}; choose one of {', '.join(OUTPUTS)}")
         if self.remote is not None:
-            if output not in OUTPUTS:
-                raise GenError(f"unknown output {output!r}; choose one of {', '.join(OUTPUTS)}")
+            if eta:
+                raise GenError("eta is not a served input; sample with eta in process")
             images = self.remote.generate(n=n, seed=seed, steps=steps, scheduler=scheduler, labels=labels, guidance=guidance)
             return _convert(images, output)
         if not isinstance(n, (int, np.integer)) or n < 1:
             raise GenError(f"n must be a positive integer, got {n!r}")
-        if output not in OUTPUTS:
-            raise GenError(f"unknown output {output!r}; choose one of {', '.join(OUTPUTS)}")
         labels = self._labels(labels, n)
         diffusion = self.family == "ddpm"
+        if eta and (not diffusion or (scheduler or self.bundle.manifest["sampling"]["default_scheduler"]) != "ddim"):
+            raise GenError(f"eta = {eta} applies to the ddim scheduler only")
         if not diffusion:
             for name, value in (("steps", steps), ("scheduler", scheduler), ("guidance", guidance)):
                 if value is not None:

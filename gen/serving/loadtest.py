@@ -21,7 +21,7 @@ def run_load(url: str, model: str, concurrency: list[int], requests: int, n: int
     `check(i, images)` may verify every result (e.g. against in-process images for seed i); a failed
     check or a server error is counted, never raised mid-run.
     """
-    from gen.serving.client import RemoteGenerator
+    from gen.runtime.remote import RemoteGenerator
 
     if requests < 1 or min(concurrency) < 1:
         raise GenError("--requests and --concurrency must be >= 1")
@@ -32,22 +32,28 @@ def run_load(url: str, model: str, concurrency: list[int], requests: int, n: int
 
         def worker():
             client = RemoteGenerator(url, model)
-            while True:
-                with lock:
-                    i = next(counter, None)
-                if i is None:
-                    return
-                t0 = time.perf_counter()
-                try:
-                    images = client.generate(n=n, seed=i, steps=steps, labels=labels)
-                    ok = check(i, images) if check else True
-                except GenError as e:
-                    ok, images = str(e), None
-                dt = time.perf_counter() - t0
-                with lock:
-                    latencies.append(dt)
-                    if ok is not True:
-                        errors.append(f"request {i}: {ok}")
+            try:
+                while True:
+                    with lock:
+                        i = next(counter, None)
+                    if i is None:
+                        return
+                    _one(client, i)
+            finally:
+                client.client.close()
+
+        def _one(client, i):
+            t0 = time.perf_counter()
+            try:
+                images = client.generate(n=n, seed=i, steps=steps, labels=labels)
+                ok = check(i, images) if check else True
+            except Exception as e:  # any failure is counted against the run, never lost with the thread
+                ok = f"{type(e).__name__}: {e}"
+            dt = time.perf_counter() - t0
+            with lock:
+                latencies.append(dt)
+                if ok is not True:
+                    errors.append(f"request {i}: {ok}")
 
         RemoteGenerator(url, model).generate(n=n, seed=0, steps=steps, labels=labels)  # warm-up
         threads = [threading.Thread(target=worker) for _ in range(c)]
@@ -57,11 +63,11 @@ def run_load(url: str, model: str, concurrency: list[int], requests: int, n: int
         for t in threads:
             t.join()
         wall = time.perf_counter() - t0
-        lat = np.asarray(latencies) * 1e3
-        row = {"concurrency": c, "requests": requests, "images_per_request": n, "steps": steps,
+        lat = np.asarray(latencies or [float("nan")]) * 1e3
+        row = {"concurrency": c, "requests": requests, "completed": len(latencies), "images_per_request": n, "steps": steps,
                "p50_ms": float(np.percentile(lat, 50)), "p95_ms": float(np.percentile(lat, 95)),
                "p99_ms": float(np.percentile(lat, 99)), "requests_per_s": requests / wall,
-               "images_per_s": requests * n / wall, "errors": len(errors), "error_examples": errors[:3]}
+               "images_per_s": requests * n / wall, "errors": len(errors) + requests - len(latencies), "error_examples": errors[:3]}
         rows.append(row)
         log(f"concurrency {c:3}: p50 {row['p50_ms']:8.2f} ms  p95 {row['p95_ms']:8.2f} ms  "
             f"{row['requests_per_s']:8.1f} req/s  errors {row['errors']}")

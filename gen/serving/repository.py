@@ -24,7 +24,7 @@ from pathlib import Path
 from gen.errors import GenError
 from gen.fileio import replace_dir, write_bytes
 from gen.runtime.bundle import MANIFEST, load_bundle
-from gen.serving.names import check_model_name
+from gen.runtime.names import check_model_name
 
 FLAVOURS = ("python", "native")
 TRITON_TYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "int64": "TYPE_INT64", "int32": "TYPE_INT32",

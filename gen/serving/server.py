@@ -106,21 +106,26 @@ class TritonServer:
         binary, root = find_tritonserver()
         if root is not None:
             self._backends = _backend_dir(root)
-        log = open(self.log_file, "wb")
-        self.process = subprocess.Popen(self.command(binary), stdout=log, stderr=subprocess.STDOUT, env=_environment(root),
-                                        start_new_session=True)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                tail = self.log_tail()
-                self._cleanup()
-                raise GenError(f"tritonserver exited with code {self.process.returncode} during start-up; log {self.log_file}:\n{tail}")
-            if self.ready():
-                return self
-            time.sleep(0.2)
-        self.stop()
-        raise GenError(f"tritonserver was not ready after {timeout:.0f} s; see {self.log_file}")
+        try:
+            with open(self.log_file, "wb") as log:
+                # own session: a Ctrl-C in the terminal reaches gen, which then stops the server itself
+                self.process = subprocess.Popen(self.command(binary), stdout=log, stderr=subprocess.STDOUT,
+                                                env=_environment(root), start_new_session=True)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise GenError(f"tritonserver exited with code {self.process.returncode} during start-up; "
+                                   f"log {self.log_file}:\n{self.log_tail()}")
+                if self.ready():
+                    return self
+                time.sleep(0.2)
+            raise GenError(f"tritonserver was not ready after {timeout:.0f} s; see {self.log_file}")
+        except OSError as e:
+            self.stop()
+            raise GenError(f"cannot start {binary}: {e}") from None
+        except BaseException:  # includes KeyboardInterrupt during the wait: never leave an orphan
+            self.stop()
+            raise
 
     def _probe(self, path: str) -> bool:
         try:

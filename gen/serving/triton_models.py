@@ -14,7 +14,6 @@ imported lazily.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -37,15 +36,12 @@ def _params(args) -> dict:
 
 class ComponentModel:
     def initialize(self, args):
-        import onnxruntime as ort
+        from gen.runtime.ort_session import ort_session
 
         params, config = _params(args)
         self.outputs = [o["name"] for o in config["output"]]
         path = Path(args["model_repository"]) / args["model_version"] / "model.onnx"
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = int(params.get("threads", os.cpu_count() or 1))
-        opts.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.session = ort_session(path, int(params.get("threads", 0)) or None)
         self.inputs = [i.name for i in self.session.get_inputs()]
         self.ranks = {i.name: len(i.shape) for i in self.session.get_inputs()}
 

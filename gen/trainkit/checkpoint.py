@@ -7,6 +7,7 @@ import json
 import torch
 
 from gen.errors import GenError
+from gen.nets.components import sub_state
 
 
 def pack(modules: dict, optimizers: dict, step: int) -> tuple[dict, dict[str, str]]:
@@ -29,16 +30,12 @@ def unpack(tensors: dict, meta: dict[str, str], modules: dict, optimizers: dict,
     """Load what `pack` wrote into freshly built modules/optimizers; returns the step."""
     try:
         for name, module in modules.items():
-            prefix = f"module.{name}."
-            sd = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-            module.load_state_dict(sd, strict=True)
+            module.load_state_dict(sub_state(tensors, f"module.{name}"), strict=True)
         for name, opt in optimizers.items():
-            prefix = f"optim.{name}."
             state: dict = {}
-            for k, v in tensors.items():
-                if k.startswith(prefix):
-                    idx, key = k[len(prefix):].split(".", 1)
-                    state.setdefault(int(idx), {})[key] = v
+            for k, v in sub_state(tensors, f"optim.{name}").items():
+                idx, key = k.split(".", 1)
+                state.setdefault(int(idx), {})[key] = v
             opt.load_state_dict({"state": state, "param_groups": json.loads(meta[f"optim.{name}.param_groups"])})
         return int(meta["step"])
     except (RuntimeError, KeyError, ValueError) as e:

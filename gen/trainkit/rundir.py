@@ -34,8 +34,8 @@ class RunDir:
     def is_run(self) -> bool:
         return self.config_path.is_file()
 
-    def prepare(self, resume: bool, force: bool) -> None:
-        """Claim the directory for a new run, refusing to overwrite anything unless told to."""
+    def check(self, resume: bool, force: bool) -> None:
+        """Refuse a directory that would be overwritten or cannot be resumed; changes nothing."""
         if resume and force:
             raise GenError("--resume and --force contradict each other: --resume continues the run, --force replaces it")
         if resume:
@@ -55,6 +55,14 @@ class RunDir:
                 )
             if not self.is_run():
                 raise GenError(f"--force: {self.path} holds files that are not a gen run; refusing to delete them")
+
+    def claim(self, force: bool) -> None:
+        """Create the directory for a new run; with --force, remove the old run's files first.
+
+        Called only after the new run's data and config have been validated, so a typo in a flag
+        never costs the run being replaced.
+        """
+        if force and self.is_run():
             for name in RUN_FILES:
                 (self.path / name).unlink(missing_ok=True)
             for name in RUN_DIRS:

@@ -37,9 +37,21 @@ def build_config(family: str, data: Dataset, data_spec: str, overrides: dict) ->
         family=family, data=data_spec, image_size=data.image_size, channels=data.channels,
         num_classes=data.num_classes, class_names=data.class_names,
     )
-    if config["steps"] < 1:
-        raise GenError(f"--steps must be at least 1, got {config['steps']}")
+    for key in ("steps", "batch_size", "sample_every", "checkpoint_every", "log_every", "n_critic", "latent_dim", "z_dim", "width"):
+        _check_positive(config, key)
+    if config["batch_size"] < 2:
+        raise GenError(f"--batch-size must be at least 2 (batch statistics need two samples), got {config['batch_size']}")
+    if not config["lr"] > 0:
+        raise GenError(f"--lr must be positive, got {config['lr']}")
+    size = config["image_size"]
+    if size < 8 or size & (size - 1):
+        raise GenError(f"--image-size must be a power of two >= 8 for these nets, got {size}")
     return config
+
+
+def _check_positive(config: dict, key: str) -> None:
+    if key in config and (not isinstance(config[key], int) or config[key] < 1):
+        raise GenError(f"--{key.replace('_', '-')} must be at least 1, got {config[key]}")
 
 
 def make_trainer(config: dict):
@@ -66,13 +78,14 @@ def train(family: str, data_spec: str, out: str, overrides: dict, image_size: in
     from gen.trainkit.checkpoint import pack, unpack
 
     run = RunDir(out)
-    run.prepare(resume=resume, force=force)
+    run.check(resume=resume, force=force)
     if resume:
         config = run.read_config()
         if config["family"] != family:
             raise GenError(f"--resume: {out} is a {config['family']} run, not {family}")
-        if overrides.get("steps"):
+        if overrides.get("steps") is not None:
             config["steps"] = overrides["steps"]
+            _check_positive(config, "steps")
         data = load_dataset(config["data"], config["image_size"], config["channels"])
     else:
         data = load_dataset(data_spec, image_size)
@@ -84,6 +97,8 @@ def train(family: str, data_spec: str, out: str, overrides: dict, image_size: in
         tensors, meta = run.load_state()
         start = unpack(tensors, meta, trainer.modules, trainer.optimizers, str(run.state_path))
         run.truncate_metrics(start)
+    else:
+        run.claim(force)
     run.write_config(config)
 
     x, y = torch.from_numpy(data.train_x), torch.from_numpy(data.train_y)

@@ -20,7 +20,7 @@ def test_ort_matches_eager_for_every_family(bundles, name):
     ort = Sampler(str(bundles[name]), backend="ort").generate(n=8, seed=0, **kw)
     assert eager.shape == (8, 1, 8, 8) and eager.dtype == np.float32
     assert np.abs(eager - ort).max() <= 1e-3
-    assert np.abs(eager).max() <= 1.0
+    assert eager.std() > 0.01  # not a constant image
 
 
 @pytest.mark.parametrize("scheduler", ["ddpm", "ddim", "dpm++", "euler"])

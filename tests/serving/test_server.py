@@ -8,7 +8,7 @@ import pytest
 
 from gen.errors import GenError
 from gen.runtime.sampler import Sampler
-from gen.serving.client import RemoteGenerator, server_status
+from gen.runtime.remote import RemoteGenerator, server_status
 from gen.serving.loadtest import run_load
 from gen.serving.repository import build_repository
 from gen.serving.server import TritonServer, find_tritonserver
@@ -66,7 +66,7 @@ def test_200_requests_from_8_concurrent_clients_all_correct(server, bundles):
 
     (row,) = run_load(server.grpc_url, "gan", [8], 200, n=2, check=check, log=lambda *_: None)
     assert row["errors"] == 0, row["error_examples"]
-    assert row["requests"] == 200
+    assert row["completed"] == 200
 
 
 @pytest.mark.parametrize("values,message", [

@@ -25,7 +25,6 @@ class Backend:
     def __init__(self, bundle: Bundle, device: str, precision: str, threads: int | None):
         self.bundle, self.device, self.precision, self.threads = bundle, device, precision, threads
         self.network_seconds = 0.0
-        self.calls = 0
 
     def run(self, component: str, feeds: dict[str, np.ndarray]) -> np.ndarray:
         if component not in self.bundle.components:
@@ -34,7 +33,6 @@ class Backend:
         t0 = time.perf_counter()
         out = self._run(component, feeds)
         self.network_seconds += time.perf_counter() - t0
-        self.calls += 1
         return out
 
     def _run(self, component: str, feeds: dict[str, np.ndarray]) -> np.ndarray:

@@ -36,15 +36,11 @@ class OrtBackend(Backend):
 
     def session(self, component: str):
         if component not in self._sessions:
-            ort = self._ort
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = self.threads
-            opts.inter_op_num_threads = 1
-            opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            from gen.runtime.ort_session import ort_session
+
             path = self.bundle.onnx_path(component, self.precision)
             try:
-                self._sessions[component] = ort.InferenceSession(str(path), opts, providers=self.providers)
+                self._sessions[component] = ort_session(path, self.threads, self.providers)
             except Exception as e:  # onnxruntime raises its own exception types
                 raise GenError(f"onnxruntime cannot load {path}: {str(e).splitlines()[0]}") from None
         return self._sessions[component]

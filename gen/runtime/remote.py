@@ -1,4 +1,8 @@
-"""HTTP and gRPC clients for a gen pipeline served by Triton (tritonclient underneath)."""
+"""HTTP and gRPC clients for a gen pipeline served by Triton (tritonclient underneath).
+
+Part of the runtime, beside the in-process backends: `Sampler(url, backend="triton")` lands here,
+and a client host needs tritonclient, not the server side in gen.serving.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from gen.errors import GenError
-from gen.serving.names import check_model_name
+from gen.runtime.names import check_model_name
 
 SCHEMES = ("http", "grpc")
 
@@ -15,7 +19,11 @@ SCHEMES = ("http", "grpc")
 def parse_url(url: str) -> tuple[str, str]:
     """'http://host:port' or 'grpc://host:port' -> (scheme, 'host:port')."""
     u = urlparse(url)
-    if u.scheme not in SCHEMES or not u.hostname or not u.port:
+    try:
+        port = u.port
+    except ValueError:  # out-of-range or non-numeric port
+        port = None
+    if u.scheme not in SCHEMES or not u.hostname or not port:
         raise GenError(f"--url {url!r} must look like http://127.0.0.1:8000 or grpc://127.0.0.1:8001")
     return u.scheme, f"{u.hostname}:{u.port}"
 
@@ -38,7 +46,7 @@ class RemoteGenerator:
     def __init__(self, url: str, model: str | None):
         if not model:
             raise GenError("backend 'triton' needs model=NAME (the pipeline model's name in the repository)")
-        self.model = check_model_name(model, "model")
+        self.model = check_model_name(model, "--model")
         self.url = url
         self.scheme, self.tc, self.client = connect(url)
         self.family = "remote"

@@ -1,4 +1,4 @@
-"""Model names that are safe as Triton model names and as directory names."""
+"""Model names that are safe as Triton model names, directory names and URL path segments."""
 
 from __future__ import annotations
 
