@@ -1,11 +1,16 @@
 """Triton serving vs in-process ORT, side by side in one run; writes benchmarks/results/serving.json.
 
-    python benchmarks/serving.py --ddpm bundles/cddpm --gan bundles/gan [--requests 200]
+    python benchmarks/serving.py --ddpm bundles/cddpm --gan bundles/gan [--requests 100]
 
-1. p50 latency of the class-conditional DDPM at 50 steps (n=1, default guidance): Triton pipeline
-   (python flavour, HTTP) vs the in-process ORT Sampler, same seeds, same threads.
-2. The latency Triton adds for the GAN at batch 1, in ms (p50 served - p50 in-process).
-3. Throughput of 8 concurrent clients (DDPM, 50 steps) with dynamic batching vs without.
+1. p50 latency of the class-conditional DDPM at 50 steps (n=1, default guidance) and of the GAN at
+   batch 1: Triton pipeline (python flavour, gRPC) vs the in-process ORT Sampler. The two are called
+   alternately, request by request, so drift on a shared machine hits both alike.
+2. Throughput of 8 concurrent clients (DDPM, 50 steps) with dynamic batching vs without.
+
+Each is measured for a latency-oriented repository (1 pipeline instance) and a throughput-oriented
+one (8 instances, so 8 requests can be in their sampling loops at once and their denoiser calls
+batched): on 2 cores the idle instances' processes cost latency, and one instance serialises
+concurrent clients.
 """
 
 from __future__ import annotations
@@ -35,14 +40,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def p50(fn, runs: int) -> float:
-    fn()
-    times = []
+def paired_p50(local, remote, runs: int, **kwargs) -> dict:
+    """Alternate in-process and served calls with the same seeds; medians of each."""
+    local.generate(seed=0, **kwargs), remote.generate(seed=0, **kwargs)
+    times = {"in_process": [], "triton": []}
     for i in range(runs):
-        t0 = time.perf_counter()
-        fn(i)
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times) * 1e3)
+        for name, sampler in (("in_process", local), ("triton", remote)):
+            t0 = time.perf_counter()
+            sampler.generate(seed=i, **kwargs)
+            times[name].append(time.perf_counter() - t0)
+    out = {f"{k}_p50_ms": float(np.median(v) * 1e3) for k, v in times.items()}
+    out["ratio"] = out["triton_p50_ms"] / out["in_process_p50_ms"]
+    out["added_ms"] = out["triton_p50_ms"] - out["in_process_p50_ms"]
+    return out
 
 
 def main() -> None:
@@ -55,37 +65,29 @@ def main() -> None:
     a = ap.parse_args()
     threads = os.cpu_count() or 1
     result = {"command": "python " + " ".join(sys.argv), "machine": f"{platform.machine()} cores={threads}", "threads": threads}
+    setups = {"latency_1_instance": (1, True), "throughput_8_instances": (8, True),
+              "throughput_8_instances_no_dynamic_batching": (8, False)}
+    local_ddpm, local_gan = Sampler(a.ddpm, backend="ort", threads=threads), Sampler(a.gan, backend="ort", threads=threads)
     with tempfile.TemporaryDirectory() as tmp:
-        repos = {}
-        for batching in (True, False):
-            repos[batching] = build_repository([a.ddpm, a.gan], f"{tmp}/repo-{batching}", names=["ddpm", "gan"],
-                                               dynamic_batching=batching, threads=threads, instances=8)
-        local_ddpm, local_gan = Sampler(a.ddpm, backend="ort", threads=threads), Sampler(a.gan, backend="ort", threads=threads)
-        in_process = {
-            "ddpm_50_steps_n1_p50_ms": p50(lambda i=0: local_ddpm.generate(n=1, seed=i, steps=50), a.runs),
-            "gan_n1_p50_ms": p50(lambda i=0: local_gan.generate(n=1, seed=i), a.runs * 10),
-        }
-        for batching in (True, False):
-            with TritonServer(str(repos[batching]), http_port=free_port(), grpc_port=free_port()) as srv:
-                remote_ddpm = Sampler(srv.http_url, backend="triton", model="ddpm")
-                remote_gan = Sampler(srv.http_url, backend="triton", model="gan")
-                same = np.array_equal(remote_ddpm.generate(n=1, seed=0, steps=50, output="uint8"),
-                                      local_ddpm.generate(n=1, seed=0, steps=50, output="uint8"))
-                row = {"identical_uint8_images": bool(same)}
-                if batching:
-                    row["ddpm_50_steps_n1_p50_ms"] = p50(lambda i=0: remote_ddpm.generate(n=1, seed=i, steps=50), a.runs)
-                    row["gan_n1_p50_ms"] = p50(lambda i=0: remote_gan.generate(n=1, seed=i), a.runs * 10)
-                for c in (1, 8):
-                    (load,) = run_load(srv.http_url, "ddpm", [c], a.requests, n=1, steps=50, log=lambda *_: None)
-                    row[f"ddpm_50_steps_concurrency_{c}"] = load
-                result["triton_dynamic_batching" if batching else "triton_no_dynamic_batching"] = row
-    t = result["triton_dynamic_batching"]
-    result["in_process_ort"] = in_process
+        for key, (instances, batching) in setups.items():
+            repo = build_repository([a.ddpm, a.gan], f"{tmp}/{key}", names=["ddpm", "gan"], instances=instances,
+                                    dynamic_batching=batching, threads=threads)
+            with TritonServer(str(repo), http_port=free_port(), grpc_port=free_port()) as srv:
+                remote_ddpm = Sampler(srv.grpc_url, backend="triton", model="ddpm")
+                remote_gan = Sampler(srv.grpc_url, backend="triton", model="gan")
+                row = {"identical_uint8_images": bool(np.array_equal(
+                    remote_ddpm.generate(n=1, seed=0, steps=50, output="uint8"),
+                    local_ddpm.generate(n=1, seed=0, steps=50, output="uint8")))}
+                row["ddpm_50_steps_n1"] = paired_p50(local_ddpm, remote_ddpm, a.runs, n=1, steps=50)
+                row["gan_n1"] = paired_p50(local_gan, remote_gan, a.runs * 5, n=1)
+                (row["ddpm_50_steps_concurrency_8"],) = run_load(srv.grpc_url, "ddpm", [8], a.requests, n=1, steps=50, log=lambda *_: None)
+                result[key] = row
+                print(key, json.dumps({k: v for k, v in row.items() if k != "ddpm_50_steps_concurrency_8"}), flush=True)
     result["summary"] = {
-        "ddpm_p50_ratio_triton_over_in_process": t["ddpm_50_steps_n1_p50_ms"] / in_process["ddpm_50_steps_n1_p50_ms"],
-        "gan_latency_added_by_triton_ms": t["gan_n1_p50_ms"] - in_process["gan_n1_p50_ms"],
-        "throughput_8_clients_req_per_s_dynamic_batching": t["ddpm_50_steps_concurrency_8"]["requests_per_s"],
-        "throughput_8_clients_req_per_s_no_batching": result["triton_no_dynamic_batching"]["ddpm_50_steps_concurrency_8"]["requests_per_s"],
+        key: {"ddpm_p50_ratio": result[key]["ddpm_50_steps_n1"]["ratio"],
+              "gan_added_ms": result[key]["gan_n1"]["added_ms"],
+              "req_per_s_8_clients": result[key]["ddpm_50_steps_concurrency_8"]["requests_per_s"]}
+        for key in setups
     }
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     write_json(a.out, result)
