@@ -142,3 +142,14 @@ def test_same_size_corruption_is_caught_by_onnxruntime(bundles, tmp_path):
     f.write_bytes(b"\x00" * f.stat().st_size)
     with pytest.raises(GenError, match="onnxruntime cannot load .*decoder.onnx"):
         Sampler(str(b)).generate(n=1)
+
+
+def test_top_level_import_is_lazy_and_exposes_the_sampler():
+    import subprocess
+    import sys
+
+    code = ("import sys, gen; assert 'gen.runtime.sampler' not in sys.modules; "
+            "from gen import Sampler; from gen.runtime.sampler import Sampler as S; assert Sampler is S; "
+            "print(sorted(m for m in ('torch', 'onnxruntime') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
