@@ -57,10 +57,9 @@ class ComponentModel:
                 feeds[name].append(a)
         merged = {k: np.concatenate(v) if len(v) > 1 else v[0] for k, v in feeds.items()}
         results = self.session.run(self.outputs, merged)
-        responses, start, self._keep = [], 0, []  # arrays stay referenced until the stub has sent them
+        responses, start = [], 0
         for size in sizes:
             arrays = [np.ascontiguousarray(out[start : start + size]) for out in results]
-            self._keep += arrays
             responses.append(pb.InferenceResponse(output_tensors=[pb.Tensor(n, a) for n, a in zip(self.outputs, arrays)]))
             start += size
         return responses
@@ -84,12 +83,10 @@ class PipelineModel:
 
             def _run(self, component, feeds):
                 out_name = bundle.signature(component)["outputs"][0]["name"]
-                # Per-sample scalars travel as [batch, 1] (config dims [1], reshaped to [batch] for the
-                # model). The arrays must outlive exec(): pb.Tensor does not keep its numpy array alive.
-                arrays = {k: np.ascontiguousarray(v.reshape(-1, 1) if v.ndim == 1 else v) for k, v in feeds.items()}
+                # Per-sample scalars travel as [batch, 1] (config dims [1], reshaped to [batch] for the model)
                 request = pb.InferenceRequest(
                     model_name=f"{prefix}{component}", requested_output_names=[out_name],
-                    inputs=[pb.Tensor(k, a) for k, a in arrays.items()],
+                    inputs=[pb.Tensor(k, np.ascontiguousarray(v.reshape(-1, 1) if v.ndim == 1 else v)) for k, v in feeds.items()],
                 )
                 response = request.exec()
                 if response.has_error():
@@ -102,12 +99,11 @@ class PipelineModel:
         from gen.images import to_uint8
 
         pb = _pb()
-        responses, self._keep = [], []  # arrays stay referenced until the stub has sent them
+        responses = []
         for r in requests:
             try:
                 images = self.sampler.generate(**self._arguments(r), output="np")
                 arrays = {"images": to_uint8(images), "images_float": np.ascontiguousarray(images, dtype=np.float32)}
-                self._keep.append(arrays)
                 responses.append(pb.InferenceResponse(output_tensors=[pb.Tensor(k, a) for k, a in arrays.items()]))
             except GenError as e:
                 responses.append(pb.InferenceResponse(output_tensors=[], error=pb.TritonError(str(e))))
