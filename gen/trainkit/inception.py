@@ -3,6 +3,8 @@
 gen ships no Inception weights (none are installable offline) and does not load pickled ones. Export
 the FID Inception network (e.g. pytorch-fid's `FID_Inception` pool3 output) once to ONNX with one
 input (N, 3, 299, 299) float32 in [-1, 1] and one output (N, 2048) or (N, 2048, 1, 1).
+
+Not verified against real Inception weights: none can be obtained on the machines this was built on.
 """
 
 from __future__ import annotations

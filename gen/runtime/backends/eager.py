@@ -1,4 +1,7 @@
-"""Eager PyTorch backend: the bundle's safetensors weights in the same component modules export used."""
+"""Eager PyTorch backend: the bundle's safetensors weights in the same component modules export used.
+
+fp16 runs only on CUDA, which has not been verified on a GPU yet; fp32 on the CPU is tested.
+"""
 
 from __future__ import annotations
 

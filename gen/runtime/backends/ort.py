@@ -3,6 +3,9 @@
 Providers are tried in order TensorRT, CUDA, CPU (the GPU ones only for device="cuda"); ORT drops a
 provider it cannot initialise without failing, so `describe()` reports what each session really
 got rather than what was asked for.
+
+Verified here on the CPU provider only: the CUDA and TensorRT providers and the IO-binding path have
+not run on a GPU yet (no GPU was available while this was written).
 """
 
 from __future__ import annotations
