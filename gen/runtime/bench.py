@@ -21,6 +21,28 @@ def _percentiles(samples: list[float]) -> dict:
     return {"median_ms": float(np.median(a) * 1e3), "p95_ms": float(np.percentile(a, 95) * 1e3), "runs": len(a)}
 
 
+def reset_peak_rss() -> bool:
+    """Restart the kernel's high-water mark of this process's RSS (Linux >= 4.0); False elsewhere."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mib() -> float:
+    """Peak RSS since the last reset where the kernel reports it, else since process start."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _time(fn, warmup: int, repeats: int) -> list[float]:
     for _ in range(warmup):
         fn()
@@ -76,6 +98,7 @@ def run_bench(bundle: str, backends: list[str], precisions: list[str], steps: li
             described[f"{backend}/{precision}"] = sampler.backend.describe()
             diffusion = sampler.family == "ddpm"
             for batch in batches:
+                per_config = reset_peak_rss()
                 comps = {}
                 for c in sampler.bundle.components:
                     feeds = _component_feeds(sampler, c, batch)
@@ -91,7 +114,8 @@ def run_bench(bundle: str, backends: list[str], precisions: list[str], steps: li
                     row = {"backend": backend, "precision": precision, "batch": batch, "steps": s,
                            "end_to_end": e2e, "images_per_s": batch / (e2e["median_ms"] / 1e3),
                            "sampler_overhead_fraction": float(np.median(overheads[warmup:] or overheads)),
-                           "components": comps, "peak_rss_mib_so_far": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+                           "components": comps, "peak_rss_mib": peak_rss_mib(),
+                           "peak_rss_scope": "this backend/precision/batch" if per_config else "process so far"}
                     rows.append(row)
                     log(_row_line(row))
     return {"bundle": str(bundle), "rows": rows, "skipped": skipped, "backends": described,
@@ -103,7 +127,7 @@ def _row_line(r: dict) -> str:
     e = r["end_to_end"]
     return (f"{r['backend']:>6} {r['precision']:>5} batch {r['batch']:>3} steps {steps:>4}  "
             f"median {e['median_ms']:9.2f} ms  p95 {e['p95_ms']:9.2f} ms  {r['images_per_s']:9.1f} img/s  "
-            f"overhead {100 * r['sampler_overhead_fraction']:4.1f}%")
+            f"overhead {100 * r['sampler_overhead_fraction']:4.1f}%  peak RSS {r['peak_rss_mib']:7.1f} MiB")
 
 
 def speedups(result: dict, baseline: str = "eager") -> list[dict]:

@@ -1,0 +1,52 @@
+"""`gen bench`: one run, every configuration, fair settings, a table, JSON and a plot."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from gen.errors import GenError
+from gen.runtime.bench import plot, run_bench, speedups
+
+
+def test_bench_rows_speedups_and_plot(bundles, tmp_path):
+    result = run_bench(str(bundles["ddpm"]), ["eager", "ort"], ["fp32"], [2, 4], [1, 3], warmup=1, repeats=2,
+                       threads=2, log=lambda *_: None)
+    rows = result["rows"]
+    assert [(r["backend"], r["batch"], r["steps"]) for r in rows] == [
+        ("eager", 1, 2), ("eager", 1, 4), ("eager", 3, 2), ("eager", 3, 4),
+        ("ort", 1, 2), ("ort", 1, 4), ("ort", 3, 2), ("ort", 3, 4)]
+    for r in rows:
+        assert r["end_to_end"]["runs"] == 2 and 0 < r["end_to_end"]["median_ms"] <= r["end_to_end"]["p95_ms"] * 1.0001
+        assert r["components"]["denoiser"]["median_ms"] > 0 and 0 <= r["sampler_overhead_fraction"] < 1
+        assert r["peak_rss_mib"] > 10
+    assert result["environment"]["threads"] == 2 and result["backends"]["ort/fp32"]["threads"] == 2
+    ups = speedups(result)
+    assert len(ups) == 4 and all(u["speedup_vs_eager_fp32"] > 0 for u in ups)
+    assert plot(result, str(tmp_path / "bench.png")) and (tmp_path / "bench.png").stat().st_size > 1000
+
+
+def test_cpu_fp16_eager_is_skipped_with_its_reason(bundles):
+    result = run_bench(str(bundles["gan"]), ["eager", "ort"], ["fp16"], [1], [1], repeats=1, log=lambda *_: None)
+    assert [(r["backend"], r["precision"], r["steps"]) for r in result["rows"]] == [("ort", "fp16", None)]
+    assert "eager fp16 needs device 'cuda'" in result["skipped"][0]["reason"]
+
+
+def test_bad_bench_arguments_are_errors_not_skips(bundles, tmp_path):
+    with pytest.raises(GenError, match="unknown backend"):
+        run_bench(str(bundles["gan"]), ["tensorflow"], ["fp32"], [1], [1])
+    with pytest.raises(GenError, match="bundle not found"):
+        run_bench(str(tmp_path / "nope"), ["ort"], ["fp32"], [1], [1])
+
+
+def test_bench_cli_writes_json_and_plot(bundles, tmp_path):
+    out = tmp_path / "r.json"
+    p = subprocess.run([sys.executable, "-m", "gen", "bench", str(bundles["ddpm"]), "--backends", "ort", "--steps", "2",
+                        "--batch", "1", "--repeats", "1", "--json", str(out)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    result = json.loads(out.read_text())
+    assert result["command"].startswith("gen bench") and len(result["rows"]) == 1
+    assert (tmp_path / "r.png").is_file()
+    p = subprocess.run([sys.executable, "-m", "gen", "bench", str(bundles["ddpm"]), "--steps", "0"], capture_output=True, text=True)
+    assert p.returncode == 2 and "--steps values must be >= 1" in p.stderr
