@@ -7,10 +7,10 @@
    blocks of calls, so drift on a shared machine hits both alike.
 2. Throughput of 8 concurrent clients (DDPM, 50 steps) with dynamic batching vs without.
 
-Each is measured for a latency-oriented repository (1 pipeline instance) and a throughput-oriented
-one (8 instances, so 8 requests can be in their sampling loops at once and their denoiser calls
-batched): on 2 cores the idle instances' processes cost latency, and one instance serialises
-concurrent clients.
+Each is measured for four repositories: the pipeline running the ONNX itself (components="inline",
+1 instance: latency), and calling the component models through Triton (components="bls") with 1
+instance, with 8 (8 requests in their sampling loops at once, their denoiser calls batched), and
+with 8 but no dynamic batching.
 """
 
 from __future__ import annotations
@@ -67,13 +67,13 @@ def main() -> None:
     a = ap.parse_args()
     threads = os.cpu_count() or 1
     result = {"command": "python " + " ".join(sys.argv), "machine": f"{platform.machine()} cores={threads}", "threads": threads}
-    setups = {"latency_1_instance": (1, True), "throughput_8_instances": (8, True),
-              "throughput_8_instances_no_dynamic_batching": (8, False)}
+    setups = {"inline_1_instance": ("inline", 1, False), "bls_1_instance": ("bls", 1, True),
+              "bls_8_instances": ("bls", 8, True), "bls_8_instances_no_dynamic_batching": ("bls", 8, False)}
     local_ddpm, local_gan = Sampler(a.ddpm, backend="ort", threads=threads), Sampler(a.gan, backend="ort", threads=threads)
     with tempfile.TemporaryDirectory() as tmp:
-        for key, (instances, batching) in setups.items():
+        for key, (components, instances, batching) in setups.items():
             repo = build_repository([a.ddpm, a.gan], f"{tmp}/{key}", names=["ddpm", "gan"], instances=instances,
-                                    dynamic_batching=batching, threads=threads)
+                                    dynamic_batching=batching, threads=threads, components=components)
             with TritonServer(str(repo), http_port=free_port(), grpc_port=free_port()) as srv:
                 remote_ddpm = Sampler(srv.grpc_url, backend="triton", model="ddpm")
                 remote_gan = Sampler(srv.grpc_url, backend="triton", model="gan")

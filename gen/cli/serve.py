@@ -18,6 +18,7 @@ def build(
     instances: Annotated[int, typer.Option(help="Pipeline model instances: requests served concurrently.")] = 4,
     name: Annotated[Optional[List[str]], typer.Option(help="Model name per bundle (default: the bundle directory's name).")] = None,
     dynamic_batching: Annotated[bool, typer.Option(help="Let Triton merge concurrent component calls into one batch.")] = True,
+    components: Annotated[str, typer.Option(help="inline: the pipeline runs the ONNX files itself (no round trip per network call; fastest on CPUs); bls: it calls the component models through Triton, whose dynamic batching merges concurrent requests' calls (for GPUs, where batching pays).")] = "inline",
     threads: Annotated[Optional[int], typer.Option(help="onnxruntime threads per component model.")] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing repository at --out.")] = False,
 ) -> None:
@@ -28,7 +29,7 @@ def build(
     from gen.serving.repository import build_repository
 
     path = build_repository(bundles, out, flavour=flavour, max_batch=max_batch, instances=instances, names=name,
-                            dynamic_batching=dynamic_batching, threads=threads, force=force)
+                            dynamic_batching=dynamic_batching, threads=threads, force=force, components=components)
     typer.echo(f"model repository written to {path}  (start it: gen serve start {path})")
 
 

@@ -27,6 +27,7 @@ from gen.runtime.bundle import MANIFEST, load_bundle
 from gen.runtime.names import check_model_name
 
 FLAVOURS = ("python", "native")
+COMPONENT_MODES = ("bls", "inline")
 TRITON_TYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "int64": "TYPE_INT64", "int32": "TYPE_INT32",
                 "uint8": "TYPE_UINT8", "bytes": "TYPE_STRING"}
 
@@ -100,22 +101,25 @@ def pipeline_inputs(bundle) -> list[dict]:
     return inputs
 
 
-def pipeline_config(name: str, bundle, max_n: int, instances: int) -> str:
+def pipeline_config(name: str, bundle, max_n: int, instances: int, components: str, precision: str, threads: int) -> str:
     img = bundle.image
     outputs = [{"name": "images", "dtype": "uint8", "shape": [-1, img["height"], img["width"], img["channels"]]},
                {"name": "images_float", "dtype": "float32", "shape": [-1, img["channels"], img["height"], img["width"]]}]
     parts = [f'name: "{name}"', 'backend: "python"', "max_batch_size: 0",
              _io_block("input", pipeline_inputs(bundle), False), _io_block("output", outputs, False),
              f"instance_group [ {{ count: {instances} kind: KIND_CPU }} ]",
-             _params({"component_prefix": f"{name}_", "max_n": max_n})]
+             _params({"component_prefix": f"{name}_", "max_n": max_n, "components": components,
+                      "precision": precision, "threads": threads})]
     return "\n".join(parts) + "\n"
 
 
 def build_repository(bundles: list[str], out: str, flavour: str = "python", max_batch: int = 64, instances: int = 4,
                      names: list[str] | None = None, dynamic_batching: bool = True, threads: int | None = None,
-                     precision: str = "fp32", force: bool = False) -> Path:
+                     precision: str = "fp32", force: bool = False, components: str = "inline") -> Path:
     if flavour not in FLAVOURS:
         raise GenError(f"unknown --flavour {flavour!r}; choose one of {', '.join(FLAVOURS)}")
+    if components not in COMPONENT_MODES:
+        raise GenError(f"unknown --components {components!r}; choose one of {', '.join(COMPONENT_MODES)}")
     if max_batch < 1 or instances < 1:
         raise GenError(f"--max-batch and --instances must be >= 1, got {max_batch} and {instances}")
     if not bundles:
@@ -155,12 +159,24 @@ def build_repository(bundles: list[str], out: str, flavour: str = "python", max_
             d = tmp / name
             (d / "1").mkdir(parents=True)
             shutil.copyfile(Path(bundle_path) / MANIFEST, d / "1" / MANIFEST)
+            if components == "inline":  # the pipeline runs the networks itself: it needs the files
+                for comp in bundle.components:
+                    src = bundle.onnx_path(comp, precision)
+                    _link_or_copy(src, d / "1" / src.name)
             write_bytes(d / "1" / "model.py", SHIM.format(cls="PipelineModel", paths=environment_paths()).encode())
-            write_bytes(d / "config.pbtxt", pipeline_config(name, bundle, max_n, instances).encode())
+            write_bytes(d / "config.pbtxt", pipeline_config(name, bundle, max_n, instances, components, precision, threads).encode())
         write_bytes(tmp / "gen-repository.json", json.dumps({
-            "models": names, "flavour": flavour, "max_batch": max_batch, "dynamic_batching": dynamic_batching,
+            "models": names, "flavour": flavour, "components": components, "max_batch": max_batch, "dynamic_batching": dynamic_batching,
             "python": sys.executable}, indent=2).encode())
         replace_dir(tmp, out_path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out_path
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """A hard link where the filesystem allows (large UNets are not stored twice), else a copy."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)

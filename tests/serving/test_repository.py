@@ -76,6 +76,8 @@ def test_unsafe_model_names_are_refused(bundles, tmp_path, name):
 def test_bad_repository_arguments(bundles, tmp_path):
     with pytest.raises(GenError, match="unknown --flavour 'tensorflow'"):
         build_repository([str(bundles["gan"])], str(tmp_path / "r"), flavour="tensorflow")
+    with pytest.raises(GenError, match="unknown --components 'remote'"):
+        build_repository([str(bundles["gan"])], str(tmp_path / "r"), components="remote")
     with pytest.raises(GenError, match="model names must be unique"):
         build_repository([str(bundles["gan"]), str(bundles["gan"])], str(tmp_path / "r"))
     with pytest.raises(GenError, match="bundle not found"):

@@ -34,7 +34,7 @@ def server(bundles, tmp_path_factory):
     broken = root / "broken-bundle"
     shutil.copytree(bundles["vae"], broken)
     repo = build_repository([str(bundles["gan"]), str(bundles["cddpm"]), str(broken)], str(root / "repo"),
-                            names=["gan", "cddpm", "broken"], max_batch=16, instances=4, threads=1)
+                            names=["gan", "cddpm", "broken"], max_batch=16, instances=4, threads=1, components="bls")
     (repo / "broken_decoder" / "1" / "model.onnx").write_bytes(b"this is not an onnx model")
     srv = TritonServer(str(repo), http_port=free_port(), grpc_port=free_port()).start(timeout=120)
     yield srv
@@ -55,6 +55,15 @@ def test_served_images_equal_in_process_ort(server, bundles, scheme, model, bund
     assert np.abs(remote - local).max() <= 1e-5
     u8 = Sampler(url, backend="triton", model=model).generate(seed=7, output="uint8", **kwargs)
     assert np.array_equal(u8, Sampler(str(bundles[bundle])).generate(seed=7, output="uint8", **kwargs))
+
+
+def test_inline_pipeline_serves_the_same_images(bundles, tmp_path):
+    repo = build_repository([str(bundles["cddpm"])], str(tmp_path / "repo"), names=["cddpm"], threads=1)  # inline: the default
+    assert (repo / "cddpm" / "1" / "denoiser.onnx").is_file()
+    kwargs = {"n": 2, "steps": 8, "labels": [3, 5], "guidance": 1.5}
+    with TritonServer(str(repo), http_port=free_port(), grpc_port=free_port()) as srv:
+        remote = Sampler(srv.grpc_url, backend="triton", model="cddpm").generate(seed=1, **kwargs)
+    assert np.abs(remote - Sampler(str(bundles["cddpm"])).generate(seed=1, **kwargs)).max() <= 1e-5
 
 
 def test_200_requests_from_8_concurrent_clients_all_correct(server, bundles):
