@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from gen.cli.options import command_line, require_bundle_or_url
 from gen.errors import GenError
 
 
@@ -44,20 +44,18 @@ def bench(
                gen bench --url http://127.0.0.1:8000 --model ddpm --concurrency 1,4,8 --requests 200 --steps 50 --batch 1
     """
     import json
-    import shlex
 
     from gen.fileio import write_json
     from gen.runtime.bench import plot, run_bench, speedups
 
-    if (bundle is None) == (url is None):
-        raise GenError("give either a BUNDLE directory or --url (with --model), not both")
+    require_bundle_or_url(bundle, url)
     if url:
         from gen.serving.loadtest import run_load
 
         first_steps = _ints(steps, "--steps")[0] if steps else None  # one setting per load test
         rows = run_load(url, model, _ints(concurrency, "--concurrency"), requests, n=_ints(batch, "--batch")[0],
                         steps=first_steps, log=typer.echo)
-        result = {"url": url, "model": model, "rows": rows, "command": "gen " + " ".join(shlex.quote(a) for a in sys.argv[1:])}
+        result = {"url": url, "model": model, "rows": rows, "command": command_line()}
         if json_out:
             write_json(json_out, result)
             typer.echo(f"results: {json_out}")
@@ -66,7 +64,7 @@ def bench(
     result = run_bench(bundle, [b.strip() for b in backends.split(",") if b.strip()],
                        [p.strip() for p in precisions.split(",") if p.strip()],
                        _ints(steps or "1,10,50", "--steps"), _ints(batch, "--batch"), warmup, repeats, threads, device, log=typer.echo)
-    result["command"] = "gen " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    result["command"] = command_line()
     result["speedups"] = speedups(result)
     for s in result["speedups"]:
         ratio = next(v for k, v in s.items() if k.startswith("speedup"))

@@ -33,10 +33,9 @@ def generate(
     from gen.images import save_grid
     from gen.runtime.sampler import Sampler
 
-    from gen.errors import GenError
+    from gen.cli.options import require_bundle_or_url
 
-    if (bundle is None) == (url is None):
-        raise GenError("give either a BUNDLE directory or --url (with --model), not both")
+    require_bundle_or_url(bundle, url)
     if url:
         sampler = Sampler(url, backend="triton", model=model)
     else:

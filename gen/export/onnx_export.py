@@ -114,16 +114,16 @@ def _trace_to_onnx(module, inputs, in_names, out_names, axes, path, opset) -> No
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         # dynamo=False on purpose: the TorchScript exporter handles diffusers' UNets without onnxscript
         warnings.filterwarnings("ignore", category=DeprecationWarning)
-        torch.onnx.export(module, tuple(inputs[n] for n in in_names), str(path), input_names=in_names,
+        torch.onnx.export(module, tuple(torch.from_numpy(inputs[n]) for n in in_names), str(path), input_names=in_names,
                           output_names=out_names, dynamic_axes=axes, opset_version=opset, dynamo=False,
                           do_constant_folding=True)
 
 
 def _examples(sig: dict, config: dict, batch: int, seed: int) -> dict:
-    from gen.nets.components import example_inputs
+    from gen.runtime.validate import example_feeds
 
-    return example_inputs(sig, batch, seed=seed, num_classes=max(config.get("num_classes", 0), 1),
-                          timesteps=config.get("timesteps", 1000))
+    return example_feeds(sig, batch, seed=seed, num_classes=config.get("num_classes", 0),
+                         timesteps=config.get("timesteps", 1000))
 
 
 def _file_entry(path: Path) -> dict:
@@ -146,20 +146,18 @@ def _session(path: Path):
 def _parity(module, sig, path, config) -> float:
     import torch
 
-    inputs = _examples(sig, config, batch=PARITY_BATCH, seed=1)
+    feeds = _examples(sig, config, batch=PARITY_BATCH, seed=1)
     with torch.no_grad():
-        ref = module(**inputs).numpy()
+        ref = module(**{k: torch.from_numpy(v) for k, v in feeds.items()}).numpy()
     try:
-        got = _session(path).run(None, {k: v.numpy() for k, v in inputs.items()})[0]
+        got = _session(path).run(None, feeds)[0]
     except Exception as e:  # onnxruntime's own exception types
         raise GenError(f"the exported {path.stem} fails in ONNX Runtime at batch {PARITY_BATCH}: {str(e).splitlines()[0]}") from None
     return float(np.abs(ref - got).max())
 
 
 def _fp16_parity(fp32: Path, fp16: Path, sig, config) -> dict:
-    from gen.nets.components import example_inputs
-
-    feeds = {k: v.numpy() for k, v in _examples(sig, config, batch=PARITY_BATCH, seed=1).items()}
+    feeds = _examples(sig, config, batch=PARITY_BATCH, seed=1)
     a = _session(fp32).run(None, feeds)[0]
     half = _session(fp16)
     try:

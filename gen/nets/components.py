@@ -97,18 +97,3 @@ def signatures(config: dict) -> dict[str, dict]:
 
 def _io(name: str, dtype: str, shape: list) -> dict:
     return {"name": name, "dtype": dtype, "shape": shape}
-
-
-def example_inputs(signature: dict, batch: int, seed: int = 0, num_classes: int = 10, timesteps: int = 1000) -> dict[str, torch.Tensor]:
-    """Random inputs matching a signature, for export tracing and parity checks."""
-    g = torch.Generator().manual_seed(seed)
-    out = {}
-    for spec in signature["inputs"]:
-        shape = [batch if d == "batch" else d for d in spec["shape"]]
-        if spec["name"] == "timestep":
-            out[spec["name"]] = torch.randint(0, timesteps, shape, generator=g)
-        elif spec["dtype"] == "int64":
-            out[spec["name"]] = torch.randint(0, num_classes, shape, generator=g)
-        else:
-            out[spec["name"]] = torch.randn(shape, generator=g)
-    return out

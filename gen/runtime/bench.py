@@ -14,6 +14,7 @@ import time
 import numpy as np
 
 from gen.errors import GenError
+from gen.runtime.validate import example_feeds
 
 
 def _percentiles(samples: list[float]) -> dict:
@@ -54,21 +55,6 @@ def _time(fn, warmup: int, repeats: int) -> list[float]:
     return out
 
 
-def _component_feeds(sampler, component: str, batch: int) -> dict:
-    rng = np.random.default_rng(0)
-    sig, k = sampler.bundle.signature(component), max(sampler.bundle.num_classes, 1)
-    feeds = {}
-    for spec in sig["inputs"]:
-        shape = [batch if d == "batch" else d for d in spec["shape"]]
-        if spec["name"] == "timestep":
-            feeds[spec["name"]] = np.full(shape, 500, dtype=np.int64)
-        elif spec["dtype"] == "int64":
-            feeds[spec["name"]] = (np.arange(batch) % k).astype(np.int64)
-        else:
-            feeds[spec["name"]] = rng.standard_normal(shape).astype(np.float32)
-    return feeds
-
-
 def run_bench(bundle: str, backends: list[str], precisions: list[str], steps: list[int], batches: list[int],
               warmup: int = 1, repeats: int = 5, threads: int | None = None, device: str = "cpu", log=print) -> dict:
     from gen.runtime.sampler import Sampler
@@ -101,7 +87,7 @@ def run_bench(bundle: str, backends: list[str], precisions: list[str], steps: li
                 per_config = reset_peak_rss()
                 comps = {}
                 for c in sampler.bundle.components:
-                    feeds = _component_feeds(sampler, c, batch)
+                    feeds = example_feeds(sampler.bundle.signature(c), batch, num_classes=sampler.bundle.num_classes)
                     comps[c] = _percentiles(_time(lambda c=c, feeds=feeds: sampler.backend.run(c, feeds), warmup, repeats))
                 for s in (steps if diffusion else [None]):
                     overheads = []

@@ -33,3 +33,19 @@ def check_feeds(component: str, signature: dict, feeds: dict[str, np.ndarray]) -
                     raise GenError(f"{component}.{name}: batch size {got} does not match the other inputs ({batch})")
             elif isinstance(want, int) and got != want:
                 raise GenError(f"{component}.{name}: shape {list(a.shape)}, expected {spec['shape']}")
+
+
+def example_feeds(signature: dict, batch: int, seed: int = 0, num_classes: int = 10,
+                  timesteps: int = 1000) -> dict[str, np.ndarray]:
+    """Random inputs that satisfy `signature` (export tracing, parity checks, benchmarks)."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for spec in signature["inputs"]:
+        shape = [batch if d == "batch" else d for d in spec["shape"]]
+        if spec["name"] == "timestep":
+            out[spec["name"]] = rng.integers(0, timesteps, shape, dtype=np.int64)
+        elif spec["dtype"] == "int64":
+            out[spec["name"]] = rng.integers(0, max(num_classes, 1), shape, dtype=np.int64)
+        else:
+            out[spec["name"]] = rng.standard_normal(shape, dtype=np.float32)
+    return out

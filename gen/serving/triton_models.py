@@ -136,12 +136,9 @@ class PipelineModel:
         if n < 1 or n > self.max_n:
             raise GenError(f"n = {n} is outside 1..{self.max_n} (the largest batch this model serves)")
         scalars["n"] = n
-        if "seed" in values:
-            scalars["seed"] = int(values["seed"].reshape(-1)[0])
-        if "steps" in values:
-            scalars["steps"] = int(values["steps"].reshape(-1)[0])
-        if "guidance" in values:
-            scalars["guidance"] = float(values["guidance"].reshape(-1)[0])
+        for name, cast in (("seed", int), ("steps", int), ("guidance", float)):
+            if name in values:
+                scalars[name] = cast(values[name].reshape(-1)[0])
         if "scheduler" in values:
             s = values["scheduler"].reshape(-1)[0]
             scalars["scheduler"] = s.decode() if isinstance(s, bytes) else str(s)

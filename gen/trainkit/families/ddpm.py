@@ -12,7 +12,7 @@ import copy
 import torch
 import torch.nn.functional as F
 
-from gen.nets.components import sub_state
+from gen.nets.components import is_conditional, sub_state
 from gen.nets.unet import build_unet, unet_config
 
 SCHEDULES = {"linear": "linear", "cosine": "squaredcos_cap_v2"}
@@ -44,7 +44,7 @@ class DdpmTrainer:
         for key, allowed in (("schedule", SCHEDULES), ("prediction", PREDICTIONS)):
             if c[key] not in allowed:
                 raise ValueError(f"unknown {key} {c[key]!r}; choose one of {', '.join(allowed)}")
-        self.num_classes = c["num_classes"] if c["conditional"] else 0
+        self.num_classes = c["num_classes"] if is_conditional(c) else 0
         self.unet = build_unet(unet_config(c["image_size"], c["channels"], self.num_classes, c["widths"], c["attention"]))
         self.ema = copy.deepcopy(self.unet).requires_grad_(False)
         self.scheduler = noise_scheduler(c)
