@@ -23,3 +23,11 @@ def bundles(tmp_path_factory):
         run = train(family, "digits", str(root / f"run-{name}"), {**opts, **FAST}, progress=False)
         out[name] = export_run(str(run.path), str(root / name), fp16=name in ("gan", "cddpm"), progress=lambda *_: None)
     return out
+
+
+@pytest.fixture(scope="session")
+def sd_bundle(tmp_path_factory):
+    """`gen export --model sd-lora --fp16` with no --base/--lora: tiny-sd plus the seeded demo LoRA."""
+    from gen.export.sd_export import export_sd
+
+    return export_sd("sd-lora", str(tmp_path_factory.mktemp("sd") / "sd-lora"), fp16=True, progress=lambda *_: None)

@@ -27,4 +27,4 @@ def digits():
     return load_dataset("digits")
 
 
-from tests.bundles_fixture import bundles  # noqa: E402,F401  (tiny exported bundles, shared by runtime and serving tests)
+from tests.bundles_fixture import bundles, sd_bundle  # noqa: E402,F401  (tiny exported bundles, shared by runtime and serving tests)

@@ -1,28 +1,50 @@
-"""`gen export RUN --out BUNDLE`: write a parity-checked ONNX bundle from a trained run."""
+"""`gen export RUN --out BUNDLE` or `gen export --model NAME --out BUNDLE`: a parity-checked ONNX bundle."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
 
 def export(
-    run: Annotated[str, typer.Argument(help="Run directory written by `gen train`.")],
+    run: Annotated[Optional[str], typer.Argument(help="Run directory written by `gen train gan|vae|ddpm` (or use --model).")] = None,
+    model: Annotated[Optional[str], typer.Option(help="A named recipe instead of a run: sd (a base), sd-lora (base + LoRA, fused) or tiny-sd (built-in toy SD).")] = None,
+    base: Annotated[Optional[str], typer.Option(help="With --model: base Stable Diffusion, a diffusers-format folder or a model id already in the HF cache. sd-lora without it uses tiny-sd.")] = None,
+    lora: Annotated[Optional[str], typer.Option(help="With --model sd-lora: a diffusers-format LoRA .safetensors, or a run from `gen train sd-lora`.")] = None,
+    lora_scale: Annotated[float, typer.Option(help="LoRA strength when fusing (1 = as trained).")] = 1.0,
     out: Annotated[str, typer.Option(help="Bundle directory to write (gen.json + one .onnx per component + weights/).")] = "",
     fp16: Annotated[bool, typer.Option(help="Also write fp16 components (fp32 inputs/outputs kept) and record fp16-vs-fp32 parity.")] = False,
     opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
     tolerance: Annotated[float, typer.Option(help="Largest eager-vs-ONNX Runtime difference accepted (max abs).")] = 1e-3,
     force: Annotated[bool, typer.Option(help="Replace an existing bundle at --out.")] = False,
 ) -> None:
-    """Export a run to ONNX, check it with onnx.checker and against eager, and write a bundle.
+    """Export to ONNX, check every component with onnx.checker and against eager, and write a bundle.
 
-    Example:  gen export runs/ddpm --out bundles/ddpm --fp16
+    Examples:  gen export runs/ddpm --out bundles/ddpm --fp16
+               gen export --model sd-lora --fp16                          (tiny-sd + a demo LoRA, offline)
+               gen export --model sd-lora --base ./sd15 --lora runs/pets --out bundles/pets --fp16
     """
     from pathlib import Path
 
-    from gen.export.onnx_export import export_run
+    from gen.errors import GenError
 
-    out = out or str(Path("bundles") / Path(run).resolve().name)
-    path = export_run(run, out, fp16=fp16, opset=opset, force=force, tolerance=tolerance, progress=typer.echo)
-    typer.echo(f"bundle written to {path}  (try: gen generate {path} --backend ort --n 16 --out grid.png)")
+    if (run is None) == (model is None):
+        raise GenError("give either a RUN directory or --model NAME (sd, sd-lora, tiny-sd), not both or neither")
+    if run is not None:
+        if base or lora:
+            raise GenError("--base and --lora apply to --model exports; a RUN directory already holds its weights")
+        from gen.export.onnx_export import export_run
+
+        out = out or str(Path("bundles") / Path(run).resolve().name)
+        path = export_run(run, out, fp16=fp16, opset=opset, force=force, tolerance=tolerance, progress=typer.echo)
+        typer.echo(f"bundle written to {path}  (try: gen generate {path} --backend ort --n 16 --out grid.png)")
+        return
+    from gen.export.sd_export import export_sd
+    from gen.recipes.registry import check_model
+
+    check_model(model)
+    out = out or str(Path("bundles") / model)
+    path = export_sd(model, out, base=base, lora=lora, lora_scale=lora_scale, fp16=fp16, opset=opset, force=force,
+                     tolerance=tolerance, progress=typer.echo)
+    typer.echo(f"bundle written to {path}  (try: gen generate {path} --prompt \"a red house\" --n 4 --out grid.png)")

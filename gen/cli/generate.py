@@ -14,18 +14,23 @@ def generate(
     backend: Annotated[str, typer.Option(help="eager (PyTorch) or ort (ONNX Runtime; needs no torch).")] = "ort",
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     precision: Annotated[Optional[str], typer.Option(help="fp32 or fp16 (default: the bundle's).")] = None,
-    n: Annotated[int, typer.Option(help="Number of images.")] = 16,
+    prompt: Annotated[Optional[str], typer.Option(help="Text prompt (text-to-image bundles, e.g. from `gen export --model sd-lora`).")] = None,
+    negative_prompt: Annotated[Optional[str], typer.Option(help="What to steer away from (text-to-image, with guidance > 1).")] = None,
+    height: Annotated[Optional[int], typer.Option(help="Image height, a multiple of 8 (text-to-image; default: the model's).")] = None,
+    width: Annotated[Optional[int], typer.Option(help="Image width, a multiple of 8 (text-to-image; default: the model's).")] = None,
+    n: Annotated[Optional[int], typer.Option(help="Number of images (default 16; 4 for text-to-image).")] = None,
     seed: Annotated[int, typer.Option(help="Seed: same seed, same images on every backend.")] = 0,
     steps: Annotated[Optional[int], typer.Option(help="Diffusion steps (default from the bundle).")] = None,
-    scheduler: Annotated[Optional[str], typer.Option(help="Diffusion scheduler: ddpm, ddim, dpm++ or euler.")] = None,
+    scheduler: Annotated[Optional[str], typer.Option(help="Diffusion scheduler: ddpm, ddim, dpm++, euler or lcm.")] = None,
     label: Annotated[Optional[int], typer.Option(help="Class label for conditional models (default: cycle through classes).")] = None,
-    guidance: Annotated[Optional[float], typer.Option(help="Classifier-free guidance scale (conditional diffusion).")] = None,
+    guidance: Annotated[Optional[float], typer.Option(help="Classifier-free guidance scale (class-conditional diffusion, or text-to-image: 7.5 by default).")] = None,
     threads: Annotated[Optional[int], typer.Option(help="CPU threads for the backend.")] = None,
     out: Annotated[str, typer.Option(help="PNG grid to write.")] = "grid.png",
 ) -> None:
     """Generate images and save them as one PNG grid.
 
     Examples:  gen generate bundles/ddpm --backend ort --n 16 --seed 0 --steps 20 --scheduler ddim --out grid.png
+               gen generate bundles/sd-lora --prompt "a red house" --negative-prompt blurry --steps 20 --n 4
                gen generate --url http://127.0.0.1:8000 --model ddpm --n 16 --out grid.png
     """
     import time
@@ -41,7 +46,10 @@ def generate(
     else:
         sampler = Sampler(bundle, backend=backend, device=device, precision=precision, threads=threads)
     t0 = time.perf_counter()
-    images = sampler.generate(n=n, seed=seed, steps=steps, scheduler=scheduler, labels=label, guidance=guidance)
+    if n is None:
+        n = 4 if prompt is not None else 16
+    images = sampler.generate(prompt, n=n, seed=seed, steps=steps, scheduler=scheduler, labels=label, guidance=guidance,
+                              negative_prompt=negative_prompt, height=height, width=width)
     elapsed = time.perf_counter() - t0
     save_grid(out, images)
     if url:

@@ -15,12 +15,13 @@ def convert_fp16(src: Path, dst: Path) -> None:
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     from gen.errors import GenError
+    from gen.export.onnx_io import save_onnx
 
     model = onnx.load(str(src))
     try:
         half = convert_float_to_float16(model, keep_io_types=True, op_block_list=["GroupNormalization", "InstanceNormalization", "Resize"])
         _sort_topologically(half.graph)  # the converter appends its input casts after their consumers
-        onnx.save_model(half, str(dst))
+        save_onnx(half, dst)
         onnx.checker.check_model(str(dst), full_check=True)
     except (ValueError, onnx.checker.ValidationError) as e:
         raise GenError(f"fp16 conversion of {src.name} failed: {str(e).splitlines()[0]}") from None

@@ -85,15 +85,15 @@ def signatures(config: dict) -> dict[str, dict]:
     image = ["batch", c["channels"], size, size]
     cond = is_conditional(c)
     if c["family"] == "gan":
-        inputs = [_io("z", "float32", ["batch", c["z_dim"]])] + ([_io("labels", "int64", ["batch"])] if cond else [])
-        return {"generator": {"inputs": inputs, "outputs": [_io("images", "float32", image)]}}
+        inputs = [io_spec("z", "float32", ["batch", c["z_dim"]])] + ([io_spec("labels", "int64", ["batch"])] if cond else [])
+        return {"generator": {"inputs": inputs, "outputs": [io_spec("images", "float32", image)]}}
     if c["family"] == "vae":
-        return {"decoder": {"inputs": [_io("z", "float32", ["batch", c["latent_dim"]])], "outputs": [_io("images", "float32", image)]}}
-    inputs = [_io("sample", "float32", image), _io("timestep", "int64", ["batch"])]
+        return {"decoder": {"inputs": [io_spec("z", "float32", ["batch", c["latent_dim"]])], "outputs": [io_spec("images", "float32", image)]}}
+    inputs = [io_spec("sample", "float32", image), io_spec("timestep", "int64", ["batch"])]
     if cond:
-        inputs.append(_io("class_labels", "int64", ["batch"]))
-    return {"denoiser": {"inputs": inputs, "outputs": [_io("model_output", "float32", image)]}}
+        inputs.append(io_spec("class_labels", "int64", ["batch"]))
+    return {"denoiser": {"inputs": inputs, "outputs": [io_spec("model_output", "float32", image)]}}
 
 
-def _io(name: str, dtype: str, shape: list) -> dict:
+def io_spec(name: str, dtype: str, shape: list) -> dict:
     return {"name": name, "dtype": dtype, "shape": shape}

@@ -79,14 +79,25 @@ def load_bundle(path: str | Path) -> Bundle:
         if key not in manifest:
             raise GenError(f"{path / MANIFEST} lacks {key!r}; re-export the bundle")
     bundle = Bundle(path, manifest)
+    if "text" in manifest:  # text-to-image: prompts cannot become token ids without it
+        tok = bundle.resolve(manifest["text"]["tokenizer"])
+        if not tok.is_file():
+            raise GenError(f"bundle {path} has no tokenizer ({manifest['text']['tokenizer']} is missing); re-export it")
     for name, comp in bundle.components.items():
         for precision, f in comp["files"].items():
             p = bundle.resolve(f["path"])
             if not p.is_file():
                 raise GenError(f"bundle {path}: {name} ({precision}) file is missing: {p}")
-            if p.stat().st_size != f["bytes"]:
-                raise GenError(
-                    f"bundle {path}: {p.name} is truncated or modified ({p.stat().st_size} bytes, "
-                    f"manifest says {f['bytes']}); re-export the bundle"
-                )
+            _check_size(path, p, f["bytes"])
+            if "external_data" in f:  # weights beside a model over protobuf's 2 GB limit
+                data = bundle.resolve(f["external_data"]["path"])
+                if not data.is_file():
+                    raise GenError(f"bundle {path}: {name} ({precision}) weights file is missing: {data}")
+                _check_size(path, data, f["external_data"]["bytes"])
     return bundle
+
+
+def _check_size(bundle_path: Path, p: Path, expected: int) -> None:
+    if p.stat().st_size != expected:
+        raise GenError(f"bundle {bundle_path}: {p.name} is truncated or modified ({p.stat().st_size} bytes, "
+                       f"manifest says {expected}); re-export the bundle")

@@ -51,8 +51,17 @@ class RemoteGenerator:
         self.scheme, self.tc, self.client = connect(url)
         self.family = "remote"
 
-    def generate(self, n=1, seed=0, steps=None, scheduler=None, labels=None, guidance=None) -> np.ndarray:
+    def generate(self, n=1, seed=0, steps=None, scheduler=None, labels=None, guidance=None, prompt=None,
+                 negative_prompt=None, height=None, width=None) -> np.ndarray:
+        from gen.runtime.prompts import check_prompts
+
         values = {"n": np.array([n], np.int32), "seed": np.array([seed], np.int64)}
+        for name, text in (("prompt", prompt), ("negative_prompt", negative_prompt)):
+            if text is not None:
+                values[name] = np.array([p.encode("utf-8") for p in check_prompts(text, name)], dtype=np.object_)
+        for name, size in (("height", height), ("width", width)):
+            if size is not None:
+                values[name] = np.array([size], np.int32)
         if steps is not None:
             values["steps"] = np.array([steps], np.int32)
         if guidance is not None:

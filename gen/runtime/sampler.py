@@ -28,6 +28,7 @@ class Sampler:
                  threads: int | None = None, model: str | None = None):
         self.last_timing: dict = {}
         self.remote = None
+        self._text = None  # the text-to-image routine, built on first use
         if isinstance(backend, Backend):
             self.bundle, self.backend = backend.bundle, backend
         elif backend == "triton":
@@ -42,46 +43,80 @@ class Sampler:
     def family(self) -> str:
         return self.remote.family if self.remote else self.bundle.family
 
-    def generate(self, n: int = 1, seed: int = 0, steps: int | None = None, scheduler: str | None = None,
+    def generate(self, prompt=None, n: int = 1, seed: int = 0, steps: int | None = None, scheduler: str | None = None,
                  labels: int | Sequence[int] | None = None, guidance: float | None = None, eta: float = 0.0,
-                 output: str = "np"):
-        """n images in [-1, 1] (NCHW float32), as PIL images, or as NHWC uint8, per `output`."""
+                 negative_prompt=None, height: int | None = None, width: int | None = None, output: str = "np"):
+        """n images (per prompt, for text-to-image bundles) in [-1, 1] (NCHW float32), as PIL images,
+        or as NHWC uint8, per `output`."""
         if output not in OUTPUTS:
             raise GenError(f"unknown output {output!r}; choose one of {', '.join(OUTPUTS)}")
+        text = {"prompt": prompt, "negative_prompt": negative_prompt, "height": height, "width": width}
         if self.remote is not None:
             if eta:
                 raise GenError("eta is not a served input; sample with eta in process")
-            images = self.remote.generate(n=n, seed=seed, steps=steps, scheduler=scheduler, labels=labels, guidance=guidance)
+            images = self.remote.generate(n=n, seed=seed, steps=steps, scheduler=scheduler, labels=labels,
+                                          guidance=guidance, **text)
             return _convert(images, output)
-        if not isinstance(n, (int, np.integer)) or n < 1:
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise GenError(f"n must be a positive integer, got {n!r}")
-        labels = self._labels(labels, n)
-        diffusion = self.family == "ddpm"
-        if eta and (not diffusion or (scheduler or self.bundle.manifest["sampling"]["default_scheduler"]) != "ddim"):
+        family = self.family
+        if family == "sd":
+            if prompt is None:
+                raise GenError("this is a text-to-image bundle: pass a prompt, e.g. generate(\"a red house\")")
+            if labels is not None:
+                raise GenError("labels apply to class-conditional bundles; this one is conditioned on a prompt")
+        else:
+            given = [k for k, v in text.items() if v is not None]
+            if given:
+                raise GenError(f"{given[0]} applies to text-to-image bundles; this is a {family} bundle")
+            labels = self._labels(labels, n)
+        diffusion = family in ("ddpm", "sd")
+        if eta and (not diffusion or (scheduler or self._meta("default_scheduler")) != "ddim"):
             raise GenError(f"eta = {eta} applies to the ddim scheduler only")
         if not diffusion:
             for name, value in (("steps", steps), ("scheduler", scheduler), ("guidance", guidance)):
                 if value is not None:
-                    raise GenError(f"{name} applies to diffusion bundles; this is a {self.family} bundle")
-        elif guidance is not None and not self.bundle.num_classes:
+                    raise GenError(f"{name} applies to diffusion bundles; this is a {family} bundle")
+        elif guidance is not None and family == "ddpm" and not self.bundle.num_classes:
             raise GenError("guidance needs a class-conditional model; this bundle is unconditional")
         rng = np.random.default_rng(seed)
         before, t0 = self.backend.network_seconds, time.perf_counter()
-        if self.family == "gan":
+        if family == "gan":
             z = rng.standard_normal((n, self._meta("z_dim")), dtype=np.float32)
             feeds = {"z": z} if labels is None else {"z": z, "labels": labels}
             images = self.backend.run("generator", feeds)
-        elif self.family == "vae":
+        elif family == "vae":
             images = self.backend.run("decoder", {"z": rng.standard_normal((n, self._meta("latent_dim")), dtype=np.float32)})
-        elif diffusion:
-            images = self._diffuse(n, rng, steps, scheduler, labels, guidance, eta)
+        elif family == "ddpm":
+            images = self._diffuse(n, rng, self._scheduler(steps, scheduler, eta), labels, guidance)
+        elif family == "sd":
+            if self._text is None:
+                from gen.runtime.text2image import TextToImage
+
+                self._text = TextToImage(self.backend)
+            self._text.size(height, width)  # a bad size fails before any network runs
+            images = self._text(prompt, negative_prompt, n, rng, self._scheduler(steps, scheduler, eta), guidance, height, width)
         else:
-            raise GenError(f"bundle family {self.family!r} is not supported by this gen version")
+            raise GenError(f"bundle family {family!r} is not supported by this gen version")
         total = time.perf_counter() - t0
         network = self.backend.network_seconds - before
         self.last_timing = {"total_s": total, "network_s": network, "overhead_s": total - network}
         images = np.clip(images, -1.0, 1.0)
         return _convert(images, output)
+
+    def _scheduler(self, steps, scheduler, eta):
+        from gen.runtime.schedulers import make_scheduler
+
+        steps = self._meta("default_steps") if steps is None else steps
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+            raise GenError(f"steps must be at least 1, got {steps!r}")
+        name = scheduler or self._meta("default_scheduler")
+        try:
+            sched = make_scheduler(name, self._meta("scheduler_config"), **({"eta": eta} if name == "ddim" else {}))
+            sched.set_timesteps(int(steps))
+        except ValueError as e:
+            raise GenError(str(e)) from None
+        return sched
 
     def _meta(self, key: str):
         return self.bundle.manifest["sampling"][key]
@@ -100,19 +135,8 @@ class Sampler:
             raise GenError(f"label {int(bad[0])} is out of range: this model has classes 0..{k - 1}")
         return arr
 
-    def _diffuse(self, n, rng, steps, scheduler, labels, guidance, eta):
-        from gen.runtime.schedulers import make_scheduler
-
+    def _diffuse(self, n, rng, sched, labels, guidance):
         sampling = self.bundle.manifest["sampling"]
-        steps = sampling["default_steps"] if steps is None else steps
-        if not isinstance(steps, (int, np.integer)) or steps < 1:
-            raise GenError(f"steps must be at least 1, got {steps!r}")
-        name = scheduler or sampling["default_scheduler"]
-        try:
-            sched = make_scheduler(name, sampling["scheduler_config"], **({"eta": eta} if name == "ddim" else {}))
-            sched.set_timesteps(int(steps))
-        except ValueError as e:
-            raise GenError(str(e)) from None
         w = sampling.get("guidance", 1.0) if guidance is None else float(guidance)
         guided = labels is not None and w != 1.0
         cond = labels

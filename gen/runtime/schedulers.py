@@ -1,8 +1,12 @@
 """Diffusion sampling schedulers in plain numpy, following diffusers' `set_timesteps` / `step` protocol.
 
-The runtime samples on hosts without torch, so this re-implements the four diffusers schedulers that
-a bundle's DDPMScheduler config can drive (DDPM, DDIM, DPM-Solver++(2M), Euler) with diffusers'
+The runtime samples on hosts without torch, so this re-implements the diffusers schedulers that a
+bundle's scheduler config can drive (DDPM, DDIM, DPM-Solver++(2M), Euler, LCM) with diffusers'
 default options; tests/runtime/test_schedulers.py checks them against diffusers step by step.
+
+The config is a bundle's DDPMScheduler arguments or a Stable Diffusion `scheduler_config.json` as is:
+keys a scheduler does not use (`_class_name`, PNDM's `skip_prk_steps`, ...) are ignored, as diffusers'
+`from_config` ignores them, and missing keys take `_DEFAULTS`.
 
 Noise for stochastic steps is an argument, not drawn here: the caller draws it with numpy on the
 host, so one seed gives the same images on every backend. Typical loop::
@@ -21,18 +25,23 @@ import math
 
 import numpy as np
 
-SCHEDULERS = ("ddpm", "ddim", "dpm++", "euler")
+SCHEDULERS = ("ddpm", "ddim", "dpm++", "euler", "lcm")
 
+# diffusers' defaults (DDPMScheduler's where schedulers differ, e.g. clip_sample), except
+# timestep_spacing: gen's DDPM bundles always write it, and "trailing" is the sound choice for them.
+# diffusers' default is "leading", which is what an old scheduler_config.json without the key (SD 1.x)
+# means: the caller completes such a config with timestep_spacing="leading" before passing it here.
 _DEFAULTS = {"num_train_timesteps": 1000, "beta_schedule": "linear", "beta_start": 1e-4, "beta_end": 0.02,
              "prediction_type": "epsilon", "clip_sample": True, "clip_sample_range": 1.0,
-             "timestep_spacing": "trailing"}
-_CHOICES = {"beta_schedule": ("linear", "squaredcos_cap_v2"),
+             "timestep_spacing": "trailing", "steps_offset": 0, "set_alpha_to_one": True,
+             "original_inference_steps": 50, "timestep_scaling": 10.0}
+_CHOICES = {"beta_schedule": ("linear", "scaled_linear", "squaredcos_cap_v2"),
             "prediction_type": ("epsilon", "v_prediction"),
             "timestep_spacing": ("trailing", "leading", "linspace")}
 # DDPMScheduler options not implemented here, with the value that is safe to ignore: any other value
 # would silently sample a different process than the model was trained for, so it is refused.
 _UNSUPPORTED = {"trained_betas": None, "thresholding": False, "rescale_betas_zero_snr": False,
-                "steps_offset": 0, "variance_type": "fixed_small"}
+                "variance_type": "fixed_small"}
 
 
 def alphas_cumprod(num_train_timesteps: int, beta_schedule: str, beta_start: float, beta_end: float) -> np.ndarray:
@@ -41,6 +50,8 @@ def alphas_cumprod(num_train_timesteps: int, beta_schedule: str, beta_start: flo
     n = num_train_timesteps
     if beta_schedule == "linear":
         betas = np.linspace(beta_start, beta_end, n)
+    elif beta_schedule == "scaled_linear":  # linear in sqrt(beta) (Stable Diffusion), squared in float32
+        betas = np.linspace(beta_start**0.5, beta_end**0.5, n).astype(np.float32) ** 2
     else:  # squaredcos_cap_v2 (Nichol & Dhariwal 2021), betas capped at 0.999 as in diffusers
         f = np.cos((np.arange(n + 1) / n + 0.008) / 1.008 * math.pi / 2) ** 2
         betas = np.minimum(1 - f[1:] / f[:-1], 0.999)
@@ -50,21 +61,33 @@ def alphas_cumprod(num_train_timesteps: int, beta_schedule: str, beta_start: flo
     return np.cumprod(alphas, dtype=np.float64).astype(np.float32).astype(np.float64)
 
 
-def spaced_timesteps(n_train: int, steps: int, spacing: str, *, skip_zero: bool = False) -> np.ndarray:
+def spaced_timesteps(n_train: int, steps: int, spacing: str, *, skip_zero: bool = False,
+                     offset: int = 0) -> np.ndarray:
     """The descending training timesteps to sample at, per diffusers' `timestep_spacing`.
 
     `skip_zero` is DPM-Solver's variant of "leading" and "linspace": it spaces steps + 1 points and
-    drops the last one (t = 0), as diffusers' DPMSolverMultistepScheduler does.
+    drops the last one (t = 0), as diffusers' DPMSolverMultistepScheduler does. `offset` is config
+    steps_offset, which every diffusers scheduler here adds to "leading" timesteps only (SD uses 1, so
+    its schedule ends at t = 1 rather than 0).
     """
     if spacing == "trailing":
         ts = np.round(np.arange(n_train, 0, -n_train / steps)) - 1
     elif skip_zero:
-        ts = spaced_timesteps(n_train, steps + 1, spacing)[:-1]
+        ts = spaced_timesteps(n_train, steps + 1, spacing, offset=offset)[:-1]
     elif spacing == "leading":
-        ts = np.arange(steps)[::-1] * (n_train // steps)
+        ts = np.arange(steps)[::-1] * (n_train // steps) + offset
     else:  # linspace
         ts = np.linspace(0, n_train - 1, steps).round()[::-1]
     return np.ascontiguousarray(ts, dtype=np.int64)
+
+
+def _integer(name: str, value, low: int, high: int | None = None, high_name: str = "") -> int:
+    """value as an int, or a ValueError saying which integers `name` takes (bools are refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low \
+            or (high is not None and value > high):
+        allowed = f"from {low} to {high_name} ({high})" if high is not None else f">= {low}"
+        raise ValueError(f"{name} must be an integer {allowed}, got {value!r}")
+    return int(value)
 
 
 class _Scheduler:
@@ -83,9 +106,11 @@ class _Scheduler:
         for key, safe in _UNSUPPORTED.items():
             if cfg.get(key, safe) != safe:
                 raise ValueError(f"scheduler option {key}={cfg[key]!r} is not supported (only {safe!r})")
+        self.config = cfg
         self.num_train_timesteps = int(cfg["num_train_timesteps"])
         self.prediction_type = cfg["prediction_type"]
         self.timestep_spacing = cfg["timestep_spacing"]
+        self.steps_offset = _integer("steps_offset", cfg["steps_offset"], 0)
         self.clip_range = float(cfg["clip_sample_range"]) if cfg["clip_sample"] else None
         self.alphas_cumprod = alphas_cumprod(self.num_train_timesteps, cfg["beta_schedule"],
                                              float(cfg["beta_start"]), float(cfg["beta_end"]))
@@ -93,12 +118,15 @@ class _Scheduler:
 
     def set_timesteps(self, steps: int) -> None:
         n = self.num_train_timesteps
-        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= steps <= n:
-            raise ValueError(f"steps must be an integer from 1 to num_train_timesteps ({n}), got {steps!r}")
-        ts = spaced_timesteps(n, int(steps), self.timestep_spacing, skip_zero=self._skip_zero)
+        steps = _integer("steps", steps, 1, n, "num_train_timesteps")
+        ts = spaced_timesteps(n, steps, self.timestep_spacing, skip_zero=self._skip_zero,
+                              offset=self.steps_offset)
         if len(ts) != steps or np.any(np.diff(ts) >= 0) or ts[-1] < 0:
             raise ValueError(f"timestep_spacing {self.timestep_spacing!r} repeats timesteps at {steps} "
                              "steps; use fewer steps or 'trailing'")
+        if ts[0] >= n:  # diffusers would index past its tables (or, Euler, clamp sigma)
+            raise ValueError(f"steps_offset {self.steps_offset} moves the first of {steps} 'leading' timesteps "
+                             f"to {ts[0]}, past the last training timestep {n - 1}; use fewer steps")
         self.timesteps = ts
 
     def scale_model_input(self, x: np.ndarray, t) -> np.ndarray:
@@ -159,7 +187,8 @@ class DDPM(_Scheduler):
 
 class DDIM(_Scheduler):
     """DDIM (Song et al. 2021, eq. 12): eta = 0 is deterministic, eta = 1 matches DDPM's variance.
-    After the last step alpha_bar is 1 (diffusers' set_alpha_to_one). Clips x0 like DDPM."""
+    After the last step alpha_bar is 1, or alpha_bar_0 with config set_alpha_to_one false (SD's
+    configs: the model never saw t = -1). Clips x0 like DDPM."""
 
     name = "ddim"
 
@@ -169,15 +198,17 @@ class DDIM(_Scheduler):
             raise ValueError(f"eta must be >= 0, got {eta!r}")
         self.eta = float(eta)
         self.needs_noise = self.eta > 0
+        self.final_alpha_bar = 1.0 if self.config["set_alpha_to_one"] else self.alphas_cumprod[0]
 
     def step(self, model_output, t, x, noise=None):
         i = self._index(t)
         ts = self.timesteps
         a_t = self.alphas_cumprod[ts[i]]
         # The schedule's next timestep, as DDPM (and the paper) use. diffusers' DDIM uses t - T // steps,
-        # the same timestep for "leading" and for "trailing" when steps divides T, but otherwise one
-        # off the schedule (and not 1 after the last step); see test_ddim_eta0_is_song_eq12.
-        a_prev = self.alphas_cumprod[ts[i + 1]] if i + 1 < len(ts) else 1.0
+        # the same timestep for "leading" (with any steps_offset) and for "trailing" when steps divides
+        # T, but otherwise one off the schedule (and not the final alpha_bar after the last step when
+        # that is still >= 0, e.g. steps_offset >= T // steps); see test_ddim_eta0_is_song_eq12.
+        a_prev = self.alphas_cumprod[ts[i + 1]] if i + 1 < len(ts) else self.final_alpha_bar
         x64 = np.asarray(x, np.float64)
         x0, eps = self._predict(model_output, x64, a_t, clip=True)
         std = self.eta * math.sqrt((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev))
@@ -263,12 +294,53 @@ class Euler(_SigmaScheduler):
         return (x64 + (x64 - x0) / s * (s_next - s)).astype(np.asarray(x).dtype)
 
 
-_CLASSES = {"ddpm": DDPM, "ddim": DDIM, "dpm++": DPMSolverPP, "euler": Euler}
+class LCM(_Scheduler):
+    """Latent Consistency Model sampling (Luo et al. 2023), i.e. multistep consistency sampling (Song et
+    al. 2023, Algorithm 1), as diffusers' LCMScheduler: each step maps x_t to x0 through the consistency
+    function c_skip x + c_out x0_hat (the boundary condition makes it the identity at t = 0) and, but
+    after the last step, re-noises that to the next timestep with fresh noise. The timesteps are LCM's
+    own: every T // original_inference_steps-th training timestep (the distillation grid), of which
+    `steps` evenly spaced ones are taken; timestep_spacing and steps_offset do not apply. Clips x0 when
+    config clip_sample is set, as diffusers does."""
+
+    name = "lcm"
+    needs_noise = True
+    sigma_data = 0.5  # diffusers' (and the paper's) fixed data std in c_skip / c_out
+
+    def __init__(self, config: dict):
+        super().__init__(config)
+        self.original_inference_steps = _integer("original_inference_steps", self.config["original_inference_steps"],
+                                                 1, self.num_train_timesteps, "num_train_timesteps")
+        self.timestep_scaling = float(self.config["timestep_scaling"])
+        if not self.timestep_scaling > 0:
+            raise ValueError(f"timestep_scaling must be > 0, got {self.config['timestep_scaling']!r}")
+
+    def set_timesteps(self, steps: int) -> None:
+        orig = self.original_inference_steps
+        steps = _integer("steps", steps, 1, orig, "original_inference_steps")
+        grid = np.arange(orig, 0, -1) * (self.num_train_timesteps // orig) - 1  # descending
+        self.timesteps = grid[np.floor(np.linspace(0, orig, steps, endpoint=False)).astype(np.int64)]
+
+    def step(self, model_output, t, x, noise=None):
+        i = self._index(t)
+        x64 = np.asarray(x, np.float64)
+        x0, _ = self._predict(model_output, x64, self.alphas_cumprod[t], clip=True)
+        c = float(t) * self.timestep_scaling
+        c_skip = self.sigma_data**2 / (c * c + self.sigma_data**2)
+        c_out = c / math.sqrt(c * c + self.sigma_data**2)
+        out = c_out * x0 + c_skip * x64
+        if i + 1 < len(self.timesteps):
+            a_next = self.alphas_cumprod[self.timesteps[i + 1]]
+            out = math.sqrt(a_next) * out + math.sqrt(1 - a_next) * self._noise(noise, x64, t)
+        return out.astype(np.asarray(x).dtype)
+
+
+_CLASSES = {"ddpm": DDPM, "ddim": DDIM, "dpm++": DPMSolverPP, "euler": Euler, "lcm": LCM}
 
 
 def make_scheduler(name: str, config: dict, **kwargs):
-    """The scheduler called `name` (one of SCHEDULERS) for a model trained with this DDPMScheduler
-    config; kwargs go to its constructor (DDIM takes eta)."""
+    """The scheduler called `name` (one of SCHEDULERS) for a model trained with this scheduler config
+    (see the module docstring); kwargs go to its constructor (DDIM takes eta)."""
     if name not in _CLASSES:
         raise ValueError(f"unknown scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}")
     return _CLASSES[name](config, **kwargs)

@@ -36,16 +36,25 @@ def check_feeds(component: str, signature: dict, feeds: dict[str, np.ndarray]) -
 
 
 def example_feeds(signature: dict, batch: int, seed: int = 0, num_classes: int = 10,
-                  timesteps: int = 1000) -> dict[str, np.ndarray]:
-    """Random inputs that satisfy `signature` (export tracing, parity checks, benchmarks)."""
+                  timesteps: int = 1000, dims: dict | None = None) -> dict[str, np.ndarray]:
+    """Random inputs that satisfy `signature` (export tracing, parity checks, benchmarks).
+
+    `dims` sizes the named dimensions other than "batch" (e.g. latent_height); integer inputs are
+    drawn from [0, num_classes) (class labels, token ids), timesteps from [0, timesteps).
+    """
     rng = np.random.default_rng(seed)
+    sizes = {**(dims or {}), "batch": batch}
     out = {}
     for spec in signature["inputs"]:
-        shape = [batch if d == "batch" else d for d in spec["shape"]]
+        missing = [d for d in spec["shape"] if isinstance(d, str) and d not in sizes]
+        if missing:
+            raise ValueError(f"example_feeds: no size given for dimension {missing[0]!r} of {spec['name']}")
+        shape = [sizes[d] if isinstance(d, str) else d for d in spec["shape"]]
+        dtype = np.dtype(spec["dtype"])
         if spec["name"] == "timestep":
-            out[spec["name"]] = rng.integers(0, timesteps, shape, dtype=np.int64)
-        elif spec["dtype"] == "int64":
-            out[spec["name"]] = rng.integers(0, max(num_classes, 1), shape, dtype=np.int64)
+            out[spec["name"]] = rng.integers(0, timesteps, shape).astype(dtype)
+        elif dtype.kind == "i":
+            out[spec["name"]] = rng.integers(0, max(num_classes, 1), shape).astype(dtype)
         else:
-            out[spec["name"]] = rng.standard_normal(shape, dtype=np.float32)
+            out[spec["name"]] = rng.standard_normal(shape, dtype=np.float32).astype(dtype)
     return out

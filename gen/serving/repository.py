@@ -5,7 +5,8 @@ Per bundle NAME:
     NAME/              the pipeline: python backend, runs the sampling loop, returns uint8 images
       config.pbtxt
       1/model.py, 1/gen.json
-    NAME_<component>/  one per network (generator, decoder, denoiser)
+      1/tokenizer/     text-to-image bundles: the pipeline tokenizes prompts itself
+    NAME_<component>/  one per network (generator, decoder, denoiser; text_encoder, unet, vae_*)
       config.pbtxt     python flavour: python backend + onnxruntime; native: onnxruntime_onnx
       1/model.onnx (+ 1/model.py in the python flavour)
 
@@ -62,7 +63,7 @@ def _io_block(kind: str, specs: list[dict], batched: bool) -> str:
     rows = []
     for s in specs:
         dims = [d for d in s["shape"] if d != "batch"] if batched else s["shape"]
-        dims = [-1 if d == "batch" else d for d in dims]
+        dims = [-1 if isinstance(d, str) else d for d in dims]  # batch and named sizes (latent_height) vary
         extra = ""
         if not dims:  # a per-sample scalar, e.g. timestep [batch]: Triton wants dims [1] + reshape to []
             dims, extra = [1], " reshape: { shape: [ ] }"
@@ -91,6 +92,14 @@ def component_config(name: str, signature: dict, flavour: str, max_batch: int, d
 
 def pipeline_inputs(bundle) -> list[dict]:
     inputs = [{"name": "n", "dtype": "int32", "shape": [1]}, {"name": "seed", "dtype": "int64", "shape": [1], "optional": True}]
+    if bundle.family == "sd":  # n images per prompt; one request may carry several prompts
+        return inputs + [{"name": "prompt", "dtype": "bytes", "shape": [-1]},
+                         {"name": "negative_prompt", "dtype": "bytes", "shape": [-1], "optional": True},
+                         {"name": "steps", "dtype": "int32", "shape": [1], "optional": True},
+                         {"name": "scheduler", "dtype": "bytes", "shape": [1], "optional": True},
+                         {"name": "guidance", "dtype": "float32", "shape": [1], "optional": True},
+                         {"name": "height", "dtype": "int32", "shape": [1], "optional": True},
+                         {"name": "width", "dtype": "int32", "shape": [1], "optional": True}]
     if bundle.family == "ddpm":
         inputs += [{"name": "steps", "dtype": "int32", "shape": [1], "optional": True},
                    {"name": "scheduler", "dtype": "bytes", "shape": [1], "optional": True}]
@@ -103,8 +112,9 @@ def pipeline_inputs(bundle) -> list[dict]:
 
 def pipeline_config(name: str, bundle, max_n: int, instances: int, components: str, precision: str, threads: int) -> str:
     img = bundle.image
-    outputs = [{"name": "images", "dtype": "uint8", "shape": [-1, img["height"], img["width"], img["channels"]]},
-               {"name": "images_float", "dtype": "float32", "shape": [-1, img["channels"], img["height"], img["width"]]}]
+    h, w = (-1, -1) if bundle.family == "sd" else (img["height"], img["width"])  # SD takes height/width per request
+    outputs = [{"name": "images", "dtype": "uint8", "shape": [-1, h, w, img["channels"]]},
+               {"name": "images_float", "dtype": "float32", "shape": [-1, img["channels"], h, w]}]
     parts = [f'name: "{name}"', 'backend: "python"', "max_batch_size: 0",
              _io_block("input", pipeline_inputs(bundle), False), _io_block("output", outputs, False),
              f"instance_group [ {{ count: {instances} kind: KIND_CPU }} ]",
@@ -142,7 +152,7 @@ def build_repository(bundles: list[str], out: str, flavour: str = "python", max_
     try:
         for bundle_path, name in zip(bundles, names):
             bundle = load_bundle(bundle_path)
-            guided = bundle.family == "ddpm" and bundle.num_classes
+            guided = bundle.family == "sd" or (bundle.family == "ddpm" and bundle.num_classes)
             max_n = max_batch // 2 if guided else max_batch
             if max_n < 1:
                 raise GenError(f"--max-batch {max_batch} is too small for {name}: guidance doubles the batch; use >= 2")
@@ -159,6 +169,9 @@ def build_repository(bundles: list[str], out: str, flavour: str = "python", max_
             d = tmp / name
             (d / "1").mkdir(parents=True)
             shutil.copyfile(Path(bundle_path) / MANIFEST, d / "1" / MANIFEST)
+            if "text" in bundle.manifest:  # the pipeline tokenizes prompts itself
+                tokenizer = bundle.resolve(bundle.manifest["text"]["tokenizer"])
+                shutil.copytree(tokenizer.parent, d / "1" / tokenizer.parent.relative_to(bundle.path.resolve()))
             if components == "inline":  # the pipeline runs the networks itself: it needs the files
                 for comp in bundle.components:
                     src = bundle.onnx_path(comp, precision)

@@ -22,7 +22,8 @@ import numpy as np
 
 from gen.errors import GenError
 
-PIPELINE_INPUTS = ("n", "seed", "steps", "guidance", "label", "scheduler")
+PIPELINE_INPUTS = ("n", "seed", "steps", "guidance", "label", "scheduler", "prompt", "negative_prompt", "height", "width")
+TEXT_LISTS = ("prompt", "negative_prompt")
 
 
 def _pb():
@@ -130,19 +131,34 @@ class PipelineModel:
             raise GenError("input 'n' is required")
         scalars = {}
         for name, a in values.items():
-            if name != "label" and a.size != 1:
+            if name not in ("label", *TEXT_LISTS) and a.size != 1:
                 raise GenError(f"input '{name}' must hold exactly one value, got shape {list(a.shape)}")
         n = int(values["n"].reshape(-1)[0])
         if n < 1 or n > self.max_n:
             raise GenError(f"n = {n} is outside 1..{self.max_n} (the largest batch this model serves)")
         scalars["n"] = n
-        for name, cast in (("seed", int), ("steps", int), ("guidance", float)):
+        for name, cast in (("seed", int), ("steps", int), ("guidance", float), ("height", int), ("width", int)):
             if name in values:
                 scalars[name] = cast(values[name].reshape(-1)[0])
         if "scheduler" in values:
             s = values["scheduler"].reshape(-1)[0]
             scalars["scheduler"] = s.decode() if isinstance(s, bytes) else str(s)
+        for name in TEXT_LISTS:
+            if name in values:
+                scalars[name] = [_text(v, name) for v in values[name].reshape(-1)]
+        if "prompt" in scalars and n * len(scalars["prompt"]) > self.max_n:
+            raise GenError(f"n x prompts = {n * len(scalars['prompt'])} images is over {self.max_n} "
+                           "(the largest batch this model serves)")
         if "label" in values:
             labels = values["label"].reshape(-1).astype(np.int64)
             scalars["labels"] = int(labels[0]) if labels.size == 1 else labels
         return scalars
+
+
+def _text(value, name: str) -> str:
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise GenError(f"input '{name}' is not valid UTF-8 text") from None
+    return str(value)

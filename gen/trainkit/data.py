@@ -55,18 +55,18 @@ def load_dataset(spec: str, image_size: int | None = None, channels: int | None 
     if channels not in (None, 1, 3):
         raise GenError(f"--channels must be 1 or 3, got {channels}")
     if spec == "digits":
-        images, labels, names = _digits()
+        images, labels, names = digit_images()
         default_size = 8
     else:
         images, labels, names = _folder(Path(spec))
         default_size = 64
     size = image_size or default_size
-    x = np.stack([_to_array(im, size, channels or _channels_of(images)) for im in images])
+    x = np.stack([to_array(im, size, channels or _channels_of(images)) for im in images])
     y = np.asarray(labels, dtype=np.int64)
     return _split(spec if spec == "digits" else Path(spec).name, x, y, names)
 
 
-def _digits():
+def digit_images():
     from PIL import Image
     from sklearn.datasets import load_digits
 
@@ -85,10 +85,10 @@ def _folder(root: Path):
         raise GenError(f"--data must be 'digits' or a folder of images; {root} is not a folder")
     subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if subdirs:
-        groups = [(d.name, sorted(_image_files(d))) for d in subdirs]
+        groups = [(d.name, sorted(image_files(d))) for d in subdirs]
         groups = [(n, files) for n, files in groups if files]
     else:
-        groups = [("", sorted(_image_files(root)))]
+        groups = [("", sorted(image_files(root)))]
     if not any(files for _, files in groups):
         raise GenError(f"--data folder {root} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     labelled = bool(subdirs)
@@ -106,7 +106,7 @@ def _folder(root: Path):
     return images, labels, names
 
 
-def _image_files(folder: Path):
+def image_files(folder: Path):
     return [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
 
 
@@ -114,7 +114,7 @@ def _channels_of(images) -> int:
     return 1 if all(im.mode in ("1", "L", "LA", "I", "I;16", "F") for im in images) else 3
 
 
-def _to_array(im, size: int, channels: int) -> np.ndarray:
+def to_array(im, size: int, channels: int) -> np.ndarray:
     """Resize the shorter side to `size`, center-crop to a square, map to [-1, 1] CHW."""
     from PIL import Image
 

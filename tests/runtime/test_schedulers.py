@@ -1,5 +1,6 @@
 """gen.runtime.schedulers against diffusers (step by step, same noise) and against the papers' formulas."""
 
+import functools
 import math
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from diffusers import (  # noqa: E402
     DDPMScheduler,
     DPMSolverMultistepScheduler,
     EulerDiscreteScheduler,
+    LCMScheduler,
 )
 
 from gen.runtime.schedulers import SCHEDULERS, make_scheduler  # noqa: E402
@@ -23,9 +25,14 @@ pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:Depreca
 
 SHAPE = (2, 3, 8, 8)
 REFERENCE = {"ddpm": DDPMScheduler, "ddim": DDIMScheduler, "dpm++": DPMSolverMultistepScheduler,
-             "euler": EulerDiscreteScheduler}
-BETAS = ("linear", "squaredcos_cap_v2")
+             "euler": EulerDiscreteScheduler, "lcm": LCMScheduler}
+SPACED = tuple(n for n in SCHEDULERS if n != "lcm")  # LCM has its own timesteps: no timestep_spacing
+BETAS = ("linear", "scaled_linear", "squaredcos_cap_v2")
 PREDICTIONS = ("epsilon", "v_prediction")
+# Stable Diffusion 1.5's scheduler_config.json, as the SD bundles carry it
+SD15 = {"_class_name": "PNDMScheduler", "beta_end": 0.012, "beta_schedule": "scaled_linear", "beta_start": 0.00085,
+        "num_train_timesteps": 1000, "set_alpha_to_one": False, "skip_prk_steps": True, "steps_offset": 1,
+        "trained_betas": None, "clip_sample": False, "prediction_type": "epsilon", "timestep_spacing": "leading"}
 
 
 def config(beta_schedule="linear", prediction_type="epsilon", timestep_spacing="trailing", **kw):
@@ -35,16 +42,21 @@ def config(beta_schedule="linear", prediction_type="epsilon", timestep_spacing="
 
 
 def reference(name, cfg):
-    return REFERENCE[name].from_config(DDPMScheduler(**cfg).config)
+    """diffusers' scheduler: a real scheduler_config.json (it has _class_name) as is, as a pipeline
+    loads it; a bundle's DDPMScheduler arguments completed with DDPMScheduler's defaults."""
+    return REFERENCE[name].from_config(cfg if "_class_name" in cfg else DDPMScheduler(**cfg).config)
 
 
-ALPHA_BAR = {b: DDPMScheduler(beta_schedule=b).alphas_cumprod.double().numpy() for b in BETAS}
+@functools.cache
+def alpha_bar(beta_schedule="linear", beta_start=1e-4, beta_end=0.02):
+    return DDPMScheduler(beta_schedule=beta_schedule, beta_start=beta_start,
+                         beta_end=beta_end).alphas_cumprod.double().numpy()
 
 
 def fake_model(x, t, cfg):
     """A stand-in network: the ideal denoiser for N(0, 0.5^2) data plus a nonlinear, t-dependent
     wobble, so samples stay image-scale (as a trained model's do) and errors are measured there."""
-    ab = ALPHA_BAR[cfg["beta_schedule"]][int(t)]
+    ab = alpha_bar(cfg["beta_schedule"], cfg["beta_start"], cfg["beta_end"])[int(t)]
     a, s = math.sqrt(ab), math.sqrt(1 - ab)
     x = x.astype(np.float64)
     x0 = a * 0.25 / (0.25 * ab + 1 - ab) * x + 0.3 * np.tanh(x) + 0.01 * float(t) / 1000
@@ -89,7 +101,7 @@ def sample_both(name, cfg, steps, eta=0.0, seed=0, ref_dtype=torch.float64):
         out_r = torch.from_numpy(fake_model(ref.scale_model_input(xr, tr).numpy(), tr, cfg)).to(ref_dtype)
         state = g.get_state()
         noise = torch.randn(SHAPE, generator=g, dtype=ref_dtype)  # DDPM draws in model_output's dtype
-        if name == "ddpm":  # diffusers' DDPM step draws its noise from g itself: let it draw this same one
+        if name in ("ddpm", "lcm"):  # diffusers' step draws its noise from g itself: let it draw this one
             g.set_state(state)
             kwargs = {"generator": g}
         else:
@@ -111,24 +123,28 @@ def test_matches_diffusers(name, beta_schedule, prediction_type, steps):
     assert 0.1 < np.abs(x).max() < 5  # an image-scale result, neither trivial nor blown up
 
 
+@pytest.mark.parametrize("sd", [False, True], ids=["bundle", "sd"])
 @pytest.mark.parametrize("prediction_type", PREDICTIONS)
 @pytest.mark.parametrize("name", SCHEDULERS)
-def test_matches_diffusers_float32(name, prediction_type):
-    """The plain float32 diffusers pipeline, where it is well-conditioned (linear betas, 20 steps)."""
-    x, xr = sample_both(name, config("linear", prediction_type), 20, eta=0.0, ref_dtype=torch.float32)
+def test_matches_diffusers_float32(name, prediction_type, sd):
+    """The plain float32 diffusers pipeline, where it is well-conditioned (20 steps, linear betas or SD's
+    config)."""
+    cfg = {**SD15, "prediction_type": prediction_type} if sd else config("linear", prediction_type)
+    x, xr = sample_both(name, cfg, 20, eta=0.0, ref_dtype=torch.float32)
     assert_close(x, xr)
 
 
 @pytest.mark.parametrize("eta", [0.5, 1.0])
 @pytest.mark.parametrize("prediction_type", PREDICTIONS)
 def test_ddim_eta_matches_diffusers(eta, prediction_type):
-    for steps in (4, 20):
-        x, xr = sample_both("ddim", config(prediction_type=prediction_type), steps, eta=eta)
-        assert np.abs(x - xr).max() <= 1e-5
+    for cfg in (config(prediction_type=prediction_type), {**SD15, "prediction_type": prediction_type}):
+        for steps in (4, 20):
+            x, xr = sample_both("ddim", cfg, steps, eta=eta)
+            assert np.abs(x - xr).max() <= 1e-5
 
 
 @pytest.mark.parametrize("name, spacing, steps", [
-    *[(n, "leading", s) for n in SCHEDULERS for s in (4, 20)],
+    *[(n, "leading", s) for n in SPACED for s in (4, 20)],
     ("ddpm", "linspace", 4), ("ddpm", "linspace", 20), ("dpm++", "linspace", 4), ("dpm++", "linspace", 20),
     ("euler", "linspace", 4),  # 999 / 3 is whole; other counts are fractional there, see below
     ("ddim", "linspace", 1),   # diffusers' DDIM steps to t - T // steps, not the next "linspace" step
@@ -139,10 +155,57 @@ def test_other_spacings_match_diffusers(name, spacing, steps):
         assert np.abs(x - xr).max() <= 1e-5
 
 
-@pytest.mark.parametrize("spacing", ["trailing", "leading", "linspace"])
-@pytest.mark.parametrize("name", SCHEDULERS)
-def test_timesteps_match_diffusers(name, spacing):
-    cfg = config(timestep_spacing=spacing)
+@pytest.mark.parametrize("name, steps", [*[(n, s) for n in SPACED for s in (1, 4, 20, 50)],
+                                         *[("lcm", s) for s in (1, 4, 8, 50)]])
+@pytest.mark.parametrize("prediction_type", PREDICTIONS)
+def test_sd_config_matches_diffusers(name, steps, prediction_type):
+    """Stable Diffusion's scheduler_config.json (v_prediction: SD 2.x 768) as XScheduler.from_config
+    reads it: scaled_linear betas, "leading" spacing with steps_offset 1, no clipping, DDIM ending at
+    alpha_bar_0 (set_alpha_to_one false), and PNDM's skip_prk_steps and _class_name ignored."""
+    x, xr = sample_both(name, {**SD15, "prediction_type": prediction_type}, steps)
+    assert np.abs(x - xr).max() <= 1e-5
+    assert 0.1 < np.abs(x).max() < 5
+
+
+@pytest.mark.parametrize("set_alpha_to_one", [True, False])
+@pytest.mark.parametrize("name", SPACED)
+def test_steps_offset_and_set_alpha_to_one_match_diffusers(name, set_alpha_to_one):
+    """On a bundle's schedule; set_alpha_to_one matters to DDIM only (diffusers' DDPM always ends at
+    alpha_bar = 1, and the sigma schedulers at sigma = 0)."""
+    for spacing, offset, steps in (("leading", 1, 4), ("leading", 3, 20), ("trailing", 0, 4), ("trailing", 0, 20)):
+        # as a scheduler_config.json (see reference): DDPMScheduler would refuse set_alpha_to_one
+        cfg = {"_class_name": "DDIMScheduler", **config(prediction_type="v_prediction", timestep_spacing=spacing),
+               "steps_offset": offset, "set_alpha_to_one": set_alpha_to_one}
+        x, xr = sample_both(name, cfg, steps)
+        assert np.abs(x - xr).max() <= 1e-5
+
+
+@pytest.mark.parametrize("original_inference_steps", [50, 30, 8, 1000])
+def test_lcm_timesteps_match_diffusers(original_inference_steps):
+    """LCM's skipping schedule on its distillation grid, at every step count diffusers accepts; and a
+    short sampling loop with a non-default timestep_scaling."""
+    cfg = {**SD15, "_class_name": "LCMScheduler", "original_inference_steps": original_inference_steps}
+    ours, ref = make_scheduler("lcm", cfg), reference("lcm", cfg)
+    for steps in [s for s in (*range(1, 51), 64, 333, 999, 1000) if s <= original_inference_steps]:
+        ref.set_timesteps(steps)
+        ours.set_timesteps(steps)
+        assert ours.timesteps.dtype == np.int64
+        np.testing.assert_array_equal(ours.timesteps, ref.timesteps.numpy(), err_msg=f"{steps} steps")
+    with pytest.raises(ValueError):
+        ref.set_timesteps(original_inference_steps + 1)
+    with pytest.raises(ValueError, match="original_inference_steps"):
+        ours.set_timesteps(original_inference_steps + 1)
+    x, xr = sample_both("lcm", {**cfg, "timestep_scaling": 4.0}, min(4, original_inference_steps))
+    assert np.abs(x - xr).max() <= 1e-5
+
+
+@pytest.mark.parametrize("spacing, steps_offset", [
+    ("trailing", 0), ("leading", 0), ("linspace", 0),
+    ("leading", 1), ("leading", 7), ("trailing", 1), ("linspace", 1),  # diffusers offsets "leading" only
+])
+@pytest.mark.parametrize("name", SPACED)
+def test_timesteps_match_diffusers(name, spacing, steps_offset):
+    cfg = config(timestep_spacing=spacing, steps_offset=steps_offset)
     ours, ref = make_scheduler(name, cfg), reference(name, cfg)
     for steps in [*range(1, 21), 27, 33, 50, 64, 100, 333, 999, 1000]:
         ref.set_timesteps(steps)
@@ -154,8 +217,8 @@ def test_timesteps_match_diffusers(name, spacing):
             expected = ref_ddpm.timesteps.numpy()
         try:
             ours.set_timesteps(steps)
-        except ValueError:  # refused only where diffusers' own schedule repeats a timestep
-            assert len(np.unique(expected)) < steps
+        except ValueError:  # refused only where diffusers' own schedule repeats a timestep or passes T - 1
+            assert len(np.unique(expected)) < steps or expected.max() > 999
             continue
         np.testing.assert_array_equal(ours.timesteps, expected, err_msg=f"{steps} steps")
 
@@ -163,8 +226,9 @@ def test_timesteps_match_diffusers(name, spacing):
 def test_alphas_cumprod_is_diffusers_float32_schedule():
     for beta_schedule in BETAS:
         ours = make_scheduler("ddpm", config(beta_schedule)).alphas_cumprod
-        np.testing.assert_allclose(ours, DDPMScheduler(**config(beta_schedule)).alphas_cumprod.double().numpy(),
-                                   rtol=1e-6)
+        np.testing.assert_allclose(ours, alpha_bar(beta_schedule), rtol=1e-6)
+    ours = make_scheduler("ddpm", SD15).alphas_cumprod
+    np.testing.assert_allclose(ours, reference("ddpm", SD15).alphas_cumprod.double().numpy(), rtol=1e-6)
 
 
 # --- the papers' update rules, written out independently -------------------------------------------
@@ -178,7 +242,7 @@ def test_ddim_eta0_is_song_eq12(steps, spacing):
     cfg = config(timestep_spacing=spacing, clip_sample=False)
     s = make_scheduler("ddim", cfg)
     s.set_timesteps(steps)
-    ab = ALPHA_BAR["linear"]
+    ab = alpha_bar("linear")
     x = np.random.default_rng(1).standard_normal(SHAPE).astype(np.float32)
     for i, t in enumerate(s.timesteps):
         eps = fake_model(x, t, cfg).astype(np.float64)
@@ -206,7 +270,7 @@ def test_euler_step_is_karras_algorithm2():
     cfg = config(clip_sample=False)
     s = make_scheduler("euler", cfg)
     s.set_timesteps(20)
-    ab = ALPHA_BAR["linear"]
+    ab = alpha_bar("linear")
     sigma = lambda t: math.sqrt((1 - ab[t]) / ab[t])  # noqa: E731
     x = (np.random.default_rng(3).standard_normal(SHAPE) * 5).astype(np.float32)
     t, t_next = s.timesteps[5], s.timesteps[6]
@@ -228,7 +292,7 @@ def test_dpmpp_2m_is_lu_algorithm2():
     cfg = config("squaredcos_cap_v2", clip_sample=False)
     s = make_scheduler("dpm++", cfg)
     s.set_timesteps(10)
-    ab = ALPHA_BAR["squaredcos_cap_v2"]
+    ab = alpha_bar("squaredcos_cap_v2")
     alpha, sig = np.sqrt(ab[s.timesteps]), np.sqrt(1 - ab[s.timesteps])
     lam = np.log(alpha / sig)
     x = np.random.default_rng(4).standard_normal(SHAPE).astype(np.float32)
@@ -244,6 +308,31 @@ def test_dpmpp_2m_is_lu_algorithm2():
             expected = sig[i + 1] / sig[i] * x - alpha[i + 1] * (math.exp(-h) - 1) * d
         prev_x0 = x0
         x = s.step(eps, t, x)
+        np.testing.assert_allclose(x, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_lcm_is_consistency_sampling():
+    """Multistep consistency sampling (Song et al. 2023, Algorithm 1) with LCM's boundary condition as
+    diffusers writes it: f(x, t) = c_skip x + c_out x0_hat, c_skip = s^2 / ((10 t)^2 + s^2),
+    c_out = 10 t / sqrt((10 t)^2 + s^2), s = 0.5; then x_next = sqrt(a_next) f + sqrt(1 - a_next) z
+    with fresh noise z, but after the last step x = f."""
+    s = make_scheduler("lcm", SD15)
+    s.set_timesteps(4)
+    np.testing.assert_array_equal(s.timesteps, [999, 759, 499, 259])  # 4 of the grid 999, 979, ..., 19
+    ab = alpha_bar("scaled_linear", 0.00085, 0.012)
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal(SHAPE).astype(np.float32)
+    for i, t in enumerate(s.timesteps):
+        eps, z = fake_model(x, t, SD15), rng.standard_normal(SHAPE)
+        x0 = (x - math.sqrt(1 - ab[t]) * eps.astype(np.float64)) / math.sqrt(ab[t])
+        c = 10.0 * t
+        f = 0.25 / (c * c + 0.25) * x + c / math.sqrt(c * c + 0.25) * x0
+        if i + 1 < len(s.timesteps):
+            a_next = ab[s.timesteps[i + 1]]
+            expected = math.sqrt(a_next) * f + math.sqrt(1 - a_next) * z
+        else:
+            expected = f
+        x = s.step(eps, t, x, z)
         np.testing.assert_allclose(x, expected, rtol=1e-5, atol=1e-5)
 
 
@@ -300,9 +389,28 @@ def test_errors():
     with pytest.raises(ValueError, match="needs noise"):
         ddim.step(x, ddim.timesteps[0], x)
     with pytest.raises(ValueError, match="beta_schedule"):
-        make_scheduler("euler", config("scaled_linear"))
+        make_scheduler("euler", config("sigmoid"))
     with pytest.raises(ValueError, match="thresholding"):
         make_scheduler("ddim", config(thresholding=True))
+    with pytest.raises(ValueError, match="trained_betas"):
+        make_scheduler("ddpm", {**SD15, "trained_betas": [1e-3] * 1000})
+    for bad in (-1, True, 1.5):
+        with pytest.raises(ValueError, match="steps_offset must be"):
+            make_scheduler("ddim", config(steps_offset=bad))
+    sd = make_scheduler("euler", SD15)
+    sd.set_timesteps(999)
+    with pytest.raises(ValueError, match="steps_offset 1 moves .* to 1000"):
+        sd.set_timesteps(1000)
+    for key, bad in (("original_inference_steps", 0), ("original_inference_steps", 1001), ("timestep_scaling", 0)):
+        with pytest.raises(ValueError, match=key):
+            make_scheduler("lcm", {**SD15, key: bad})
+    lcm = make_scheduler("lcm", SD15)
+    with pytest.raises(ValueError, match=r"steps must be an integer from 1 to original_inference_steps \(50\)"):
+        lcm.set_timesteps(51)
+    lcm.set_timesteps(2)
+    with pytest.raises(ValueError, match="needs noise"):
+        lcm.step(x, lcm.timesteps[0], x)
+    assert lcm.step(x, lcm.timesteps[1], x).shape == SHAPE  # the last step draws none
 
 
 def test_imports_no_torch():

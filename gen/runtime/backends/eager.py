@@ -20,20 +20,15 @@ class EagerBackend(Backend):
             import torch
         except ImportError:
             raise GenError("backend 'eager' needs PyTorch: pip install 'gen[train]', or use --backend ort") from None
-        from gen.nets.components import build_components
-
         if device == "cuda" and not torch.cuda.is_available():
             raise GenError("device 'cuda' requested but torch sees no CUDA GPU")
         if precision == "fp16" and device == "cpu":
             raise GenError("eager fp16 needs device 'cuda' (PyTorch's CPU half-precision convs are slower than fp32)")
         super().__init__(bundle, device, precision, threads or torch.get_num_threads())
         torch.set_num_threads(self.threads)
-        w = bundle.manifest["weights"]
-        tensors, _ = load_safetensors(bundle.resolve(w["tensors"]))
-        config = read_json(bundle.resolve(w["config"]), "bundle weights config")
         self._torch = torch
         self._dtype = torch.float16 if precision == "fp16" else torch.float32
-        self.modules = {k: m.to(device=device, dtype=self._dtype) for k, m in build_components(config, tensors).items()}
+        self.modules = {k: m.to(device=device, dtype=self._dtype) for k, m in _components(bundle).items()}
 
     def _run(self, component, feeds):
         torch = self._torch
@@ -47,3 +42,16 @@ class EagerBackend(Backend):
 
     def describe(self):
         return {**super().describe(), "torch": self._torch.__version__}
+
+
+def _components(bundle) -> dict:
+    """The bundle's modules: gen's own nets from weights/ + config, or diffusers folders for SD."""
+    w = bundle.manifest["weights"]
+    if bundle.family == "sd":
+        from gen.nets.sd import load_components
+
+        return load_components(bundle.resolve(w["diffusers"]))
+    from gen.nets.components import build_components
+
+    tensors, _ = load_safetensors(bundle.resolve(w["tensors"]))
+    return build_components(read_json(bundle.resolve(w["config"]), "bundle weights config"), tensors)

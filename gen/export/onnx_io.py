@@ -1,0 +1,162 @@
+"""The steps every export shares: trace a component to ONNX, check it, compare it with eager, convert
+it to fp16, and assemble the bundle directory atomically.
+
+`example(batch, seed) -> feeds` supplies inputs that satisfy the component's signature; parity runs
+at a different batch size than the trace, which is what catches a batch axis baked into the graph.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from gen.errors import GenError
+from gen.fileio import replace_dir
+
+DEFAULT_OPSET = 17
+DEFAULT_TOLERANCE = 1e-3
+TRACE_BATCH, PARITY_BATCH = 2, 3
+EXTERNAL_DATA_ABOVE = 2**31 - 2**26  # protobuf cannot serialise a model of 2 GB; keep a margin
+
+Example = Callable[[int, int], dict]
+
+
+@contextmanager
+def staged_bundle(out: Path, force: bool) -> Iterator[Path]:
+    """A temporary sibling of `out` to build in; it replaces `out` only if the block succeeds."""
+    if out.exists() and not force:
+        raise GenError(f"--out {out} already exists; pass --force to replace it")
+    tmp = out.parent / f".{out.name}.export-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        replace_dir(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def check_opset(opset: int) -> None:
+    if not 13 <= opset <= 21:
+        raise GenError(f"--opset must be between 13 and 21, got {opset}")
+
+
+def export_component(module, sig: dict, path: Path, opset: int, example: Example) -> None:
+    """Trace `module` to `path` with every named (string) dimension of `sig` dynamic, then run the
+    full onnx.checker. Models near protobuf's 2 GB limit get their weights in `<name>.data`."""
+    import onnx
+
+    inputs = example(TRACE_BATCH, 0)
+    in_names = [s["name"] for s in sig["inputs"]]
+    out_names = [s["name"] for s in sig["outputs"]]
+    axes = {s["name"]: {i: d for i, d in enumerate(s["shape"]) if isinstance(d, str)} for s in sig["inputs"] + sig["outputs"]}
+    trace_dir = path.parent / f".{path.stem}-trace"  # the exporter scatters large weights as one file each
+    trace_dir.mkdir()
+    try:
+        try:
+            _trace_to_onnx(module, inputs, in_names, out_names, axes, trace_dir / path.name, opset)
+        except Exception as e:  # torch's exporter raises many types; the message is what helps
+            raise GenError(f"torch.onnx.export failed for {path.stem}: {str(e).splitlines()[0]}") from None
+        save_onnx(onnx.load(str(trace_dir / path.name)), path)
+    finally:
+        shutil.rmtree(trace_dir, ignore_errors=True)
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except onnx.checker.ValidationError as e:
+        raise GenError(f"onnx.checker rejects the exported {path.name}: {str(e).splitlines()[0]}") from None
+
+
+def save_onnx(model, path: Path) -> None:
+    """One .onnx file, plus one `<file>.data` holding the weights when the model is too big for protobuf."""
+    import onnx
+
+    weights = sum(len(t.raw_data) for t in model.graph.initializer)
+    if weights > EXTERNAL_DATA_ABOVE:
+        onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                        location=f"{path.name}.data", size_threshold=1024)
+    else:
+        onnx.save_model(model, str(path))
+
+
+def onnx_files(path: Path) -> list[Path]:
+    """The model file and its external-data file, if any."""
+    data = path.with_name(path.name + ".data")
+    return [path, data] if data.exists() else [path]
+
+
+def _trace_to_onnx(module, inputs, in_names, out_names, axes, path, opset) -> None:
+    import torch
+
+    # The tracer warns about Python-level shape branches in diffusers; the parity check runs the
+    # exported graph at a different batch size than the trace, which is the check that matters.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        # dynamo=False on purpose: the TorchScript exporter handles diffusers' UNets without onnxscript
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message="Constant folding")
+        torch.onnx.export(module, tuple(torch.from_numpy(inputs[n]) for n in in_names), str(path), input_names=in_names,
+                          output_names=out_names, dynamic_axes=axes, opset_version=opset, dynamo=False,
+                          do_constant_folding=True)
+
+
+def file_entry(path: Path) -> dict:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    entry = {"path": path.name, "bytes": path.stat().st_size, "sha256": h.hexdigest()}
+    data = path.with_name(path.name + ".data")
+    if data.exists():
+        entry["external_data"] = {"path": data.name, "bytes": data.stat().st_size}
+    return entry
+
+
+def session(path: Path):
+    from gen.runtime.ort_session import ort_session
+
+    try:
+        return ort_session(path)
+    except Exception as e:  # onnxruntime's own exception types
+        raise GenError(f"ONNX Runtime cannot load the exported {path.name}: {str(e).splitlines()[0]}") from None
+
+
+def parity(module, path: Path, example: Example) -> float:
+    """Max |eager - ORT| on fresh inputs at PARITY_BATCH."""
+    import torch
+
+    feeds = example(PARITY_BATCH, 1)
+    with torch.no_grad():
+        ref = module(**{k: torch.from_numpy(v) for k, v in feeds.items()}).numpy()
+    try:
+        got = session(path).run(None, feeds)[0]
+    except Exception as e:  # onnxruntime's own exception types
+        raise GenError(f"the exported {path.stem} fails in ONNX Runtime at batch {PARITY_BATCH}: {str(e).splitlines()[0]}") from None
+    return float(np.abs(ref - got).max())
+
+
+def fp16_variant(fp32: Path, example: Example) -> tuple[Path, dict]:
+    """Convert to `<stem>.fp16.onnx` and measure it against the fp32 file on the same inputs."""
+    from gen.export.precision import convert_fp16
+
+    half = fp32.with_name(f"{fp32.stem}.fp16.onnx")
+    convert_fp16(fp32, half)
+    feeds = example(PARITY_BATCH, 1)
+    a = session(fp32).run(None, feeds)[0]
+    try:
+        b = session(half).run(None, feeds)[0]
+    except Exception as e:  # onnxruntime's own exception types
+        raise GenError(f"the fp16 {half.name} fails in ONNX Runtime: {str(e).splitlines()[0]}") from None
+    return half, {"max_abs": float(np.abs(a - b).max()), "psnr_db": psnr(a, b, peak=float(np.abs(a).max()) or 1.0)}
+
+
+def psnr(reference: np.ndarray, test: np.ndarray, peak: float = 2.0) -> float:
+    """PSNR in dB; `peak` is the signal's range (2 for images in [-1, 1])."""
+    mse = float(np.mean((np.asarray(reference, np.float64) - np.asarray(test, np.float64)) ** 2))
+    return float("inf") if mse == 0 else float(10.0 * np.log10(peak**2 / mse))

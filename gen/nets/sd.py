@@ -1,0 +1,107 @@
+"""Stable Diffusion inference components: the callables a `sd` bundle exports and eager runs.
+
+Names and layouts follow optimum's ONNX Stable Diffusion export, so the same files also load in
+optimum's ORT pipeline (benchmarks/ compares the two on identical ONNX):
+
+    text_encoder  input_ids[batch, 77] int64          -> last_hidden_state[batch, 77, hidden]
+    unet          sample, timestep[batch], encoder_hidden_states -> out_sample
+    vae_decoder   latent_sample (already divided by the VAE scaling factor) -> sample in [-1, 1]
+    vae_encoder   sample in [-1, 1] -> latent_sample (the posterior mean, unscaled)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+from torch import nn
+
+from gen.nets.components import io_spec
+
+SUBFOLDERS = {"text_encoder": "text_encoder", "unet": "unet", "vae": "vae"}
+
+
+class TextEncoder(nn.Module):
+    def __init__(self, text_encoder):
+        super().__init__()
+        self.text_encoder = text_encoder
+
+    def forward(self, input_ids):
+        return self.text_encoder(input_ids, return_dict=False)[0]
+
+
+class UNet(nn.Module):
+    def __init__(self, unet):
+        super().__init__()
+        self.unet = unet
+
+    def forward(self, sample, timestep, encoder_hidden_states):
+        return self.unet(sample, timestep, encoder_hidden_states, return_dict=False)[0]
+
+
+class VaeDecoder(nn.Module):
+    def __init__(self, vae):
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, latent_sample):
+        return self.vae.decode(latent_sample, return_dict=False)[0]
+
+
+class VaeEncoder(nn.Module):
+    def __init__(self, vae):
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, sample):
+        return self.vae.encode(sample, return_dict=False)[0].mode()
+
+
+def components_of(pipe) -> dict[str, nn.Module]:
+    comps = {"text_encoder": TextEncoder(pipe.text_encoder), "unet": UNet(pipe.unet),
+             "vae_decoder": VaeDecoder(pipe.vae), "vae_encoder": VaeEncoder(pipe.vae)}
+    for m in comps.values():
+        m.eval().requires_grad_(False)
+    return comps
+
+
+def load_components(weights_dir: Path) -> dict[str, nn.Module]:
+    """The components from a bundle's weights/ (diffusers/transformers folders, safetensors only)."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel
+    from gen.recipes.quiet import quiet_hf_logs
+
+    quiet_hf_logs()
+
+    parts = SimpleNamespace(  # what components_of reads, without building a whole pipeline
+        text_encoder=CLIPTextModel.from_pretrained(weights_dir / "text_encoder", use_safetensors=True),
+        unet=UNet2DConditionModel.from_pretrained(weights_dir / "unet", use_safetensors=True),
+        vae=AutoencoderKL.from_pretrained(weights_dir / "vae", use_safetensors=True))
+    return components_of(parts)
+
+
+def save_weights(pipe, weights_dir: Path) -> None:
+    for attr, sub in SUBFOLDERS.items():
+        getattr(pipe, attr).save_pretrained(weights_dir / sub, safe_serialization=True)
+
+
+def signatures(pipe) -> dict[str, dict]:
+    hidden = pipe.text_encoder.config.hidden_size
+    length = pipe.tokenizer.model_max_length
+    lat = pipe.unet.config.in_channels
+    latent = ["batch", lat, "latent_height", "latent_width"]
+    image = ["batch", 3, "height", "width"]
+    text = ["batch", length, hidden]
+    return {
+        "text_encoder": {"inputs": [io_spec("input_ids", "int64", ["batch", length])],
+                         "outputs": [io_spec("last_hidden_state", "float32", text)]},
+        "unet": {"inputs": [io_spec("sample", "float32", latent), io_spec("timestep", "float32", ["batch"]),
+                            io_spec("encoder_hidden_states", "float32", text)],
+                 "outputs": [io_spec("out_sample", "float32", latent)]},
+        "vae_decoder": {"inputs": [io_spec("latent_sample", "float32", latent)],
+                        "outputs": [io_spec("sample", "float32", image)]},
+        "vae_encoder": {"inputs": [io_spec("sample", "float32", image)],
+                        "outputs": [io_spec("latent_sample", "float32", latent)]},
+    }
+

@@ -1,0 +1,157 @@
+"""`--model NAME` resolves here: a recipe says where the base pipeline comes from and whether a
+LoRA is fused into it.
+
+    sd       a Stable Diffusion base: --base DIR (diffusers format) or a model id in the HF cache
+    sd-lora  the same base plus a LoRA (--lora FILE or a `gen train sd-lora` run), fused
+    tiny-sd  the SD architecture at toy size with random weights, built offline (gen.recipes.tiny_sd)
+
+Nothing is downloaded: hub ids load with local_files_only, so a missing model fails fast and says
+how to fix it instead of hanging on the network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from gen.errors import GenError
+
+MODELS = ("sd", "sd-lora", "tiny-sd")
+TINY = "tiny-sd"
+LORA_FILE = "lora.safetensors"
+DEFAULT_HUB_BASE = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+
+
+@dataclass
+class Resolved:
+    pipe: object
+    base: str
+    lora: str | None
+    lora_scale: float
+    notes: list
+
+
+def check_model(model: str) -> None:
+    if model not in MODELS:
+        raise GenError(f"unknown --model {model!r}; choose one of {', '.join(MODELS)}")
+
+
+def resolve_lora(lora: str | None) -> tuple[Path | None, dict]:
+    """A LoRA file, or a `gen train sd-lora` run directory (its lora.safetensors and config)."""
+    if lora is None:
+        return None, {}
+    p = Path(lora)
+    if p.is_dir():
+        from gen.fileio import read_json
+
+        config = read_json(p / "config.json", "LoRA run config") if (p / "config.json").is_file() else {}
+        p = p / LORA_FILE
+        if not p.is_file():
+            raise GenError(f"--lora {lora}: directory has no {LORA_FILE}; train one with `gen train sd-lora`")
+        return p, config
+    if not p.is_file():
+        raise GenError(f"--lora {lora}: file not found")
+    return p, {}
+
+
+def load_pipeline(model: str, base: str | None = None, lora: str | None = None, lora_scale: float = 1.0,
+                  progress=print) -> Resolved:
+    """The fp32 CPU pipeline for `model`, with the LoRA (if any) fused into its weights."""
+    check_model(model)
+    lora_path, lora_run = resolve_lora(lora)
+    notes = []
+    if model == TINY:
+        if base is not None:
+            raise GenError("--model tiny-sd is built from configs and takes no --base; use --model sd --base DIR")
+        if lora is not None:
+            raise GenError("--model tiny-sd takes no --lora; use --model sd-lora (its default base is tiny-sd)")
+    if model == "sd" and lora is not None:
+        raise GenError("--model sd is the base alone; use --model sd-lora to fuse --lora")
+    base = base or lora_run.get("base")
+    if base is None and model == "sd-lora":
+        base = TINY
+        notes.append("no --base given: sd-lora uses the built-in tiny-sd (random weights; a real base needs --base DIR)")
+    if base is None:
+        base = TINY if model == TINY else DEFAULT_HUB_BASE
+    pipe = _load_base(base)
+    if model == "sd-lora":
+        if lora_path is None:
+            if base != TINY:
+                raise GenError("--model sd-lora needs --lora FILE (or a run from `gen train sd-lora`)")
+            notes.append("no --lora given: fusing a seeded demo LoRA into tiny-sd")
+            lora_path = demo_lora(pipe)
+        fuse_lora(pipe, lora_path, lora_scale)
+    for note in notes:
+        progress(note)
+    return Resolved(pipe, base, str(lora_path) if lora_path else None, lora_scale, notes)
+
+
+def _load_base(base: str):
+    if base == TINY:
+        from gen.recipes.tiny_sd import build_tiny_sd
+
+        return build_tiny_sd()
+    path = Path(base)
+    looks_like_id = base.count("/") == 1 and not base.startswith((".", "/")) and not path.exists()
+    if not path.exists() and not looks_like_id:
+        raise GenError(f"--base {base}: folder not found (expected a diffusers-format Stable Diffusion folder "
+                       "with model_index.json, or a model id already in the Hugging Face cache)")
+    if path.exists() and not (path / "model_index.json").is_file():
+        raise GenError(f"--base {base}: no model_index.json; it is not a diffusers-format pipeline folder "
+                       "(save one with pipe.save_pretrained(DIR))")
+    from diffusers import StableDiffusionPipeline
+
+    from gen.recipes.quiet import quiet_hf_logs
+
+    quiet_hf_logs()
+    try:
+        pipe = StableDiffusionPipeline.from_pretrained(base, safety_checker=None, requires_safety_checker=False,
+                                                       local_files_only=True, use_safetensors=True)
+    except (OSError, ValueError, EnvironmentError) as e:
+        where = "folder" if path.exists() else "Hugging Face cache (nothing is downloaded; pass --base DIR)"
+        raise GenError(f"--base {base}: cannot load a Stable Diffusion pipeline from the {where}: "
+                       f"{str(e).splitlines()[0]}") from None
+    pipe.set_progress_bar_config(disable=True)
+    for m in (pipe.unet, pipe.vae, pipe.text_encoder):
+        m.eval()
+    return pipe
+
+
+def fuse_lora(pipe, lora_path: Path, scale: float) -> None:
+    """Load a diffusers-format LoRA, fold it into the weights, and drop the adapter layers."""
+    from gen.fileio import check_safetensors
+
+    check_safetensors(lora_path)
+    before = {k: v.clone() for k, v in pipe.unet.state_dict().items()}
+    try:
+        pipe.load_lora_weights(str(lora_path.parent), weight_name=lora_path.name, adapter_name="gen")
+        pipe.fuse_lora(lora_scale=scale)
+        pipe.unload_lora_weights()
+    except (RuntimeError, ValueError, KeyError) as e:
+        raise GenError(f"--lora {lora_path} does not fit this base model (a LoRA trained for another "
+                       f"architecture?): {str(e).splitlines()[0]}") from None
+    after = pipe.unet.state_dict()
+    if scale != 0 and all(before[k].equal(after[k]) for k in before):
+        raise GenError(f"--lora {lora_path} changed no weight of the base UNet: its keys match none of this "
+                       "model's layers (a LoRA for another model family?)")
+
+
+def demo_lora(pipe, rank: int = 4, seed: int = 0) -> Path:
+    """A seeded random LoRA on the UNet attention projections, so the fuse path runs with no training."""
+    import copy
+    import tempfile
+
+    import torch
+
+    from gen.trainkit.lora import add_lora, save_lora
+
+    unet = copy.deepcopy(pipe.unet)  # the base stays free of adapter layers
+    add_lora(unet, rank)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in unet.named_parameters():
+            if "lora_B" in name:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.05)
+    path = Path(tempfile.mkdtemp(prefix="gen-demo-lora-")) / LORA_FILE
+    save_lora(unet, path)
+    return path
