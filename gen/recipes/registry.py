@@ -127,7 +127,7 @@ def fuse_lora(pipe, lora_path: Path, scale: float) -> None:
         pipe.load_lora_weights(str(lora_path.parent), weight_name=lora_path.name, adapter_name="gen")
         pipe.fuse_lora(lora_scale=scale)
         pipe.unload_lora_weights()
-    except (RuntimeError, ValueError, KeyError) as e:
+    except (RuntimeError, ValueError, KeyError, IndexError) as e:  # peft/diffusers raise any of these on a mismatch
         raise GenError(f"--lora {lora_path} does not fit this base model (a LoRA trained for another "
                        f"architecture?): {str(e).splitlines()[0]}") from None
     after = pipe.unet.state_dict()

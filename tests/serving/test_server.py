@@ -104,3 +104,38 @@ def test_corrupt_model_is_not_ready_but_the_server_is(server):
     assert "broken_decoder" in server.log_file.read_text()
     with pytest.raises(GenError, match="broken_decoder"):
         Sampler(server.http_url, backend="triton", model="broken").generate(n=1)
+
+
+@pytest.fixture(scope="module")
+def sd_server(sd_bundle, tmp_path_factory):
+    repo = build_repository([str(sd_bundle)], str(tmp_path_factory.mktemp("sd-serving") / "repo"), names=["sd"],
+                            max_batch=8, instances=1, threads=2)
+    srv = TritonServer(str(repo), http_port=free_port(), grpc_port=free_port()).start(timeout=120)
+    yield srv
+    srv.stop()
+
+
+@pytest.mark.parametrize("scheme", ["http", "grpc"])
+def test_text_to_image_served_equals_in_process_ort(sd_server, sd_bundle, scheme):
+    url = sd_server.http_url if scheme == "http" else sd_server.grpc_url
+    kwargs = {"n": 2, "steps": 6, "scheduler": "dpm++", "negative_prompt": "blurry", "width": 96}
+    remote = Sampler(url, backend="triton", model="sd").generate(["a red house", "a cat"], seed=4, **kwargs)
+    local = Sampler(str(sd_bundle), backend="ort").generate(["a red house", "a cat"], seed=4, **kwargs)
+    assert remote.shape == local.shape == (4, 3, 64, 96)
+    assert np.abs(remote - local).max() <= 1e-5
+
+
+@pytest.mark.parametrize("values,message", [
+    ({"n": np.array([1], np.int32)}, "prompt"),
+    ({"n": np.array([1], np.int32), "prompt": np.array([b"\xff\xfe"], np.object_)}, "not valid UTF-8"),
+    ({"n": np.array([1], np.int32), "prompt": np.array([b"x"], np.object_), "height": np.array([60], np.int32)},
+     "height must be a positive multiple of 16"),
+    ({"n": np.array([3], np.int32), "prompt": np.array([b"a", b"b"], np.object_)}, "n x prompts = 6 images is over 4"),
+    ({"n": np.array([1], np.int32), "prompt": np.array([b"x"], np.object_), "steps": np.array([0], np.int32)},
+     "steps must be at least 1"),
+])
+def test_malformed_text_requests_get_a_named_error(sd_server, values, message):
+    for url in (sd_server.http_url, sd_server.grpc_url):
+        with pytest.raises(GenError, match=message):
+            RemoteGenerator(url, "sd").infer(values)
+    assert sd_server.live() and sd_server.ready() and sd_server.model_ready("sd")
