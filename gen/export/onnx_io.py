@@ -81,6 +81,9 @@ def save_onnx(model, path: Path) -> None:
     if weights > EXTERNAL_DATA_ABOVE:
         onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
                         location=f"{path.name}.data", size_threshold=1024)
+        # onnx creates the data file 0600; a server running as another user must read it like the .onnx
+        data = path.with_name(f"{path.name}.data")
+        data.chmod(path.stat().st_mode & 0o777)
     else:
         onnx.save_model(model, str(path))
 

@@ -16,6 +16,8 @@ import numpy as np
 from gen.errors import GenError
 from gen.runtime.validate import example_feeds
 
+BENCH_PROMPT = "a photograph of an astronaut riding a horse"
+
 
 def _percentiles(samples: list[float]) -> dict:
     a = np.asarray(samples)
@@ -82,18 +84,19 @@ def run_bench(bundle: str, backends: list[str], precisions: list[str], steps: li
                 log(f"skip {backend}/{precision}: {e}")
                 continue
             described[f"{backend}/{precision}"] = sampler.backend.describe()
-            diffusion = sampler.family == "ddpm"
+            diffusion = sampler.family in ("ddpm", "sd")
+            prompt = BENCH_PROMPT if sampler.family == "sd" else None
             for batch in batches:
                 per_config = reset_peak_rss()
                 comps = {}
                 for c in sampler.bundle.components:
-                    feeds = example_feeds(sampler.bundle.signature(c), batch, num_classes=sampler.bundle.num_classes)
+                    feeds = _component_feeds(sampler.bundle, c, batch)
                     comps[c] = _percentiles(_time(lambda c=c, feeds=feeds: sampler.backend.run(c, feeds), warmup, repeats))
                 for s in (steps if diffusion else [None]):
                     overheads = []
 
                     def once():
-                        sampler.generate(n=batch, seed=0, steps=s)
+                        sampler.generate(prompt, n=batch, seed=0, steps=s)
                         overheads.append(sampler.last_timing["overhead_s"] / sampler.last_timing["total_s"])
 
                     e2e = _percentiles(_time(once, warmup, repeats))
@@ -106,6 +109,18 @@ def run_bench(bundle: str, backends: list[str], precisions: list[str], steps: li
                     log(_row_line(row))
     return {"bundle": str(bundle), "rows": rows, "skipped": skipped, "backends": described,
             "environment": environment(threads), "settings": {"warmup": warmup, "repeats": repeats, "device": device}}
+
+
+def _component_feeds(bundle, component: str, batch: int) -> dict:
+    """Random inputs for one component at its bundle's native size (text-to-image: token ids up to
+    the pad token, which is inside the vocabulary; the UNet sees the CFG-doubled batch in sampling)."""
+    if bundle.family != "sd":
+        return example_feeds(bundle.signature(component), batch, num_classes=bundle.num_classes)
+    s, img = bundle.manifest["sampling"], bundle.image
+    dims = {"height": img["height"], "width": img["width"], "latent_height": img["height"] // s["vae_scale_factor"],
+            "latent_width": img["width"] // s["vae_scale_factor"]}
+    return example_feeds(bundle.signature(component), batch, num_classes=bundle.manifest["text"]["pad_id"] + 1,
+                         dims=dims)
 
 
 def _row_line(r: dict) -> str:

@@ -53,6 +53,12 @@ class Bundle:
             raise GenError(f"bundle {self.path} has no {precision} {component} (it has: {have}); re-export with --fp16")
         return self.resolve(files[precision]["path"])
 
+    def external_data_path(self, component: str, precision: str = "fp32") -> Path | None:
+        """The weights file beside a component over protobuf's 2 GB limit; it must stay beside the
+        .onnx under this name, which the model records."""
+        entry = self.components[component]["files"][precision].get("external_data")
+        return self.resolve(entry["path"]) if entry else None
+
     def resolve(self, relative: str) -> Path:
         """A path named by the manifest, guaranteed to stay inside the bundle directory."""
         p = (self.path / relative).resolve()

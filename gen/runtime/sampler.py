@@ -14,6 +14,7 @@ import numpy as np
 from gen.errors import GenError
 from gen.runtime.backends import Backend, create_backend
 from gen.runtime.bundle import load_bundle
+from gen.runtime.denoise import denoise
 
 OUTPUTS = ("np", "pil", "uint8")
 
@@ -144,19 +145,13 @@ class Sampler:
             cond = np.concatenate([labels, np.full(n, sampling["null_label"], dtype=np.int64)])
         c, h, wd = self.bundle.image["channels"], self.bundle.image["height"], self.bundle.image["width"]
         x = rng.standard_normal((n, c, h, wd), dtype=np.float32) * np.float32(sched.init_noise_sigma)
-        for t in sched.timesteps:
-            model_in = sched.scale_model_input(x, t)
-            if guided:
-                model_in = np.concatenate([model_in, model_in])
+        def predict(model_in, t):
             feeds = {"sample": model_in, "timestep": np.full(len(model_in), t, dtype=np.int64)}
             if cond is not None:
                 feeds["class_labels"] = cond
-            out = self.backend.run("denoiser", feeds)
-            if guided:
-                out_c, out_u = out[:n], out[n:]
-                out = out_u + np.float32(w) * (out_c - out_u)
-            noise = rng.standard_normal(x.shape, dtype=np.float32) if sched.needs_noise else None
-            x = sched.step(out, t, x, noise=noise)
+            return self.backend.run("denoiser", feeds)
+
+        x = denoise(sched, x, rng, predict, w if guided else None, unconditional_first=False)
         return x
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from gen.errors import GenError
+from gen.runtime.denoise import denoise
 from gen.runtime.prompts import PromptTokenizer, check_prompts
 
 
@@ -52,17 +53,11 @@ class TextToImage:
         f = self.sampling["vae_scale_factor"]
         shape = (batch, self.sampling["latent_channels"], h // f, w // f)
         x = rng.standard_normal(shape, dtype=np.float32) * np.float32(sched.init_noise_sigma)
-        for t in sched.timesteps:
-            model_in = sched.scale_model_input(x, t)
-            if guided:
-                model_in = np.concatenate([model_in, model_in])
+        def predict(model_in, t):
             feeds = {"sample": model_in, "timestep": np.full(len(model_in), t, dtype=np.float32),
                      "encoder_hidden_states": embeddings}
-            out = self.backend.run("unet", feeds)
-            if guided:
-                out_u, out_c = out[:batch], out[batch:]
-                out = out_u + np.float32(w_guidance) * (out_c - out_u)
-            noise = rng.standard_normal(x.shape, dtype=np.float32) if sched.needs_noise else None
-            x = sched.step(out, t, x, noise=noise)
+            return self.backend.run("unet", feeds)
+
+        x = denoise(sched, x, rng, predict, w_guidance if guided else None)
         latents = (x / np.float32(self.sampling["vae_scaling_factor"])).astype(np.float32)
         return self.backend.run("vae_decoder", {"latent_sample": latents})

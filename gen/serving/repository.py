@@ -162,6 +162,9 @@ def build_repository(bundles: list[str], out: str, flavour: str = "python", max_
                 d = tmp / model
                 (d / "1").mkdir(parents=True)
                 shutil.copyfile(bundle.onnx_path(comp, precision), d / "1" / "model.onnx")
+                data = bundle.external_data_path(comp, precision)
+                if data:  # the model names its weights file; it must sit beside model.onnx
+                    _link_or_copy(data, d / "1" / data.name)
                 write_bytes(d / "config.pbtxt", component_config(model, sig, flavour, max_batch, dynamic_batching,
                                                                   1, threads).encode())
                 if flavour == "python":
@@ -174,8 +177,9 @@ def build_repository(bundles: list[str], out: str, flavour: str = "python", max_
                 shutil.copytree(tokenizer.parent, d / "1" / tokenizer.parent.relative_to(bundle.path.resolve()))
             if components == "inline":  # the pipeline runs the networks itself: it needs the files
                 for comp in bundle.components:
-                    src = bundle.onnx_path(comp, precision)
-                    _link_or_copy(src, d / "1" / src.name)
+                    for src in (bundle.onnx_path(comp, precision), bundle.external_data_path(comp, precision)):
+                        if src:
+                            _link_or_copy(src, d / "1" / src.name)
             write_bytes(d / "1" / "model.py", SHIM.format(cls="PipelineModel", paths=environment_paths()).encode())
             write_bytes(d / "config.pbtxt", pipeline_config(name, bundle, max_n, instances, components, precision, threads).encode())
         write_bytes(tmp / "gen-repository.json", json.dumps({

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from gen.errors import GenError
-from gen.trainkit.data import digit_images, image_files, to_array
+from gen.trainkit.data import digit_images, image_files, open_image, to_array
 
 CAPTION_KEYS = ("text", "caption")
 
@@ -32,8 +32,6 @@ def load_captioned(spec: str, size: int, limit: int | None = None) -> tuple[np.n
 
 
 def _folder(root: Path):
-    from PIL import Image, UnidentifiedImageError
-
     if not root.is_dir():
         raise GenError(f"--data {root}: folder not found (expected images with metadata.jsonl or .txt captions, or 'digits')")
     files = sorted(image_files(root))
@@ -48,12 +46,7 @@ def _folder(root: Path):
         if not caption:
             raise GenError(f"{f} has no caption: add a line {{\"file_name\": \"{f.name}\", \"text\": \"...\"}} to "
                            f"{root / 'metadata.jsonl'} or write {f.with_suffix('.txt').name} beside it")
-        try:
-            with Image.open(f) as im:
-                im.load()
-                images.append(im.copy())
-        except (UnidentifiedImageError, OSError) as e:
-            raise GenError(f"cannot read image {f}: {e}") from None
+        images.append(open_image(f))
         captions.append(caption)
     return images, captions
 

@@ -77,8 +77,6 @@ def digit_images():
 
 
 def _folder(root: Path):
-    from PIL import Image, UnidentifiedImageError
-
     if not root.exists():
         raise GenError(f"--data folder not found: {root}")
     if not root.is_dir():
@@ -96,14 +94,21 @@ def _folder(root: Path):
     images, labels = [], []
     for label, (_, files) in enumerate(groups):
         for f in files:
-            try:
-                with Image.open(f) as im:
-                    im.load()
-                    images.append(im.copy())
-            except (UnidentifiedImageError, OSError) as e:
-                raise GenError(f"cannot read image {f}: {e}") from None
+            images.append(open_image(f))
             labels.append(label if labelled else -1)
     return images, labels, names
+
+
+def open_image(f: Path):
+    """The decoded image, or an error that names the file."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(f) as im:
+            im.load()
+            return im.copy()
+    except (UnidentifiedImageError, OSError) as e:
+        raise GenError(f"cannot read image {f}: {e}") from None
 
 
 def image_files(folder: Path):

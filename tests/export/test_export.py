@@ -54,3 +54,37 @@ def test_bad_export_arguments(run, tmp_path):
         export_run(str(run), str(tmp_path / "b"), opset=7)
     with pytest.raises(GenError, match="run directory not found"):
         export_run(str(tmp_path / "none"), str(tmp_path / "b"))
+
+
+def test_weights_past_the_protobuf_limit_go_to_external_data(bundles, tmp_path, monkeypatch):
+    """The >2 GB path, exercised on a small model by lowering the threshold: one .data file beside the
+    .onnx, recorded in the manifest, checked on load, readable like the .onnx, and linked when served."""
+    import json
+    import os
+
+    import numpy as np
+
+    import gen.export.onnx_io as onnx_io
+    from gen.errors import GenError
+    from gen.runtime.sampler import Sampler
+    from gen.serving.repository import build_repository
+
+    monkeypatch.setattr(onnx_io, "EXTERNAL_DATA_ABOVE", 10_000)
+    run = json.loads((bundles["gan"] / "gen.json").read_text())["source"]["run"]
+    out = export_run(run, str(tmp_path / "big"), progress=lambda *_: None)
+    entry = json.loads((out / "gen.json").read_text())["components"]["generator"]["files"]["fp32"]
+    data = out / entry["external_data"]["path"]
+    assert data.name == "generator.onnx.data" and data.stat().st_size == entry["external_data"]["bytes"] > 10_000
+    assert (data.stat().st_mode & 0o777) == ((out / "generator.onnx").stat().st_mode & 0o777)
+    a = Sampler(str(out)).generate(n=3, seed=1)
+    assert np.abs(a - Sampler(str(bundles["gan"])).generate(n=3, seed=1)).max() <= 1e-5
+    repo = build_repository([str(out)], str(tmp_path / "repo"), names=["big"])
+    assert (repo / "big_generator" / "1" / "generator.onnx.data").is_file()
+    assert (repo / "big" / "1" / "generator.onnx.data").is_file()
+    with open(data, "r+b") as f:
+        f.truncate(entry["external_data"]["bytes"] - 4)
+    with pytest.raises(GenError, match="truncated or modified"):
+        Sampler(str(out))
+    os.unlink(data)
+    with pytest.raises(GenError, match="weights file is missing"):
+        Sampler(str(out))

@@ -25,6 +25,8 @@ class Backend:
     def __init__(self, bundle: Bundle, device: str, precision: str, threads: int | None):
         self.bundle, self.device, self.precision, self.threads = bundle, device, precision, threads
         self.network_seconds = 0.0
+        self.component_seconds: dict[str, float] = {}  # per-stage totals, for benchmarks
+        self.component_calls: dict[str, int] = {}
 
     def run(self, component: str, feeds: dict[str, np.ndarray]) -> np.ndarray:
         if component not in self.bundle.components:
@@ -32,7 +34,10 @@ class Backend:
         check_feeds(component, self.bundle.signature(component), feeds)
         t0 = time.perf_counter()
         out = self._run(component, feeds)
-        self.network_seconds += time.perf_counter() - t0
+        dt = time.perf_counter() - t0
+        self.network_seconds += dt
+        self.component_seconds[component] = self.component_seconds.get(component, 0.0) + dt
+        self.component_calls[component] = self.component_calls.get(component, 0) + 1
         return out
 
     def _run(self, component: str, feeds: dict[str, np.ndarray]) -> np.ndarray:

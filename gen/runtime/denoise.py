@@ -1,0 +1,31 @@
+"""The denoising loop every diffusion family shares: scheduler steps, batched classifier-free
+guidance, and host-drawn noise for stochastic steps."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+
+def denoise(sched, x: np.ndarray, rng, predict: Callable, guidance: float | None = None,
+            unconditional_first: bool = True) -> np.ndarray:
+    """Run `sched` from x to the end of its schedule.
+
+    `predict(model_input, t)` runs the network. With `guidance`, the input is doubled and predict must
+    put the unconditional half first (diffusers' order for prompts) or second (`unconditional_first=False`,
+    gen's order for class labels); the two halves are mixed as u + w (c - u).
+    """
+    n = len(x)
+    for t in sched.timesteps:
+        model_in = sched.scale_model_input(x, t)
+        if guidance is not None:
+            model_in = np.concatenate([model_in, model_in])
+        out = predict(model_in, t)
+        if guidance is not None:
+            first, second = out[:n], out[n:]
+            u, c = (first, second) if unconditional_first else (second, first)
+            out = u + np.float32(guidance) * (c - u)
+        noise = rng.standard_normal(x.shape, dtype=np.float32) if sched.needs_noise else None
+        x = sched.step(out, t, x, noise=noise)
+    return x
