@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gen.errors import GenError
-from gen.export.onnx_io import DEFAULT_OPSET, DEFAULT_TOLERANCE, check_opset, file_entry, staged_bundle
+from gen.export.onnx_io import DEFAULT_OPSET, DEFAULT_TOLERANCE, check_opset, staged_bundle
 from gen.fileio import write_json
 from gen.runtime.bundle import MANIFEST, SCHEMA_VERSION
 from gen.versions import versions
@@ -95,7 +95,7 @@ def _manifest(pipe, resolved, components, parity, fp16, opset, torch_version, va
     size = int(pipe.unet.config.sample_size) * vae_scale
     lora = None
     if resolved.lora:
-        lora = {"path": resolved.lora, "scale": resolved.lora_scale, "sha256": file_entry(Path(resolved.lora))["sha256"]}
+        lora = {"path": resolved.lora, "scale": resolved.lora_scale, "sha256": resolved.lora_sha256}
     return {
         "schema_version": SCHEMA_VERSION,
         "format": "gen-bundle",

@@ -11,6 +11,8 @@ how to fix it instead of hanging on the network.
 
 from __future__ import annotations
 
+import hashlib
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +31,7 @@ class Resolved:
     lora: str | None
     lora_scale: float
     notes: list
+    lora_sha256: str | None = None
 
 
 def check_model(model: str) -> None:
@@ -74,16 +77,28 @@ def load_pipeline(model: str, base: str | None = None, lora: str | None = None, 
     if base is None:
         base = TINY if model == TINY else DEFAULT_HUB_BASE
     pipe = _load_base(base)
+    label, digest = None, None
     if model == "sd-lora":
         if lora_path is None:
             if base != TINY:
                 raise GenError("--model sd-lora needs --lora FILE (or a run from `gen train sd-lora`)")
             notes.append("no --lora given: fusing a seeded demo LoRA into tiny-sd")
-            lora_path = demo_lora(pipe)
-        fuse_lora(pipe, lora_path, lora_scale)
+            with tempfile.TemporaryDirectory(prefix="gen-demo-lora-") as d:
+                demo = demo_lora(pipe, Path(d))
+                digest = _sha256(demo)
+                fuse_lora(pipe, demo, lora_scale)
+            label = "demo (seed 0, rank 4)"
+        else:
+            digest = _sha256(lora_path)
+            fuse_lora(pipe, lora_path, lora_scale)
+            label = str(lora_path)
     for note in notes:
         progress(note)
-    return Resolved(pipe, base, str(lora_path) if lora_path else None, lora_scale, notes)
+    return Resolved(pipe, base, label, lora_scale, notes, digest)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _load_base(base: str):
@@ -136,10 +151,9 @@ def fuse_lora(pipe, lora_path: Path, scale: float) -> None:
                        "model's layers (a LoRA for another model family?)")
 
 
-def demo_lora(pipe, rank: int = 4, seed: int = 0) -> Path:
+def demo_lora(pipe, directory: Path, rank: int = 4, seed: int = 0) -> Path:
     """A seeded random LoRA on the UNet attention projections, so the fuse path runs with no training."""
     import copy
-    import tempfile
 
     import torch
 
@@ -152,6 +166,6 @@ def demo_lora(pipe, rank: int = 4, seed: int = 0) -> Path:
         for name, p in unet.named_parameters():
             if "lora_B" in name:
                 p.copy_(torch.randn(p.shape, generator=g) * 0.05)
-    path = Path(tempfile.mkdtemp(prefix="gen-demo-lora-")) / LORA_FILE
+    path = directory / LORA_FILE
     save_lora(unet, path)
     return path

@@ -44,3 +44,21 @@ def test_eager_backend_without_torch_says_what_to_install(runtime_venv, bundles)
     p = subprocess.run([str(runtime_venv / "bin" / "gen"), "generate", str(bundles["gan"]), "--backend", "eager"],
                        capture_output=True, text=True)
     assert p.returncode == 2 and "backend 'eager' needs PyTorch" in p.stderr
+
+
+def test_text_to_image_in_a_venv_without_torch_or_transformers(runtime_venv, sd_bundle, tmp_path):
+    """The deployment host tokenizes with `tokenizers` alone and gets the full install's images."""
+    import numpy as np
+
+    from gen.runtime.sampler import Sampler
+
+    py = str(runtime_venv / "bin" / "python")
+    assert subprocess.run([py, "-c", "import transformers"], capture_output=True).returncode != 0
+    kw = "steps=4, seed=3, negative_prompt='blurry', height=64, width=80"
+    code = ("import numpy as np; from gen.runtime.sampler import Sampler; "
+            f"np.save({str(tmp_path / 'sd.npy')!r}, Sampler({str(sd_bundle)!r}).generate(['a red house', 'a cat'], {kw}))")
+    p = subprocess.run([py, "-c", code], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-2000:]
+    ref = Sampler(str(sd_bundle)).generate(["a red house", "a cat"], steps=4, seed=3, negative_prompt="blurry",
+                                           height=64, width=80)
+    assert np.abs(np.load(tmp_path / "sd.npy") - ref).max() <= 1e-5
