@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from gen.errors import GenError
-from gen.export.onnx_io import (DEFAULT_OPSET, DEFAULT_TOLERANCE, check_opset, export_component, file_entry,
-                                fp16_variant, parity, psnr, staged_bundle)
+from gen.export.onnx_io import (DEFAULT_OPSET, DEFAULT_TOLERANCE, check_opset, export_checked, file_entry, psnr,
+                                staged_bundle)
 from gen.fileio import write_json
 from gen.runtime.bundle import MANIFEST, SCHEMA_VERSION
 from gen.versions import versions
@@ -55,25 +55,6 @@ def export_run(run_path: str, out: str, fp16: bool = False, opset: int = DEFAULT
             manifest["parity"]["images_fp16_vs_fp32"] = _image_psnr(tmp)
             write_json(tmp / MANIFEST, manifest)
     return out
-
-
-def export_checked(name, module, sig, directory: Path, opset, example, tolerance, fp16, progress) -> tuple[dict, dict]:
-    """One component: trace, check against eager (refusing the export past `tolerance`), and with
-    fp16 add the converted file. Returns its manifest entry and its parity record."""
-    progress(f"exporting {name} ...")
-    path = directory / f"{name}.onnx"
-    export_component(module, sig, path, opset, example)
-    files = {"fp32": file_entry(path)}
-    err = parity(module, path, example)
-    record = {"ort_fp32_vs_eager_max_abs": err}
-    progress(f"  {name}: ORT fp32 vs eager max |diff| = {err:.2e}")
-    if not err <= tolerance:
-        raise GenError(f"{name}: ONNX Runtime output differs from eager by {err:.3g} (> tolerance {tolerance}); nothing was written")
-    if fp16:
-        half, record["ort_fp16_vs_fp32"] = fp16_variant(path, example)
-        files["fp16"] = file_entry(half)
-        progress(f"  {name}: ORT fp16 vs fp32 = {record['ort_fp16_vs_fp32']}")
-    return {**sig, "files": files}, record
 
 
 def _example_fn(sig: dict, config: dict):

@@ -73,6 +73,25 @@ def export_component(module, sig: dict, path: Path, opset: int, example: Example
         raise GenError(f"onnx.checker rejects the exported {path.name}: {str(e).splitlines()[0]}") from None
 
 
+def export_checked(name, module, sig, directory: Path, opset, example, tolerance, fp16, progress) -> tuple[dict, dict]:
+    """One component: trace, check against eager (refusing the export past `tolerance`), and with
+    fp16 add the converted file. Returns its manifest entry and its parity record."""
+    progress(f"exporting {name} ...")
+    path = directory / f"{name}.onnx"
+    export_component(module, sig, path, opset, example)
+    files = {"fp32": file_entry(path)}
+    err = parity(module, path, example)
+    record = {"ort_fp32_vs_eager_max_abs": err}
+    progress(f"  {name}: ORT fp32 vs eager max |diff| = {err:.2e}")
+    if not err <= tolerance:
+        raise GenError(f"{name}: ONNX Runtime output differs from eager by {err:.3g} (> tolerance {tolerance}); nothing was written")
+    if fp16:
+        half, record["ort_fp16_vs_fp32"] = fp16_variant(path, example)
+        files["fp16"] = file_entry(half)
+        progress(f"  {name}: ORT fp16 vs fp32 = {record['ort_fp16_vs_fp32']}")
+    return {**sig, "files": files}, record
+
+
 def save_onnx(model, path: Path) -> None:
     """One .onnx file, plus one `<file>.data` holding the weights when the model is too big for protobuf."""
     import onnx
@@ -86,12 +105,6 @@ def save_onnx(model, path: Path) -> None:
         data.chmod(path.stat().st_mode & 0o777)
     else:
         onnx.save_model(model, str(path))
-
-
-def onnx_files(path: Path) -> list[Path]:
-    """The model file and its external-data file, if any."""
-    data = path.with_name(path.name + ".data")
-    return [path, data] if data.exists() else [path]
 
 
 def _trace_to_onnx(module, inputs, in_names, out_names, axes, path, opset) -> None:

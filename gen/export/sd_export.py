@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gen.errors import GenError
-from gen.export.onnx_io import DEFAULT_OPSET, DEFAULT_TOLERANCE, check_opset, staged_bundle
+from gen.export.onnx_io import DEFAULT_OPSET, DEFAULT_TOLERANCE, check_opset, export_checked, staged_bundle
 from gen.fileio import write_json
 from gen.runtime.bundle import MANIFEST, SCHEMA_VERSION
 from gen.versions import versions
@@ -30,7 +30,6 @@ def export_sd(model: str, out: str, base: str | None = None, lora: str | None = 
     import numpy as np
     import torch
 
-    from gen.export.onnx_export import export_checked
     from gen.nets.sd import components_of, save_weights, signatures
     from gen.recipes.registry import load_pipeline
     from gen.runtime.validate import example_feeds

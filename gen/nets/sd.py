@@ -14,7 +14,6 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
-import torch
 from torch import nn
 
 from gen.nets.components import io_spec

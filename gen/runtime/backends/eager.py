@@ -5,7 +5,6 @@ fp16 runs only on CUDA, which has not been verified on a GPU yet; fp32 on the CP
 
 from __future__ import annotations
 
-import numpy as np
 
 from gen.errors import GenError
 from gen.fileio import load_safetensors, read_json
