@@ -51,6 +51,9 @@ class Sampler:
         or as NHWC uint8, per `output`."""
         if output not in OUTPUTS:
             raise GenError(f"unknown output {output!r}; choose one of {', '.join(OUTPUTS)}")
+        if isinstance(prompt, (int, np.integer)) and not isinstance(prompt, bool):
+            raise GenError(f"generate()'s first argument is the prompt (text-to-image bundles); "
+                           f"pass the number of images as n={prompt}")
         text = {"prompt": prompt, "negative_prompt": negative_prompt, "height": height, "width": width}
         if self.remote is not None:
             if eta:

@@ -98,6 +98,8 @@ def test_bad_arguments_are_named(sd_bundle, kwargs, message):
 def test_prompt_on_a_non_text_bundle_is_refused(bundles):
     with pytest.raises(GenError, match="prompt applies to text-to-image bundles"):
         Sampler(str(bundles["gan"])).generate("a red house")
+    with pytest.raises(GenError, match="pass the number of images as n=16"):
+        Sampler(str(bundles["gan"])).generate(16)
 
 
 def test_bundle_without_tokenizer_is_refused(sd_bundle, tmp_path):
