@@ -10,11 +10,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import numpy as np
 
 from gen.errors import GenError
-from gen.export.onnx_io import (DEFAULT_OPSET, DEFAULT_TOLERANCE, check_opset, export_checked, file_entry, psnr,
-                                staged_bundle)
+from gen.export.onnx_io import (DEFAULT_OPSET, DEFAULT_TOLERANCE, check_opset, export_checked, file_entry,
+                                images_fp16_vs_fp32, refuse_existing, staged_bundle)
 from gen.fileio import write_json
 from gen.runtime.bundle import MANIFEST, SCHEMA_VERSION
 from gen.versions import versions
@@ -22,15 +21,12 @@ from gen.versions import versions
 
 def export_run(run_path: str, out: str, fp16: bool = False, opset: int = DEFAULT_OPSET, force: bool = False,
                tolerance: float = DEFAULT_TOLERANCE, progress=print) -> Path:
-    import torch
-
     from gen.nets.components import build_components, signatures
     from gen.trainkit.rundir import RunDir
 
     check_opset(opset)
     out = Path(out)
-    if out.exists() and not force:
-        raise GenError(f"--out {out} already exists; pass --force to replace it")
+    refuse_existing(out, force)
     run = RunDir(run_path)
     config = run.read_config()
     tensors = run.load_weights()
@@ -49,10 +45,10 @@ def export_run(run_path: str, out: str, fp16: bool = False, opset: int = DEFAULT
         (tmp / "weights").mkdir()
         shutil.copyfile(run.weights_path, tmp / "weights" / "weights.safetensors")
         write_json(tmp / "weights" / "config.json", config)
-        manifest = _manifest(config, run, manifest_components, parities, fp16, opset, torch.__version__)
+        manifest = _manifest(config, run, manifest_components, parities, fp16, opset)
         write_json(tmp / MANIFEST, manifest)
         if fp16:
-            manifest["parity"]["images_fp16_vs_fp32"] = _image_psnr(tmp)
+            manifest["parity"]["images_fp16_vs_fp32"] = images_fp16_vs_fp32(tmp, n=8, seed=0)
             write_json(tmp / MANIFEST, manifest)
     return out
 
@@ -64,16 +60,7 @@ def _example_fn(sig: dict, config: dict):
                                              timesteps=config.get("timesteps", 1000))
 
 
-def _image_psnr(bundle_dir: Path) -> dict:
-    """End-to-end: the same seed through ORT fp32 and fp16, the way users will compare them."""
-    from gen.runtime.sampler import Sampler
-
-    a = Sampler(str(bundle_dir), backend="ort", precision="fp32").generate(n=8, seed=0)
-    b = Sampler(str(bundle_dir), backend="ort", precision="fp16").generate(n=8, seed=0)
-    return {"psnr_db": round(psnr(a, b), 2), "max_abs": float(np.abs(a - b).max()), "n": 8, "seed": 0}
-
-
-def _manifest(config, run, components, parity, fp16, opset, torch_version) -> dict:
+def _manifest(config, run, components, parity, fp16, opset) -> dict:
     family = config["family"]
     from gen.nets.components import is_conditional
 

@@ -28,11 +28,16 @@ EXTERNAL_DATA_ABOVE = 2**31 - 2**26  # protobuf cannot serialise a model of 2 GB
 Example = Callable[[int, int], dict]
 
 
+def refuse_existing(out: Path, force: bool) -> None:
+    """Called before any slow work, and again when staging: an existing bundle needs --force."""
+    if out.exists() and not force:
+        raise GenError(f"--out {out} already exists; pass --force to replace it")
+
+
 @contextmanager
 def staged_bundle(out: Path, force: bool) -> Iterator[Path]:
     """A temporary sibling of `out` to build in; it replaces `out` only if the block succeeds."""
-    if out.exists() and not force:
-        raise GenError(f"--out {out} already exists; pass --force to replace it")
+    refuse_existing(out, force)
     tmp = out.parent / f".{out.name}.export-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -80,13 +85,13 @@ def export_checked(name, module, sig, directory: Path, opset, example, tolerance
     path = directory / f"{name}.onnx"
     export_component(module, sig, path, opset, example)
     files = {"fp32": file_entry(path)}
-    err = parity(module, path, example)
+    err, ort_out = parity(module, path, example)
     record = {"ort_fp32_vs_eager_max_abs": err}
     progress(f"  {name}: ORT fp32 vs eager max |diff| = {err:.2e}")
     if not err <= tolerance:
         raise GenError(f"{name}: ONNX Runtime output differs from eager by {err:.3g} (> tolerance {tolerance}); nothing was written")
     if fp16:
-        half, record["ort_fp16_vs_fp32"] = fp16_variant(path, example)
+        half, record["ort_fp16_vs_fp32"] = fp16_variant(path, example, ort_out)
         files["fp16"] = file_entry(half)
         progress(f"  {name}: ORT fp16 vs fp32 = {record['ort_fp16_vs_fp32']}")
     return {**sig, "files": files}, record
@@ -143,8 +148,8 @@ def session(path: Path):
         raise GenError(f"ONNX Runtime cannot load the exported {path.name}: {str(e).splitlines()[0]}") from None
 
 
-def parity(module, path: Path, example: Example) -> float:
-    """Max |eager - ORT| on fresh inputs at PARITY_BATCH."""
+def parity(module, path: Path, example: Example) -> tuple[float, np.ndarray]:
+    """Max |eager - ORT| on fresh inputs at PARITY_BATCH, and ORT's output (the fp16 reference)."""
     import torch
 
     feeds = example(PARITY_BATCH, 1)
@@ -154,17 +159,18 @@ def parity(module, path: Path, example: Example) -> float:
         got = session(path).run(None, feeds)[0]
     except Exception as e:  # onnxruntime's own exception types
         raise GenError(f"the exported {path.stem} fails in ONNX Runtime at batch {PARITY_BATCH}: {str(e).splitlines()[0]}") from None
-    return float(np.abs(ref - got).max())
+    return float(np.abs(ref - got).max()), got
 
 
-def fp16_variant(fp32: Path, example: Example) -> tuple[Path, dict]:
-    """Convert to `<stem>.fp16.onnx` and measure it against the fp32 file on the same inputs."""
+def fp16_variant(fp32: Path, example: Example, fp32_out: np.ndarray) -> tuple[Path, dict]:
+    """Convert to `<stem>.fp16.onnx` and measure it against `fp32_out`, the fp32 file's output on
+    the parity inputs (so the fp32 model, possibly gigabytes, is not loaded a second time)."""
     from gen.export.precision import convert_fp16
 
     half = fp32.with_name(f"{fp32.stem}.fp16.onnx")
     convert_fp16(fp32, half)
     feeds = example(PARITY_BATCH, 1)
-    a = session(fp32).run(None, feeds)[0]
+    a = fp32_out
     try:
         b = session(half).run(None, feeds)[0]
     except Exception as e:  # onnxruntime's own exception types
@@ -176,3 +182,12 @@ def psnr(reference: np.ndarray, test: np.ndarray, peak: float = 2.0) -> float:
     """PSNR in dB; `peak` is the signal's range (2 for images in [-1, 1])."""
     mse = float(np.mean((np.asarray(reference, np.float64) - np.asarray(test, np.float64)) ** 2))
     return float("inf") if mse == 0 else float(10.0 * np.log10(peak**2 / mse))
+
+
+def images_fp16_vs_fp32(bundle_dir: Path, **generate_kwargs) -> dict:
+    """End to end: the same Sampler call through ORT fp32 and fp16, the way users will compare them."""
+    from gen.runtime.sampler import Sampler
+
+    a = Sampler(str(bundle_dir), backend="ort", precision="fp32").generate(**generate_kwargs)
+    b = Sampler(str(bundle_dir), backend="ort", precision="fp16").generate(**generate_kwargs)
+    return {"psnr_db": round(psnr(a, b), 2), "max_abs": float(np.abs(a - b).max()), **generate_kwargs}

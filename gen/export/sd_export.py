@@ -12,7 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from gen.errors import GenError
-from gen.export.onnx_io import DEFAULT_OPSET, DEFAULT_TOLERANCE, check_opset, export_checked, staged_bundle
+from gen.export.onnx_io import (DEFAULT_OPSET, DEFAULT_TOLERANCE, check_opset, export_checked, images_fp16_vs_fp32,
+                                refuse_existing, staged_bundle)
 from gen.fileio import write_json
 from gen.runtime.bundle import MANIFEST, SCHEMA_VERSION
 from gen.versions import versions
@@ -27,17 +28,13 @@ DEFAULTS = {"scheduler": "dpm++", "steps": 20, "guidance": 7.5}
 def export_sd(model: str, out: str, base: str | None = None, lora: str | None = None, lora_scale: float = 1.0,
               fp16: bool = False, opset: int = DEFAULT_OPSET, force: bool = False,
               tolerance: float = DEFAULT_TOLERANCE, image_check: bool = True, progress=print) -> Path:
-    import numpy as np
-    import torch
-
     from gen.nets.sd import components_of, save_weights, signatures
     from gen.recipes.registry import load_pipeline
     from gen.runtime.validate import example_feeds
 
     check_opset(opset)
     out = Path(out)
-    if out.exists() and not force:
-        raise GenError(f"--out {out} already exists; pass --force to replace it")
+    refuse_existing(out, force)
     resolved = load_pipeline(model, base, lora, lora_scale, progress=progress)
     pipe = resolved.pipe
     sigs = signatures(pipe)
@@ -64,17 +61,11 @@ def export_sd(model: str, out: str, base: str | None = None, lora: str | None = 
         if not (tmp / TOKENIZER_DIR / "tokenizer.json").is_file():
             raise GenError("the base's tokenizer could not be saved as tokenizer.json (a fast tokenizer is needed)")
         save_weights(pipe, tmp / "weights")
-        manifest = _manifest(pipe, resolved, entries, parities, fp16, opset, torch.__version__, vae_scale)
+        manifest = _manifest(pipe, resolved, entries, parities, fp16, opset, vae_scale, unet_multiple)
         write_json(tmp / MANIFEST, manifest)
         if fp16 and image_check:
-            from gen.runtime.sampler import Sampler
-            from gen.export.onnx_io import psnr
-
-            kwargs = {"prompt": "a red house by a lake", "n": 2, "seed": 0, "steps": 10}
-            a = Sampler(str(tmp), backend="ort", precision="fp32").generate(**kwargs)
-            b = Sampler(str(tmp), backend="ort", precision="fp16").generate(**kwargs)
-            manifest["parity"]["images_fp16_vs_fp32"] = {"psnr_db": round(psnr(a, b), 2),
-                                                         "max_abs": float(np.abs(a - b).max()), **kwargs}
+            manifest["parity"]["images_fp16_vs_fp32"] = images_fp16_vs_fp32(
+                tmp, prompt="a red house by a lake", n=2, seed=0, steps=10)
             progress(f"  images fp16 vs fp32: {manifest['parity']['images_fp16_vs_fp32']['psnr_db']} dB PSNR")
             write_json(tmp / MANIFEST, manifest)
     return out
@@ -90,7 +81,7 @@ def scheduler_config(pipe) -> dict:
     return {**{k: cfg[k] for k in SCHEDULER_KEYS if k in cfg}, **own}
 
 
-def _manifest(pipe, resolved, components, parity, fp16, opset, torch_version, vae_scale) -> dict:
+def _manifest(pipe, resolved, components, parity, fp16, opset, vae_scale, unet_multiple) -> dict:
     size = int(pipe.unet.config.sample_size) * vae_scale
     lora = None
     if resolved.lora:
@@ -104,7 +95,7 @@ def _manifest(pipe, resolved, components, parity, fp16, opset, torch_version, va
                      "default_steps": DEFAULTS["steps"], "guidance": DEFAULTS["guidance"],
                      "vae_scaling_factor": float(pipe.vae.config.scaling_factor), "vae_scale_factor": vae_scale,
                      "latent_channels": int(pipe.unet.config.in_channels),
-                     "unet_multiple": 2 ** (len(pipe.unet.config.block_out_channels) - 1)},
+                     "unet_multiple": unet_multiple},
         "text": {"tokenizer": f"{TOKENIZER_DIR}/tokenizer.json", "max_length": int(pipe.tokenizer.model_max_length),
                  "pad_id": int(pipe.tokenizer.pad_token_id), "hidden_size": int(pipe.text_encoder.config.hidden_size)},
         "conditioning": {"num_classes": 0, "class_names": [], "text": True},

@@ -18,7 +18,7 @@ from torch import nn
 
 from gen.nets.components import io_spec
 
-SUBFOLDERS = {"text_encoder": "text_encoder", "unet": "unet", "vae": "vae"}
+PARTS = ("text_encoder", "unet", "vae")  # pipeline attributes, saved under weights/ in folders of the same name
 
 
 class TextEncoder(nn.Module):
@@ -73,16 +73,15 @@ def load_components(weights_dir: Path) -> dict[str, nn.Module]:
 
     quiet_hf_logs()
 
-    parts = SimpleNamespace(  # what components_of reads, without building a whole pipeline
-        text_encoder=CLIPTextModel.from_pretrained(weights_dir / "text_encoder", use_safetensors=True),
-        unet=UNet2DConditionModel.from_pretrained(weights_dir / "unet", use_safetensors=True),
-        vae=AutoencoderKL.from_pretrained(weights_dir / "vae", use_safetensors=True))
+    classes = dict(zip(PARTS, (CLIPTextModel, UNet2DConditionModel, AutoencoderKL)))
+    # what components_of reads, without building a whole pipeline
+    parts = SimpleNamespace(**{p: cls.from_pretrained(weights_dir / p, use_safetensors=True) for p, cls in classes.items()})
     return components_of(parts)
 
 
 def save_weights(pipe, weights_dir: Path) -> None:
-    for attr, sub in SUBFOLDERS.items():
-        getattr(pipe, attr).save_pretrained(weights_dir / sub, safe_serialization=True)
+    for part in PARTS:
+        getattr(pipe, part).save_pretrained(weights_dir / part, safe_serialization=True)
 
 
 def signatures(pipe) -> dict[str, dict]:

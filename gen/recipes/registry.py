@@ -137,18 +137,16 @@ def fuse_lora(pipe, lora_path: Path, scale: float) -> None:
     from gen.fileio import check_safetensors
 
     check_safetensors(lora_path)
-    before = {k: v.clone() for k, v in pipe.unet.state_dict().items()}
     try:
         pipe.load_lora_weights(str(lora_path.parent), weight_name=lora_path.name, adapter_name="gen")
+        if not any(pipe.get_list_adapters().values()):  # diffusers only warns when no key matches
+            raise GenError(f"--lora {lora_path} changed no weight of this model: its keys match none of its "
+                           "layers (a LoRA for another model family?)")
         pipe.fuse_lora(lora_scale=scale)
         pipe.unload_lora_weights()
     except (RuntimeError, ValueError, KeyError, IndexError) as e:  # peft/diffusers raise any of these on a mismatch
         raise GenError(f"--lora {lora_path} does not fit this base model (a LoRA trained for another "
                        f"architecture?): {str(e).splitlines()[0]}") from None
-    after = pipe.unet.state_dict()
-    if scale != 0 and all(before[k].equal(after[k]) for k in before):
-        raise GenError(f"--lora {lora_path} changed no weight of the base UNet: its keys match none of this "
-                       "model's layers (a LoRA for another model family?)")
 
 
 def demo_lora(pipe, directory: Path, rank: int = 4, seed: int = 0) -> Path:

@@ -98,7 +98,6 @@ class Sampler:
                 from gen.runtime.text2image import TextToImage
 
                 self._text = TextToImage(self.backend)
-            self._text.size(height, width)  # a bad size fails before any network runs
             images = self._text(prompt, negative_prompt, n, rng, self._scheduler(steps, scheduler, eta), guidance, height, width)
         else:
             raise GenError(f"bundle family {family!r} is not supported by this gen version")

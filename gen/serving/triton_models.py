@@ -141,8 +141,7 @@ class PipelineModel:
             if name in values:
                 scalars[name] = cast(values[name].reshape(-1)[0])
         if "scheduler" in values:
-            s = values["scheduler"].reshape(-1)[0]
-            scalars["scheduler"] = s.decode() if isinstance(s, bytes) else str(s)
+            scalars["scheduler"] = _text(values["scheduler"].reshape(-1)[0], "scheduler")
         for name in TEXT_LISTS:
             if name in values:
                 scalars[name] = [_text(v, name) for v in values[name].reshape(-1)]

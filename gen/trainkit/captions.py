@@ -24,14 +24,14 @@ def load_captioned(spec: str, size: int, limit: int | None = None) -> tuple[np.n
     if spec == "digits":
         images, labels, _ = digit_images()
         captions = [f"a handwritten digit {k}" for k in labels]
+        if limit:
+            images, captions = images[:limit], captions[:limit]
     else:
-        images, captions = _folder(Path(spec))
-    if limit:
-        images, captions = images[:limit], captions[:limit]
+        images, captions = _folder(Path(spec), limit)
     return np.stack([to_array(im, size, 3) for im in images]), captions
 
 
-def _folder(root: Path):
+def _folder(root: Path, limit: int | None):
     if not root.is_dir():
         raise GenError(f"--data {root}: folder not found (expected images with metadata.jsonl or .txt captions, or 'digits')")
     files = sorted(image_files(root))
@@ -39,7 +39,7 @@ def _folder(root: Path):
         raise GenError(f"--data folder {root} holds no images")
     table = _metadata(root / "metadata.jsonl")
     images, captions = [], []
-    for f in files:
+    for f in files[:limit] if limit else files:
         caption = table.get(f.name)
         if caption is None and f.with_suffix(".txt").is_file():
             caption = f.with_suffix(".txt").read_text(encoding="utf-8").strip()

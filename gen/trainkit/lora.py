@@ -80,8 +80,6 @@ def train_lora(base: str | None, data: str, out: str, options: dict, force: bool
     config.update(base=resolved.base, data=data, resolution=size, images=len(captions), family="sd-lora",
                   target_modules=TARGET_MODULES)
     run.claim(force)
-    for name in ("lora.safetensors", "samples_before.png", "samples_after.png"):
-        (run.path / name).unlink(missing_ok=True)
     write_json(run.config_path, config)
 
     prompts = list(dict.fromkeys(captions))[:GRID]

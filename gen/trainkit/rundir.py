@@ -17,7 +17,8 @@ from pathlib import Path
 from gen.errors import GenError
 from gen.fileio import load_safetensors, read_json, save_safetensors, write_bytes, write_json
 
-RUN_FILES = ("config.json", "weights.safetensors", "state.safetensors", "metrics.jsonl", "samples.png", "eval.json")
+RUN_FILES = ("config.json", "weights.safetensors", "state.safetensors", "metrics.jsonl", "samples.png", "eval.json",
+             "lora.safetensors", "samples_before.png", "samples_after.png")  # the last three: `gen train sd-lora`
 RUN_DIRS = ("samples",)
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from gen.errors import GenError
-from gen.export.onnx_export import psnr
+from gen.export.onnx_io import psnr
 from gen.runtime.sampler import Sampler
 
 
