@@ -7,6 +7,8 @@ with eager, bundle loading, and a real denoising step on ONNX Runtime. Configs a
 encoder with its 49408-token embedding); the tokenizer is gen's offline byte-level one.
 
     python benchmarks/sd15_fullsize.py            # ~4.5 GB per copy on disk; writes results/sd15_fullsize.json
+    python benchmarks/sd15_fullsize.py --fp16     # also the fp16 variants (converted by path: the UNet is
+                                                  # over 2 GB); writes results/sd15_fullsize_fp16.json
 """
 
 from __future__ import annotations
@@ -60,7 +62,10 @@ def main() -> None:
     ap.add_argument("--work", default=str(REPO / "build" / "sd15"))
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "sd15_fullsize.json"))
     ap.add_argument("--keep", action="store_true", help="keep the ~13 GB of model, bundle and weights afterwards")
+    ap.add_argument("--fp16", action="store_true", help="also export and check fp16 variants (one fp16 step too)")
     args = ap.parse_args()
+    if args.fp16 and args.out == ap.get_default("out"):
+        args.out = args.out.replace(".json", "_fp16.json")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from gen.export.sd_export import export_sd
     from gen.fileio import write_json
@@ -76,11 +81,21 @@ def main() -> None:
     print(f"built in {report['build_s']} s: {report['params']}", flush=True)
 
     t0 = time.perf_counter()
-    export_sd("sd", str(bundle), base=str(base), force=True, image_check=False, progress=lambda m: print(m, flush=True))
+    precisions = ("fp32", "fp16") if args.fp16 else ("fp32",)
+    stamps = {}
+
+    def progress(message):  # when each component's export and conversion ended, for per-stage times
+        stamps[message] = time.perf_counter() - t0
+        print(f"[{stamps[message]:7.1f} s] {message}", flush=True)
+
+    export_sd("sd", str(bundle), base=str(base), force=True, image_check=False, precisions=precisions,
+              progress=progress)
     report["export_s"] = round(time.perf_counter() - t0, 1)
+    report["precisions"] = list(precisions)
+    report["export_log_s"] = {k: round(v, 1) for k, v in stamps.items()}
     report["peak_rss_gib_after_export"] = round(peak_rss_gib(), 2)
     manifest = json.loads((bundle / "gen.json").read_text())
-    report["files"] = {c: v["files"]["fp32"] for c, v in manifest["components"].items()}
+    report["files"] = {c: v["files"] for c, v in manifest["components"].items()}
     report["parity"] = manifest["parity"]
 
     t0 = time.perf_counter()
@@ -89,6 +104,12 @@ def main() -> None:
     report["one_step_s"] = round(time.perf_counter() - t0, 1)
     report["one_step_stage_s"] = {k: round(v, 2) for k, v in sampler.backend.component_seconds.items()}
     report["image_shape"] = list(images.shape)
+    if args.fp16:
+        t0 = time.perf_counter()
+        half = Sampler(str(bundle), backend="ort", precision="fp16", threads=os.cpu_count())
+        images16 = half.generate("a photograph of an astronaut riding a horse", steps=1, seed=0)
+        report["one_step_fp16_s"] = round(time.perf_counter() - t0, 1)
+        report["one_step_fp16_vs_fp32_max_abs"] = float(abs(images16 - images).max())
     report["peak_rss_gib"] = round(peak_rss_gib(), 2)
     write_json(args.out, report)
     print(json.dumps(report, indent=1))

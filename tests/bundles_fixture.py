@@ -21,7 +21,7 @@ def bundles(tmp_path_factory):
     out = {}
     for name, (family, opts) in RUNS.items():
         run = train(family, "digits", str(root / f"run-{name}"), {**opts, **FAST}, progress=False)
-        out[name] = export_run(str(run.path), str(root / name), fp16=name in ("gan", "cddpm"), progress=lambda *_: None)
+        out[name] = export_run(str(run.path), str(root / name), precisions=("fp32", "fp16") if name in ("gan", "cddpm") else ("fp32",), progress=lambda *_: None)
     return out
 
 
@@ -30,4 +30,4 @@ def sd_bundle(tmp_path_factory):
     """`gen export --model sd-lora --fp16` with no --base/--lora: tiny-sd plus the seeded demo LoRA."""
     from gen.export.sd_export import export_sd
 
-    return export_sd("sd-lora", str(tmp_path_factory.mktemp("sd") / "sd-lora"), fp16=True, progress=lambda *_: None)
+    return export_sd("sd-lora", str(tmp_path_factory.mktemp("sd") / "sd-lora"), precisions=("fp32", "fp16"), progress=lambda *_: None)

@@ -6,6 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from gen.export.defaults import DEFAULT_OPSET, DEFAULT_TOLERANCE, OPSETS
+
 
 def export(
     run: Annotated[Optional[str], typer.Argument(help="Run directory written by `gen train gan|vae|ddpm` (or use --model).")] = None,
@@ -15,8 +17,8 @@ def export(
     lora_scale: Annotated[float, typer.Option(help="LoRA strength when fusing (1 = as trained).")] = 1.0,
     out: Annotated[str, typer.Option(help="Bundle directory to write (gen.json + one .onnx per component + weights/).")] = "",
     fp16: Annotated[bool, typer.Option(help="Also write fp16 components (fp32 inputs/outputs kept) and record fp16-vs-fp32 parity.")] = False,
-    opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
-    tolerance: Annotated[float, typer.Option(help="Largest eager-vs-ONNX Runtime difference accepted (max abs).")] = 1e-3,
+    opset: Annotated[int, typer.Option(help=f"ONNX opset ({OPSETS[0]}-{OPSETS[1]}).")] = DEFAULT_OPSET,
+    tolerance: Annotated[float, typer.Option(help="Largest eager-vs-ONNX Runtime difference accepted (max abs).")] = DEFAULT_TOLERANCE,
     force: Annotated[bool, typer.Option(help="Replace an existing bundle at --out.")] = False,
 ) -> None:
     """Export to ONNX, check every component with onnx.checker and against eager, and write a bundle.
@@ -29,6 +31,7 @@ def export(
 
     from gen.errors import GenError
 
+    precisions = ("fp32", "fp16") if fp16 else ("fp32",)
     if (run is None) == (model is None):
         raise GenError("give either a RUN directory or --model NAME (sd, sd-lora, tiny-sd), not both or neither")
     if run is not None:
@@ -37,7 +40,7 @@ def export(
         from gen.export.onnx_export import export_run
 
         out = out or str(Path("bundles") / Path(run).resolve().name)
-        path = export_run(run, out, fp16=fp16, opset=opset, force=force, tolerance=tolerance, progress=typer.echo)
+        path = export_run(run, out, precisions=precisions, opset=opset, force=force, tolerance=tolerance, progress=typer.echo)
         typer.echo(f"bundle written to {path}  (try: gen generate {path} --backend ort --n 16 --out grid.png)")
         return
     from gen.export.sd_export import export_sd
@@ -45,6 +48,6 @@ def export(
 
     check_model(model)
     out = out or str(Path("bundles") / model)
-    path = export_sd(model, out, base=base, lora=lora, lora_scale=lora_scale, fp16=fp16, opset=opset, force=force,
+    path = export_sd(model, out, base=base, lora=lora, lora_scale=lora_scale, precisions=precisions, opset=opset, force=force,
                      tolerance=tolerance, progress=typer.echo)
     typer.echo(f"bundle written to {path}  (try: gen generate {path} --prompt \"a red house\" --n 4 --out grid.png)")

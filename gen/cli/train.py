@@ -7,6 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
+from gen.trainkit.defaults import LOOP
+from gen.trainkit.lora import DEFAULTS as LORA
+
 app = typer.Typer(
     help="Train a generator. Each model writes a run directory: weights (safetensors), config, "
     "metrics.jsonl, sample grids, and a checkpoint for --resume.",
@@ -25,6 +28,7 @@ Resume = Annotated[bool, typer.Option(help="Continue the run in --out from its l
 Force = Annotated[bool, typer.Option(help="Replace the run already in --out.")]
 CheckpointEvery = Annotated[int, typer.Option(help="Write a resumable checkpoint every N steps.")]
 SampleEvery = Annotated[int, typer.Option(help="Write a sample grid to RUN/samples/ every N steps.")]
+CHECKPOINT_EVERY, SAMPLE_EVERY = LOOP["checkpoint_every"], LOOP["sample_every"]
 Quiet = Annotated[bool, typer.Option(help="No progress bar.")]
 
 
@@ -58,27 +62,25 @@ def _run(family: str, data: str, out: str, image_size, resume: bool, force: bool
 
 @app.command()
 def gan(
-    out: Out = "runs/gan", data: Data = "digits", steps: Steps = None, seed: Seed = 0,
+    out: Out = "runs/gan", data: Data = "digits", steps: Steps = None, seed: Seed = LOOP["seed"],
     loss: Annotated[GanLoss, typer.Option(help="bce: non-saturating DCGAN; lsgan: least squares; wgan-gp: Wasserstein + gradient penalty; hinge: hinge + spectral norm.")] = GanLoss.bce,
     n_critic: Annotated[Optional[int], typer.Option(help="Critic updates per generator update (default 1; 5 is usual for wgan-gp).")] = None,
     conditional: Conditional = False, image_size: ImageSize = None, batch_size: BatchSize = None, lr: Lr = None,
-    checkpoint_every: CheckpointEvery = 500, sample_every: SampleEvery = 500,
+    checkpoint_every: CheckpointEvery = CHECKPOINT_EVERY, sample_every: SampleEvery = SAMPLE_EVERY,
     resume: Resume = False, force: Force = False, quiet: Quiet = False,
 ) -> None:
     """DCGAN-style GAN (optionally class-conditional)."""
-    if loss == GanLoss.wgan_gp and n_critic is None:
-        n_critic = 5
     _run("gan", data, out, image_size, resume, force, quiet, steps=steps, seed=seed, loss=loss, n_critic=n_critic,
          conditional=conditional, batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every, sample_every=sample_every)
 
 
 @app.command()
 def vae(
-    out: Out = "runs/vae", data: Data = "digits", steps: Steps = None, seed: Seed = 0,
+    out: Out = "runs/vae", data: Data = "digits", steps: Steps = None, seed: Seed = LOOP["seed"],
     beta: Annotated[Optional[float], typer.Option(help="KL weight (1 = the ELBO; >1 = beta-VAE).")] = None,
     latent_dim: Annotated[Optional[int], typer.Option(help="Latent dimensions.")] = None,
     image_size: ImageSize = None, batch_size: BatchSize = None, lr: Lr = None,
-    checkpoint_every: CheckpointEvery = 500, sample_every: SampleEvery = 500,
+    checkpoint_every: CheckpointEvery = CHECKPOINT_EVERY, sample_every: SampleEvery = SAMPLE_EVERY,
     resume: Resume = False, force: Force = False, quiet: Quiet = False,
 ) -> None:
     """Convolutional VAE."""
@@ -88,12 +90,12 @@ def vae(
 
 @app.command()
 def ddpm(
-    out: Out = "runs/ddpm", data: Data = "digits", steps: Steps = None, seed: Seed = 0,
+    out: Out = "runs/ddpm", data: Data = "digits", steps: Steps = None, seed: Seed = LOOP["seed"],
     schedule: Annotated[Schedule, typer.Option(help="Noise schedule: linear (Ho et al.) or cosine (Nichol & Dhariwal).")] = Schedule.linear,
     prediction: Annotated[Prediction, typer.Option(help="What the UNet predicts: epsilon (noise) or v (velocity).")] = Prediction.epsilon,
     conditional: Annotated[bool, typer.Option(help="Class-conditional with label dropout, so classifier-free guidance works when sampling.")] = False,
     image_size: ImageSize = None, batch_size: BatchSize = None, lr: Lr = None,
-    checkpoint_every: CheckpointEvery = 500, sample_every: SampleEvery = 500,
+    checkpoint_every: CheckpointEvery = CHECKPOINT_EVERY, sample_every: SampleEvery = SAMPLE_EVERY,
     resume: Resume = False, force: Force = False, quiet: Quiet = False,
 ) -> None:
     """DDPM on diffusers' UNet2DModel, with EMA weights; samples with DDIM."""
@@ -106,13 +108,13 @@ def sd_lora(
     out: Out = "runs/sd-lora",
     data: Annotated[str, typer.Option(help="Folder of images with captions in metadata.jsonl ({\"file_name\", \"text\"} per line) or a .txt beside each image; 'digits' captions the bundled digits.")] = "digits",
     base: Annotated[Optional[str], typer.Option(help="Base Stable Diffusion: a diffusers-format folder or a model id in the Hugging Face cache (nothing is downloaded). Default: the built-in tiny-sd.")] = None,
-    rank: Annotated[int, typer.Option(help="LoRA rank (alpha = rank).")] = 4,
-    steps: Annotated[int, typer.Option(help="Optimisation steps.")] = 200,
-    batch_size: Annotated[int, typer.Option(help="Batch size.")] = 4,
-    lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 1e-3,
+    rank: Annotated[int, typer.Option(help="LoRA rank (alpha = rank).")] = LORA["rank"],
+    steps: Annotated[int, typer.Option(help="Optimisation steps.")] = LORA["steps"],
+    batch_size: Annotated[int, typer.Option(help="Batch size.")] = LORA["batch_size"],
+    lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = LORA["lr"],
     resolution: Annotated[Optional[int], typer.Option(help="Training image size, divisible by 8 (default: the base's native size).")] = None,
     max_images: Annotated[Optional[int], typer.Option(help="Use only the first N images.")] = None,
-    seed: Seed = 0, force: Force = False, quiet: Quiet = False,
+    seed: Seed = LOOP["seed"], force: Force = False, quiet: Quiet = False,
 ) -> None:
     """LoRA fine-tuning of a Stable Diffusion UNet on captioned images (peft; diffusers-format output).
 

@@ -20,8 +20,8 @@ import numpy as np
 from gen.errors import GenError
 from gen.fileio import replace_dir
 
-DEFAULT_OPSET = 17
-DEFAULT_TOLERANCE = 1e-3
+from gen.export.defaults import DEFAULT_OPSET, DEFAULT_TOLERANCE, OPSETS  # noqa: F401  (re-exported)
+
 TRACE_BATCH, PARITY_BATCH = 2, 3
 EXTERNAL_DATA_ABOVE = 2**31 - 2**26  # protobuf cannot serialise a model of 2 GB; keep a margin
 
@@ -49,8 +49,18 @@ def staged_bundle(out: Path, force: bool) -> Iterator[Path]:
 
 
 def check_opset(opset: int) -> None:
-    if not 13 <= opset <= 21:
-        raise GenError(f"--opset must be between 13 and 21, got {opset}")
+    if not OPSETS[0] <= opset <= OPSETS[1]:
+        raise GenError(f"--opset must be between {OPSETS[0]} and {OPSETS[1]}, got {opset}")
+
+
+def export_precisions(precisions) -> tuple[str, ...]:
+    """The precision variants to write; fp32 always, first: it is the reference the others are checked against."""
+    from gen.runtime.precision import check_precision
+
+    names = tuple(dict.fromkeys(("fp32", *precisions)))
+    for p in names:
+        check_precision(p)
+    return names
 
 
 def export_component(module, sig: dict, path: Path, opset: int, example: Example) -> None:
@@ -78,9 +88,9 @@ def export_component(module, sig: dict, path: Path, opset: int, example: Example
         raise GenError(f"onnx.checker rejects the exported {path.name}: {str(e).splitlines()[0]}") from None
 
 
-def export_checked(name, module, sig, directory: Path, opset, example, tolerance, fp16, progress) -> tuple[dict, dict]:
-    """One component: trace, check against eager (refusing the export past `tolerance`), and with
-    fp16 add the converted file. Returns its manifest entry and its parity record."""
+def export_checked(name, module, sig, directory: Path, opset, example, tolerance, precisions, progress) -> tuple[dict, dict]:
+    """One component: trace, check against eager (refusing the export past `tolerance`), and add
+    a converted file for each precision beyond fp32. Returns its manifest entry and its parity record."""
     progress(f"exporting {name} ...")
     path = directory / f"{name}.onnx"
     export_component(module, sig, path, opset, example)
@@ -90,10 +100,12 @@ def export_checked(name, module, sig, directory: Path, opset, example, tolerance
     progress(f"  {name}: ORT fp32 vs eager max |diff| = {err:.2e}")
     if not err <= tolerance:
         raise GenError(f"{name}: ONNX Runtime output differs from eager by {err:.3g} (> tolerance {tolerance}); nothing was written")
-    if fp16:
-        half, record["ort_fp16_vs_fp32"] = fp16_variant(path, example, ort_out)
-        files["fp16"] = file_entry(half)
-        progress(f"  {name}: ORT fp16 vs fp32 = {record['ort_fp16_vs_fp32']}")
+    for precision in precisions:
+        if precision == "fp32":
+            continue
+        converted, record[f"ort_{precision}_vs_fp32"] = precision_variant(precision, path, example, ort_out)
+        files[precision] = file_entry(converted)
+        progress(f"  {name}: ORT {precision} vs fp32 = {record[f'ort_{precision}_vs_fp32']}")
     return {**sig, "files": files}, record
 
 
@@ -162,20 +174,21 @@ def parity(module, path: Path, example: Example) -> tuple[float, np.ndarray]:
     return float(np.abs(ref - got).max()), got
 
 
-def fp16_variant(fp32: Path, example: Example, fp32_out: np.ndarray) -> tuple[Path, dict]:
-    """Convert to `<stem>.fp16.onnx` and measure it against `fp32_out`, the fp32 file's output on
+def precision_variant(precision: str, fp32: Path, example: Example, fp32_out: np.ndarray) -> tuple[Path, dict]:
+    """Convert to `<stem><suffix>.onnx` and measure it against `fp32_out`, the fp32 file's output on
     the parity inputs (so the fp32 model, possibly gigabytes, is not loaded a second time)."""
-    from gen.export.precision import convert_fp16
+    from gen.export.precision import converter
+    from gen.runtime.precision import check_precision
 
-    half = fp32.with_name(f"{fp32.stem}.fp16.onnx")
-    convert_fp16(fp32, half)
+    out = fp32.with_name(f"{fp32.stem}{check_precision(precision).suffix}.onnx")
+    converter(precision)(fp32, out)
     feeds = example(PARITY_BATCH, 1)
-    a = fp32_out
     try:
-        b = session(half).run(None, feeds)[0]
+        b = session(out).run(None, feeds)[0]
     except Exception as e:  # onnxruntime's own exception types
-        raise GenError(f"the fp16 {half.name} fails in ONNX Runtime: {str(e).splitlines()[0]}") from None
-    return half, {"max_abs": float(np.abs(a - b).max()), "psnr_db": psnr(a, b, peak=float(np.abs(a).max()) or 1.0)}
+        raise GenError(f"the {precision} {out.name} fails in ONNX Runtime: {str(e).splitlines()[0]}") from None
+    a = fp32_out
+    return out, {"max_abs": float(np.abs(a - b).max()), "psnr_db": psnr(a, b, peak=float(np.abs(a).max()) or 1.0)}
 
 
 def psnr(reference: np.ndarray, test: np.ndarray, peak: float = 2.0) -> float:
@@ -184,10 +197,25 @@ def psnr(reference: np.ndarray, test: np.ndarray, peak: float = 2.0) -> float:
     return float("inf") if mse == 0 else float(10.0 * np.log10(peak**2 / mse))
 
 
-def images_fp16_vs_fp32(bundle_dir: Path, **generate_kwargs) -> dict:
-    """End to end: the same Sampler call through ORT fp32 and fp16, the way users will compare them."""
+def images_vs_fp32(bundle_dir: Path, precision: str, **generate_kwargs) -> dict:
+    """End to end: the same Sampler call through ORT fp32 and `precision`, the way users will compare them."""
     from gen.runtime.sampler import Sampler
 
-    a = Sampler(str(bundle_dir), backend="ort", precision="fp32").generate(**generate_kwargs)
-    b = Sampler(str(bundle_dir), backend="ort", precision="fp16").generate(**generate_kwargs)
+    with Sampler(str(bundle_dir), backend="ort", precision="fp32") as s:
+        a = s.generate(**generate_kwargs)
+    with Sampler(str(bundle_dir), backend="ort", precision=precision) as s:
+        b = s.generate(**generate_kwargs)
     return {"psnr_db": round(psnr(a, b), 2), "max_abs": float(np.abs(a - b).max()), **generate_kwargs}
+
+
+def check_images(tmp: Path, manifest_path: Path, manifest, precisions, progress, **generate_kwargs) -> None:
+    """Record each non-fp32 precision's end-to-end images against fp32 in the staged bundle's manifest."""
+    from gen.runtime.manifest import write_manifest
+
+    others = [p for p in precisions if p != "fp32"]
+    for precision in others:
+        record = images_vs_fp32(tmp, precision, **generate_kwargs)
+        manifest.parity[f"images_{precision}_vs_fp32"] = record
+        progress(f"  images {precision} vs fp32: {record['psnr_db']} dB PSNR")
+    if others:
+        write_manifest(manifest_path, manifest)

@@ -12,10 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from gen.errors import GenError
-from gen.export.onnx_io import (DEFAULT_OPSET, DEFAULT_TOLERANCE, check_opset, export_checked, images_fp16_vs_fp32,
-                                refuse_existing, staged_bundle)
-from gen.fileio import write_json
-from gen.runtime.bundle import MANIFEST, SCHEMA_VERSION
+from gen.export.onnx_io import (DEFAULT_OPSET, DEFAULT_TOLERANCE, check_images, check_opset, export_checked,
+                                export_precisions, refuse_existing, staged_bundle)
+from gen.runtime.manifest import MANIFEST, write_manifest
 from gen.versions import versions
 
 TOKENIZER_DIR = "tokenizer"
@@ -26,13 +25,14 @@ DEFAULTS = {"scheduler": "dpm++", "steps": 20, "guidance": 7.5}
 
 
 def export_sd(model: str, out: str, base: str | None = None, lora: str | None = None, lora_scale: float = 1.0,
-              fp16: bool = False, opset: int = DEFAULT_OPSET, force: bool = False,
+              precisions=("fp32",), opset: int = DEFAULT_OPSET, force: bool = False,
               tolerance: float = DEFAULT_TOLERANCE, image_check: bool = True, progress=print) -> Path:
-    from gen.nets.sd import components_of, save_weights, signatures
+    from gen.nets.families.sd import components_of, save_weights, signatures
     from gen.recipes.registry import load_pipeline
     from gen.runtime.validate import example_feeds
 
     check_opset(opset)
+    precisions = export_precisions(precisions)
     out = Path(out)
     refuse_existing(out, force)
     resolved = load_pipeline(model, base, lora, lora_scale, progress=progress)
@@ -55,19 +55,17 @@ def export_sd(model: str, out: str, base: str | None = None, lora: str | None = 
         entries, parities = {}, {}
         for name, module in components_of(pipe).items():
             entries[name], parities[name] = export_checked(name, module, sigs[name], tmp, opset, example_for(sigs[name]),
-                                                           tolerance, fp16, progress)
+                                                           tolerance, precisions, progress)
         progress("copying tokenizer, scheduler config and eager weights ...")
         pipe.tokenizer.save_pretrained(str(tmp / TOKENIZER_DIR))
         if not (tmp / TOKENIZER_DIR / "tokenizer.json").is_file():
             raise GenError("the base's tokenizer could not be saved as tokenizer.json (a fast tokenizer is needed)")
         save_weights(pipe, tmp / "weights")
-        manifest = _manifest(pipe, resolved, entries, parities, fp16, opset, vae_scale, unet_multiple)
-        write_json(tmp / MANIFEST, manifest)
-        if fp16 and image_check:
-            manifest["parity"]["images_fp16_vs_fp32"] = images_fp16_vs_fp32(
-                tmp, prompt="a red house by a lake", n=2, seed=0, steps=10)
-            progress(f"  images fp16 vs fp32: {manifest['parity']['images_fp16_vs_fp32']['psnr_db']} dB PSNR")
-            write_json(tmp / MANIFEST, manifest)
+        manifest = _manifest(pipe, resolved, entries, parities, precisions, opset, vae_scale, unet_multiple)
+        write_manifest(tmp / MANIFEST, manifest)
+        if image_check:
+            check_images(tmp, tmp / MANIFEST, manifest, precisions, progress, prompt="a red house by a lake", n=2,
+                         seed=0, steps=10)
     return out
 
 
@@ -81,29 +79,29 @@ def scheduler_config(pipe) -> dict:
     return {**{k: cfg[k] for k in SCHEDULER_KEYS if k in cfg}, **own}
 
 
-def _manifest(pipe, resolved, components, parity, fp16, opset, vae_scale, unet_multiple) -> dict:
+def _manifest(pipe, resolved, components, parity, precisions, opset, vae_scale, unet_multiple):
+    from gen.runtime.families.sd import SdSampling
+    from gen.runtime.manifest import Component, Conditioning, Image, Manifest, Text, parse
+
     size = int(pipe.unet.config.sample_size) * vae_scale
     lora = None
     if resolved.lora:
         lora = {"path": resolved.lora, "scale": resolved.lora_scale, "sha256": resolved.lora_sha256}
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "format": "gen-bundle",
-        "family": "sd",
-        "components": components,
-        "sampling": {"scheduler_config": scheduler_config(pipe), "default_scheduler": DEFAULTS["scheduler"],
-                     "default_steps": DEFAULTS["steps"], "guidance": DEFAULTS["guidance"],
-                     "vae_scaling_factor": float(pipe.vae.config.scaling_factor), "vae_scale_factor": vae_scale,
-                     "latent_channels": int(pipe.unet.config.in_channels),
-                     "unet_multiple": unet_multiple},
-        "text": {"tokenizer": f"{TOKENIZER_DIR}/tokenizer.json", "max_length": int(pipe.tokenizer.model_max_length),
-                 "pad_id": int(pipe.tokenizer.pad_token_id), "hidden_size": int(pipe.text_encoder.config.hidden_size)},
-        "conditioning": {"num_classes": 0, "class_names": [], "text": True},
-        "image": {"channels": 3, "height": size, "width": size, "range": [-1.0, 1.0], "layout": "NCHW"},
-        "precision": "fp16" if fp16 else "fp32",
-        "parity": parity,
-        "weights": {"diffusers": "weights"},
-        "source": {"base": resolved.base, "lora": lora, "notes": resolved.notes},
-        "export": {"opset": opset},
-        "versions": versions(("gen", "torch", "diffusers", "transformers", "peft", "onnx", "onnxruntime")),
-    }
+    return Manifest(
+        family="sd",
+        components={k: parse(Component, v, f"components.{k}") for k, v in components.items()},
+        sampling=SdSampling(scheduler_config=scheduler_config(pipe), default_scheduler=DEFAULTS["scheduler"],
+                            default_steps=DEFAULTS["steps"], guidance=DEFAULTS["guidance"],
+                            vae_scaling_factor=float(pipe.vae.config.scaling_factor), vae_scale_factor=vae_scale,
+                            latent_channels=int(pipe.unet.config.in_channels), unet_multiple=unet_multiple),
+        text=Text(tokenizer=f"{TOKENIZER_DIR}/tokenizer.json", max_length=int(pipe.tokenizer.model_max_length),
+                  pad_id=int(pipe.tokenizer.pad_token_id), hidden_size=int(pipe.text_encoder.config.hidden_size)),
+        conditioning=Conditioning(num_classes=0, class_names=[], text=True),
+        image=Image(channels=3, height=size, width=size),
+        precision="fp16" if "fp16" in precisions else "fp32",
+        parity=parity,
+        weights={"diffusers": "weights"},
+        source={"base": resolved.base, "lora": lora, "notes": resolved.notes},
+        export={"opset": opset},
+        versions=versions(("gen", "torch", "diffusers", "transformers", "peft", "onnx", "onnxruntime")),
+    )

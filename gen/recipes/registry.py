@@ -114,11 +114,10 @@ def _load_base(base: str):
     if path.exists() and not (path / "model_index.json").is_file():
         raise GenError(f"--base {base}: no model_index.json; it is not a diffusers-format pipeline folder "
                        "(save one with pipe.save_pretrained(DIR))")
-    from diffusers import StableDiffusionPipeline
-
-    from gen.recipes.quiet import quiet_hf_logs
+    from gen.hf import quiet_hf_logs
 
     quiet_hf_logs()
+    from diffusers import StableDiffusionPipeline
     try:
         pipe = StableDiffusionPipeline.from_pretrained(base, safety_checker=None, requires_safety_checker=False,
                                                        local_files_only=True, use_safetensors=True)
@@ -155,7 +154,7 @@ def demo_lora(pipe, directory: Path, rank: int = 4, seed: int = 0) -> Path:
 
     import torch
 
-    from gen.trainkit.lora import add_lora, save_lora
+    from gen.nets.lora import add_lora, save_lora
 
     unet = copy.deepcopy(pipe.unet)  # the base stays free of adapter layers
     add_lora(unet, rank)

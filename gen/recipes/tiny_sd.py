@@ -21,14 +21,14 @@ SCHEDULER_CONFIG = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "
 
 def build_tiny_sd():
     """A diffusers StableDiffusionPipeline (fp32, CPU, eval mode, no safety checker)."""
+    from gen.hf import quiet_hf_logs
+
+    quiet_hf_logs()
     import torch
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     from gen.recipes.clip_vocab import MAX_LENGTH, vocabulary, write_tokenizer_files
-    from gen.recipes.quiet import quiet_hf_logs
-
-    quiet_hf_logs()
 
     vocab = vocabulary()
     with tempfile.TemporaryDirectory() as d:

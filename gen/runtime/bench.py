@@ -14,9 +14,6 @@ import time
 import numpy as np
 
 from gen.errors import GenError
-from gen.runtime.validate import example_feeds
-
-BENCH_PROMPT = "a photograph of an astronaut riding a horse"
 
 
 def _percentiles(samples: list[float]) -> dict:
@@ -63,11 +60,12 @@ def run_bench(bundle: str, backends: list[str], precisions: list[str], steps: li
 
     if repeats < 1 or warmup < 0:
         raise GenError(f"--repeats must be >= 1 and --warmup >= 0, got {repeats} and {warmup}")
-    from gen.runtime.backends import BACKENDS
-    from gen.runtime.bundle import PRECISIONS, load_bundle
+    from gen.runtime.backends import backend_names
+    from gen.runtime.bundle import load_bundle
+    from gen.runtime.precision import PRECISIONS
 
-    load_bundle(bundle)  # a bad path or manifest is an error, not a skipped row
-    for name, given, allowed in (("backend", backends, BACKENDS), ("precision", precisions, PRECISIONS)):
+    spec = load_bundle(bundle).spec  # a bad path or manifest is an error, not a skipped row
+    for name, given, allowed in (("backend", backends, backend_names()), ("precision", precisions, PRECISIONS)):
         bad = [v for v in given if v not in allowed]
         if bad or not given:
             raise GenError(f"unknown {name} {bad or given}; choose from {', '.join(allowed)}")
@@ -84,19 +82,17 @@ def run_bench(bundle: str, backends: list[str], precisions: list[str], steps: li
                 log(f"skip {backend}/{precision}: {e}")
                 continue
             described[f"{backend}/{precision}"] = sampler.backend.describe()
-            diffusion = sampler.family in ("ddpm", "sd")
-            prompt = BENCH_PROMPT if sampler.family == "sd" else None
             for batch in batches:
                 per_config = reset_peak_rss()
                 comps = {}
                 for c in sampler.bundle.components:
-                    feeds = _component_feeds(sampler.bundle, c, batch)
-                    comps[c] = _percentiles(_time(lambda c=c, feeds=feeds: sampler.backend.run(c, feeds), warmup, repeats))
-                for s in (steps if diffusion else [None]):
+                    feeds = spec.example_feeds(sampler.bundle, c, batch)
+                    comps[c] = _percentiles(_time(lambda c=c, feeds=feeds: sampler.backend.outputs(c, feeds), warmup, repeats))
+                for s in (steps if spec.diffusion else [None]):
                     overheads = []
 
                     def once():
-                        sampler.generate(prompt, n=batch, seed=0, steps=s)
+                        sampler.generate(n=batch, seed=0, **spec.bench_arguments(s))
                         overheads.append(sampler.last_timing["overhead_s"] / sampler.last_timing["total_s"])
 
                     e2e = _percentiles(_time(once, warmup, repeats))
@@ -107,20 +103,9 @@ def run_bench(bundle: str, backends: list[str], precisions: list[str], steps: li
                            "peak_rss_scope": "this backend/precision/batch" if per_config else "process so far"}
                     rows.append(row)
                     log(_row_line(row))
+            sampler.close()
     return {"bundle": str(bundle), "rows": rows, "skipped": skipped, "backends": described,
             "environment": environment(threads), "settings": {"warmup": warmup, "repeats": repeats, "device": device}}
-
-
-def _component_feeds(bundle, component: str, batch: int) -> dict:
-    """Random inputs for one component at its bundle's native size (text-to-image: token ids up to
-    the pad token, which is inside the vocabulary; the UNet sees the CFG-doubled batch in sampling)."""
-    if bundle.family != "sd":
-        return example_feeds(bundle.signature(component), batch, num_classes=bundle.num_classes)
-    s, img = bundle.manifest["sampling"], bundle.image
-    dims = {"height": img["height"], "width": img["width"], "latent_height": img["height"] // s["vae_scale_factor"],
-            "latent_width": img["width"] // s["vae_scale_factor"]}
-    return example_feeds(bundle.signature(component), batch, num_classes=bundle.manifest["text"]["pad_id"] + 1,
-                         dims=dims)
 
 
 def _row_line(r: dict) -> str:

@@ -1,8 +1,9 @@
-"""The bundle: a directory with a versioned manifest (gen.json) and one ONNX file per component.
+"""The bundle: a directory with a typed, versioned manifest (gen.json) and one ONNX file per component.
 
 Everything downstream of export reads bundles through this module, which refuses what it cannot
-trust before any backend touches it: unknown schema versions, files that escape the bundle
-directory, missing or truncated component files.
+trust before any backend touches it: unknown schema versions, manifests that do not match the
+schema (gen.runtime.manifest), files that escape the bundle directory, missing or truncated
+component files.
 """
 
 from __future__ import annotations
@@ -12,52 +13,62 @@ from pathlib import Path
 
 from gen.errors import GenError
 from gen.fileio import read_json
-
-SCHEMA_VERSION = 1
-MANIFEST = "gen.json"
-PRECISIONS = ("fp32", "fp16")
+from gen.runtime.manifest import MANIFEST, SCHEMA_VERSION, Manifest, read_manifest  # noqa: F401  (re-exported)
+from gen.runtime.precision import check_precision
 
 
 @dataclass
 class Bundle:
     path: Path
-    manifest: dict
+    manifest: Manifest
 
     @property
     def family(self) -> str:
-        return self.manifest["family"]
+        return self.manifest.family
+
+    @property
+    def spec(self):
+        """The family's runtime spec (gen.runtime.families)."""
+        from gen.runtime.families import get_family
+
+        return get_family(self.manifest.family)
 
     @property
     def components(self) -> dict:
-        return self.manifest["components"]
+        return self.manifest.components
 
     @property
     def num_classes(self) -> int:
-        return int(self.manifest["conditioning"].get("num_classes", 0))
+        return self.manifest.conditioning.num_classes
 
     @property
-    def image(self) -> dict:
-        return self.manifest["image"]
+    def image(self):
+        return self.manifest.image
+
+    @property
+    def sampling(self):
+        return self.manifest.sampling
 
     @property
     def default_precision(self) -> str:
-        return self.manifest.get("precision", "fp32")
+        return self.manifest.precision
 
     def signature(self, component: str) -> dict:
-        return self.components[component]
+        return self.components[component].signature()
 
     def onnx_path(self, component: str, precision: str = "fp32") -> Path:
-        files = self.components[component]["files"]
+        files = self.components[component].files
         if precision not in files:
             have = ", ".join(sorted(files))
-            raise GenError(f"bundle {self.path} has no {precision} {component} (it has: {have}); re-export with --fp16")
-        return self.resolve(files[precision]["path"])
+            hint = check_precision(precision).export_hint
+            raise GenError(f"bundle {self.path} has no {precision} {component} (it has: {have}); re-export with {hint}")
+        return self.resolve(files[precision].path)
 
     def external_data_path(self, component: str, precision: str = "fp32") -> Path | None:
         """The weights file beside a component over protobuf's 2 GB limit; it must stay beside the
         .onnx under this name, which the model records."""
-        entry = self.components[component]["files"][precision].get("external_data")
-        return self.resolve(entry["path"]) if entry else None
+        entry = self.components[component].files[precision].external_data
+        return self.resolve(entry.path) if entry else None
 
     def resolve(self, relative: str) -> Path:
         """A path named by the manifest, guaranteed to stay inside the bundle directory."""
@@ -72,34 +83,26 @@ def load_bundle(path: str | Path) -> Bundle:
     path = Path(path)
     if not path.is_dir():
         raise GenError(f"bundle not found: {path} (create one with `gen export RUN --out {path}`)")
-    manifest = read_json(path / MANIFEST, "bundle manifest")
-    version = manifest.get("schema_version") if isinstance(manifest, dict) else None
-    if not isinstance(version, int):
-        raise GenError(f"{path / MANIFEST} has no integer schema_version; it is not a gen bundle manifest")
-    if version > SCHEMA_VERSION:
-        raise GenError(
-            f"{path / MANIFEST} has schema_version {version}, newer than this gen understands ({SCHEMA_VERSION}); "
-            "upgrade gen to read it"
-        )
-    for key in ("family", "components", "image", "conditioning"):
-        if key not in manifest:
-            raise GenError(f"{path / MANIFEST} lacks {key!r}; re-export the bundle")
-    bundle = Bundle(path, manifest)
-    if "text" in manifest:  # text-to-image: prompts cannot become token ids without it
-        tok = bundle.resolve(manifest["text"]["tokenizer"])
-        if not tok.is_file():
-            raise GenError(f"bundle {path} has no tokenizer ({manifest['text']['tokenizer']} is missing); re-export it")
+    return open_bundle(path, read_json(path / MANIFEST, "bundle manifest"))
+
+
+def open_bundle(path: Path, data) -> Bundle:
+    """A bundle from its directory and its parsed gen.json, with every file it names checked."""
+    bundle = Bundle(path, read_manifest(data, str(path / MANIFEST)))
+    text = bundle.manifest.text
+    if text is not None and not bundle.resolve(text.tokenizer).is_file():  # prompts cannot become ids without it
+        raise GenError(f"bundle {path} has no tokenizer ({text.tokenizer} is missing); re-export it")
     for name, comp in bundle.components.items():
-        for precision, f in comp["files"].items():
-            p = bundle.resolve(f["path"])
+        for precision, f in comp.files.items():
+            p = bundle.resolve(f.path)
             if not p.is_file():
                 raise GenError(f"bundle {path}: {name} ({precision}) file is missing: {p}")
-            _check_size(path, p, f["bytes"])
-            if "external_data" in f:  # weights beside a model over protobuf's 2 GB limit
-                data = bundle.resolve(f["external_data"]["path"])
+            _check_size(path, p, f.bytes)
+            if f.external_data is not None:  # weights beside a model over protobuf's 2 GB limit
+                data = bundle.resolve(f.external_data.path)
                 if not data.is_file():
                     raise GenError(f"bundle {path}: {name} ({precision}) weights file is missing: {data}")
-                _check_size(path, data, f["external_data"]["bytes"])
+                _check_size(path, data, f.external_data.bytes)
     return bundle
 
 

@@ -27,5 +27,5 @@ def denoise(sched, x: np.ndarray, rng, predict: Callable, guidance: float | None
             u, c = (first, second) if unconditional_first else (second, first)
             out = u + np.float32(guidance) * (c - u)
         noise = rng.standard_normal(x.shape, dtype=np.float32) if sched.needs_noise else None
-        x = sched.step(out, t, x, noise=noise)
+        x = sched.step(out, t, x, noise=noise).prev_sample
     return x

@@ -51,26 +51,23 @@ class RemoteGenerator:
         self.scheme, self.tc, self.client = connect(url)
         self.family = "remote"
 
-    def generate(self, n=1, seed=0, steps=None, scheduler=None, labels=None, guidance=None, prompt=None,
-                 negative_prompt=None, height=None, width=None) -> np.ndarray:
-        from gen.runtime.prompts import check_prompts
+    def generate(self, **arguments) -> np.ndarray:
+        """The same keywords as `Sampler.generate`, encoded as the served pipeline's request inputs
+        (gen.runtime.arguments); the server validates them against its bundle."""
+        from gen.runtime.arguments import ARGUMENTS
 
-        values = {"n": np.array([n], np.int32), "seed": np.array([seed], np.int64)}
-        for name, text in (("prompt", prompt), ("negative_prompt", negative_prompt)):
-            if text is not None:
-                values[name] = np.array([p.encode("utf-8") for p in check_prompts(text, name)], dtype=np.object_)
-        for name, size in (("height", height), ("width", width)):
-            if size is not None:
-                values[name] = np.array([size], np.int32)
-        if steps is not None:
-            values["steps"] = np.array([steps], np.int32)
-        if guidance is not None:
-            values["guidance"] = np.array([guidance], np.float32)
-        if labels is not None:
-            values["label"] = np.atleast_1d(np.asarray(labels, np.int32))
-        if scheduler is not None:
-            values["scheduler"] = np.array([scheduler.encode()], dtype=np.object_)
+        values = {}
+        for name, value in arguments.items():
+            if value is None:
+                continue
+            if name not in ARGUMENTS:
+                raise GenError(f"unknown generate() argument {name!r}; served models take "
+                               f"{', '.join(a for a, spec in ARGUMENTS.items() if spec.served)}")
+            values[ARGUMENTS[name].served or name] = ARGUMENTS[name].encode(value)
         return self.infer(values)["images_float"]
+
+    def close(self) -> None:
+        self.client.close()
 
     def infer(self, values: dict[str, np.ndarray], outputs=("images_float",)) -> dict[str, np.ndarray]:
         """One raw request: any input names and dtypes (the server validates them)."""

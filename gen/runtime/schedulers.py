@@ -16,16 +16,33 @@ host, so one seed gives the same images on every backend. Typical loop::
     x = rng.standard_normal(shape).astype(np.float32) * s.init_noise_sigma
     for t in s.timesteps:
         out = model(s.scale_model_input(x, t), t)
-        x = s.step(out, t, x, rng.standard_normal(shape) if s.needs_noise else None)
+        x = s.step(out, t, x, rng.standard_normal(shape) if s.needs_noise else None).prev_sample
+
+`step` returns both the next sample and its predicted clean image x0 (`pred_original_sample`, as
+diffusers names it), which previews and consistency students use. Schedulers register by name
+(`register_scheduler`); `make_scheduler` builds one from a bundle's config.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
-SCHEDULERS = ("ddpm", "ddim", "dpm++", "euler", "lcm")
+
+class SchedulerOutput(NamedTuple):
+    prev_sample: np.ndarray  # x at the next (less noisy) timestep, in the input's dtype
+    pred_original_sample: np.ndarray  # the model's estimate of the clean image x0 at this step (float64)
+
+
+_CLASSES: dict[str, type] = {}
+
+
+def register_scheduler(cls):
+    """Class decorator: make `cls` available to make_scheduler under `cls.name`."""
+    _CLASSES[cls.name] = cls
+    return cls
 
 # diffusers' defaults (DDPMScheduler's where schedulers differ, e.g. clip_sample), except
 # timestep_spacing: gen's DDPM bundles always write it, and "trailing" is the sound choice for them.
@@ -90,8 +107,8 @@ def _integer(name: str, value, low: int, high: int | None = None, high_name: str
     return int(value)
 
 
-class _Scheduler:
-    """Shared config parsing, timestep lookup, model-output conversion and noise checks."""
+class Scheduler:
+    """The public base: shared config parsing, timestep lookup, model-output conversion and noise checks."""
 
     name = ""
     needs_noise = False
@@ -162,7 +179,8 @@ class _Scheduler:
         return noise
 
 
-class DDPM(_Scheduler):
+@register_scheduler
+class DDPM(Scheduler):
     """Ancestral sampling (Ho et al. 2020) from the posterior q(x_prev | x_t, x0_hat), with the
     "fixed_small" (posterior) variance; with fewer steps the posterior spans the skipped timesteps,
     as in diffusers' DDPMScheduler. Predicted x0 is clipped when config clip_sample is set."""
@@ -182,10 +200,11 @@ class DDPM(_Scheduler):
         if ts[i] > 0:  # diffusers adds noise whenever t > 0; its variance is clamped away from 0
             var = max((1 - a_prev) / (1 - a_t) * beta, 1e-20)
             mean = mean + math.sqrt(var) * self._noise(noise, x64, t)
-        return mean.astype(np.asarray(x).dtype)
+        return SchedulerOutput(mean.astype(np.asarray(x).dtype), x0)
 
 
-class DDIM(_Scheduler):
+@register_scheduler
+class DDIM(Scheduler):
     """DDIM (Song et al. 2021, eq. 12): eta = 0 is deterministic, eta = 1 matches DDPM's variance.
     After the last step alpha_bar is 1, or alpha_bar_0 with config set_alpha_to_one false (SD's
     configs: the model never saw t = -1). Clips x0 like DDPM."""
@@ -215,10 +234,10 @@ class DDIM(_Scheduler):
         out = math.sqrt(a_prev) * x0 + math.sqrt(1 - a_prev - std**2) * eps
         if self.eta > 0:
             out = out + std * self._noise(noise, x64, t)
-        return out.astype(np.asarray(x).dtype)
+        return SchedulerOutput(out.astype(np.asarray(x).dtype), x0)
 
 
-class _SigmaScheduler(_Scheduler):
+class _SigmaScheduler(Scheduler):
     """Base for schedulers that work in sigma = sqrt((1 - alpha_bar) / alpha_bar), the noise-to-signal
     ratio, over the schedule's timesteps plus a final sigma of 0 (clean data)."""
 
@@ -229,6 +248,7 @@ class _SigmaScheduler(_Scheduler):
         self.sigmas = np.append(np.sqrt((1 - ab) / ab), 0.0).astype(np.float32).astype(np.float64)
 
 
+@register_scheduler
 class DPMSolverPP(_SigmaScheduler):
     """DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2): a second-order multistep solver of the
     diffusion ODE in data (x0) prediction, in log-SNR time lambda = -log(sigma). As diffusers'
@@ -259,9 +279,10 @@ class DPMSolverPP(_SigmaScheduler):
         # sigma_t = s alpha_t and e^-h = s_next / s; written so that s_next = 0 gives x_next = D.
         alpha, alpha_next = 1 / math.sqrt(s * s + 1), 1 / math.sqrt(s_next * s_next + 1)
         out = (s_next * alpha_next) / (s * alpha) * x64 + alpha_next * (1 - s_next / s) * d
-        return out.astype(np.asarray(x).dtype)
+        return SchedulerOutput(out.astype(np.asarray(x).dtype), x0)
 
 
+@register_scheduler
 class Euler(_SigmaScheduler):
     """Euler's method on the probability-flow ODE dx/dsigma = (x - x0_hat) / sigma in the variance-
     exploding parameterisation x = x0 + sigma eps (Karras et al. 2022, Algorithm 2 without churn),
@@ -291,10 +312,11 @@ class Euler(_SigmaScheduler):
         x64 = np.asarray(x, np.float64)
         # x0_hat from the VP view of x (x_vp = x / sqrt(s^2+1), alpha_bar = 1 / (s^2+1)).
         x0, _ = self._predict(model_output, x64 / math.sqrt(s * s + 1), 1 / (s * s + 1))
-        return (x64 + (x64 - x0) / s * (s_next - s)).astype(np.asarray(x).dtype)
+        return SchedulerOutput((x64 + (x64 - x0) / s * (s_next - s)).astype(np.asarray(x).dtype), x0)
 
 
-class LCM(_Scheduler):
+@register_scheduler
+class LCM(Scheduler):
     """Latent Consistency Model sampling (Luo et al. 2023), i.e. multistep consistency sampling (Song et
     al. 2023, Algorithm 1), as diffusers' LCMScheduler: each step maps x_t to x0 through the consistency
     function c_skip x + c_out x0_hat (the boundary condition makes it the identity at t = 0) and, but
@@ -328,19 +350,24 @@ class LCM(_Scheduler):
         c = float(t) * self.timestep_scaling
         c_skip = self.sigma_data**2 / (c * c + self.sigma_data**2)
         c_out = c / math.sqrt(c * c + self.sigma_data**2)
-        out = c_out * x0 + c_skip * x64
+        denoised = c_out * x0 + c_skip * x64  # the consistency function's estimate of x0
+        out = denoised
         if i + 1 < len(self.timesteps):
             a_next = self.alphas_cumprod[self.timesteps[i + 1]]
             out = math.sqrt(a_next) * out + math.sqrt(1 - a_next) * self._noise(noise, x64, t)
-        return out.astype(np.asarray(x).dtype)
+        return SchedulerOutput(out.astype(np.asarray(x).dtype), denoised)
 
 
-_CLASSES = {"ddpm": DDPM, "ddim": DDIM, "dpm++": DPMSolverPP, "euler": Euler, "lcm": LCM}
+SCHEDULERS = tuple(_CLASSES)  # the built-in ones; register_scheduler adds more
+
+
+def scheduler_names() -> tuple[str, ...]:
+    return tuple(_CLASSES)
 
 
 def make_scheduler(name: str, config: dict, **kwargs):
     """The scheduler called `name` (one of SCHEDULERS) for a model trained with this scheduler config
     (see the module docstring); kwargs go to its constructor (DDIM takes eta)."""
     if name not in _CLASSES:
-        raise ValueError(f"unknown scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}")
+        raise ValueError(f"unknown scheduler {name!r}; choose one of {', '.join(scheduler_names())}")
     return _CLASSES[name](config, **kwargs)

@@ -90,33 +90,11 @@ def component_config(name: str, signature: dict, flavour: str, max_batch: int, d
     return "\n".join(parts) + "\n"
 
 
-def pipeline_inputs(bundle) -> list[dict]:
-    inputs = [{"name": "n", "dtype": "int32", "shape": [1]}, {"name": "seed", "dtype": "int64", "shape": [1], "optional": True}]
-    if bundle.family == "sd":  # n images per prompt; one request may carry several prompts
-        return inputs + [{"name": "prompt", "dtype": "bytes", "shape": [-1]},
-                         {"name": "negative_prompt", "dtype": "bytes", "shape": [-1], "optional": True},
-                         {"name": "steps", "dtype": "int32", "shape": [1], "optional": True},
-                         {"name": "scheduler", "dtype": "bytes", "shape": [1], "optional": True},
-                         {"name": "guidance", "dtype": "float32", "shape": [1], "optional": True},
-                         {"name": "height", "dtype": "int32", "shape": [1], "optional": True},
-                         {"name": "width", "dtype": "int32", "shape": [1], "optional": True}]
-    if bundle.family == "ddpm":
-        inputs += [{"name": "steps", "dtype": "int32", "shape": [1], "optional": True},
-                   {"name": "scheduler", "dtype": "bytes", "shape": [1], "optional": True}]
-        if bundle.num_classes:
-            inputs.append({"name": "guidance", "dtype": "float32", "shape": [1], "optional": True})
-    if bundle.num_classes:
-        inputs.append({"name": "label", "dtype": "int32", "shape": [-1], "optional": True})
-    return inputs
-
-
 def pipeline_config(name: str, bundle, max_n: int, instances: int, components: str, precision: str, threads: int) -> str:
-    img = bundle.image
-    h, w = (-1, -1) if bundle.family == "sd" else (img["height"], img["width"])  # SD takes height/width per request
-    outputs = [{"name": "images", "dtype": "uint8", "shape": [-1, h, w, img["channels"]]},
-               {"name": "images_float", "dtype": "float32", "shape": [-1, img["channels"], h, w]}]
+    """The pipeline model's config: its request inputs and outputs are the family's (gen.runtime.families)."""
+    spec = bundle.spec
     parts = [f'name: "{name}"', 'backend: "python"', "max_batch_size: 0",
-             _io_block("input", pipeline_inputs(bundle), False), _io_block("output", outputs, False),
+             _io_block("input", spec.served_inputs(bundle), False), _io_block("output", spec.served_outputs(bundle), False),
              f"instance_group [ {{ count: {instances} kind: KIND_CPU }} ]",
              _params({"component_prefix": f"{name}_", "max_n": max_n, "components": components,
                       "precision": precision, "threads": threads})]
@@ -152,11 +130,11 @@ def build_repository(bundles: list[str], out: str, flavour: str = "python", max_
     try:
         for bundle_path, name in zip(bundles, names):
             bundle = load_bundle(bundle_path)
-            guided = bundle.family == "sd" or (bundle.family == "ddpm" and bundle.num_classes)
-            max_n = max_batch // 2 if guided else max_batch
+            max_n = max_batch // 2 if bundle.spec.guided(bundle) else max_batch
             if max_n < 1:
                 raise GenError(f"--max-batch {max_batch} is too small for {name}: guidance doubles the batch; use >= 2")
-            for comp, sig in bundle.components.items():
+            for comp in bundle.components:
+                sig = bundle.signature(comp)
                 model = f"{name}_{comp}"
                 check_model_name(model)
                 d = tmp / model
@@ -172,8 +150,8 @@ def build_repository(bundles: list[str], out: str, flavour: str = "python", max_
             d = tmp / name
             (d / "1").mkdir(parents=True)
             shutil.copyfile(Path(bundle_path) / MANIFEST, d / "1" / MANIFEST)
-            if "text" in bundle.manifest:  # the pipeline tokenizes prompts itself
-                tokenizer = bundle.resolve(bundle.manifest["text"]["tokenizer"])
+            if bundle.manifest.text is not None:  # the pipeline tokenizes prompts itself
+                tokenizer = bundle.resolve(bundle.manifest.text.tokenizer)
                 shutil.copytree(tokenizer.parent, d / "1" / tokenizer.parent.relative_to(bundle.path.resolve()))
             if components == "inline":  # the pipeline runs the networks itself: it needs the files
                 for comp in bundle.components:

@@ -21,10 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from gen.errors import GenError
+from gen.runtime.arguments import ARGUMENTS
 
-PIPELINE_INPUTS = ("n", "seed", "steps", "guidance", "label", "scheduler", "prompt", "negative_prompt", "height", "width")
-TEXT_LISTS = ("prompt", "negative_prompt")
-
+ARGUMENTS_BY_SERVED = {a.served: a for a in ARGUMENTS.values() if a.served}
 
 def _pb():
     import triton_python_backend_utils as pb_utils
@@ -72,11 +71,15 @@ class PipelineModel:
     def initialize(self, args):
         from gen.runtime.backends import Backend
         from gen.runtime.bundle import Bundle
+        from gen.runtime.manifest import read_manifest
         from gen.runtime.sampler import Sampler
 
         params, _ = _params(args)
         root = Path(args["model_repository"]) / args["model_version"]
-        bundle = Bundle(root, json.loads((root / "gen.json").read_text()))
+        bundle = Bundle(root, read_manifest(json.loads((root / "gen.json").read_text()), str(root / "gen.json")))
+        self.spec = bundle.spec
+        # request input name -> the generate() argument it carries, as the family serves them
+        self.inputs = {ARGUMENTS_BY_SERVED[i["name"]].name: i["name"] for i in self.spec.served_inputs(bundle)}
         prefix = params["component_prefix"]
         self.max_n = int(params["max_n"])
         pb = _pb()
@@ -85,16 +88,16 @@ class PipelineModel:
             name = "triton-bls"
 
             def _run(self, component, feeds):
-                out_name = bundle.signature(component)["outputs"][0]["name"]
+                names = self.output_names(component)
                 # Per-sample scalars travel as [batch, 1] (config dims [1], reshaped to [batch] for the model)
                 request = pb.InferenceRequest(
-                    model_name=f"{prefix}{component}", requested_output_names=[out_name],
+                    model_name=f"{prefix}{component}", requested_output_names=names,
                     inputs=[pb.Tensor(k, np.ascontiguousarray(v.reshape(-1, 1) if v.ndim == 1 else v)) for k, v in feeds.items()],
                 )
                 response = request.exec()
                 if response.has_error():
                     raise GenError(f"{prefix}{component}: {response.error().message()}")
-                return pb.get_output_tensor_by_name(response, out_name).as_numpy()
+                return {n: pb.get_output_tensor_by_name(response, n).as_numpy() for n in names}
 
         if params.get("components") == "inline":
             # Latency mode: this instance runs the networks in its own onnxruntime sessions (the ONNX
@@ -105,6 +108,9 @@ class PipelineModel:
         else:
             backend = BlsBackend(bundle, "cpu", "fp32", None)
         self.sampler = Sampler(bundle, backend=backend)
+
+    def finalize(self):
+        self.sampler.close()
 
     def execute(self, requests):
         from gen.images import to_uint8
@@ -121,43 +127,19 @@ class PipelineModel:
         return responses
 
     def _arguments(self, request) -> dict:
+        """The request's inputs as generate() keywords, decoded as the family serves them; the
+        Sampler then validates them like any in-process call."""
         pb = _pb()
         values = {}
-        for name in PIPELINE_INPUTS:
-            t = pb.get_input_tensor_by_name(request, name)
+        for argument, served in self.inputs.items():
+            t = pb.get_input_tensor_by_name(request, served)
             if t is not None:
-                values[name] = t.as_numpy()
+                values[argument] = ARGUMENTS_BY_SERVED[served].decode(t.as_numpy())
         if "n" not in values:
             raise GenError("input 'n' is required")
-        scalars = {}
-        for name, a in values.items():
-            if name not in ("label", *TEXT_LISTS) and a.size != 1:
-                raise GenError(f"input '{name}' must hold exactly one value, got shape {list(a.shape)}")
-        n = int(values["n"].reshape(-1)[0])
+        n, count = values["n"], self.spec.images_per_request(values)
         if n < 1 or n > self.max_n:
             raise GenError(f"n = {n} is outside 1..{self.max_n} (the largest batch this model serves)")
-        scalars["n"] = n
-        for name, cast in (("seed", int), ("steps", int), ("guidance", float), ("height", int), ("width", int)):
-            if name in values:
-                scalars[name] = cast(values[name].reshape(-1)[0])
-        if "scheduler" in values:
-            scalars["scheduler"] = _text(values["scheduler"].reshape(-1)[0], "scheduler")
-        for name in TEXT_LISTS:
-            if name in values:
-                scalars[name] = [_text(v, name) for v in values[name].reshape(-1)]
-        if "prompt" in scalars and n * len(scalars["prompt"]) > self.max_n:
-            raise GenError(f"n x prompts = {n * len(scalars['prompt'])} images is over {self.max_n} "
-                           "(the largest batch this model serves)")
-        if "label" in values:
-            labels = values["label"].reshape(-1).astype(np.int64)
-            scalars["labels"] = int(labels[0]) if labels.size == 1 else labels
-        return scalars
-
-
-def _text(value, name: str) -> str:
-    if isinstance(value, bytes):
-        try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError:
-            raise GenError(f"input '{name}' is not valid UTF-8 text") from None
-    return str(value)
+        if count > self.max_n:
+            raise GenError(f"n x prompts = {count} images is over {self.max_n} (the largest batch this model serves)")
+        return values

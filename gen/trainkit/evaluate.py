@@ -92,14 +92,43 @@ def embed(model, images: np.ndarray, batch: int = 1000) -> tuple[np.ndarray, np.
     return np.concatenate(feats), np.concatenate(probs)
 
 
+def run_sampler(run_path: str):
+    """The shipped Sampler (gen.runtime: numpy schedulers, the family's sampling routine) over the
+    run's own weights on the eager backend: what a bundle exported from this run will sample, with
+    no export needed. Returns (run, config, sampler)."""
+    from gen.nets.families import get_nets
+    from gen.runtime.backends.eager import EagerBackend
+    from gen.runtime.bundle import Bundle
+    from gen.runtime.sampler import Sampler
+    from gen.trainkit.rundir import RunDir
+
+    run = RunDir(run_path)
+    config = run.read_config()
+    tensors = run.load_weights()
+    nets = get_nets(config.get("family", "?"))
+    try:
+        modules = nets.build(config, tensors)
+    except RuntimeError as e:
+        raise GenError(f"{run.weights_path} does not match {run.config_path}: {str(e).splitlines()[0]}") from None
+    bundle = Bundle(run.path, nets.manifest(config))
+    return run, config, Sampler(bundle, backend=EagerBackend(bundle, "cpu", "fp32", None, modules=modules))
+
+
+def sample_with(sampler, n: int, seed: int, labels=None, batch: int = 500, **options) -> np.ndarray:
+    """n images in chunks of `batch`; chunk i is seeded seed + 1_000_003 i, so chunk 0 is `seed` itself."""
+    out = []
+    for i in range(0, n, batch):
+        lab = None if labels is None else labels[i : i + batch]
+        out.append(sampler.generate(n=min(batch, n - i), seed=seed + 1_000_003 * (i // batch), labels=lab, **options))
+    return np.concatenate(out)
+
+
 def evaluate_run(run_path: str, n: int = 1000, seed: int = 0, steps: int | None = None,
                  guidance: float | None = None, inception: str | None = None) -> dict:
-    from gen.trainkit.train import load_run, sample_run
-
     if n < 10:
         raise GenError(f"--n must be at least 10 to fit feature statistics, got {n}")
     t0 = time.perf_counter()
-    run, config, trainer = load_run(run_path)
+    run, config, sampler = run_sampler(run_path)
     data = load_dataset(config["data"], config["image_size"], config["channels"])
     if data.num_classes < 2 and not inception:
         raise GenError(
@@ -109,7 +138,7 @@ def evaluate_run(run_path: str, n: int = 1000, seed: int = 0, steps: int | None 
     conditional = bool(config.get("conditional"))
     labels = np.arange(n) % config["num_classes"] if conditional else None
     options = {k: v for k, v in (("steps", steps), ("guidance", guidance)) if v is not None}
-    fake = sample_run(trainer, config, n, seed, labels=labels, **options)
+    fake = sample_with(sampler, n, seed, labels=labels, **options)
     t_sample = time.perf_counter() - t0
 
     name = _metric_suffix(data.name)
@@ -139,6 +168,7 @@ def evaluate_run(run_path: str, n: int = 1000, seed: int = 0, steps: int | None 
         metrics["fid_inception"] = frechet_distance_of(inception_features(inception, fake), inception_features(inception, real))
     result = {
         "run": str(run.path), "family": config["family"], "data": config["data"], "n": n, "seed": seed,
+        "sampler": "gen.runtime Sampler, eager backend (the shipped schedulers)",
         "held_out_images": int(len(data.test_x)), "sampling": options or "run defaults",
         "metrics": {k: round(v, 4) for k, v in metrics.items()},
         "reference": {k: round(v, 4) for k, v in reference.items()},

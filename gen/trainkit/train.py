@@ -12,6 +12,7 @@ import numpy as np
 
 from gen.errors import GenError
 from gen.trainkit.data import Dataset, load_dataset
+from gen.trainkit.defaults import LOOP
 from gen.trainkit.families import defaults, trainer_class
 from gen.trainkit.rundir import RunDir
 
@@ -26,11 +27,14 @@ def step_generator(seed: int, step: int):
 
 def build_config(family: str, data: Dataset, data_spec: str, overrides: dict) -> dict:
     config = defaults(family)
-    unknown = set(overrides) - set(config) - {"seed", "sample_every", "checkpoint_every", "log_every"}
+    unknown = set(overrides) - set(config) - set(LOOP)
     if unknown:
         raise GenError(f"unknown options for {family}: {', '.join(sorted(unknown))}")
-    config.update({"seed": 0, "sample_every": 500, "checkpoint_every": 500, "log_every": 50})
+    config.update(LOOP)
     config.update({k: v for k, v in overrides.items() if v is not None})
+    complete = getattr(trainer_class(family), "complete_config", None)
+    if complete is not None:  # the family's rules for defaults that depend on other options
+        complete(config, overrides)
     if config.get("conditional") and data.num_classes < 2:
         raise GenError(f"--conditional needs labelled data (class sub-folders); {data_spec} has none")
     config.update(

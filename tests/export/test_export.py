@@ -38,7 +38,7 @@ def test_existing_bundle_is_kept_unless_forced(run, tmp_path):
     with pytest.raises(GenError, match="already exists; pass --force"):
         export_run(str(run), str(out), progress=lambda *_: None)
     assert (out / "gen.json").read_text() == before
-    export_run(str(run), str(out), force=True, fp16=True, progress=lambda *_: None)
+    export_run(str(run), str(out), force=True, precisions=("fp32", "fp16"), progress=lambda *_: None)
     assert json.loads((out / "gen.json").read_text())["precision"] == "fp16"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]  # no temp or old directories left
 

@@ -106,7 +106,7 @@ def sample_both(name, cfg, steps, eta=0.0, seed=0, ref_dtype=torch.float64):
             kwargs = {"generator": g}
         else:
             kwargs = {"eta": eta, "variance_noise": noise} if name == "ddim" and eta else {}
-        x = ours.step(out, t, x, noise.numpy() if ours.needs_noise else None)
+        x = ours.step(out, t, x, noise.numpy() if ours.needs_noise else None).prev_sample
         xr = ref.step(out_r, tr, xr, **kwargs).prev_sample.float()
         assert x.dtype == np.float32
         assert_close(x, xr.numpy())
@@ -248,7 +248,7 @@ def test_ddim_eta0_is_song_eq12(steps, spacing):
         eps = fake_model(x, t, cfg).astype(np.float64)
         a, a_prev = ab[t], ab[s.timesteps[i + 1]] if i + 1 < steps else 1.0
         expected = math.sqrt(a_prev) * (x - math.sqrt(1 - a) * eps) / math.sqrt(a) + math.sqrt(1 - a_prev) * eps
-        x = s.step(eps.astype(np.float32), t, x)
+        x = s.step(eps.astype(np.float32), t, x).prev_sample
         np.testing.assert_allclose(x, expected, rtol=1e-5, atol=1e-5)
 
 
@@ -262,7 +262,7 @@ def test_ddim_eta1_is_ddpm():
     x = rng.standard_normal(SHAPE).astype(np.float32)
     for t in ddim.timesteps:
         out, noise = fake_model(x, t, cfg), rng.standard_normal(SHAPE)
-        x_ddim, x = ddim.step(out, t, x, noise), ddpm.step(out, t, x, noise)
+        x_ddim, x = ddim.step(out, t, x, noise).prev_sample, ddpm.step(out, t, x, noise).prev_sample
         np.testing.assert_allclose(x_ddim, x, rtol=1e-5, atol=1e-5)
 
 
@@ -280,9 +280,9 @@ def test_euler_step_is_karras_algorithm2():
     eps = fake_model(model_in, t, cfg)
     x0 = x - sigma(t) * eps
     expected = x + (x - x0) / sigma(t) * (sigma(t_next) - sigma(t))
-    np.testing.assert_allclose(s.step(eps, t, x), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(s.step(eps, t, x).prev_sample, expected, rtol=1e-5, atol=1e-5)
     last = s.timesteps[-1]  # the final step lands on sigma = 0, i.e. on x0_hat
-    np.testing.assert_allclose(s.step(eps, last, x), x - sigma(last) * eps, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(s.step(eps, last, x).prev_sample, x - sigma(last) * eps, rtol=1e-5, atol=1e-5)
 
 
 def test_dpmpp_2m_is_lu_algorithm2():
@@ -307,7 +307,7 @@ def test_dpmpp_2m_is_lu_algorithm2():
             d = x0 if prev_x0 is None else x0 + (x0 - prev_x0) / (2 * (lam[i] - lam[i - 1]) / h)
             expected = sig[i + 1] / sig[i] * x - alpha[i + 1] * (math.exp(-h) - 1) * d
         prev_x0 = x0
-        x = s.step(eps, t, x)
+        x = s.step(eps, t, x).prev_sample
         np.testing.assert_allclose(x, expected, rtol=1e-5, atol=1e-5)
 
 
@@ -332,7 +332,7 @@ def test_lcm_is_consistency_sampling():
             expected = math.sqrt(a_next) * f + math.sqrt(1 - a_next) * z
         else:
             expected = f
-        x = s.step(eps, t, x, z)
+        x = s.step(eps, t, x, z).prev_sample
         np.testing.assert_allclose(x, expected, rtol=1e-5, atol=1e-5)
 
 
@@ -348,7 +348,7 @@ def test_reusable_across_set_timesteps(name):
         x = (rng.standard_normal(SHAPE) * s.init_noise_sigma).astype(np.float32)
         for t in s.timesteps:
             noise = rng.standard_normal(SHAPE) if s.needs_noise else None
-            x = s.step(fake_model(s.scale_model_input(x, t), t, cfg), t, x, noise)
+            x = s.step(fake_model(s.scale_model_input(x, t), t, cfg), t, x, noise).prev_sample
         return x
 
     cfg = config(prediction_type="v_prediction")
@@ -363,7 +363,7 @@ def test_dtype_follows_input():
     s = make_scheduler("dpm++", config())
     s.set_timesteps(4)
     x = np.zeros(SHAPE, np.float64)
-    assert s.step(fake_model(x, 999, config()), s.timesteps[0], x).dtype == np.float64
+    assert s.step(fake_model(x, 999, config()), s.timesteps[0], x).prev_sample.dtype == np.float64
 
 
 def test_errors():
@@ -372,22 +372,22 @@ def test_errors():
     s = make_scheduler("ddpm", config())
     x = np.zeros(SHAPE, np.float32)
     with pytest.raises(ValueError, match="set_timesteps"):
-        s.step(x, 999, x, x)
+        s.step(x, 999, x, x).prev_sample
     for bad in (0, -1, 1001, 2.5):
         with pytest.raises(ValueError, match="steps must be"):
             s.set_timesteps(bad)
     s.set_timesteps(4)
     with pytest.raises(ValueError, match="needs noise"):
-        s.step(x, s.timesteps[0], x)
+        s.step(x, s.timesteps[0], x).prev_sample
     with pytest.raises(ValueError, match="not in the schedule"):
-        s.step(x, 998, x, x)
+        s.step(x, 998, x, x).prev_sample
     with pytest.raises(ValueError, match="shape"):
-        s.step(x, s.timesteps[0], x, np.zeros(3))
+        s.step(x, s.timesteps[0], x, np.zeros(3)).prev_sample
     ddim = make_scheduler("ddim", config(), eta=0.5)
     ddim.set_timesteps(4)
     assert ddim.needs_noise and not make_scheduler("ddim", config()).needs_noise
     with pytest.raises(ValueError, match="needs noise"):
-        ddim.step(x, ddim.timesteps[0], x)
+        ddim.step(x, ddim.timesteps[0], x).prev_sample
     with pytest.raises(ValueError, match="beta_schedule"):
         make_scheduler("euler", config("sigmoid"))
     with pytest.raises(ValueError, match="thresholding"):
@@ -409,8 +409,8 @@ def test_errors():
         lcm.set_timesteps(51)
     lcm.set_timesteps(2)
     with pytest.raises(ValueError, match="needs noise"):
-        lcm.step(x, lcm.timesteps[0], x)
-    assert lcm.step(x, lcm.timesteps[1], x).shape == SHAPE  # the last step draws none
+        lcm.step(x, lcm.timesteps[0], x).prev_sample
+    assert lcm.step(x, lcm.timesteps[1], x).prev_sample.shape == SHAPE  # the last step draws none
 
 
 def test_imports_no_torch():

@@ -1,34 +1,69 @@
 """Backends run a bundle's named components on named numpy arrays.
 
-`Backend.run` is the one entry point: it validates the feeds against the bundle signature, times
-the call (so the Sampler can report its own overhead), then hands over to the backend's `_run`.
-Heavy libraries are imported only when a backend is created.
+`Backend.outputs` is the one entry point: it validates the feeds against the bundle signature,
+times the call (so the Sampler can report its own overhead), then hands over to the backend's
+`_run`, which returns every output by name. `run` is the shorthand for single-output components.
+A backend has a lifecycle (`close()`, or use it as a context manager) and says up front which
+devices and precisions it runs, so none is silently ignored.
+
+Backends register themselves by name (`register_backend`) with the module that holds them, so the
+heavy library behind each (torch, onnxruntime, tensorrt) is imported only when one is created.
 """
 
 from __future__ import annotations
 
+import importlib
 import time
 
 import numpy as np
 
 from gen.errors import GenError
-from gen.runtime.bundle import PRECISIONS, Bundle
+from gen.runtime.bundle import Bundle
+from gen.runtime.precision import check_precision
 from gen.runtime.validate import check_feeds
 
-BACKENDS = ("eager", "ort")
 DEVICES = ("cpu", "cuda")
+_REGISTRY: dict[str, str] = {}  # name -> "module:Class"
+
+
+def register_backend(name: str, where: str) -> None:
+    _REGISTRY[name] = where
+
+
+register_backend("eager", "gen.runtime.backends.eager:EagerBackend")
+register_backend("ort", "gen.runtime.backends.ort:OrtBackend")
+
+
+def backend_names() -> tuple[str, ...]:
+    return tuple(_REGISTRY)
 
 
 class Backend:
     name = "base"
+    devices: tuple[str, ...] = DEVICES
+    precisions: dict[str, tuple[str, ...]] = {"cpu": ("fp32", "fp16"), "cuda": ("fp32", "fp16")}
+    precision_notes: dict[str, str] = {}  # (device/precision) -> why it is not offered
 
     def __init__(self, bundle: Bundle, device: str, precision: str, threads: int | None):
         self.bundle, self.device, self.precision, self.threads = bundle, device, precision, threads
         self.network_seconds = 0.0
         self.component_seconds: dict[str, float] = {}  # per-stage totals, for benchmarks
         self.component_calls: dict[str, int] = {}
+        self.closed = False
 
-    def run(self, component: str, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    @classmethod
+    def check_settings(cls, device: str, precision: str) -> None:
+        if device not in cls.devices:
+            raise GenError(f"backend {cls.name!r} does not run on device {device!r}; it runs on {', '.join(cls.devices)}")
+        if precision not in cls.precisions.get(device, ()):
+            note = cls.precision_notes.get(f"{device}/{precision}")
+            raise GenError(note or f"backend {cls.name!r} does not run {precision} on {device}; "
+                                   f"it runs {', '.join(cls.precisions.get(device, ()))}")
+
+    def outputs(self, component: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Every output of one component call, by name."""
+        if self.closed:
+            raise GenError(f"backend {self.name!r} is closed")
         if component not in self.bundle.components:
             raise GenError(f"bundle has no component {component!r}; it has {sorted(self.bundle.components)}")
         check_feeds(component, self.bundle.signature(component), feeds)
@@ -40,27 +75,45 @@ class Backend:
         self.component_calls[component] = self.component_calls.get(component, 0) + 1
         return out
 
-    def _run(self, component: str, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    def run(self, component: str, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        """The output of a single-output component (most are); `outputs` for the others."""
+        out = self.outputs(component, feeds)
+        if len(out) != 1:
+            raise GenError(f"{component} has {len(out)} outputs ({', '.join(out)}); call outputs() for them")
+        return next(iter(out.values()))
+
+    def output_names(self, component: str) -> list[str]:
+        return [s["name"] for s in self.bundle.signature(component)["outputs"]]
+
+    def _run(self, component: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
     def describe(self) -> dict:
         """What actually runs (for reports): backend, device, precision, providers."""
         return {"backend": self.name, "device": self.device, "precision": self.precision, "threads": self.threads}
 
+    def close(self) -> None:
+        """Release sessions, modules and device memory; the backend refuses calls afterwards."""
+        self.closed = True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
 
 def create_backend(name: str, bundle: Bundle, device: str = "cpu", precision: str | None = None, threads: int | None = None) -> Backend:
-    if name not in BACKENDS:
-        raise GenError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    if name not in _REGISTRY:
+        raise GenError(f"unknown backend {name!r}; choose one of {', '.join(backend_names())}")
     if device not in DEVICES:
         raise GenError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
     # fp16 pays on GPUs; on CPUs ORT runs most fp16 ops through casts, so fp32 is the CPU default.
     precision = precision or (bundle.default_precision if device == "cuda" else "fp32")
-    if precision not in PRECISIONS:
-        raise GenError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    if threads is not None and threads < 1:
+    check_precision(precision)
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise GenError(f"threads must be at least 1, got {threads}")
-    if name == "ort":
-        from gen.runtime.backends.ort import OrtBackend as cls
-    else:
-        from gen.runtime.backends.eager import EagerBackend as cls
+    module, cls_name = _REGISTRY[name].split(":")
+    cls = getattr(importlib.import_module(module), cls_name)
+    cls.check_settings(device, precision)
     return cls(bundle, device, precision, threads)

@@ -1,33 +1,37 @@
-"""Eager PyTorch backend: the bundle's safetensors weights in the same component modules export used.
+"""Eager PyTorch backend: the bundle's weights in the same component modules export traced.
 
+The modules come from the family's nets spec (gen.nets.families), so eager and ONNX cannot drift.
 fp16 runs only on CUDA, which has not been verified on a GPU yet; fp32 on the CPU is tested.
 """
 
 from __future__ import annotations
 
-
 from gen.errors import GenError
-from gen.fileio import load_safetensors, read_json
 from gen.runtime.backends import Backend
 
 
 class EagerBackend(Backend):
     name = "eager"
+    precisions = {"cpu": ("fp32",), "cuda": ("fp32", "fp16")}
+    precision_notes = {"cpu/fp16": "eager fp16 needs device 'cuda' (PyTorch's CPU half-precision convs are slower than fp32)"}
 
-    def __init__(self, bundle, device, precision, threads):
+    def __init__(self, bundle, device, precision, threads, modules: dict | None = None):
         try:
             import torch
         except ImportError:
             raise GenError("backend 'eager' needs PyTorch: pip install 'gen[train]', or use --backend ort") from None
         if device == "cuda" and not torch.cuda.is_available():
             raise GenError("device 'cuda' requested but torch sees no CUDA GPU")
-        if precision == "fp16" and device == "cpu":
-            raise GenError("eager fp16 needs device 'cuda' (PyTorch's CPU half-precision convs are slower than fp32)")
         super().__init__(bundle, device, precision, threads or torch.get_num_threads())
+        # Process-wide in torch: the caller asked for this many threads (None keeps torch's setting).
         torch.set_num_threads(self.threads)
         self._torch = torch
         self._dtype = torch.float16 if precision == "fp16" else torch.float32
-        self.modules = {k: m.to(device=device, dtype=self._dtype) for k, m in _components(bundle).items()}
+        if modules is None:
+            from gen.nets.families import get_nets
+
+            modules = get_nets(bundle.family).load(bundle)
+        self.modules = {k: m.to(device=device, dtype=self._dtype) for k, m in modules.items()}
 
     def _run(self, component, feeds):
         torch = self._torch
@@ -37,20 +41,12 @@ class EagerBackend(Backend):
                 t = torch.from_numpy(v).to(self.device)
                 args[k] = t.to(self._dtype) if t.is_floating_point() else t
             out = self.modules[component](**args)
-            return out.float().cpu().numpy()
+            outs = out if isinstance(out, (tuple, list)) else (out,)
+            return {name: o.float().cpu().numpy() for name, o in zip(self.output_names(component), outs)}
 
     def describe(self):
         return {**super().describe(), "torch": self._torch.__version__}
 
-
-def _components(bundle) -> dict:
-    """The bundle's modules: gen's own nets from weights/ + config, or diffusers folders for SD."""
-    w = bundle.manifest["weights"]
-    if bundle.family == "sd":
-        from gen.nets.sd import load_components
-
-        return load_components(bundle.resolve(w["diffusers"]))
-    from gen.nets.components import build_components
-
-    tensors, _ = load_safetensors(bundle.resolve(w["tensors"]))
-    return build_components(read_json(bundle.resolve(w["config"]), "bundle weights config"), tensors)
+    def close(self):
+        self.modules = {}
+        super().close()

@@ -50,21 +50,27 @@ class OrtBackend(Backend):
 
     def _run(self, component, feeds):
         sess = self.session(component)
+        names = [o.name for o in sess.get_outputs()]
         if self.device == "cuda":
-            return self._run_iobinding(sess, feeds)
-        return sess.run(None, feeds)[0]
+            return dict(zip(names, self._run_iobinding(sess, names, feeds)))
+        return dict(zip(names, sess.run(names, feeds)))
 
-    def _run_iobinding(self, sess, feeds):
+    def _run_iobinding(self, sess, names, feeds):
         """On a GPU, bind outputs on the device so ORT allocates once per shape, not per copy."""
         binding = sess.io_binding()
         for name, value in feeds.items():
             binding.bind_cpu_input(name, np.ascontiguousarray(value))
-        binding.bind_output(sess.get_outputs()[0].name, "cuda")
+        for name in names:
+            binding.bind_output(name, "cuda")
         sess.run_with_iobinding(binding)
-        return binding.copy_outputs_to_cpu()[0]
+        return binding.copy_outputs_to_cpu()
 
     def describe(self):
         for component in self.bundle.components:
             self.session(component)
         return {**super().describe(), "providers": {c: s.get_providers() for c, s in self._sessions.items()},
                 "onnxruntime": self._ort.__version__}
+
+    def close(self):
+        self._sessions.clear()
+        super().close()

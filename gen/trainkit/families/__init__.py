@@ -1,28 +1,36 @@
-"""One module per model family. Each exposes a Trainer with the same small surface:
+"""Model families, training side: one module per family, each exposing a `Trainer` registered under
+the family's name (the name its runtime and nets specs use). The surface:
 
     Trainer(config)                      build the nets from a run's config (no data needed)
+    Trainer.DEFAULTS                     the family's hyper-parameters
+    Trainer.complete_config(config, given)  family rules for defaults that depend on other options
     .modules / .optimizers               what a checkpoint saves
     .train_step(batch, g, step) -> dict  one optimisation step; `batch(g)` draws (x, y)
     .sampling_weights() / .load_sampling_weights(tensors)
-    .sample(n, labels, g, **options)     images in [-1, 1]
+    .sample(n, labels, g, **options)     images in [-1, 1] (sample grids during training)
+
+Every module here that defines `Trainer` is a plug-in; modules are imported only when asked for.
 """
 
 from __future__ import annotations
 
-FAMILIES = ("gan", "vae", "ddpm")
+import importlib
+import pkgutil
+
+from gen.errors import GenError
+
+
+def families() -> tuple[str, ...]:
+    return tuple(sorted(m.name for m in pkgutil.iter_modules(__path__)))
 
 
 def trainer_class(family: str):
-    if family == "gan":
-        from gen.trainkit.families.gan import GanTrainer as cls
-    elif family == "vae":
-        from gen.trainkit.families.vae import VaeTrainer as cls
-    elif family == "ddpm":
-        from gen.trainkit.families.ddpm import DdpmTrainer as cls
-    else:
-        from gen.errors import GenError
-
-        raise GenError(f"unknown model family {family!r}; choose one of {', '.join(FAMILIES)}")
+    if family not in families():
+        raise GenError(f"unknown model family {family!r}; choose one of {', '.join(families())}")
+    module = importlib.import_module(f"{__name__}.{family}")
+    cls = getattr(module, "Trainer", None)
+    if cls is None:
+        raise GenError(f"gen.trainkit.families.{family} defines no Trainer")
     return cls
 
 

@@ -13,21 +13,15 @@ import torch
 import torch.nn.functional as F
 
 from gen.nets.components import is_conditional, sub_state
+from gen.nets.families.ddpm import PREDICTIONS, SCHEDULES, scheduler_config
 from gen.nets.unet import build_unet, unet_config
-
-SCHEDULES = {"linear": "linear", "cosine": "squaredcos_cap_v2"}
-PREDICTIONS = {"epsilon": "epsilon", "v": "v_prediction"}
 
 
 def noise_scheduler(config: dict):
+    """diffusers' DDPMScheduler on the schedule the bundle's manifest records (one definition)."""
     from diffusers import DDPMScheduler
 
-    return DDPMScheduler(
-        num_train_timesteps=config["timesteps"],
-        beta_schedule=SCHEDULES[config["schedule"]],
-        prediction_type=PREDICTIONS[config["prediction"]],
-        clip_sample=True,
-    )
+    return DDPMScheduler(**scheduler_config(config))
 
 
 class DdpmTrainer:
@@ -115,3 +109,6 @@ class DdpmTrainer:
                 out = net(x, tt, class_labels=labels).sample
             x = ddim.step(out, t, x).prev_sample
         return x.clamp(-1.0, 1.0)
+
+
+Trainer = DdpmTrainer

@@ -46,6 +46,12 @@ class GanTrainer:
         "z_dim": 64, "width": 64, "n_critic": 1, "gp_weight": 10.0,
     }
 
+    @staticmethod
+    def complete_config(config: dict, given: dict) -> None:
+        """WGAN-GP trains its critic 5 times per generator step (Gulrajani et al. 2017) unless told otherwise."""
+        if config["loss"] == "wgan-gp" and given.get("n_critic") is None:
+            config["n_critic"] = 5
+
     def __init__(self, config: dict):
         self.config = c = config
         if c["loss"] not in LOSSES:
@@ -98,3 +104,6 @@ class GanTrainer:
         self.G.eval()
         z = torch.randn(n, self.config["z_dim"], generator=g)
         return self.G(z, self._labels(labels))
+
+
+Trainer = GanTrainer

@@ -45,3 +45,6 @@ class VaeTrainer:
     def sample(self, n: int, labels, g: torch.Generator, **_) -> torch.Tensor:
         self.vae.eval()
         return self.vae.decode(torch.randn(n, self.config["latent_dim"], generator=g))
+
+
+Trainer = VaeTrainer

@@ -1,4 +1,4 @@
-"""Stable Diffusion inference components: the callables a `sd` bundle exports and eager runs.
+"""Stable Diffusion nets: the callables a `sd` bundle exports and eager runs.
 
 Names and layouts follow optimum's ONNX Stable Diffusion export, so the same files also load in
 optimum's ORT pipeline (benchmarks/ compares the two on identical ONNX):
@@ -17,6 +17,7 @@ from types import SimpleNamespace
 from torch import nn
 
 from gen.nets.components import io_spec
+from gen.nets.families import Nets
 
 PARTS = ("text_encoder", "unet", "vae")  # pipeline attributes, saved under weights/ in folders of the same name
 
@@ -67,11 +68,11 @@ def components_of(pipe) -> dict[str, nn.Module]:
 
 def load_components(weights_dir: Path) -> dict[str, nn.Module]:
     """The components from a bundle's weights/ (diffusers/transformers folders, safetensors only)."""
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-    from transformers import CLIPTextModel
-    from gen.recipes.quiet import quiet_hf_logs
+    from gen.hf import quiet_hf_logs
 
     quiet_hf_logs()
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel
 
     classes = dict(zip(PARTS, (CLIPTextModel, UNet2DConditionModel, AutoencoderKL)))
     # what components_of reads, without building a whole pipeline
@@ -103,3 +104,12 @@ def signatures(pipe) -> dict[str, dict]:
                         "outputs": [io_spec("latent_sample", "float32", latent)]},
     }
 
+
+class SdNets(Nets):
+    name = "sd"
+
+    def load(self, bundle):
+        return load_components(bundle.resolve(bundle.manifest.weights["diffusers"]))
+
+
+NETS = SdNets()

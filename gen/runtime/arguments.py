@@ -1,0 +1,133 @@
+"""Every `generate()` argument, declared once: its type, its rule, what it applies to, how it is served.
+
+A family lists the names it accepts (gen.runtime.families); the Sampler validates values here, the
+Triton pipeline config takes its request inputs from `served_spec`, the remote client encodes with
+`encode` and the served pipeline decodes with `decode`, so an argument added here (image=, mask=,
+strength=, psi=) is checked and served the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from gen.errors import GenError
+
+# kind -> (served dtype, served shape)
+_SERVED = {"int": ("int32", [1]), "seed": ("int64", [1]), "float": ("float32", [1]), "name": ("bytes", [1]),
+           "texts": ("bytes", [-1]), "labels": ("int32", [-1])}
+
+
+@dataclass(frozen=True)
+class Argument:
+    name: str
+    kind: str  # int | seed | float | name | texts | labels
+    help: str
+    applies_to: str  # for the refusal on a family that does not take it
+    rule: str = ""  # what a valid value is, for the error ("at least 1")
+    low: float | None = None  # smallest valid value (numbers)
+    served: str | None = None  # request input name on Triton; None: in-process only
+
+    def check(self, value):
+        """The value in its canonical Python form, or a GenError naming the argument."""
+        if self.kind in ("int", "seed"):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or \
+                    (self.low is not None and value < self.low):
+                raise GenError(f"{self.name} must be {self.rule or 'an integer'}, got {value!r}")
+            return int(value)
+        if self.kind == "float":
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
+                    or not math.isfinite(value) or (self.low is not None and value < self.low):
+                raise GenError(f"{self.name} must be {self.rule or 'a finite number'}, got {value!r}")
+            return float(value)
+        if self.kind == "name":
+            if not isinstance(value, str):
+                raise GenError(f"{self.name} must be a name (a string), got {type(value).__name__}")
+            return value
+        if self.kind == "texts":
+            from gen.runtime.prompts import check_prompts
+
+            return check_prompts(value, self.name)
+        return value  # labels: checked against the bundle's classes by the family
+
+    def served_spec(self, required: bool = False) -> dict:
+        dtype, shape = _SERVED[self.kind]
+        return {"name": self.served, "dtype": dtype, "shape": list(shape), "optional": not required}
+
+    def encode(self, value) -> np.ndarray:
+        """Client side: a request tensor for this argument."""
+        if self.served is None:
+            raise GenError(f"{self.name} is not a served input; sample with {self.name} in process")
+        dtype, _ = _SERVED[self.kind]
+        if self.kind == "name":
+            return np.array([value.encode("utf-8")], dtype=np.object_)
+        if self.kind == "texts":
+            return np.array([p.encode("utf-8") for p in self.check(value)], dtype=np.object_)
+        return np.atleast_1d(np.asarray(value, dtype=dtype))
+
+    def decode(self, array: np.ndarray):
+        """Server side: a request tensor back to what `generate()` takes."""
+        flat = array.reshape(-1)
+        if self.kind == "labels":
+            labels = flat.astype(np.int64)
+            return int(labels[0]) if labels.size == 1 else labels
+        if self.kind == "texts":
+            return [_text(v, self.served) for v in flat]
+        if flat.size != 1:
+            raise GenError(f"input '{self.served}' must hold exactly one value, got shape {list(array.shape)}")
+        if self.kind == "name":
+            return _text(flat[0], self.served)
+        return float(flat[0]) if self.kind == "float" else int(flat[0])
+
+
+def _text(value, name: str) -> str:
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise GenError(f"input '{name}' is not valid UTF-8 text") from None
+    return str(value)
+
+
+def _arguments(*args: Argument) -> dict[str, Argument]:
+    return {a.name: a for a in args}
+
+
+# n and seed every family takes; the rest only where a family lists them.
+COMMON = ("n", "seed")
+ARGUMENTS = _arguments(
+    Argument("n", "int", "images to generate (per prompt, for text-to-image)", "every bundle",
+             "a positive integer", low=1, served="n"),
+    Argument("seed", "seed", "same seed, same images on every backend", "every bundle",
+             "a non-negative integer", low=0, served="seed"),
+    Argument("prompt", "texts", "text prompt, or a list of prompts", "text-to-image bundles", served="prompt"),
+    Argument("negative_prompt", "texts", "what to steer away from (with guidance > 1)", "text-to-image bundles",
+             served="negative_prompt"),
+    Argument("steps", "int", "diffusion sampling steps", "diffusion bundles", "at least 1", low=1, served="steps"),
+    Argument("scheduler", "name", "diffusion scheduler (gen.runtime.schedulers.SCHEDULERS)", "diffusion bundles",
+             served="scheduler"),
+    Argument("eta", "float", "DDIM stochasticity (0 = deterministic)", "the ddim scheduler", ">= 0", low=0.0),
+    Argument("labels", "labels", "class label, or one per image", "class-conditional bundles", served="label"),
+    Argument("guidance", "float", "classifier-free guidance scale", "guided diffusion bundles", served="guidance"),
+    Argument("height", "int", "image height in pixels", "text-to-image bundles", served="height"),
+    Argument("width", "int", "image width in pixels", "text-to-image bundles", served="width"),
+)
+
+
+def class_labels(labels, n: int, num_classes: int) -> np.ndarray:
+    """`labels` (one label, or one per image) as int64 [n], checked against the model's classes;
+    None cycles through the classes."""
+    if labels is None:
+        return (np.arange(n) % num_classes).astype(np.int64)
+    given = np.asarray(labels)
+    if given.dtype.kind not in "iu" and given.size:
+        raise GenError(f"labels must be integers, got {labels!r}")
+    arr = np.full(n, given, dtype=np.int64) if given.ndim == 0 else given.astype(np.int64)
+    if arr.shape != (n,):
+        raise GenError(f"labels: expected one label or {n}, got {arr.shape[0] if arr.ndim else arr.size}")
+    bad = arr[(arr < 0) | (arr >= num_classes)]
+    if len(bad):
+        raise GenError(f"label {int(bad[0])} is out of range: this model has classes 0..{num_classes - 1}")
+    return arr

@@ -1,0 +1,144 @@
+"""Model families, runtime side: one module per family in this package, found by name.
+
+A family's runtime spec (torch-free) says which components its bundles have, the typed keys of
+its manifest's `sampling` section, which `generate()` arguments it takes (declared once in
+gen.runtime.arguments), its sampling routine, and its served request inputs and outputs. The
+Sampler, bench, the Triton repository builder and the served pipeline ask the spec; none of them
+branches on a family's name. Its other two halves live in gen.nets.families (how each component is
+built and its ONNX signature) and gen.trainkit.families (its trainer), registered under the same
+name. docs/FAMILIES.md walks through adding one.
+
+Every module in this package that defines a `FAMILY` is a plug-in; nothing else needs editing.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import Callable
+
+import numpy as np
+
+from gen.errors import GenError
+from gen.runtime.arguments import ARGUMENTS, COMMON
+
+_REGISTRY: dict = {}
+
+
+class Family:
+    """The runtime half of a family. Subclasses set the class attributes and `sample`."""
+
+    name = ""
+    components: tuple[str, ...] = ()  # what every bundle of the family has
+    Sampling: type | None = None  # dataclass of manifest.sampling
+    takes: tuple[str, ...] = ()  # generate() arguments beyond n and seed
+    required: dict[str, str] = {}  # argument -> what to say when it is missing
+    # argument -> what to say when it is given to a bundle that does not take it (else a generic line)
+    refusals: dict[str, str] = {"labels": "labels given, but this bundle is unconditional"}
+    diffusion = False  # has steps (bench sweeps them)
+    variable_size = False  # image size is a request argument, not fixed by the bundle
+
+    # -- the bundle ---------------------------------------------------------------------------
+    def check_manifest(self, manifest):
+        """The typed sampling section, after checking the components the family needs."""
+        from gen.runtime.manifest import parse
+
+        missing = [c for c in self.components if c not in manifest.components]
+        if missing:
+            raise GenError(f"lacks component {missing[0]!r} that every {self.name} bundle has")
+        return parse(self.Sampling, manifest.sampling, "sampling") if self.Sampling else manifest.sampling
+
+    def accepts(self, bundle) -> tuple[str, ...]:
+        """The arguments this bundle takes (conditional bundles take labels, ...)."""
+        return self.takes
+
+    def guided(self, bundle) -> bool:
+        """Whether one request runs its networks at twice its batch (classifier-free guidance)."""
+        return False
+
+    # -- generate() ---------------------------------------------------------------------------
+    def bind(self, bundle, arguments: dict) -> dict:
+        """Validated arguments: unknown names, arguments this bundle does not take and bad values
+        are refused here, naming the argument, before any network runs. None means "not given"."""
+        accepted = (*COMMON, *self.accepts(bundle))
+        out = {}
+        for name, value in arguments.items():
+            if value is None:
+                continue
+            if name not in ARGUMENTS:
+                raise GenError(f"unknown generate() argument {name!r}; this {self.name} bundle takes "
+                               f"{', '.join(accepted)}")
+            if name not in accepted:
+                raise GenError(self.refusals.get(name) or
+                               f"{name} applies to {ARGUMENTS[name].applies_to}; this is a {self.name} bundle")
+            out[name] = ARGUMENTS[name].check(value)
+        for name, message in self.required.items():
+            if name not in out:
+                raise GenError(message)
+        out.setdefault("n", 1)
+        out.setdefault("seed", 0)
+        self.check(bundle, out)
+        return out
+
+    def check(self, bundle, args: dict) -> None:
+        """Rules across arguments or against the bundle; may normalise `args` in place."""
+
+    def routine(self, backend) -> Callable:
+        """`routine(n, rng, args) -> images` for one Sampler; families with state to build once
+        (a tokenizer) return their own object."""
+        return lambda n, rng, args: self.sample(backend, n, rng, args)
+
+    def sample(self, backend, n: int, rng: np.random.Generator, args: dict) -> np.ndarray:
+        raise NotImplementedError
+
+    # -- bench --------------------------------------------------------------------------------
+    def example_feeds(self, bundle, component: str, batch: int) -> dict:
+        """Random inputs for one component at the bundle's native size."""
+        from gen.runtime.validate import example_feeds
+
+        return example_feeds(bundle.signature(component), batch, num_classes=bundle.num_classes)
+
+    def bench_arguments(self, steps: int | None) -> dict:
+        return {}
+
+    # -- serving ------------------------------------------------------------------------------
+    def served_inputs(self, bundle) -> list[dict]:
+        names = [a for a in (*COMMON, *self.accepts(bundle)) if ARGUMENTS[a].served]
+        return [ARGUMENTS[a].served_spec(required=a == "n" or a in self.required) for a in names]
+
+    def served_outputs(self, bundle) -> list[dict]:
+        img = bundle.image
+        h, w = (-1, -1) if self.variable_size else (img.height, img.width)
+        return [{"name": "images", "dtype": "uint8", "shape": [-1, h, w, img.channels]},
+                {"name": "images_float", "dtype": "float32", "shape": [-1, img.channels, h, w]}]
+
+    def images_per_request(self, args: dict) -> int:
+        return args.get("n", 1)
+
+
+def register(family: Family) -> Family:
+    if family.name in _REGISTRY and type(_REGISTRY[family.name]) is not type(family):
+        raise ValueError(f"family {family.name!r} is registered twice")
+    _REGISTRY[family.name] = family
+    return family
+
+
+def _discover() -> None:
+    if _REGISTRY:
+        return
+    for info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        if isinstance(getattr(module, "FAMILY", None), Family):
+            register(module.FAMILY)
+
+
+def family_names() -> list[str]:
+    _discover()
+    return sorted(_REGISTRY)
+
+
+def get_family(name: str) -> Family:
+    _discover()
+    if name not in _REGISTRY:
+        raise GenError(f"unknown model family {name!r}; this gen knows {', '.join(family_names())}")
+    return _REGISTRY[name]

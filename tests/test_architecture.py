@@ -1,0 +1,131 @@
+"""The layers' arrows point one way, nothing branches on a family's name outside the family modules,
+and importing gen changes nothing in the process.
+
+Every import counts, the lazy ones inside functions too: a deployment host that runs only
+gen.runtime must never reach the training stack, whichever code path it takes.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+GEN = Path(__file__).resolve().parents[1] / "gen"
+
+# package -> packages it must never import (with the one module allowed, where there is one)
+FORBIDDEN = {
+    "gen.runtime": ("gen.trainkit", "gen.export", "gen.recipes", "gen.serving", "gen.cli"),
+    "gen.nets": ("gen.recipes", "gen.trainkit", "gen.export", "gen.serving", "gen.cli"),
+    "gen.serving": ("gen.trainkit", "gen.export", "gen.recipes", "gen.cli"),
+    "gen.recipes": ("gen.trainkit", "gen.export", "gen.serving", "gen.cli"),  # trainkit imports recipes
+    "gen.trainkit": ("gen.export", "gen.serving", "gen.cli"),  # export reads runs: no circle
+    "gen.export": ("gen.trainkit", "gen.serving", "gen.cli"),
+}
+ALLOWED = {("gen.export", "gen.trainkit.rundir")}  # export reads a run directory, not training code
+SHARED = ("gen.errors", "gen.fileio", "gen.images", "gen.versions", "gen.hf")  # below every layer
+
+
+def module_name(path: Path) -> str:
+    rel = path.relative_to(GEN.parent).with_suffix("")
+    parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
+    return ".".join(parts)
+
+
+def imports_of(source: str) -> list[str]:
+    """Every gen module `source` imports, at any depth (functions included)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found += [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+    return [m for m in found if m == "gen" or m.startswith("gen.")]
+
+
+def violations(module: str, source: str) -> list[str]:
+    out = []
+    for imported in imports_of(source):
+        for layer, banned in FORBIDDEN.items():
+            if module != layer and not module.startswith(layer + "."):
+                continue
+            for b in banned:
+                hit = imported == b or imported.startswith(b + ".")
+                if hit and not any(module.startswith(lay) and imported.startswith(ok) for lay, ok in ALLOWED):
+                    out.append(f"{module} imports {imported} ({layer} must not import {b})")
+        if module in SHARED and imported != "gen" and not any(imported == s or imported.startswith(s + ".") for s in SHARED):
+            out.append(f"{module} imports {imported} (shared modules import only each other)")
+    return out
+
+
+def gen_modules():
+    return sorted((module_name(p), p) for p in GEN.rglob("*.py"))
+
+
+def test_no_module_imports_against_the_arrows():
+    problems = [v for name, path in gen_modules() for v in violations(name, path.read_text())]
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("module,source", [
+    ("gen.runtime.sampler", "def f():\n    from gen.trainkit.train import train\n"),
+    ("gen.runtime.backends.eager", "import gen.export.onnx_io\n"),
+    ("gen.nets.families.sd", "from gen.recipes import registry\n"),
+    ("gen.recipes.registry", "def f():\n    from gen.trainkit.lora import add_lora\n"),
+    ("gen.export.onnx_export", "from gen.trainkit.families.ddpm import noise_scheduler\n"),
+    ("gen.serving.repository", "from gen.export.onnx_io import file_entry\n"),
+    ("gen.fileio", "from gen.runtime.bundle import load_bundle\n"),
+])
+def test_a_forbidden_import_is_caught(module, source):
+    assert violations(module, source), f"{module}: {source!r} should be refused"
+
+
+def test_allowed_imports_pass():
+    assert not violations("gen.export.onnx_export", "from gen.trainkit.rundir import RunDir\nimport gen.runtime.bundle\n")
+    assert not violations("gen.runtime.backends.eager", "from gen.nets.families import get_nets\n")
+
+
+FAMILY_NAMES = ("gan", "vae", "ddpm", "sd")
+# `family == "gan"`, `family in ("ddpm", "sd")`, `.family != 'sd'`, `if name == "vae"`...
+CHAIN = re.compile(r"""(family|name)\s*(==|!=|in|not in)\s*[\(\[]?\s*["'](%s)["']""" % "|".join(FAMILY_NAMES))
+
+
+def test_no_family_name_branches_outside_the_family_modules():
+    """Family plug-ins (gen/*/families/<name>.py) are the only place a family is named in code."""
+    problems = []
+    for name, path in gen_modules():
+        if ".families." in name:
+            continue
+        for i, line in enumerate(path.read_text().splitlines(), 1):
+            if CHAIN.search(line):
+                problems.append(f"{path.relative_to(GEN.parent)}:{i}: {line.strip()}")
+    assert not problems, "\n".join(problems)
+
+
+def test_importing_gen_changes_nothing_in_the_process():
+    """No environment variables, umask, thread counts or other libraries' log levels set at import."""
+    code = r"""
+import importlib, logging, os, pkgutil, sys
+import torch
+before = (dict(os.environ), torch.get_num_threads(), sorted((n, l.level) for n, l in logging.root.manager.loggerDict.items() if isinstance(l, logging.Logger)))
+umask_before = open('/proc/self/status').read().split('Umask:')[1].split()[0]
+import gen
+for m in pkgutil.walk_packages(gen.__path__, 'gen.'):
+    if m.name == 'gen.serving.triton_models' or m.name.endswith('__main__'):
+        continue  # Triton's stub only; running the CLI
+    importlib.import_module(m.name)
+after = (dict(os.environ), torch.get_num_threads(), sorted((n, l.level) for n, l in logging.root.manager.loggerDict.items() if isinstance(l, logging.Logger) and n in dict(before[2])))
+umask_after = open('/proc/self/status').read().split('Umask:')[1].split()[0]
+changed_env = {k for k in set(before[0]) | set(after[0]) if before[0].get(k) != after[0].get(k)}
+levels = dict(before[2]); changed_levels = {n for n, l in after[2] if levels.get(n) != l}
+print(sorted(changed_env), before[1] == after[1], umask_before == umask_after, sorted(changed_levels))
+"""
+    env = {k: v for k, v in os.environ.items() if k not in ("TRANSFORMERS_VERBOSITY", "GEN_HF_LOGS")}
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.split("\n")[-2] == "[] True True []", p.stdout
