@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import struct
 import tempfile
 from contextlib import contextmanager
@@ -144,19 +143,3 @@ def save_safetensors(path: str | os.PathLike, tensors: dict, metadata: dict[str,
         save_file(tensors, str(tmp), metadata=metadata)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
-
-
-def replace_dir(tmp: Path, out: Path) -> None:
-    """Swap a finished directory (bundle, repository) into place; the old one goes only after."""
-    old = None
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        os.replace(out, old)
-    try:
-        os.replace(tmp, out)
-    except OSError:
-        if old is not None:
-            os.replace(old, out)  # put the previous directory back
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

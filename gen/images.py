@@ -35,9 +35,30 @@ def grid(images: np.ndarray, nrow: int | None = None, pad: int = 1, scale: int |
     return pic
 
 
+FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+
+
+def image_format(path: str | os.PathLike) -> str:
+    """The file format a path's suffix names (a grid is written in it, not as PNG under any name)."""
+    from gen.errors import GenError
+
+    if os.path.isdir(path):
+        raise GenError(f"--out {path} is a directory; give a file name such as {os.path.join(str(path), 'grid.png')}")
+    suffix = os.path.splitext(str(path))[1].lower()
+    if suffix not in FORMATS:
+        raise GenError(f"--out {path}: unknown image type {suffix or '(none)'!r}; use {', '.join(FORMATS)}")
+    return FORMATS[suffix]
+
+
 def save_grid(path: str | os.PathLike, images: np.ndarray, nrow: int | None = None) -> None:
+    from gen.errors import GenError
     from gen.fileio import write_bytes
 
+    fmt = image_format(path)
     buf = io.BytesIO()
-    grid(images, nrow=nrow).save(buf, format="PNG")
-    write_bytes(path, buf.getvalue())
+    pic = grid(images, nrow=nrow)
+    pic.save(buf, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+    try:
+        write_bytes(path, buf.getvalue())
+    except OSError as e:
+        raise GenError(f"--out {path}: cannot write ({e.strerror})") from None

@@ -22,5 +22,6 @@ def eval_run(
     """
     from gen.trainkit.evaluate import evaluate_run
 
-    result = evaluate_run(run, n=n, seed=seed, steps=steps, guidance=guidance, inception=inception)
+    result = evaluate_run(run, n=n, seed=seed, steps=steps, guidance=guidance, inception=inception,
+                          progress=lambda message: typer.echo(message, err=True))
     typer.echo(json.dumps(result, indent=2))

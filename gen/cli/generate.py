@@ -25,7 +25,7 @@ def generate(
     label: Annotated[Optional[int], typer.Option(help="Class label for conditional models (default: cycle through classes).")] = None,
     guidance: Annotated[Optional[float], typer.Option(help="Classifier-free guidance scale (class-conditional diffusion, or text-to-image: 7.5 by default).")] = None,
     threads: Annotated[Optional[int], typer.Option(help="CPU threads for the backend.")] = None,
-    out: Annotated[str, typer.Option(help="PNG grid to write.")] = "grid.png",
+    out: Annotated[str, typer.Option(help="Image grid to write: .png, .jpg or .webp.")] = "grid.png",
 ) -> None:
     """Generate images and save them as one PNG grid.
 
@@ -35,12 +35,13 @@ def generate(
     """
     import time
 
-    from gen.images import save_grid
+    from gen.images import image_format, save_grid
     from gen.runtime.sampler import Sampler
 
     from gen.cli.options import require_bundle_or_url
 
     require_bundle_or_url(bundle, url)
+    image_format(out)  # a bad --out fails before the images are made
     if url:
         sampler = Sampler(url, backend="triton", model=model)
     else:

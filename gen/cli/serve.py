@@ -20,6 +20,9 @@ def build(
     dynamic_batching: Annotated[bool, typer.Option(help="Let Triton merge concurrent component calls into one batch.")] = True,
     components: Annotated[str, typer.Option(help="inline: the pipeline runs the ONNX files itself (no round trip per network call; fastest on CPUs); bls: it calls the component models through Triton, whose dynamic batching merges concurrent requests' calls (for GPUs, where batching pays).")] = "inline",
     threads: Annotated[Optional[int], typer.Option(help="onnxruntime threads per component model.")] = None,
+    max_steps: Annotated[Optional[int], typer.Option(help="Most diffusion steps one request may ask for (default: the family's, 1000; 500 for SD).")] = None,
+    max_pixels: Annotated[Optional[int], typer.Option(help="Most height x width per image for text-to-image requests (default: 4x the model's native size).")] = None,
+    max_prompt_chars: Annotated[Optional[int], typer.Option(help="Longest prompt accepted, in characters (default 2000).")] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing repository at --out.")] = False,
 ) -> None:
     """Write a Triton model repository: per bundle, a `pipeline` model plus one model per component.
@@ -29,7 +32,8 @@ def build(
     from gen.serving.repository import build_repository
 
     path = build_repository(bundles, out, flavour=flavour, max_batch=max_batch, instances=instances, names=name,
-                            dynamic_batching=dynamic_batching, threads=threads, force=force, components=components)
+                            dynamic_batching=dynamic_batching, threads=threads, force=force, components=components,
+                            limits={"steps": max_steps, "pixels": max_pixels, "prompt_chars": max_prompt_chars})
     typer.echo(f"model repository written to {path}  (start it: gen serve start {path})")
 
 
@@ -45,9 +49,10 @@ def start(
     import signal
     import threading
 
-    from gen.runtime.remote import server_status
+    from gen.runtime.remote import client_module, server_status
     from gen.serving.server import TritonServer
 
+    client_module("http")  # before starting anything: the status below needs the client
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -68,10 +73,14 @@ def start(
 
 
 @app.command()
-def status(url: Annotated[str, typer.Argument(help="Server URL, e.g. http://127.0.0.1:8000 or grpc://127.0.0.1:8001.")]) -> None:
-    """Liveness, readiness and every model's state."""
+def status(url: Annotated[str, typer.Argument(help="Server URL, e.g. http://127.0.0.1:8000 or grpc://127.0.0.1:8001.")],
+           probe: Annotated[bool, typer.Option(help="Also send each gen pipeline one smallest request: Triton keeps reporting a model READY after its python-backend process died; this says whether it really answers.")] = True) -> None:
+    """Liveness, readiness and every model's state (exit 1 when a probed model does not answer)."""
     import json
 
     from gen.runtime.remote import server_status
 
-    typer.echo(json.dumps(server_status(url), indent=2))
+    report = server_status(url, probe=probe)
+    typer.echo(json.dumps(report, indent=2))
+    if probe and not report["ready"]:
+        raise typer.Exit(1)

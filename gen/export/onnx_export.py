@@ -13,7 +13,8 @@ import shutil
 from pathlib import Path
 
 from gen.errors import GenError
-from gen.export.onnx_io import (DEFAULT_OPSET, DEFAULT_TOLERANCE, check_images, check_opset, export_checked,
+from gen.export.defaults import DEFAULT_OPSET, DEFAULT_TOLERANCE
+from gen.export.onnx_io import (check_images, check_opset, export_checked,
                                 export_precisions, file_entry, refuse_existing, staged_bundle)
 from gen.fileio import write_json
 from gen.runtime.manifest import MANIFEST, write_manifest
@@ -28,7 +29,7 @@ def export_run(run_path: str, out: str, precisions=("fp32",), opset: int = DEFAU
     check_opset(opset)
     precisions = export_precisions(precisions)
     out = Path(out)
-    refuse_existing(out, force)
+    refuse_existing(out, force, sources=(run_path,))
     run = RunDir(run_path)
     config = run.read_config()
     tensors = run.load_weights()
@@ -39,7 +40,7 @@ def export_run(run_path: str, out: str, precisions=("fp32",), opset: int = DEFAU
         raise GenError(f"{run.weights_path} does not match {run.config_path}: {str(e).splitlines()[0]}") from None
     sigs = nets.signatures(config)
 
-    with staged_bundle(out, force) as tmp:
+    with staged_bundle(out, force, sources=(run_path,)) as tmp:
         manifest_components, parities = {}, {}
         for name, module in components.items():
             example = _example_fn(sigs[name], config)

@@ -7,8 +7,6 @@ at a different batch size than the trace, which is what catches a batch axis bak
 
 from __future__ import annotations
 
-import hashlib
-import os
 import shutil
 import warnings
 from contextlib import contextmanager
@@ -18,9 +16,10 @@ from typing import Callable, Iterator
 import numpy as np
 
 from gen.errors import GenError
-from gen.fileio import replace_dir
+from gen.outputs import check_replaceable, output_lock, staged_dir
+from gen.runtime.manifest import MANIFEST
 
-from gen.export.defaults import DEFAULT_OPSET, DEFAULT_TOLERANCE, OPSETS  # noqa: F401  (re-exported)
+from gen.export.defaults import OPSETS
 
 TRACE_BATCH, PARITY_BATCH = 2, 3
 EXTERNAL_DATA_ABOVE = 2**31 - 2**26  # protobuf cannot serialise a model of 2 GB; keep a margin
@@ -28,24 +27,20 @@ EXTERNAL_DATA_ABOVE = 2**31 - 2**26  # protobuf cannot serialise a model of 2 GB
 Example = Callable[[int, int], dict]
 
 
-def refuse_existing(out: Path, force: bool) -> None:
-    """Called before any slow work, and again when staging: an existing bundle needs --force."""
-    if out.exists() and not force:
-        raise GenError(f"--out {out} already exists; pass --force to replace it")
+def refuse_existing(out: Path, force: bool, sources=()) -> None:
+    """Called before any slow work, and again under the lock: an existing bundle needs --force, and
+    --force replaces only a bundle (never a user's folder, never the export's own input)."""
+    check_replaceable(out, (MANIFEST,), "bundle", force, sources)
 
 
 @contextmanager
-def staged_bundle(out: Path, force: bool) -> Iterator[Path]:
-    """A temporary sibling of `out` to build in; it replaces `out` only if the block succeeds."""
-    refuse_existing(out, force)
-    tmp = out.parent / f".{out.name}.export-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        yield tmp
-        replace_dir(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+def staged_bundle(out: Path, force: bool, sources=()) -> Iterator[Path]:
+    """A temporary sibling of `out` to build in, under out's lock; it replaces `out` only if the
+    block succeeds."""
+    with output_lock(out):
+        refuse_existing(out, force, sources)
+        with staged_dir(out, "export") as tmp:
+            yield tmp
 
 
 def check_opset(opset: int) -> None:
@@ -140,14 +135,12 @@ def _trace_to_onnx(module, inputs, in_names, out_names, axes, path, opset) -> No
 
 
 def file_entry(path: Path) -> dict:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    entry = {"path": path.name, "bytes": path.stat().st_size, "sha256": h.hexdigest()}
+    from gen.cache import sha256_of
+
+    entry = {"path": path.name, "bytes": path.stat().st_size, "sha256": sha256_of(path)}
     data = path.with_name(path.name + ".data")
     if data.exists():
-        entry["external_data"] = {"path": data.name, "bytes": data.stat().st_size}
+        entry["external_data"] = {"path": data.name, "bytes": data.stat().st_size, "sha256": sha256_of(data)}
     return entry
 
 

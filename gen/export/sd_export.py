@@ -12,7 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from gen.errors import GenError
-from gen.export.onnx_io import (DEFAULT_OPSET, DEFAULT_TOLERANCE, check_images, check_opset, export_checked,
+from gen.export.defaults import DEFAULT_OPSET, DEFAULT_TOLERANCE
+from gen.export.onnx_io import (check_images, check_opset, export_checked,
                                 export_precisions, refuse_existing, staged_bundle)
 from gen.runtime.manifest import MANIFEST, write_manifest
 from gen.versions import versions
@@ -34,7 +35,8 @@ def export_sd(model: str, out: str, base: str | None = None, lora: str | None = 
     check_opset(opset)
     precisions = export_precisions(precisions)
     out = Path(out)
-    refuse_existing(out, force)
+    sources = (base if base and Path(base).exists() else None, lora)
+    refuse_existing(out, force, sources)
     resolved = load_pipeline(model, base, lora, lora_scale, progress=progress)
     pipe = resolved.pipe
     sigs = signatures(pipe)
@@ -51,7 +53,7 @@ def export_sd(model: str, out: str, base: str | None = None, lora: str | None = 
                                  timesteps=pipe.scheduler.config.num_train_timesteps, dims=dims)
         return example
 
-    with staged_bundle(out, force) as tmp:
+    with staged_bundle(out, force, sources) as tmp:
         entries, parities = {}, {}
         for name, module in components_of(pipe).items():
             entries[name], parities[name] = export_checked(name, module, sigs[name], tmp, opset, example_for(sigs[name]),

@@ -13,8 +13,12 @@ def is_conditional(config: dict) -> bool:
     return bool(config.get("conditional")) and config.get("num_classes", 0) > 1
 
 
-def io_spec(name: str, dtype: str, shape: list) -> dict:
-    return {"name": name, "dtype": dtype, "shape": shape}
+def io_spec(name: str, dtype: str, shape: list, range: list | None = None) -> dict:
+    """One input or output; `range` [low, high) bounds what an integer input may hold."""
+    spec = {"name": name, "dtype": dtype, "shape": shape}
+    if range is not None:
+        spec["range"] = range
+    return spec
 
 
 def image_spec(config: dict, name: str = "images") -> dict:

@@ -15,6 +15,8 @@ import numpy as np
 
 from gen.errors import GenError
 
+SEED_RANGE = 2**64  # numpy's default_rng takes any non-negative int; seeds are taken modulo this
+INT32 = (-(2**31), 2**31 - 1)
 # kind -> (served dtype, served shape)
 _SERVED = {"int": ("int32", [1]), "seed": ("int64", [1]), "float": ("float32", [1]), "name": ("bytes", [1]),
            "texts": ("bytes", [-1]), "labels": ("int32", [-1])}
@@ -36,7 +38,8 @@ class Argument:
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or \
                     (self.low is not None and value < self.low):
                 raise GenError(f"{self.name} must be {self.rule or 'an integer'}, got {value!r}")
-            return int(value)
+            # any integer is a seed: mapped to numpy's 64-bit range the same way in process and served
+            return int(value) % SEED_RANGE if self.kind == "seed" else int(value)
         if self.kind == "float":
             if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
                     or not math.isfinite(value) or (self.low is not None and value < self.low):
@@ -61,6 +64,12 @@ class Argument:
         if self.served is None:
             raise GenError(f"{self.name} is not a served input; sample with {self.name} in process")
         dtype, _ = _SERVED[self.kind]
+        if self.kind == "seed":  # the canonical seed in [0, 2**64) travels as the int64 with the same bits
+            return np.array([self.check(value)], dtype=np.uint64).view(np.int64)
+        if dtype == "int32":  # narrowed on the wire: refuse what does not fit rather than wrap it
+            a = np.atleast_1d(np.asarray(value))
+            if a.dtype.kind in "iu" and a.size and (a.min() < INT32[0] or a.max() > INT32[1]):
+                raise GenError(f"{self.name} = {value!r} does not fit the served input '{self.served}' (32-bit)")
         if self.kind == "name":
             return np.array([value.encode("utf-8")], dtype=np.object_)
         if self.kind == "texts":
@@ -79,6 +88,8 @@ class Argument:
             raise GenError(f"input '{self.served}' must hold exactly one value, got shape {list(array.shape)}")
         if self.kind == "name":
             return _text(flat[0], self.served)
+        if self.kind == "seed":
+            return int(flat[0]) % SEED_RANGE
         return float(flat[0]) if self.kind == "float" else int(flat[0])
 
 
@@ -100,8 +111,8 @@ COMMON = ("n", "seed")
 ARGUMENTS = _arguments(
     Argument("n", "int", "images to generate (per prompt, for text-to-image)", "every bundle",
              "a positive integer", low=1, served="n"),
-    Argument("seed", "seed", "same seed, same images on every backend", "every bundle",
-             "a non-negative integer", low=0, served="seed"),
+    Argument("seed", "seed", "same seed, same images on every backend (any integer, taken modulo 2**64)",
+             "every bundle", "an integer", served="seed"),
     Argument("prompt", "texts", "text prompt, or a list of prompts", "text-to-image bundles", served="prompt"),
     Argument("negative_prompt", "texts", "what to steer away from (with guidance > 1)", "text-to-image bundles",
              served="negative_prompt"),

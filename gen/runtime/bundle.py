@@ -13,7 +13,7 @@ from pathlib import Path
 
 from gen.errors import GenError
 from gen.fileio import read_json
-from gen.runtime.manifest import MANIFEST, SCHEMA_VERSION, Manifest, read_manifest  # noqa: F401  (re-exported)
+from gen.runtime.manifest import MANIFEST, Manifest, read_manifest
 from gen.runtime.precision import check_precision
 
 
@@ -97,16 +97,22 @@ def open_bundle(path: Path, data) -> Bundle:
             p = bundle.resolve(f.path)
             if not p.is_file():
                 raise GenError(f"bundle {path}: {name} ({precision}) file is missing: {p}")
-            _check_size(path, p, f.bytes)
+            _check_file(path, p, f.bytes, f.sha256)
             if f.external_data is not None:  # weights beside a model over protobuf's 2 GB limit
                 data = bundle.resolve(f.external_data.path)
                 if not data.is_file():
                     raise GenError(f"bundle {path}: {name} ({precision}) weights file is missing: {data}")
-                _check_size(path, data, f.external_data.bytes)
+                _check_file(path, data, f.external_data.bytes, f.external_data.sha256)
     return bundle
 
 
-def _check_size(bundle_path: Path, p: Path, expected: int) -> None:
-    if p.stat().st_size != expected:
+def _check_file(bundle_path: Path, p: Path, size: int, sha256: str | None) -> None:
+    """The size the manifest promises, then its sha256 (hashed once per file version, gen.cache)."""
+    from gen.cache import cached_sha256
+
+    if p.stat().st_size != size:
         raise GenError(f"bundle {bundle_path}: {p.name} is truncated or modified ({p.stat().st_size} bytes, "
-                       f"manifest says {expected}); re-export the bundle")
+                       f"manifest says {size}); re-export the bundle")
+    if sha256 is not None and cached_sha256(p) != sha256:
+        raise GenError(f"bundle {bundle_path}: {p.name} is corrupt or modified (its sha256 is not the one the "
+                       "manifest records); re-export the bundle")

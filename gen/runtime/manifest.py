@@ -33,6 +33,9 @@ class TensorSpec:
     name: str
     dtype: str
     shape: list[Union[int, str]]
+    # [low, high): the values a model can take (class labels, token ids, timesteps); a value outside
+    # indexes past an embedding table. Checked before any backend runs (v1 bundles lack it).
+    range: Optional[list[float]] = None
 
 
 @dataclass
@@ -41,6 +44,7 @@ class ExternalData:
 
     path: str
     bytes: int
+    sha256: Optional[str] = None  # written since the typed manifest; v1 bundles have only the size
 
 
 @dataclass

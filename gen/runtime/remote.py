@@ -28,8 +28,7 @@ def parse_url(url: str) -> tuple[str, str]:
     return u.scheme, f"{u.hostname}:{u.port}"
 
 
-def connect(url: str):
-    scheme, address = parse_url(url)
+def client_module(scheme: str):
     try:
         if scheme == "http":
             import tritonclient.http as tc
@@ -37,6 +36,12 @@ def connect(url: str):
             import tritonclient.grpc as tc
     except ImportError:
         raise GenError("talking to Triton needs tritonclient: pip install 'gen[serving]'") from None
+    return tc
+
+
+def connect(url: str):
+    scheme, address = parse_url(url)
+    tc = client_module(scheme)
     return scheme, tc, tc.InferenceServerClient(address)
 
 
@@ -96,7 +101,10 @@ def _message(e: Exception) -> str:
     return (msg or repr(e)).strip()
 
 
-def server_status(url: str) -> dict:
+def server_status(url: str, probe: bool = False) -> dict:
+    """Liveness, readiness and each model's state. Triton reports a python-backend model READY even
+    after its stub process died (e.g. killed for memory); with `probe`, each gen pipeline also gets
+    one smallest request (n=1, one step), and its `healthy` says whether it really answers."""
     scheme, tc, client = connect(url)
     try:
         live, ready = client.is_server_live(), client.is_server_ready()
@@ -106,4 +114,30 @@ def server_status(url: str) -> dict:
     if scheme == "grpc":
         index = [{"name": m.name, "state": m.state, "reason": m.reason} for m in index.models]
     models = {m["name"]: {"state": m.get("state", ""), "reason": m.get("reason", "")} for m in index}
+    if probe:
+        for name, info in models.items():
+            if info["state"] == "READY":
+                _probe(url, scheme, client, name, info)
+        ready = ready and all(i.get("healthy", True) for i in models.values())
     return {"url": url, "live": live, "ready": ready, "models": models}
+
+
+def _probe(url: str, scheme: str, client, name: str, info: dict) -> None:
+    """One smallest request to a gen pipeline model (one whose config names its components)."""
+    try:
+        config = client.get_model_config(name, as_json=True)["config"] if scheme == "grpc" else client.get_model_config(name)
+    except Exception:  # not reachable as a model: leave it to the state Triton reports
+        return
+    if "component_prefix" not in config.get("parameters", {}):
+        return
+    inputs = {i["name"] for i in config.get("input", [])}
+    values = {"n": np.array([1], np.int32)}
+    if "steps" in inputs:
+        values["steps"] = np.array([1], np.int32)
+    if "prompt" in inputs:
+        values["prompt"] = np.array([b"a"], dtype=np.object_)
+    try:
+        RemoteGenerator(url, name).infer(values)
+        info["healthy"] = True
+    except GenError as e:
+        info["healthy"], info["reason"] = False, f"does not answer: {e}"

@@ -25,17 +25,20 @@ class Sampler:
 
     `backend` is one of the registered backends ("eager", "ort", ...), "triton", or an already-built
     Backend instance. Use it as a context manager (or call `close()`) to release sessions early.
+    `limits` raises or lowers what one call may ask for (gen.runtime.families.Limits: n, steps,
+    pixels, prompt_chars); the family's defaults apply otherwise.
     """
 
     def __init__(self, bundle, backend="ort", device: str = "cpu", precision: str | None = None,
-                 threads: int | None = None, model: str | None = None):
+                 threads: int | None = None, model: str | None = None, limits: dict | None = None):
         self.last_timing: dict = {}
         self.remote = None
         self._routine = None  # the family's sampling routine, built on first use
         if isinstance(backend, Backend):
             self.bundle, self.backend = backend.bundle, backend
         elif backend == REMOTE:
-            given = {k: v for k, v in (("device", device != "cpu"), ("precision", precision), ("threads", threads)) if v}
+            given = {k: v for k, v in (("device", device != "cpu"), ("precision", precision), ("threads", threads),
+                                       ("limits", limits)) if v}
             if given:  # the server decides these; silently dropping them would mislead
                 raise GenError(f"backend 'triton' runs on the server, which fixes {', '.join(given)}; "
                                "set them in `gen serve build` instead")
@@ -47,6 +50,8 @@ class Sampler:
                 raise GenError(f"unknown backend {backend!r}; choose one of {', '.join((*backend_names(), REMOTE))}")
             self.bundle = load_bundle(bundle)
             self.backend = create_backend(backend, self.bundle, device, precision, threads)
+        # what one call may ask for; a served model's server enforces its own
+        self.limits = None if self.remote else self.bundle.spec.limits_for(self.bundle, limits)
 
     @property
     def family(self) -> str:
@@ -69,7 +74,7 @@ class Sampler:
         if self.remote is not None:
             return _convert(self.remote.generate(**arguments), output)
         spec = self.bundle.spec
-        args = spec.bind(self.bundle, arguments)
+        args = spec.bind(self.bundle, arguments, self.limits)
         n, rng = args.pop("n"), np.random.default_rng(args.pop("seed"))
         if self._routine is None:
             self._routine = spec.routine(self.backend)

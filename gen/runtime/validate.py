@@ -33,6 +33,12 @@ def check_feeds(component: str, signature: dict, feeds: dict[str, np.ndarray]) -
                     raise GenError(f"{component}.{name}: batch size {got} does not match the other inputs ({batch})")
             elif isinstance(want, int) and got != want:
                 raise GenError(f"{component}.{name}: shape {list(a.shape)}, expected {spec['shape']}")
+        if a.size and a.dtype.kind == "f" and not np.isfinite(a).all():
+            raise GenError(f"{component}.{name}: holds NaN or infinite values")
+        bounds = spec.get("range")
+        if bounds and a.size and (a.min() < bounds[0] or a.max() >= bounds[1]):
+            bad = a.min() if a.min() < bounds[0] else a.max()
+            raise GenError(f"{component}.{name}: value {bad} is outside [{bounds[0]:g}, {bounds[1]:g})")
 
 
 def example_feeds(signature: dict, batch: int, seed: int = 0, num_classes: int = 10,
@@ -54,7 +60,8 @@ def example_feeds(signature: dict, batch: int, seed: int = 0, num_classes: int =
         if spec["name"] == "timestep":
             out[spec["name"]] = rng.integers(0, timesteps, shape).astype(dtype)
         elif dtype.kind == "i":
-            out[spec["name"]] = rng.integers(0, max(num_classes, 1), shape).astype(dtype)
+            high = int(spec["range"][1]) if spec.get("range") else max(num_classes, 1)
+            out[spec["name"]] = rng.integers(0, min(high, max(num_classes, 1)), shape).astype(dtype)
         else:
             out[spec["name"]] = rng.standard_normal(shape, dtype=np.float32).astype(dtype)
     return out

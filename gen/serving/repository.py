@@ -23,12 +23,15 @@ import sysconfig
 from pathlib import Path
 
 from gen.errors import GenError
-from gen.fileio import replace_dir, write_bytes
-from gen.runtime.bundle import MANIFEST, load_bundle
+from gen.fileio import write_bytes
+from gen.outputs import check_replaceable, output_lock, staged_dir
+from gen.runtime.bundle import load_bundle
+from gen.runtime.manifest import MANIFEST
 from gen.runtime.names import check_model_name
 
 FLAVOURS = ("python", "native")
 COMPONENT_MODES = ("bls", "inline")
+REPOSITORY_MARKER = "gen-repository.json"
 TRITON_TYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "int64": "TYPE_INT64", "int32": "TYPE_INT32",
                 "uint8": "TYPE_UINT8", "bytes": "TYPE_STRING"}
 
@@ -90,20 +93,25 @@ def component_config(name: str, signature: dict, flavour: str, max_batch: int, d
     return "\n".join(parts) + "\n"
 
 
-def pipeline_config(name: str, bundle, max_n: int, instances: int, components: str, precision: str, threads: int) -> str:
+def pipeline_config(name: str, bundle, max_n: int, instances: int, components: str, precision: str, threads: int,
+                    limits: dict | None = None) -> str:
     """The pipeline model's config: its request inputs and outputs are the family's (gen.runtime.families)."""
     spec = bundle.spec
     parts = [f'name: "{name}"', 'backend: "python"', "max_batch_size: 0",
              _io_block("input", spec.served_inputs(bundle), False), _io_block("output", spec.served_outputs(bundle), False),
              f"instance_group [ {{ count: {instances} kind: KIND_CPU }} ]",
              _params({"component_prefix": f"{name}_", "max_n": max_n, "components": components,
-                      "precision": precision, "threads": threads})]
+                      "precision": precision, "threads": threads,
+                      **{f"max_{k}": v for k, v in (limits or {}).items() if v}})]
     return "\n".join(parts) + "\n"
 
 
 def build_repository(bundles: list[str], out: str, flavour: str = "python", max_batch: int = 64, instances: int = 4,
                      names: list[str] | None = None, dynamic_batching: bool = True, threads: int | None = None,
-                     precision: str = "fp32", force: bool = False, components: str = "inline") -> Path:
+                     precision: str = "fp32", force: bool = False, components: str = "inline",
+                     limits: dict | None = None) -> Path:
+    """`limits` (steps, pixels, prompt_chars; n comes from max_batch) override the families' defaults
+    in the served pipelines (gen.runtime.families.Limits)."""
     if flavour not in FLAVOURS:
         raise GenError(f"unknown --flavour {flavour!r}; choose one of {', '.join(FLAVOURS)}")
     if components not in COMPONENT_MODES:
@@ -120,53 +128,57 @@ def build_repository(bundles: list[str], out: str, flavour: str = "python", max_
     if len(set(names)) != len(names):
         raise GenError(f"model names must be unique, got {names}; pass --name for each bundle")
     out_path = Path(out)
-    if out_path.exists() and not force:
-        raise GenError(f"--out {out_path} already exists; pass --force to replace it")
+    check_replaceable(out_path, (REPOSITORY_MARKER,), "model repository", force, bundles)
     threads = threads or os.cpu_count() or 1
-
-    tmp = out_path.parent / f".{out_path.name}.build-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        for bundle_path, name in zip(bundles, names):
-            bundle = load_bundle(bundle_path)
-            max_n = max_batch // 2 if bundle.spec.guided(bundle) else max_batch
-            if max_n < 1:
-                raise GenError(f"--max-batch {max_batch} is too small for {name}: guidance doubles the batch; use >= 2")
-            for comp in bundle.components:
-                sig = bundle.signature(comp)
-                model = f"{name}_{comp}"
-                check_model_name(model)
-                d = tmp / model
-                (d / "1").mkdir(parents=True)
-                shutil.copyfile(bundle.onnx_path(comp, precision), d / "1" / "model.onnx")
-                data = bundle.external_data_path(comp, precision)
-                if data:  # the model names its weights file; it must sit beside model.onnx
-                    _link_or_copy(data, d / "1" / data.name)
-                write_bytes(d / "config.pbtxt", component_config(model, sig, flavour, max_batch, dynamic_batching,
-                                                                  1, threads).encode())
-                if flavour == "python":
-                    write_bytes(d / "1" / "model.py", SHIM.format(cls="ComponentModel", paths=environment_paths()).encode())
-            d = tmp / name
-            (d / "1").mkdir(parents=True)
-            shutil.copyfile(Path(bundle_path) / MANIFEST, d / "1" / MANIFEST)
-            if bundle.manifest.text is not None:  # the pipeline tokenizes prompts itself
-                tokenizer = bundle.resolve(bundle.manifest.text.tokenizer)
-                shutil.copytree(tokenizer.parent, d / "1" / tokenizer.parent.relative_to(bundle.path.resolve()))
-            if components == "inline":  # the pipeline runs the networks itself: it needs the files
-                for comp in bundle.components:
-                    for src in (bundle.onnx_path(comp, precision), bundle.external_data_path(comp, precision)):
-                        if src:
-                            _link_or_copy(src, d / "1" / src.name)
-            write_bytes(d / "1" / "model.py", SHIM.format(cls="PipelineModel", paths=environment_paths()).encode())
-            write_bytes(d / "config.pbtxt", pipeline_config(name, bundle, max_n, instances, components, precision, threads).encode())
-        write_bytes(tmp / "gen-repository.json", json.dumps({
-            "models": names, "flavour": flavour, "components": components, "max_batch": max_batch, "dynamic_batching": dynamic_batching,
-            "python": sys.executable}, indent=2).encode())
-        replace_dir(tmp, out_path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with output_lock(out_path):
+        check_replaceable(out_path, (REPOSITORY_MARKER,), "model repository", force, bundles)
+        with staged_dir(out_path, "build") as tmp:
+            _write_repository(tmp, bundles, names, flavour, max_batch, instances, dynamic_batching, threads,
+                              precision, components, limits)
     return out_path
+
+
+def _write_repository(tmp: Path, bundles, names, flavour, max_batch, instances, dynamic_batching, threads,
+                      precision, components, limits) -> None:
+    for bundle_path, name in zip(bundles, names):
+        bundle = load_bundle(bundle_path)
+        max_n = max_batch // 2 if bundle.spec.guided(bundle) else max_batch
+        bundle.spec.limits_for(bundle, {k: v for k, v in (limits or {}).items() if v})  # refuse bad ones here
+        if max_n < 1:
+            raise GenError(f"--max-batch {max_batch} is too small for {name}: guidance doubles the batch; use >= 2")
+        for comp in bundle.components:
+            sig = bundle.signature(comp)
+            model = f"{name}_{comp}"
+            check_model_name(model)
+            d = tmp / model
+            (d / "1").mkdir(parents=True)
+            shutil.copyfile(bundle.onnx_path(comp, precision), d / "1" / "model.onnx")
+            data = bundle.external_data_path(comp, precision)
+            if data:  # the model names its weights file; it must sit beside model.onnx
+                _link_or_copy(data, d / "1" / data.name)
+            # what the component model checks each request against: a client may call it directly
+            write_bytes(d / "1" / "signature.json", json.dumps(sig).encode())
+            write_bytes(d / "config.pbtxt", component_config(model, sig, flavour, max_batch, dynamic_batching,
+                                                              1, threads).encode())
+            if flavour == "python":
+                write_bytes(d / "1" / "model.py", SHIM.format(cls="ComponentModel", paths=environment_paths()).encode())
+        d = tmp / name
+        (d / "1").mkdir(parents=True)
+        shutil.copyfile(Path(bundle_path) / MANIFEST, d / "1" / MANIFEST)
+        if bundle.manifest.text is not None:  # the pipeline tokenizes prompts itself
+            tokenizer = bundle.resolve(bundle.manifest.text.tokenizer)
+            shutil.copytree(tokenizer.parent, d / "1" / tokenizer.parent.relative_to(bundle.path.resolve()))
+        if components == "inline":  # the pipeline runs the networks itself: it needs the files
+            for comp in bundle.components:
+                for src in (bundle.onnx_path(comp, precision), bundle.external_data_path(comp, precision)):
+                    if src:
+                        _link_or_copy(src, d / "1" / src.name)
+        write_bytes(d / "1" / "model.py", SHIM.format(cls="PipelineModel", paths=environment_paths()).encode())
+        write_bytes(d / "config.pbtxt", pipeline_config(name, bundle, max_n, instances, components, precision, threads,
+                                                                limits).encode())
+    write_bytes(tmp / REPOSITORY_MARKER, json.dumps({
+        "models": names, "flavour": flavour, "components": components, "max_batch": max_batch, "dynamic_batching": dynamic_batching,
+        "python": sys.executable}, indent=2).encode())
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:

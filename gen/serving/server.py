@@ -22,7 +22,55 @@ from pathlib import Path
 
 from gen.errors import GenError
 
-INSTALL_HINT = "pip install --no-deps nvidia-pytriton==0.7.0"
+INSTALL_HINT = "pip install -c constraints.txt -e '.[serving]' && pip install --no-deps nvidia-pytriton==0.7.0 (the server binary and its clients)"
+BACKENDS_PREFIX = "gen-triton-backends-"
+PR_SET_PDEATHSIG = 1
+
+
+def _remove_stale_backend_dirs() -> None:
+    """Backend directories of gen processes that were killed before they could clean up."""
+    for d in Path(tempfile.gettempdir()).glob(f"{BACKENDS_PREFIX}*"):
+        pid = d.name[len(BACKENDS_PREFIX):].split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def check_ports_free(host: str, ports) -> None:
+    """Refuse to start where something already listens: Triton would fail to bind, or worse, the
+    readiness probe would find the other server and report it as ours."""
+    import socket
+
+    for port in ports:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closing socket (TIME_WAIT) is fine
+            try:
+                sock.bind((host, port))
+            except OSError as e:
+                raise GenError(f"port {port} on {host} is already in use ({e.strerror}); stop what listens there "
+                               "or choose other ports (--http-port, --grpc-port)") from None
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: the kernel sends SIGTERM when gen dies, even by SIGKILL (Linux), so
+    tritonserver never outlives its `gen serve start` and cleans its shared memory on the way out."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass  # not Linux: stop() still ends it on any exit gen survives
 
 
 def _pytriton_root() -> Path | None:
@@ -50,7 +98,8 @@ def _backend_dir(root: Path) -> Path:
     stub = root / "tritonserver" / "python_backend_stubs" / version / "triton_python_backend_stub"
     if not stub.is_file():
         raise GenError(f"nvidia-pytriton has no python-backend stub for Python {version}")
-    d = Path(tempfile.mkdtemp(prefix="gen-triton-backends-"))
+    _remove_stale_backend_dirs()
+    d = Path(tempfile.mkdtemp(prefix=f"{BACKENDS_PREFIX}{os.getpid()}-"))
     (d / "python").mkdir()
     for f in src.iterdir():
         if f.is_file():
@@ -104,13 +153,15 @@ class TritonServer:
 
     def start(self, timeout: float = 120.0) -> "TritonServer":
         binary, root = find_tritonserver()
+        check_ports_free(self.host, [p for p in (self.http_port, self.grpc_port, self.metrics_port) if p])
         if root is not None:
             self._backends = _backend_dir(root)
         try:
             with open(self.log_file, "wb") as log:
                 # own session: a Ctrl-C in the terminal reaches gen, which then stops the server itself
                 self.process = subprocess.Popen(self.command(binary), stdout=log, stderr=subprocess.STDOUT,
-                                                env=_environment(root), start_new_session=True)
+                                                env=_environment(root), start_new_session=True,
+                                                preexec_fn=_die_with_parent if sys.platform == "linux" else None)
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:

@@ -37,33 +37,55 @@ def _params(args) -> dict:
 
 
 class ComponentModel:
+    """One network. Each request is checked on its own against the component's signature (dtypes,
+    shapes, value ranges such as class labels and token ids, finite floats) before it joins a
+    batch, so one client's bad request is answered with its own error and never fails the others'."""
+
     def initialize(self, args):
         from gen.runtime.ort_session import ort_session
 
         params, config = _params(args)
+        self.name = config["name"]
         self.outputs = [o["name"] for o in config["output"]]
-        path = Path(args["model_repository"]) / args["model_version"] / "model.onnx"
-        self.session = ort_session(path, int(params.get("threads", 0)) or None)
+        root = Path(args["model_repository"]) / args["model_version"]
+        self.session = ort_session(root / "model.onnx", int(params.get("threads", 0)) or None)
         self.inputs = [i.name for i in self.session.get_inputs()]
         self.ranks = {i.name: len(i.shape) for i in self.session.get_inputs()}
+        sig_path = root / "signature.json"
+        self.signature = json.loads(sig_path.read_text()) if sig_path.is_file() else None
+
+    def _arrays(self, request) -> dict:
+        from gen.runtime.validate import check_feeds
+
+        pb = _pb()
+        arrays = {}
+        for name in self.inputs:
+            t = pb.get_input_tensor_by_name(request, name)
+            if t is None:
+                raise GenError(f"{self.name}: input '{name}' is required")
+            a = t.as_numpy()
+            arrays[name] = a.reshape(-1) if self.ranks[name] == 1 else a
+        if self.signature is not None:
+            check_feeds(self.name, self.signature, arrays)
+        return arrays
 
     def execute(self, requests):
         pb = _pb()
-        feeds = {name: [] for name in self.inputs}
-        sizes = []
-        for r in requests:
-            arrays = {name: pb.get_input_tensor_by_name(r, name).as_numpy() for name in self.inputs}
-            arrays = {k: a.reshape(-1) if self.ranks[k] == 1 else a for k, a in arrays.items()}
-            sizes.append(len(arrays[self.inputs[0]]))
-            for name, a in arrays.items():
-                feeds[name].append(a)
-        merged = {k: np.concatenate(v) if len(v) > 1 else v[0] for k, v in feeds.items()}
-        results = self.session.run(self.outputs, merged)
-        responses, start = [], 0
-        for size in sizes:
-            arrays = [np.ascontiguousarray(out[start : start + size]) for out in results]
-            responses.append(pb.InferenceResponse(output_tensors=[pb.Tensor(n, a) for n, a in zip(self.outputs, arrays)]))
-            start += size
+        checked, responses = [], [None] * len(requests)
+        for i, r in enumerate(requests):
+            try:
+                checked.append((i, self._arrays(r)))
+            except GenError as e:
+                responses[i] = pb.InferenceResponse(output_tensors=[], error=pb.TritonError(str(e)))
+        if checked:
+            merged = {k: np.concatenate([a[k] for _, a in checked]) for k in self.inputs}
+            results = self.session.run(self.outputs, merged)
+            start = 0
+            for i, arrays in checked:
+                size = len(arrays[self.inputs[0]])
+                outs = [np.ascontiguousarray(out[start : start + size]) for out in results]
+                responses[i] = pb.InferenceResponse(output_tensors=[pb.Tensor(n, a) for n, a in zip(self.outputs, outs)])
+                start += size
         return responses
 
 
@@ -107,7 +129,9 @@ class PipelineModel:
             backend = create_backend("ort", bundle, "cpu", params.get("precision", "fp32"), int(params.get("threads", 0)) or None)
         else:
             backend = BlsBackend(bundle, "cpu", "fp32", None)
-        self.sampler = Sampler(bundle, backend=backend)
+        limits = {"n": self.max_n, **{k: int(params[f"max_{k}"]) for k in ("steps", "pixels", "prompt_chars")
+                                      if params.get(f"max_{k}")}}
+        self.sampler = Sampler(bundle, backend=backend, limits=limits)
 
     def finalize(self):
         self.sampler.close()
@@ -124,6 +148,10 @@ class PipelineModel:
                 responses.append(pb.InferenceResponse(output_tensors=[pb.Tensor(k, a) for k, a in arrays.items()]))
             except GenError as e:
                 responses.append(pb.InferenceResponse(output_tensors=[], error=pb.TritonError(str(e))))
+            except Exception as e:  # never a stack trace to the client, never a dead instance
+                responses.append(pb.InferenceResponse(output_tensors=[], error=pb.TritonError(
+                    f"internal error ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                    "the server log has details")))
         return responses
 
     def _arguments(self, request) -> dict:

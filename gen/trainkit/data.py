@@ -27,6 +27,7 @@ class Dataset:
     test_x: np.ndarray
     test_y: np.ndarray
     class_names: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # choices made for the user (e.g. the image size), to print
 
     @property
     def channels(self) -> int:
@@ -54,16 +55,39 @@ def load_dataset(spec: str, image_size: int | None = None, channels: int | None 
         raise GenError(f"--image-size must be at least 4, got {image_size}")
     if channels not in (None, 1, 3):
         raise GenError(f"--channels must be 1 or 3, got {channels}")
+    notes = []
     if spec == "digits":
         images, labels, names = digit_images()
-        default_size = 8
+        size = image_size or 8
     else:
         images, labels, names = _folder(Path(spec))
-        default_size = 64
-    size = image_size or default_size
+        size = image_size
+        if size is None:
+            size, note = own_size(images)
+            notes.append(note)
     x = np.stack([to_array(im, size, channels or _channels_of(images)) for im in images])
     y = np.asarray(labels, dtype=np.int64)
-    return _split(spec if spec == "digits" else Path(spec).name, x, y, names)
+    data = _split(spec if spec == "digits" else Path(spec).name, x, y, names)
+    data.notes = notes
+    return data
+
+
+MAX_DEFAULT_SIZE = 64  # bigger folders train at 64 unless --image-size says otherwise (a 128px DCGAN step is ~4x slower)
+
+
+def own_size(images) -> tuple[int, str]:
+    """The data's own size as the nets take it: the largest power of two (>= 8) not above the
+    smallest image side, so no image is upscaled; capped at MAX_DEFAULT_SIZE."""
+    side = min(min(im.size) for im in images)
+    size = max(8, min(MAX_DEFAULT_SIZE, 2 ** max(3, int(np.floor(np.log2(max(side, 1)))))))
+    uniform = len({im.size for im in images}) == 1
+    why = (f"the images are {images[0].size[0]}x{images[0].size[1]}" if uniform else
+           f"the smallest image side is {side} px")
+    if size == side and uniform:
+        return size, f"image size {size} (the images' own)"
+    reason = ("the nets take powers of two" if size < MAX_DEFAULT_SIZE or side < MAX_DEFAULT_SIZE
+              else f"the default cap is {MAX_DEFAULT_SIZE}")
+    return size, f"image size {size}: {why} and {reason}; choose another with --image-size"
 
 
 def digit_images():
@@ -104,11 +128,30 @@ def open_image(f: Path):
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(f) as im:
+        with Image.open(f) as im:  # Pillow refuses decompression bombs (MAX_IMAGE_PIXELS) before decoding
             im.load()
-            return im.copy()
-    except (UnidentifiedImageError, OSError) as e:
+            return _to_8bit(im.copy())
+    except Image.DecompressionBombError as e:
+        raise GenError(f"image {f} is too large to read safely: {e}") from None
+    except (UnidentifiedImageError, OSError, ValueError) as e:
         raise GenError(f"cannot read image {f}: {e}") from None
+
+
+def _to_8bit(im):
+    """16-bit and float grayscale scaled to 8 bits by their type's range (Pillow's own convert
+    clips them: a 16-bit photo would come out nearly white)."""
+    from PIL import Image
+
+    if im.mode.startswith("I;16") or im.mode == "I":
+        a = np.asarray(im, dtype=np.float64)
+        peak = 65535.0 if im.mode.startswith("I;16") or a.max() > 255 else 255.0
+        return Image.fromarray(np.clip(np.round(a / peak * 255), 0, 255).astype(np.uint8), "L")
+    if im.mode == "F":
+        a = np.asarray(im, dtype=np.float64)
+        if not np.isfinite(a).all() or a.min() < 0 or a.max() > 1:
+            raise ValueError("a floating-point image must hold finite values in [0, 1]")
+        return Image.fromarray(np.round(a * 255).astype(np.uint8), "L")
+    return im
 
 
 def image_files(folder: Path):

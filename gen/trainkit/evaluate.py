@@ -8,12 +8,11 @@ Inception FID is added when `--inception` points at local weights (as ONNX).
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 
 import numpy as np
 
+from gen.cache import cache_dir
 from gen.errors import GenError
 from gen.fileio import load_safetensors, save_safetensors, write_json
 from gen.trainkit.data import Dataset, load_dataset
@@ -21,11 +20,6 @@ from gen.trainkit.metrics import frechet_distance_of, inception_style_score, pre
 
 CLASSIFIER_VERSION = 2
 CLASSIFIER_EPOCHS = 30
-
-
-def cache_dir() -> Path:
-    root = os.environ.get("GEN_CACHE_DIR") or os.path.join(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"), "gen")
-    return Path(root)
 
 
 def train_classifier(data: Dataset, seed: int = 0, epochs: int = CLASSIFIER_EPOCHS):
@@ -58,10 +52,8 @@ def _accuracy(model, x: np.ndarray, y: np.ndarray) -> float:
     return float((probs.argmax(1) == y).mean())
 
 
-def load_or_train_classifier(data: Dataset):
+def load_or_train_classifier(data: Dataset, progress=lambda message: None):
     """The cached classifier for this dataset, trained (seconds on digits) on first use."""
-    import torch
-
     from gen.nets.classifier import FeatureClassifier
 
     path = cache_dir() / f"classifier-{data.name}-{data.fingerprint()}-v{CLASSIFIER_VERSION}.safetensors"
@@ -73,6 +65,7 @@ def load_or_train_classifier(data: Dataset):
             return model.eval(), float(meta["held_out_accuracy"]), path
         except (GenError, RuntimeError, KeyError):
             pass  # a damaged cache entry is rebuilt, never trusted
+    progress(f"  training the metric classifier on {data.name} once (cached in {cache_dir()}) ...")
     model, acc = train_classifier(data)
     save_safetensors(path, model.state_dict(), {"held_out_accuracy": repr(acc), "dataset": data.name})
     return model, acc, path
@@ -124,7 +117,7 @@ def sample_with(sampler, n: int, seed: int, labels=None, batch: int = 500, **opt
 
 
 def evaluate_run(run_path: str, n: int = 1000, seed: int = 0, steps: int | None = None,
-                 guidance: float | None = None, inception: str | None = None) -> dict:
+                 guidance: float | None = None, inception: str | None = None, progress=lambda message: None) -> dict:
     if n < 10:
         raise GenError(f"--n must be at least 10 to fit feature statistics, got {n}")
     t0 = time.perf_counter()
@@ -138,13 +131,15 @@ def evaluate_run(run_path: str, n: int = 1000, seed: int = 0, steps: int | None 
     conditional = bool(config.get("conditional"))
     labels = np.arange(n) % config["num_classes"] if conditional else None
     options = {k: v for k, v in (("steps", steps), ("guidance", guidance)) if v is not None}
+    progress(f"sampling {n} images from {run.path} ...")
     fake = sample_with(sampler, n, seed, labels=labels, **options)
+    progress(f"  {time.perf_counter() - t0:.1f} s; scoring them against {len(data.test_x)} held-out images ...")
     t_sample = time.perf_counter() - t0
 
     name = _metric_suffix(data.name)
     metrics, reference, classifier = {}, {}, {}
     if data.num_classes >= 2:
-        model, acc, cache = load_or_train_classifier(data)
+        model, acc, cache = load_or_train_classifier(data, progress)
         f_fake, p_fake = embed(model, fake)
         f_test, p_test = embed(model, data.test_x)
         f_train, _ = embed(model, data.train_x)

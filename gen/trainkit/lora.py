@@ -15,7 +15,6 @@ in diffusers' format, so `pipe.load_lora_weights(run, weight_name="lora.safetens
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from gen.errors import GenError
 
@@ -28,6 +27,14 @@ GRID = 4
 
 
 def train_lora(base: str | None, data: str, out: str, options: dict, force: bool = False, progress: bool = True):
+    """LoRA training into `out`, one writer at a time (a second one into the same --out fails at once)."""
+    from gen.outputs import output_lock
+
+    with output_lock(out):
+        return _train_lora(base, data, out, options, force, progress)
+
+
+def _train_lora(base, data, out, options, force, progress):
     import numpy as np
     import torch
     from diffusers import DDPMScheduler
@@ -56,7 +63,7 @@ def train_lora(base: str | None, data: str, out: str, options: dict, force: bool
     images, captions = load_captioned(data, size, config["max_images"])
     config.update(base=resolved.base, data=data, resolution=size, images=len(captions), family="sd-lora",
                   target_modules=TARGET_MODULES)
-    run.claim(force)
+    final, run = run, run.claim(force)
     write_json(run.config_path, config)
 
     prompts = list(dict.fromkeys(captions))[:GRID]
@@ -99,7 +106,8 @@ def train_lora(base: str | None, data: str, out: str, options: dict, force: bool
     _save_grid(run.path / "samples_after.png", after)
     change = float(np.abs(after - before).mean())
     run.log({"step": config["steps"], "sample_change_mean_abs": round(change, 6)})
-    return run, change
+    final.commit(run)
+    return final, change
 
 
 def _samples(pipe, prompts: list[str], config: dict):

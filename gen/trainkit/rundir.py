@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -57,18 +58,31 @@ class RunDir:
             if not self.is_run():
                 raise GenError(f"--force: {self.path} holds files that are not a gen run; refusing to delete them")
 
-    def claim(self, force: bool) -> None:
-        """Create the directory for a new run; with --force, remove the old run's files first.
+    def claim(self, force: bool) -> "RunDir":
+        """The directory a new run is written in. Replacing a run (--force) writes beside it, in
+        `.NAME.new-PID`, and `commit` swaps it in at the end, so the old run survives until the new
+        one is complete: a full disk, a kill or a diverged loss costs only the new run.
 
-        Called only after the new run's data and config have been validated, so a typo in a flag
-        never costs the run being replaced.
+        Called only after the new run's data and config have been validated.
         """
         if force and self.is_run():
-            for name in RUN_FILES:
-                (self.path / name).unlink(missing_ok=True)
-            for name in RUN_DIRS:
-                shutil.rmtree(self.path / name, ignore_errors=True)
+            work = RunDir(self.path.parent / f".{self.path.name}.new-{os.getpid()}")
+            shutil.rmtree(work.path, ignore_errors=True)
+            work.path.mkdir()
+            return work
         self.path.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def commit(self, work: "RunDir") -> None:
+        """Put a finished run written by `claim` in place; files gen did not write stay with it."""
+        if work.path == self.path:
+            return
+        from gen.outputs import replace_dir
+
+        for entry in self.path.iterdir():
+            if entry.name not in RUN_FILES and entry.name not in RUN_DIRS:
+                os.replace(entry, work.path / entry.name)
+        replace_dir(work.path, self.path)
 
     # -- config -----------------------------------------------------------------------------
     def write_config(self, config: dict) -> None:

@@ -6,6 +6,7 @@ a checkpoint at step k replays steps k+1.. exactly as the uninterrupted run woul
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -45,6 +46,9 @@ def build_config(family: str, data: Dataset, data_spec: str, overrides: dict) ->
         _check_positive(config, key)
     if config["batch_size"] < 2:
         raise GenError(f"--batch-size must be at least 2 (batch statistics need two samples), got {config['batch_size']}")
+    for key, value in config.items():  # --lr inf or --beta nan would train NaN weights
+        if isinstance(value, float) and not math.isfinite(value):
+            raise GenError(f"--{key.replace('_', '-')} must be a finite number, got {value}")
     if not config["lr"] > 0:
         raise GenError(f"--lr must be positive, got {config['lr']}")
     size = config["image_size"]
@@ -75,14 +79,24 @@ def grid_labels(config: dict, n: int):
 
 def train(family: str, data_spec: str, out: str, overrides: dict, image_size: int | None = None,
           resume: bool = False, force: bool = False, progress: bool = True) -> RunDir:
+    """Train into `out` (one writer at a time: a second `gen train` into it fails at once)."""
+    from gen.outputs import output_lock
+
+    RunDir(out).check(resume=resume, force=force)
+    with output_lock(out):
+        return _train(family, data_spec, out, overrides, image_size, resume, force, progress)
+
+
+def _train(family, data_spec, out, overrides, image_size, resume, force, progress) -> RunDir:
     import torch
     from tqdm import tqdm
 
     from gen.images import save_grid
     from gen.trainkit.checkpoint import pack, unpack
 
-    run = RunDir(out)
-    run.check(resume=resume, force=force)
+    target = RunDir(out)
+    target.check(resume=resume, force=force)
+    run = target
     if resume:
         config = run.read_config()
         if config["family"] != family:
@@ -94,6 +108,8 @@ def train(family: str, data_spec: str, out: str, overrides: dict, image_size: in
     else:
         data = load_dataset(data_spec, image_size)
         config = build_config(family, data, data_spec, overrides)
+        for note in data.notes if progress else ():
+            print(note, flush=True)
     torch.manual_seed(config["seed"])  # initial weights; training itself draws only from step_generator
     trainer = make_trainer(config)
     start = 0
@@ -102,7 +118,7 @@ def train(family: str, data_spec: str, out: str, overrides: dict, image_size: in
         start = unpack(tensors, meta, trainer.modules, trainer.optimizers, str(run.state_path))
         run.truncate_metrics(start)
     else:
-        run.claim(force)
+        run = target.claim(force)
     run.write_config(config)
 
     x, y = torch.from_numpy(data.train_x), torch.from_numpy(data.train_y)
@@ -116,19 +132,44 @@ def train(family: str, data_spec: str, out: str, overrides: dict, image_size: in
         g = torch.Generator().manual_seed(config["seed"])
         save_grid(path, trainer.sample(GRID_SIZE, grid_labels(config, GRID_SIZE), g).numpy(), nrow=8)
 
+    last_checkpoint = start
+
     def checkpoint(step):
+        nonlocal last_checkpoint
         run.save_state(*pack(trainer.modules, trainer.optimizers, step))
+        last_checkpoint = step
 
     steps, t0, done = config["steps"], time.perf_counter(), start
+    last_log = (t0, start)  # metrics.jsonl's steps_per_s is the rate since the previous record
     bar = tqdm(total=steps, initial=start, desc=f"train {family}", unit="step", disable=not progress, dynamic_ncols=True)
+    estimated = not progress
     for step in range(start, steps):
         logs = trainer.train_step(batch, step_generator(config["seed"], step), step)
+        bad = {k: v for k, v in logs.items() if not math.isfinite(v)}
+        if bad:
+            bar.close()
+            k, v = next(iter(bad.items()))
+            kept = (f"the last checkpoint (step {last_checkpoint}) is kept: --resume continues from it"
+                    if last_checkpoint else "no checkpoint was written yet")
+            if run is not target:
+                kept = f"the run being replaced in {out} is untouched"
+            raise GenError(f"training diverged at step {step + 1}: {k} = {v}; {kept}. Lower --lr or change "
+                           "the loss settings")
         done = step + 1
         bar.update(1)
         bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()}, refresh=False)
+        now = time.perf_counter()
+        if not estimated and (now - t0 > 5 or done - start >= 20):  # once the rate has settled a little
+            estimated = True
+            rate = (done - start) / (now - t0)
+            bar.write(f"about {_duration((steps - done) / rate)} for the remaining {steps - done} steps at "
+                      f"{rate:.2f} steps/s (2 busy cores or another job running make it longer; "
+                      "--steps sets the total)")
         if done % config["log_every"] == 0 or done == steps:
-            rate = (done - start) / (time.perf_counter() - t0)
-            run.log({"step": done, **{k: round(v, 6) for k, v in logs.items()}, "steps_per_s": round(rate, 3)})
+            rate = (done - last_log[1]) / max(now - last_log[0], 1e-9)
+            last_log = (now, done)
+            run.log({"step": done, **{k: round(v, 6) for k, v in logs.items()}, "steps_per_s": round(rate, 3),
+                     "elapsed_s": round(now - t0, 1)})
         if done % config["sample_every"] == 0 and done < steps:
             save_samples(run.path / "samples" / f"step_{done:06d}.png")
         if done % config["checkpoint_every"] == 0 and done < steps:
@@ -137,7 +178,16 @@ def train(family: str, data_spec: str, out: str, overrides: dict, image_size: in
     run.save_weights(trainer.sampling_weights(), config)
     checkpoint(max(done, start))
     save_samples(run.path / "samples.png")
-    return run
+    target.commit(run)
+    return target
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def load_run(path: str):

@@ -139,3 +139,102 @@ def test_malformed_text_requests_get_a_named_error(sd_server, values, message):
         with pytest.raises(GenError, match=message):
             RemoteGenerator(url, "sd").infer(values)
     assert sd_server.live() and sd_server.ready() and sd_server.model_ready("sd")
+
+
+# -- hardening: bounded requests, per-request component checks, truthful health, ports, lifetime ----
+
+def test_over_limit_request_is_refused_before_any_allocation_and_the_server_stays_correct(sd_server, sd_bundle):
+    """1024 x 1024 on tiny-sd once grew the stub to ~24 GB until the OOM killer took it; now the
+    pipeline refuses it from the numbers alone, and later requests are still served correctly."""
+    big = {"n": np.array([1], np.int32), "prompt": np.array([b"a red house"], np.object_),
+           "height": np.array([1024], np.int32), "width": np.array([1024], np.int32)}
+    for url in (sd_server.http_url, sd_server.grpc_url):
+        with pytest.raises(GenError, match=r"height x width = 1024 x 1024 = 1048576 pixels is over this model's limit of 16384"):
+            RemoteGenerator(url, "sd").infer(big)
+        with pytest.raises(GenError, match="a prompt of 100000 characters is over this model's limit of 2000 characters"):
+            RemoteGenerator(url, "sd").infer({"n": np.array([1], np.int32), "prompt": np.array([b"x" * 100000], np.object_)})
+        with pytest.raises(GenError, match="guidance must be a finite number, got nan"):
+            RemoteGenerator(url, "sd").infer({"n": np.array([1], np.int32), "prompt": np.array([b"a"], np.object_),
+                                              "guidance": np.array([np.nan], np.float32)})
+    assert sd_server.live() and sd_server.ready() and sd_server.model_ready("sd")
+    kwargs = {"n": 1, "steps": 3}
+    remote = Sampler(sd_server.http_url, backend="triton", model="sd").generate("a cat", seed=2, **kwargs)
+    assert np.abs(remote - Sampler(str(sd_bundle)).generate("a cat", seed=2, **kwargs)).max() <= 1e-5
+    assert server_status(sd_server.http_url, probe=True)["models"]["sd"]["healthy"] is True
+
+
+def test_a_bad_direct_component_request_fails_alone(server, bundles):
+    """Component models are reachable by clients; one with class_labels out of range gets its own
+    error while 24 concurrent correct requests all succeed."""
+    import threading
+
+    local = Sampler(str(bundles["cddpm"]))
+    expected = {i: local.generate(n=1, seed=i, steps=3, labels=2) for i in range(24)}
+    failures, bad_errors = [], []
+
+    def good(i):
+        try:
+            got = Sampler(server.grpc_url, backend="triton", model="cddpm").generate(n=1, seed=i, steps=3, labels=2)
+            if np.abs(got - expected[i]).max() > 1e-5:
+                failures.append(f"{i}: images differ")
+        except GenError as e:
+            failures.append(f"{i}: {e}")
+
+    def bad():
+        feeds = {"sample": np.zeros((1, 1, 8, 8), np.float32), "timestep": np.zeros((1, 1), np.int64),
+                 "class_labels": np.array([[999999]], np.int64)}
+        for _ in range(10):
+            try:
+                RemoteGenerator(server.grpc_url, "cddpm_denoiser").infer(feeds, outputs=("model_output",))
+            except GenError as e:
+                bad_errors.append(str(e))
+
+    threads = [threading.Thread(target=good, args=(i,)) for i in range(24)] + [threading.Thread(target=bad)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures, failures
+    assert len(bad_errors) == 10 and "class_labels: value 999999 is outside [0, 11)" in bad_errors[0]
+
+
+def test_start_refuses_a_port_in_use(tmp_path, bundles):
+    repo = build_repository([str(bundles["gan"])], str(tmp_path / "repo"), threads=1)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(GenError, match=f"port {port} on 127.0.0.1 is already in use"):
+            TritonServer(str(repo), http_port=port, grpc_port=free_port()).start(timeout=30)
+
+
+def test_tritonserver_dies_with_a_killed_gen_serve_start(tmp_path, bundles):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    repo = build_repository([str(bundles["gan"])], str(tmp_path / "repo"), threads=1)
+    http = free_port()
+    p = subprocess.Popen([sys.executable, "-m", "gen", "serve", "start", str(repo), "--http-port", str(http),
+                          "--grpc-port", str(free_port())], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = ""
+        deadline = time.monotonic() + 120
+        while "tritonserver ready" not in line and time.monotonic() < deadline:
+            line = p.stdout.readline()
+            assert line or p.poll() is None, "gen serve start exited early"
+        children = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True).stdout.split()
+        assert children, "no tritonserver child"
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(os.path.exists(f"/proc/{c}") and
+                                                  "zombie" not in open(f"/proc/{c}/status").read() for c in children):
+            time.sleep(0.2)
+        assert not any(os.path.exists(f"/proc/{c}") and "zombie" not in open(f"/proc/{c}/status").read()
+                       for c in children), "tritonserver outlived gen serve start"
+    finally:
+        if p.poll() is None:
+            p.kill()

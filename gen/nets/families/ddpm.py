@@ -40,9 +40,9 @@ class DdpmNets(RunNets):
         return net, "unet", {"denoiser": DenoiserComponent(net)}
 
     def signatures(self, c):
-        inputs = [image_spec(c, "sample"), io_spec("timestep", "int64", ["batch"])]
-        if is_conditional(c):
-            inputs.append(io_spec("class_labels", "int64", ["batch"]))
+        inputs = [image_spec(c, "sample"), io_spec("timestep", "int64", ["batch"], [0, c["timesteps"]])]
+        if is_conditional(c):  # one row more than the classes: the null label of classifier-free guidance
+            inputs.append(io_spec("class_labels", "int64", ["batch"], [0, c["num_classes"] + 1]))
         return {"denoiser": {"inputs": inputs, "outputs": [image_spec(c, "model_output")]}}
 
     def sampling(self, c):

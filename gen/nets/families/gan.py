@@ -30,7 +30,7 @@ class GanNets(RunNets):
     def signatures(self, c):
         inputs = [io_spec("z", "float32", ["batch", c["z_dim"]])]
         if is_conditional(c):
-            inputs.append(io_spec("labels", "int64", ["batch"]))
+            inputs.append(io_spec("labels", "int64", ["batch"], [0, c["num_classes"]]))
         return {"generator": {"inputs": inputs, "outputs": [image_spec(c)]}}
 
     def sampling(self, c):

@@ -87,13 +87,14 @@ def save_weights(pipe, weights_dir: Path) -> None:
 
 def signatures(pipe) -> dict[str, dict]:
     hidden = pipe.text_encoder.config.hidden_size
+    vocab = int(pipe.text_encoder.config.vocab_size)
     length = pipe.tokenizer.model_max_length
     lat = pipe.unet.config.in_channels
     latent = ["batch", lat, "latent_height", "latent_width"]
     image = ["batch", 3, "height", "width"]
     text = ["batch", length, hidden]
     return {
-        "text_encoder": {"inputs": [io_spec("input_ids", "int64", ["batch", length])],
+        "text_encoder": {"inputs": [io_spec("input_ids", "int64", ["batch", length], [0, vocab])],
                          "outputs": [io_spec("last_hidden_state", "float32", text)]},
         "unet": {"inputs": [io_spec("sample", "float32", latent), io_spec("timestep", "float32", ["batch"]),
                             io_spec("encoder_hidden_states", "float32", text)],

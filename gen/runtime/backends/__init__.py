@@ -23,6 +23,7 @@ from gen.runtime.precision import check_precision
 from gen.runtime.validate import check_feeds
 
 DEVICES = ("cpu", "cuda")
+MAX_THREADS = 1024  # more than any machine has cores; past it thread pools fail to start, not run faster
 _REGISTRY: dict[str, str] = {}  # name -> "module:Class"
 
 
@@ -111,8 +112,8 @@ def create_backend(name: str, bundle: Bundle, device: str = "cpu", precision: st
     # fp16 pays on GPUs; on CPUs ORT runs most fp16 ops through casts, so fp32 is the CPU default.
     precision = precision or (bundle.default_precision if device == "cuda" else "fp32")
     check_precision(precision)
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise GenError(f"threads must be at least 1, got {threads}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS):
+        raise GenError(f"threads must be at least 1 and at most {MAX_THREADS}, got {threads}")
     module, cls_name = _REGISTRY[name].split(":")
     cls = getattr(importlib.import_module(module), cls_name)
     cls.check_settings(device, precision)

@@ -13,8 +13,10 @@ Every module in this package that defines a `FAMILY` is a plug-in; nothing else 
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import pkgutil
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -23,6 +25,34 @@ from gen.errors import GenError
 from gen.runtime.arguments import ARGUMENTS, COMMON
 
 _REGISTRY: dict = {}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one generate() call (one served request) may ask for. Enforced before any network runs,
+    in process and in the served pipeline alike; over-limit calls are refused naming the limit.
+    Raise one with `Sampler(..., limits={"n": 64})` or `gen serve build --max-batch 128` (n is its
+    half for guided models, whose networks see the batch twice)."""
+
+    n: int = 256  # images per call (n x prompts for text-to-image)
+    steps: int = 1000  # diffusion steps
+    pixels: int = 0  # height x width per image, for families whose size is an argument (0: 4x native)
+    prompt_chars: int = 2000  # characters per prompt (CLIP reads 77 tokens; more only costs memory)
+
+    def merged(self, overrides: dict | None) -> "Limits":
+        if not overrides:
+            return self
+        unknown = set(overrides) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise GenError(f"unknown limit {sorted(unknown)[0]!r}; limits are "
+                           f"{', '.join(f.name for f in dataclasses.fields(self))}")
+        for k, v in overrides.items():
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise GenError(f"limit {k} must be a positive integer, got {v!r}")
+        return dataclasses.replace(self, **overrides)
+
+
+LIMIT_OPTIONS = {"n": "--max-batch", "steps": "--max-steps", "pixels": "--max-pixels", "prompt_chars": "--max-prompt-chars"}
 
 
 class Family:
@@ -35,6 +65,7 @@ class Family:
     required: dict[str, str] = {}  # argument -> what to say when it is missing
     # argument -> what to say when it is given to a bundle that does not take it (else a generic line)
     refusals: dict[str, str] = {"labels": "labels given, but this bundle is unconditional"}
+    limits = Limits()  # defaults; a family may lower them (big models) or derive them (pixels)
     diffusion = False  # has steps (bench sweeps them)
     variable_size = False  # image size is a request argument, not fixed by the bundle
 
@@ -57,9 +88,16 @@ class Family:
         return False
 
     # -- generate() ---------------------------------------------------------------------------
-    def bind(self, bundle, arguments: dict) -> dict:
-        """Validated arguments: unknown names, arguments this bundle does not take and bad values
-        are refused here, naming the argument, before any network runs. None means "not given"."""
+    def limits_for(self, bundle, overrides: dict | None = None) -> Limits:
+        limits = self.limits
+        if not limits.pixels:  # 4x the bundle's native pixel count: twice its side
+            limits = dataclasses.replace(limits, pixels=4 * bundle.image.height * bundle.image.width)
+        return limits.merged(overrides)
+
+    def bind(self, bundle, arguments: dict, limits: Limits | None = None) -> dict:
+        """Validated arguments: unknown names, arguments this bundle does not take, bad values and
+        values past `limits` are refused here, naming the argument, before any network runs.
+        None means "not given"."""
         accepted = (*COMMON, *self.accepts(bundle))
         out = {}
         for name, value in arguments.items():
@@ -77,8 +115,27 @@ class Family:
                 raise GenError(message)
         out.setdefault("n", 1)
         out.setdefault("seed", 0)
+        self.check_limits(bundle, out, limits or self.limits_for(bundle))
         self.check(bundle, out)
         return out
+
+    def check_limits(self, bundle, args: dict, limits: Limits) -> None:
+        def refuse(what, limit, name):
+            raise GenError(f"{what} is over this model's limit of {limit}; raise it with Sampler(..., "
+                           f"limits={{'{name}': N}}) or `gen serve build {LIMIT_OPTIONS[name]} N`")
+
+        count = self.images_per_request(args)
+        if count > limits.n:
+            refuse(f"n = {count}" if count == args["n"] else f"n x prompts = {count} images", limits.n, "n")
+        if args.get("steps", 0) > limits.steps:
+            refuse(f"steps = {args['steps']}", limits.steps, "steps")
+        h, w = args.get("height", bundle.image.height), args.get("width", bundle.image.width)
+        if self.variable_size and h * w > limits.pixels:
+            refuse(f"height x width = {h} x {w} = {h * w} pixels", limits.pixels, "pixels")
+        for name in ("prompt", "negative_prompt"):
+            for p in args.get(name, ()):
+                if len(p) > limits.prompt_chars:
+                    refuse(f"a {name} of {len(p)} characters", f"{limits.prompt_chars} characters", "prompt_chars")
 
     def check(self, bundle, args: dict) -> None:
         """Rules across arguments or against the bundle; may normalise `args` in place."""

@@ -15,6 +15,7 @@ import numpy as np
 
 from gen.errors import GenError
 from gen.runtime.denoise import denoise
+from gen.runtime.families import Limits
 from gen.runtime.families.diffusion import DiffusionFamily, DiffusionSampling
 from gen.runtime.validate import example_feeds
 
@@ -37,6 +38,9 @@ class StableDiffusion(DiffusionFamily):
     required = {"prompt": "this is a text-to-image bundle: pass a prompt, e.g. generate(\"a red house\")"}
     refusals = {"labels": "labels apply to class-conditional bundles; this one is conditioned on a prompt"}
     variable_size = True
+    # a UNet call holds 2 x images latents (guidance) and self-attention grows with the pixel count
+    # squared: 16 images at up to 4x the native pixels (1024 x 1024 for SD 1.5) per call
+    limits = Limits(n=16, steps=500)
 
     def check_manifest(self, manifest):
         if manifest.text is None:

@@ -1,0 +1,188 @@
+"""Limits and guarantees in process: bounded calls, checked numbers, verified files, writes that
+cannot destroy or mix (the served side is in tests/serving/test_server.py)."""
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from gen.errors import GenError
+from gen.export.onnx_export import export_run
+from gen.runtime.sampler import Sampler
+from gen.serving.repository import build_repository
+from gen.trainkit.train import train
+
+FAST = {"log_every": 10, "sample_every": 1000, "checkpoint_every": 1000}
+QUIET = {"progress": lambda *_: None}
+
+
+# -- bounded calls ---------------------------------------------------------------------------
+
+def test_an_oversized_text_to_image_call_is_refused_from_the_numbers_alone(sd_bundle):
+    s = Sampler(str(sd_bundle))
+    t0 = time.perf_counter()
+    with pytest.raises(GenError, match=r"1048576 pixels is over this model's limit of 16384; raise it with "
+                                       r"Sampler\(\.\.\., limits=\{'pixels': N\}\) or `gen serve build --max-pixels N`"):
+        s.generate("a red house", height=1024, width=1024)
+    assert time.perf_counter() - t0 < 1.0 and s.backend.component_calls == {}  # no network ran
+    with pytest.raises(GenError, match="n = 17 is over this model's limit of 16"):
+        s.generate("a", n=17)
+    with pytest.raises(GenError, match="n x prompts = 20 images is over"):
+        s.generate(["a", "b"], n=10)
+    with pytest.raises(GenError, match="steps = 501 is over"):
+        s.generate("a", steps=501)
+    assert Sampler(str(sd_bundle), limits={"pixels": 128 * 128}).limits.pixels == 16384
+    with pytest.raises(GenError, match="unknown limit 'memory'"):
+        Sampler(str(sd_bundle), limits={"memory": 1})
+
+
+def test_huge_n_and_threads_are_refused(bundles):
+    with pytest.raises(GenError, match="n = 1000000 is over this model's limit of 256"):
+        Sampler(str(bundles["gan"])).generate(n=10**6)
+    with pytest.raises(GenError, match="threads must be at least 1 and at most 1024"):
+        Sampler(str(bundles["gan"]), threads=10**9)
+
+
+# -- numbers ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"guidance": float("nan")}, "guidance must be a finite number, got nan"),
+    ({"guidance": float("inf")}, "guidance must be a finite number, got inf"),
+    ({"eta": float("inf"), "scheduler": "ddim"}, "eta must be >= 0, got inf"),
+    ({"seed": 1.5}, "seed must be an integer"),
+])
+def test_non_finite_and_mistyped_numbers_are_refused(bundles, kwargs, message):
+    with pytest.raises(GenError, match=message):
+        Sampler(str(bundles["cddpm"])).generate(n=1, steps=2, **kwargs)
+
+
+def test_any_integer_is_a_seed_mapped_the_same_way(bundles):
+    s = Sampler(str(bundles["gan"]))
+    assert np.array_equal(s.generate(n=2, seed=-1), s.generate(n=2, seed=2**64 - 1))
+    assert np.array_equal(s.generate(n=2, seed=2**70), s.generate(n=2, seed=0))
+
+
+def test_cli_refuses_non_finite_guidance_and_training_rates(bundles, tmp_path):
+    p = subprocess.run([sys.executable, "-m", "gen", "generate", str(bundles["cddpm"]), "--guidance", "nan",
+                        "--out", str(tmp_path / "g.png")], capture_output=True, text=True)
+    assert p.returncode == 2 and "guidance must be a finite number" in p.stderr and not (tmp_path / "g.png").exists()
+    with pytest.raises(GenError, match="--lr must be a finite number, got inf"):
+        train("gan", "digits", str(tmp_path / "r"), {"lr": float("inf"), "steps": 2}, progress=False)
+    with pytest.raises(GenError, match="--beta must be a finite number, got nan"):
+        train("vae", "digits", str(tmp_path / "r"), {"beta": float("nan"), "steps": 2}, progress=False)
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_diverging_loss_stops_the_run_and_keeps_the_run_it_replaces(tmp_path):
+    out = tmp_path / "run"
+    train("vae", "digits", str(out), {"width": 8, "batch_size": 8, "steps": 4, **FAST}, progress=False)
+    before = (out / "weights.safetensors").read_bytes()
+    with pytest.raises(GenError, match=r"training diverged at step \d+: loss = (nan|inf).*the run being replaced in .* is untouched"):
+        train("vae", "digits", str(out), {"width": 8, "batch_size": 8, "steps": 50, "lr": 1e12, **FAST},
+              force=True, progress=False)
+    assert (out / "weights.safetensors").read_bytes() == before
+    assert all(np.isfinite(v) for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
+               for v in r.values())
+
+
+def test_images_of_16_bit_and_float_modes_are_scaled_not_clipped(tmp_path):
+    from PIL import Image
+
+    from gen.trainkit.data import open_image
+
+    Image.fromarray(np.full((8, 8), 32768, np.uint16)).save(tmp_path / "a.png")
+    assert np.asarray(open_image(tmp_path / "a.png")).max() == 128  # 16-bit mid-grey stays mid-grey
+    Image.fromarray(np.full((8, 8), 0.25, np.float32), "F").save(tmp_path / "f.tiff")
+    assert np.asarray(open_image(tmp_path / "f.tiff")).max() == 64
+
+
+def test_a_decompression_bomb_is_refused_by_name(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from gen.trainkit.data import open_image
+
+    Image.new("L", (64, 64)).save(tmp_path / "bomb.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 64 x 64 is then past Pillow's 2x error bound
+    with pytest.raises(GenError, match="bomb.png is too large to read safely"):
+        open_image(tmp_path / "bomb.png")
+
+
+def test_generate_out_errors_and_formats(bundles, tmp_path):
+    gen = [sys.executable, "-m", "gen", "generate", str(bundles["gan"]), "--n", "4"]
+    p = subprocess.run([*gen, "--out", str(tmp_path)], capture_output=True, text=True)
+    assert p.returncode == 2 and "is a directory" in p.stderr
+    p = subprocess.run([*gen, "--out", str(tmp_path / "g.tiff")], capture_output=True, text=True)
+    assert p.returncode == 2 and "unknown image type '.tiff'" in p.stderr
+    p = subprocess.run([*gen, "--out", str(tmp_path / "g.jpg")], capture_output=True, text=True)
+    assert p.returncode == 0 and (tmp_path / "g.jpg").read_bytes()[:3] == b"\xff\xd8\xff"  # JPEG, not PNG bytes
+
+
+# -- verified files --------------------------------------------------------------------------
+
+def test_same_size_corruption_of_a_component_is_refused_at_load(bundles, tmp_path):
+    b = tmp_path / "b"
+    shutil.copytree(bundles["gan"], b)
+    Sampler(str(b))  # verified and cached
+    onnx = b / "generator.onnx"
+    data = bytearray(onnx.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    onnx.write_bytes(bytes(data))
+    with pytest.raises(GenError, match="generator.onnx is corrupt or modified"):
+        Sampler(str(b))
+
+
+# -- writes that cannot destroy or mix --------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "gan"
+    return train("gan", "digits", str(out), {"width": 8, "batch_size": 8, "steps": 2, **FAST}, progress=False).path
+
+
+def test_force_replaces_only_what_gen_wrote(run_dir, tmp_path, bundles):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    with pytest.raises(GenError, match="not a gen bundle .* --force replaces only what gen wrote"):
+        export_run(str(run_dir), str(mine), force=True, **QUIET)
+    with pytest.raises(GenError, match="not a gen model repository"):
+        build_repository([str(bundles["gan"])], str(mine), force=True)
+    assert (mine / "thesis.tex").read_text() == "years of work"
+    for out in (run_dir, run_dir / "bundle", run_dir.parent):
+        with pytest.raises(GenError, match="is, contains or lies inside the input"):
+            export_run(str(run_dir), str(out), force=True, **QUIET)
+    assert (run_dir / "weights.safetensors").is_file()
+
+
+def test_a_second_writer_to_the_same_output_is_refused_at_once(run_dir, tmp_path):
+    out = tmp_path / "bundle"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom gen.outputs import output_lock\n"
+                               f"with output_lock({str(out)!r}):\n    print('locked', flush=True)\n    time.sleep(60)\n"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        t0 = time.perf_counter()
+        with pytest.raises(GenError, match=rf"--out {out} is being written by another gen process \(pid {holder.pid}\)"):
+            export_run(str(run_dir), str(out), **QUIET)
+        with pytest.raises(GenError, match="is being written by another gen process"):
+            train("gan", "digits", str(out), {"steps": 1}, progress=False)
+        assert time.perf_counter() - t0 < 10
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not out.exists()
+    export_run(str(run_dir), str(out), **QUIET)  # the lock died with its holder
+    assert (out / "gen.json").is_file()
+
+
+def test_stale_staging_from_a_killed_export_is_cleaned(run_dir, tmp_path):
+    out = tmp_path / "b"
+    stale = tmp_path / ".b.export-999999"
+    stale.mkdir()
+    (stale / "half.onnx").write_bytes(b"x")
+    export_run(str(run_dir), str(out), **QUIET)
+    assert not stale.exists() and (out / "gen.json").is_file()
