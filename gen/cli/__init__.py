@@ -37,6 +37,8 @@ app.command("info")(info_cmd.info)
 
 
 def main() -> None:
+    if len(sys.argv) == 1:  # bare `gen` is a request for help, not a usage error
+        sys.argv.append("--help")
     try:
         app()
     except GenError as e:

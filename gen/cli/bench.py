@@ -30,7 +30,7 @@ def bench(
     backends: Annotated[str, typer.Option(help="Comma-separated backends: eager, ort.")] = "eager,ort",
     precisions: Annotated[str, typer.Option(help="Comma-separated precisions: fp32, fp16.")] = "fp32",
     steps: Annotated[Optional[str], typer.Option(help="Comma-separated diffusion step counts (default 1,10,50; with --url, the model's default).")] = None,
-    batch: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "1,16",
+    batch: Annotated[Optional[str], typer.Option(help="Comma-separated batch sizes (default 1,16; with --url, one value, default 1).")] = None,
     repeats: Annotated[int, typer.Option(help="Timed runs per configuration (after warm-up).")] = 5,
     warmup: Annotated[int, typer.Option(help="Untimed warm-up runs per configuration.")] = 1,
     threads: Annotated[Optional[int], typer.Option(help="Threads for every backend (default: all cores).")] = None,
@@ -52,9 +52,11 @@ def bench(
     if url:
         from gen.serving.loadtest import run_load
 
-        first_steps = _ints(steps, "--steps")[0] if steps else None  # one setting per load test
-        rows = run_load(url, model, _ints(concurrency, "--concurrency"), requests, n=_ints(batch, "--batch")[0],
-                        steps=first_steps, log=typer.echo)
+        step_list, batch_list = (_ints(steps, "--steps") if steps else [None]), _ints(batch or "1", "--batch")
+        if len(step_list) > 1 or len(batch_list) > 1:
+            raise GenError("with --url, give one --steps and one --batch value (a load test sweeps --concurrency only)")
+        rows = run_load(url, model, _ints(concurrency, "--concurrency"), requests, n=batch_list[0],
+                        steps=step_list[0], log=typer.echo)
         result = {"url": url, "model": model, "rows": rows, "command": command_line()}
         if json_out:
             write_json(json_out, result)
@@ -63,7 +65,7 @@ def bench(
 
     result = run_bench(bundle, [b.strip() for b in backends.split(",") if b.strip()],
                        [p.strip() for p in precisions.split(",") if p.strip()],
-                       _ints(steps or "1,10,50", "--steps"), _ints(batch, "--batch"), warmup, repeats, threads, device, log=typer.echo)
+                       _ints(steps or "1,10,50", "--steps"), _ints(batch or "1,16", "--batch"), warmup, repeats, threads, device, log=typer.echo)
     result["command"] = command_line()
     result["speedups"] = speedups(result)
     for s in result["speedups"]:

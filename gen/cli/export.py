@@ -15,7 +15,7 @@ def export(
     base: Annotated[Optional[str], typer.Option(help="With --model: base Stable Diffusion, a diffusers-format folder or a model id already in the HF cache. sd-lora without it uses tiny-sd.")] = None,
     lora: Annotated[Optional[str], typer.Option(help="With --model sd-lora: a diffusers-format LoRA .safetensors, or a run from `gen train sd-lora`.")] = None,
     lora_scale: Annotated[float, typer.Option(help="LoRA strength when fusing (1 = as trained).")] = 1.0,
-    out: Annotated[str, typer.Option(help="Bundle directory to write (gen.json + one .onnx per component + weights/).")] = "",
+    out: Annotated[str, typer.Option(help="Bundle directory to write (gen.json + one .onnx per component + weights/). Default: bundles/<run name>, or bundles/<model>.")] = "",
     fp16: Annotated[bool, typer.Option(help="Also write fp16 components (fp32 inputs/outputs kept) and record fp16-vs-fp32 parity.")] = False,
     opset: Annotated[int, typer.Option(help=f"ONNX opset ({OPSETS[0]}-{OPSETS[1]}).")] = DEFAULT_OPSET,
     tolerance: Annotated[float, typer.Option(help="Largest eager-vs-ONNX Runtime difference accepted (max abs).")] = DEFAULT_TOLERANCE,

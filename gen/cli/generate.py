@@ -13,7 +13,7 @@ def generate(
     model: Annotated[Optional[str], typer.Option(help="Pipeline model name on the server (with --url).")] = None,
     backend: Annotated[str, typer.Option(help="eager (PyTorch) or ort (ONNX Runtime; needs no torch).")] = "ort",
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    precision: Annotated[Optional[str], typer.Option(help="fp32 or fp16 (default: the bundle's).")] = None,
+    precision: Annotated[Optional[str], typer.Option(help="fp32 or fp16 (default: fp32 on cpu, where ORT runs fp16 through casts; the bundle's on cuda).")] = None,
     prompt: Annotated[Optional[str], typer.Option(help="Text prompt (text-to-image bundles, e.g. from `gen export --model sd-lora`).")] = None,
     negative_prompt: Annotated[Optional[str], typer.Option(help="What to steer away from (text-to-image, with guidance > 1).")] = None,
     height: Annotated[Optional[int], typer.Option(help="Image height, a multiple of 8 (text-to-image; default: the model's).")] = None,
@@ -52,7 +52,12 @@ def generate(
     images = sampler.generate(prompt, n=n, seed=seed, steps=steps, scheduler=scheduler, labels=label, guidance=guidance,
                               negative_prompt=negative_prompt, height=height, width=width)
     elapsed = time.perf_counter() - t0
+    import os
+
+    replaced = os.path.exists(out)
     save_grid(out, images)
+    if replaced:  # a grid is cheap to remake, so it is replaced, but never silently
+        typer.echo(f"(replaced the earlier {out})")
     if url:
         typer.echo(f"{n} images in {elapsed:.2f} s from {url} model {model} -> {out}")
         return

@@ -8,7 +8,10 @@ from typing import Annotated, Optional
 import typer
 
 from gen.trainkit.defaults import LOOP
+from gen.trainkit.families import declared_defaults
 from gen.trainkit.lora import DEFAULTS as LORA
+
+D = {f: declared_defaults(f) for f in ("gan", "vae", "ddpm")}  # the trainers' own DEFAULTS, for --help
 
 app = typer.Typer(
     help="Train a generator. Each model writes a run directory: weights (safetensors), config, "
@@ -18,11 +21,29 @@ app = typer.Typer(
 
 Data = Annotated[str, typer.Option(help="'digits' (bundled 8x8 scikit-learn digits) or a folder of images; sub-folders are class labels.")]
 Out = Annotated[str, typer.Option(help="Run directory to create (refused if it holds a run, unless --resume or --force).")]
-Steps = Annotated[Optional[int], typer.Option(help="Optimisation steps (default per model; with --resume, the new total).")]
+
+
+def _opt(help: str, family: str | None = None, key: str | None = None):
+    """An option whose help ends with the trainer's own default."""
+    if family is not None:
+        help = f"{help} (default {D[family][key]})"
+    return typer.Option(help=help)
+
+
+def Steps(family):
+    return Annotated[Optional[int], _opt("Optimisation steps; with --resume, the new total", family, "steps")]
+
+
+def BatchSize(family):
+    return Annotated[Optional[int], _opt("Batch size", family, "batch_size")]
+
+
+def Lr(family):
+    return Annotated[Optional[float], _opt("Learning rate", family, "lr")]
+
+
 Seed = Annotated[int, typer.Option(help="Seed for weights, batches and noise: same seed, same run.")]
 ImageSize = Annotated[Optional[int], typer.Option(help="Resize images to this square size (power of two >= 8). Default: the data's own (8 for digits).")]
-BatchSize = Annotated[Optional[int], typer.Option(help="Batch size.")]
-Lr = Annotated[Optional[float], typer.Option(help="Learning rate.")]
 Conditional = Annotated[bool, typer.Option(help="Condition on class labels (needs labelled data).")]
 Resume = Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")]
 Force = Annotated[bool, typer.Option(help="Replace the run already in --out.")]
@@ -62,10 +83,10 @@ def _run(family: str, data: str, out: str, image_size, resume: bool, force: bool
 
 @app.command()
 def gan(
-    out: Out = "runs/gan", data: Data = "digits", steps: Steps = None, seed: Seed = LOOP["seed"],
+    out: Out = "runs/gan", data: Data = "digits", steps: Steps("gan") = None, seed: Seed = LOOP["seed"],
     loss: Annotated[GanLoss, typer.Option(help="bce: non-saturating DCGAN; lsgan: least squares; wgan-gp: Wasserstein + gradient penalty; hinge: hinge + spectral norm.")] = GanLoss.bce,
-    n_critic: Annotated[Optional[int], typer.Option(help="Critic updates per generator update (default 1; 5 is usual for wgan-gp).")] = None,
-    conditional: Conditional = False, image_size: ImageSize = None, batch_size: BatchSize = None, lr: Lr = None,
+    n_critic: Annotated[Optional[int], _opt("Critic updates per generator update; wgan-gp: 5 unless given", "gan", "n_critic")] = None,
+    conditional: Conditional = False, image_size: ImageSize = None, batch_size: BatchSize("gan") = None, lr: Lr("gan") = None,
     checkpoint_every: CheckpointEvery = CHECKPOINT_EVERY, sample_every: SampleEvery = SAMPLE_EVERY,
     resume: Resume = False, force: Force = False, quiet: Quiet = False,
 ) -> None:
@@ -76,10 +97,10 @@ def gan(
 
 @app.command()
 def vae(
-    out: Out = "runs/vae", data: Data = "digits", steps: Steps = None, seed: Seed = LOOP["seed"],
-    beta: Annotated[Optional[float], typer.Option(help="KL weight (1 = the ELBO; >1 = beta-VAE).")] = None,
-    latent_dim: Annotated[Optional[int], typer.Option(help="Latent dimensions.")] = None,
-    image_size: ImageSize = None, batch_size: BatchSize = None, lr: Lr = None,
+    out: Out = "runs/vae", data: Data = "digits", steps: Steps("vae") = None, seed: Seed = LOOP["seed"],
+    beta: Annotated[Optional[float], _opt("KL weight (1 = the ELBO; >1 = beta-VAE)", "vae", "beta")] = None,
+    latent_dim: Annotated[Optional[int], _opt("Latent dimensions", "vae", "latent_dim")] = None,
+    image_size: ImageSize = None, batch_size: BatchSize("vae") = None, lr: Lr("vae") = None,
     checkpoint_every: CheckpointEvery = CHECKPOINT_EVERY, sample_every: SampleEvery = SAMPLE_EVERY,
     resume: Resume = False, force: Force = False, quiet: Quiet = False,
 ) -> None:
@@ -90,11 +111,11 @@ def vae(
 
 @app.command()
 def ddpm(
-    out: Out = "runs/ddpm", data: Data = "digits", steps: Steps = None, seed: Seed = LOOP["seed"],
+    out: Out = "runs/ddpm", data: Data = "digits", steps: Steps("ddpm") = None, seed: Seed = LOOP["seed"],
     schedule: Annotated[Schedule, typer.Option(help="Noise schedule: linear (Ho et al.) or cosine (Nichol & Dhariwal).")] = Schedule.linear,
     prediction: Annotated[Prediction, typer.Option(help="What the UNet predicts: epsilon (noise) or v (velocity).")] = Prediction.epsilon,
     conditional: Annotated[bool, typer.Option(help="Class-conditional with label dropout, so classifier-free guidance works when sampling.")] = False,
-    image_size: ImageSize = None, batch_size: BatchSize = None, lr: Lr = None,
+    image_size: ImageSize = None, batch_size: BatchSize("ddpm") = None, lr: Lr("ddpm") = None,
     checkpoint_every: CheckpointEvery = CHECKPOINT_EVERY, sample_every: SampleEvery = SAMPLE_EVERY,
     resume: Resume = False, force: Force = False, quiet: Quiet = False,
 ) -> None:
@@ -105,7 +126,7 @@ def ddpm(
 
 @app.command("sd-lora")
 def sd_lora(
-    out: Out = "runs/sd-lora",
+    out: Annotated[str, typer.Option(help="Run directory to create (refused if it holds a run, unless --force).")] = "runs/sd-lora",
     data: Annotated[str, typer.Option(help="Folder of images with captions in metadata.jsonl ({\"file_name\", \"text\"} per line) or a .txt beside each image; 'digits' captions the bundled digits.")] = "digits",
     base: Annotated[Optional[str], typer.Option(help="Base Stable Diffusion: a diffusers-format folder or a model id in the Hugging Face cache (nothing is downloaded). Default: the built-in tiny-sd.")] = None,
     rank: Annotated[int, typer.Option(help="LoRA rank (alpha = rank).")] = LORA["rank"],

@@ -108,7 +108,9 @@ def run_sampler(run_path: str):
 
 
 def sample_with(sampler, n: int, seed: int, labels=None, batch: int = 500, **options) -> np.ndarray:
-    """n images in chunks of `batch`; chunk i is seeded seed + 1_000_003 i, so chunk 0 is `seed` itself."""
+    """n images in chunks of `batch` (at most the family's images-per-call limit); chunk i is seeded
+    seed + 1_000_003 i, so chunk 0 is `seed` itself."""
+    batch = min(batch, sampler.limits.n)
     out = []
     for i in range(0, n, batch):
         lab = None if labels is None else labels[i : i + batch]

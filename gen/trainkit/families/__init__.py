@@ -36,3 +36,16 @@ def trainer_class(family: str):
 
 def defaults(family: str) -> dict:
     return dict(trainer_class(family).DEFAULTS)
+
+
+def declared_defaults(family: str) -> dict:
+    """A trainer's DEFAULTS read from its module's source, without importing it (and torch): what
+    `gen train --help` shows, so the defaults are stated once and help stays instant."""
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse((Path(__file__).parent / f"{family}.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "DEFAULTS" for t in node.targets):
+            return ast.literal_eval(node.value)
+    return {}
