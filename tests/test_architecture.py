@@ -28,7 +28,8 @@ FORBIDDEN = {
     "gen.export": ("gen.trainkit", "gen.serving", "gen.cli"),
 }
 ALLOWED = {("gen.export", "gen.trainkit.rundir")}  # export reads a run directory, not training code
-SHARED = ("gen.errors", "gen.fileio", "gen.images", "gen.versions", "gen.hf")  # below every layer
+SHARED = ("gen.errors", "gen.fileio", "gen.images", "gen.versions", "gen.hf", "gen.cache", "gen.outputs",
+          "gen.plugins")  # below every layer
 
 
 def module_name(path: Path) -> str:

@@ -44,10 +44,14 @@ def start(
     http_port: Annotated[int, typer.Option(help="HTTP port.")] = 8000,
     grpc_port: Annotated[int, typer.Option(help="gRPC port.")] = 8001,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for readiness.")] = 120.0,
+    watch: Annotated[float, typer.Option(help="Every this many seconds, probe each pipeline with one smallest request and reload one that does not answer (its python process died); 0 turns it off.")] = 30.0,
 ) -> None:
     """Run tritonserver on the repository until Ctrl-C or SIGTERM, then shut it down cleanly."""
     import signal
     import threading
+    import time
+
+    from gen.errors import GenError
 
     from gen.runtime.remote import client_module, server_status
     from gen.serving.server import TritonServer
@@ -62,8 +66,16 @@ def start(
         typer.echo(f"tritonserver ready: HTTP {server.http_url}  gRPC {server.grpc_url}  (log: {server.log_file})")
         for model, info in sorted(status["models"].items()):
             typer.echo(f"  {model:32} {info['state']} {info['reason']}".rstrip())
+        next_watch = time.monotonic() + watch
         while not stop.is_set() and server.process.poll() is None:
             stop.wait(0.5)
+            if watch and time.monotonic() >= next_watch and not stop.is_set():
+                next_watch = time.monotonic() + watch
+                try:
+                    for name in server.restart_unhealthy():
+                        typer.echo(f"reloaded {name}: it did not answer its probe (its python process had died)")
+                except GenError as e:
+                    typer.echo(f"watch: {e}", err=True)
     finally:
         typer.echo("stopping tritonserver ...")
         server.stop()

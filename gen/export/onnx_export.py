@@ -12,7 +12,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from gen.errors import GenError
 from gen.export.defaults import DEFAULT_OPSET, DEFAULT_TOLERANCE
 from gen.export.onnx_io import (check_images, check_opset, export_checked,
                                 export_precisions, file_entry, refuse_existing, staged_bundle)
@@ -23,7 +22,6 @@ from gen.versions import versions
 
 def export_run(run_path: str, out: str, precisions=("fp32",), opset: int = DEFAULT_OPSET, force: bool = False,
                tolerance: float = DEFAULT_TOLERANCE, progress=print) -> Path:
-    from gen.nets.families import get_nets
     from gen.trainkit.rundir import RunDir
 
     check_opset(opset)
@@ -31,13 +29,7 @@ def export_run(run_path: str, out: str, precisions=("fp32",), opset: int = DEFAU
     out = Path(out)
     refuse_existing(out, force, sources=(run_path,))
     run = RunDir(run_path)
-    config = run.read_config()
-    tensors = run.load_weights()
-    nets = get_nets(config.get("family", "?"))
-    try:
-        components = nets.build(config, tensors)
-    except RuntimeError as e:
-        raise GenError(f"{run.weights_path} does not match {run.config_path}: {str(e).splitlines()[0]}") from None
+    config, nets, components = run.build_components()
     sigs = nets.signatures(config)
 
     with staged_bundle(out, force, sources=(run_path,)) as tmp:

@@ -142,7 +142,10 @@ class TritonServer:
     def command(self, binary: Path) -> list[str]:
         cmd = [str(binary), f"--model-repository={self.repository}", f"--http-address={self.host}",
                f"--grpc-address={self.host}", f"--http-port={self.http_port}", f"--grpc-port={self.grpc_port}",
-               "--exit-on-error=false", "--strict-readiness=false", "--log-verbose=" + ("1" if self.verbose else "0")]
+               "--exit-on-error=false", "--strict-readiness=false", "--log-verbose=" + ("1" if self.verbose else "0"),
+               # explicit control with everything loaded at start: the same models as the default
+               # mode, and a model whose python process died can be reloaded (restart_unhealthy)
+               "--model-control-mode=explicit", "--load-model=*"]
         if self.metrics_port:
             cmd += [f"--metrics-port={self.metrics_port}", f"--metrics-address={self.host}"]
         else:
@@ -193,6 +196,22 @@ class TritonServer:
 
     def model_ready(self, name: str) -> bool:
         return self._probe(f"/v2/models/{name}/ready")
+
+    def restart_unhealthy(self) -> list[str]:
+        """Reload every gen pipeline that does not answer its probe (Triton keeps reporting a python
+        model READY after its stub process died, e.g. killed for memory). Returns the names reloaded."""
+        from gen.runtime.remote import connect, server_status
+
+        status = server_status(self.http_url, probe=True)
+        dead = [name for name, info in status["models"].items() if info.get("healthy") is False]
+        if dead:
+            _, _, client = connect(self.http_url)
+            for name in dead:
+                try:
+                    client.load_model(name)  # a fresh instance, with a fresh stub process
+                except Exception as e:  # tritonclient's own exception type
+                    raise GenError(f"cannot reload model {name}: {e}") from None
+        return dead
 
     def log_tail(self, lines: int = 20) -> str:
         try:

@@ -89,20 +89,13 @@ def run_sampler(run_path: str):
     """The shipped Sampler (gen.runtime: numpy schedulers, the family's sampling routine) over the
     run's own weights on the eager backend: what a bundle exported from this run will sample, with
     no export needed. Returns (run, config, sampler)."""
-    from gen.nets.families import get_nets
     from gen.runtime.backends.eager import EagerBackend
     from gen.runtime.bundle import Bundle
     from gen.runtime.sampler import Sampler
     from gen.trainkit.rundir import RunDir
 
     run = RunDir(run_path)
-    config = run.read_config()
-    tensors = run.load_weights()
-    nets = get_nets(config.get("family", "?"))
-    try:
-        modules = nets.build(config, tensors)
-    except RuntimeError as e:
-        raise GenError(f"{run.weights_path} does not match {run.config_path}: {str(e).splitlines()[0]}") from None
+    config, nets, modules = run.build_components()
     bundle = Bundle(run.path, nets.manifest(config))
     return run, config, Sampler(bundle, backend=EagerBackend(bundle, "cpu", "fp32", None, modules=modules))
 

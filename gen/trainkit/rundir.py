@@ -130,5 +130,18 @@ class RunDir:
     def save_state(self, tensors: dict, meta: dict[str, str]) -> None:
         save_safetensors(self.state_path, tensors, meta)
 
+    def build_components(self):
+        """(config, the family's nets spec, the inference components with the run's sampling weights):
+        what export traces and `gen eval` samples through."""
+        from gen.nets.families import get_nets
+
+        config = self.read_config()
+        tensors = self.load_weights()
+        nets = get_nets(config.get("family", "?"))
+        try:
+            return config, nets, nets.build(config, tensors)
+        except RuntimeError as e:
+            raise GenError(f"{self.weights_path} does not match {self.config_path}: {str(e).splitlines()[0]}") from None
+
     def load_state(self) -> tuple[dict, dict[str, str]]:
         return load_safetensors(self.state_path)

@@ -238,3 +238,28 @@ def test_tritonserver_dies_with_a_killed_gen_serve_start(tmp_path, bundles):
     finally:
         if p.poll() is None:
             p.kill()
+
+
+def test_a_model_whose_stub_died_is_reported_and_reloaded(tmp_path, bundles):
+    """Triton reports the model READY after its python process is killed; the probe says it does not
+    answer, and restart_unhealthy reloads it so the next request is served correctly again."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    repo = build_repository([str(bundles["gan"])], str(tmp_path / "repo"), names=["gan"], instances=1, threads=1)
+    with TritonServer(str(repo), http_port=free_port(), grpc_port=free_port()) as srv:
+        stubs = subprocess.run(["pgrep", "-f", f"{repo}/gan/1/model.py"], capture_output=True, text=True).stdout.split()
+        assert stubs, "no python-backend stub found for the pipeline"
+        for pid in stubs:
+            os.kill(int(pid), signal.SIGKILL)
+        time.sleep(1)
+        status = server_status(srv.http_url, probe=True)
+        assert status["models"]["gan"]["state"] == "READY"  # what Triton alone says
+        assert status["models"]["gan"]["healthy"] is False and not status["ready"]
+        assert "does not answer" in status["models"]["gan"]["reason"]
+        assert srv.restart_unhealthy() == ["gan"]
+        remote = Sampler(srv.http_url, backend="triton", model="gan").generate(n=2, seed=3)
+        assert np.abs(remote - Sampler(str(bundles["gan"])).generate(n=2, seed=3)).max() <= 1e-5
+        assert server_status(srv.http_url, probe=True)["ready"]

@@ -8,9 +8,6 @@ code, so they cannot drift. Every module here that defines `NETS` is a plug-in.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
 from gen.errors import GenError
 
 _REGISTRY: dict = {}
@@ -84,22 +81,11 @@ class RunNets(Nets):
         return self.build(read_json(bundle.resolve(w["config"]), "bundle weights config"), tensors)
 
 
-def register(nets: Nets) -> Nets:
-    _REGISTRY[nets.name] = nets
-    return nets
-
-
-def _discover() -> None:
-    if _REGISTRY:
-        return
-    for info in pkgutil.iter_modules(__path__):
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        if isinstance(getattr(module, "NETS", None), Nets):
-            register(module.NETS)
-
-
 def get_nets(name: str) -> Nets:
-    _discover()
+    if not _REGISTRY:
+        from gen.plugins import discover
+
+        _REGISTRY.update(discover(__path__, __name__, "NETS", Nets))
     if name not in _REGISTRY:
         raise GenError(f"unknown model family {name!r}; this gen builds nets for {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name]

@@ -14,8 +14,6 @@ Every module in this package that defines a `FAMILY` is a plug-in; nothing else 
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import pkgutil
 from dataclasses import dataclass
 from typing import Callable
 
@@ -173,20 +171,11 @@ class Family:
         return args.get("n", 1)
 
 
-def register(family: Family) -> Family:
-    if family.name in _REGISTRY and type(_REGISTRY[family.name]) is not type(family):
-        raise ValueError(f"family {family.name!r} is registered twice")
-    _REGISTRY[family.name] = family
-    return family
-
-
 def _discover() -> None:
-    if _REGISTRY:
-        return
-    for info in pkgutil.iter_modules(__path__):
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        if isinstance(getattr(module, "FAMILY", None), Family):
-            register(module.FAMILY)
+    if not _REGISTRY:
+        from gen.plugins import discover
+
+        _REGISTRY.update(discover(__path__, __name__, "FAMILY", Family))
 
 
 def family_names() -> list[str]:
