@@ -9,15 +9,17 @@ import numpy as np
 
 
 def denoise(sched, x: np.ndarray, rng, predict: Callable, guidance: float | None = None,
-            unconditional_first: bool = True) -> np.ndarray:
+            unconditional_first: bool = True, on_step: Callable | None = None) -> np.ndarray:
     """Run `sched` from x to the end of its schedule.
 
     `predict(model_input, t)` runs the network. With `guidance`, the input is doubled and predict must
     put the unconditional half first (diffusers' order for prompts) or second (`unconditional_first=False`,
     gen's order for class labels); the two halves are mixed as u + w (c - u).
+    `on_step(i, steps, x0)` runs after each step with its predicted clean sample (previews, progress);
+    an exception it raises stops sampling (a cancelled request).
     """
     n = len(x)
-    for t in sched.timesteps:
+    for i, t in enumerate(sched.timesteps):
         model_in = sched.scale_model_input(x, t)
         if guidance is not None:
             model_in = np.concatenate([model_in, model_in])
@@ -27,5 +29,8 @@ def denoise(sched, x: np.ndarray, rng, predict: Callable, guidance: float | None
             u, c = (first, second) if unconditional_first else (second, first)
             out = u + np.float32(guidance) * (c - u)
         noise = rng.standard_normal(x.shape, dtype=np.float32) if sched.needs_noise else None
-        x = sched.step(out, t, x, noise=noise).prev_sample
+        result = sched.step(out, t, x, noise=noise)
+        x = result.prev_sample
+        if on_step is not None:
+            on_step(i, len(sched.timesteps), result.pred_original_sample)
     return x

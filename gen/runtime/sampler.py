@@ -57,13 +57,16 @@ class Sampler:
     def family(self) -> str:
         return self.remote.family if self.remote else self.bundle.family
 
-    def generate(self, prompt=None, n: int = 1, seed: int = 0, output: str = "np", **arguments):
+    def generate(self, prompt=None, n: int = 1, seed: int = 0, output: str = "np", on_step=None, **arguments):
         """n images (per prompt, for text-to-image bundles) in [-1, 1] (NCHW float32), as PIL images,
         or as NHWC uint8, per `output`.
 
         Other keywords are the family's (gen.runtime.arguments lists them all): `steps`, `scheduler`,
         `eta`, `guidance` for diffusion; `labels` for class-conditional bundles; `negative_prompt`,
         `height`, `width` for text-to-image. One a bundle does not take is refused, by name.
+        `on_step(i, steps, x0)` is called after each diffusion step with the predicted clean images
+        (in the model's space: latents for text-to-image), for progress and previews; an exception it
+        raises stops the call.
         """
         if output not in OUTPUTS:
             raise GenError(f"unknown output {output!r}; choose one of {', '.join(OUTPUTS)}")
@@ -72,6 +75,8 @@ class Sampler:
                            f"pass the number of images as n={prompt}")
         arguments = {"prompt": prompt, "n": n, "seed": seed, **arguments}
         if self.remote is not None:
+            if on_step is not None:
+                raise GenError("on_step runs in process; a served model reports no steps")
             return _convert(self.remote.generate(**arguments), output)
         spec = self.bundle.spec
         args = spec.bind(self.bundle, arguments, self.limits)
@@ -79,7 +84,7 @@ class Sampler:
         if self._routine is None:
             self._routine = spec.routine(self.backend)
         before, t0 = self.backend.network_seconds, time.perf_counter()
-        images = self._routine(n, rng, args)
+        images = self._routine(n, rng, args, on_step)
         total = time.perf_counter() - t0
         network = self.backend.network_seconds - before
         self.last_timing = {"total_s": total, "network_s": network, "overhead_s": total - network}

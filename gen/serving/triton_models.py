@@ -143,7 +143,7 @@ class PipelineModel:
         responses = []
         for r in requests:
             try:
-                images = self.sampler.generate(**self._arguments(r), output="np")
+                images = self.sampler.generate(**self._arguments(r), output="np", on_step=_stop_if_cancelled(r))
                 arrays = {"images": to_uint8(images), "images_float": np.ascontiguousarray(images, dtype=np.float32)}
                 responses.append(pb.InferenceResponse(output_tensors=[pb.Tensor(k, a) for k, a in arrays.items()]))
             except GenError as e:
@@ -171,3 +171,16 @@ class PipelineModel:
         if count > self.max_n:
             raise GenError(f"n x prompts = {count} images is over {self.max_n} (the largest batch this model serves)")
         return values
+
+
+def _stop_if_cancelled(request):
+    """A step hook that ends the sampling loop of a request its client has cancelled (gRPC cancel,
+    a closed stream), so an abandoned expensive request stops costing the instance others wait for."""
+    is_cancelled = getattr(request, "is_cancelled", None)
+    if is_cancelled is None:  # python backends before 23.10
+        return None
+
+    def check(i, steps, x0):
+        if is_cancelled():
+            raise GenError(f"request cancelled by its client after {i + 1} of {steps} steps")
+    return check

@@ -94,3 +94,16 @@ def test_served_inputs_follow_the_family_declarations(bundles, sd_bundle):
     assert names(bundles["ddpm"]) == {"n": False, "seed": True, "steps": True, "scheduler": True}
     assert names(sd_bundle) == {"n": False, "seed": True, "prompt": False, "negative_prompt": True, "steps": True,
                                 "scheduler": True, "guidance": True, "height": True, "width": True}
+
+
+def test_on_step_sees_every_step_and_can_stop_the_call(bundles):
+    s = Sampler(str(bundles["cddpm"]))
+    seen = []
+    s.generate(n=2, steps=4, on_step=lambda i, steps, x0: seen.append((i, steps, x0.shape)))
+    assert seen == [(i, 4, (2, 1, 8, 8)) for i in range(4)]
+
+    def stop(i, steps, x0):
+        if i == 1:
+            raise GenError("stopped")
+    with pytest.raises(GenError, match="stopped"):
+        s.generate(n=2, steps=4, on_step=stop)

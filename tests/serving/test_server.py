@@ -263,3 +263,32 @@ def test_a_model_whose_stub_died_is_reported_and_reloaded(tmp_path, bundles):
         remote = Sampler(srv.http_url, backend="triton", model="gan").generate(n=2, seed=3)
         assert np.abs(remote - Sampler(str(bundles["gan"])).generate(n=2, seed=3)).max() <= 1e-5
         assert server_status(srv.http_url, probe=True)["ready"]
+
+
+def test_a_cancelled_request_stops_sampling_and_frees_the_instance(tmp_path):
+    """A client that gives up (gRPC cancel) no longer holds the only instance for the rest of its
+    1000 steps: the pipeline checks for cancellation after every step."""
+    import time
+    from pathlib import Path
+
+    import tritonclient.grpc as grpcclient
+
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "bundle-v1-cddpm"
+    repo = build_repository([str(fixture)], str(tmp_path / "repo"), names=["m"], instances=1, threads=2)
+    with TritonServer(str(repo), http_port=free_port(), grpc_port=free_port()) as srv:
+        remote = RemoteGenerator(srv.grpc_url, "m")
+        t0 = time.perf_counter()
+        remote.infer({"n": np.array([32], np.int32), "steps": np.array([200], np.int32)})
+        long_s = 5 * (time.perf_counter() - t0)  # what 1000 steps would take
+        client = grpcclient.InferenceServerClient(srv.grpc_url.split("//")[1])
+        inputs = []
+        for name, value in (("n", 32), ("steps", 1000)):
+            inputs.append(grpcclient.InferInput(name, [1], "INT32"))
+            inputs[-1].set_data_from_numpy(np.array([value], np.int32))
+        call = client.async_infer("m", inputs, callback=lambda *_: None)
+        time.sleep(long_s / 5)
+        call.cancel()
+        t0 = time.perf_counter()
+        remote.infer({"n": np.array([1], np.int32), "steps": np.array([2], np.int32)})
+        assert time.perf_counter() - t0 < long_s / 3, "the cancelled request kept the instance busy"
+        client.close()

@@ -139,11 +139,12 @@ class Family:
         """Rules across arguments or against the bundle; may normalise `args` in place."""
 
     def routine(self, backend) -> Callable:
-        """`routine(n, rng, args) -> images` for one Sampler; families with state to build once
-        (a tokenizer) return their own object."""
-        return lambda n, rng, args: self.sample(backend, n, rng, args)
+        """`routine(n, rng, args, on_step) -> images` for one Sampler; families with state to build
+        once (a tokenizer) return their own object."""
+        return lambda n, rng, args, on_step=None: self.sample(backend, n, rng, args, on_step)
 
-    def sample(self, backend, n: int, rng: np.random.Generator, args: dict) -> np.ndarray:
+    def sample(self, backend, n: int, rng: np.random.Generator, args: dict, on_step=None) -> np.ndarray:
+        """The images; iterative families call `on_step(i, steps, x0)` after each step."""
         raise NotImplementedError
 
     # -- bench --------------------------------------------------------------------------------

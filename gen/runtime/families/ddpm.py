@@ -38,7 +38,7 @@ class Ddpm(DiffusionFamily):
         if bundle.num_classes:
             args["labels"] = class_labels(args.get("labels"), args["n"], bundle.num_classes)
 
-    def sample(self, backend, n, rng, args):
+    def sample(self, backend, n, rng, args, on_step=None):
         bundle = backend.bundle
         sched = self.scheduler(bundle, args)
         labels = args.get("labels")
@@ -56,7 +56,7 @@ class Ddpm(DiffusionFamily):
                 feeds["class_labels"] = cond
             return backend.run("denoiser", feeds)
 
-        return denoise(sched, x, rng, predict, w if guided else None, unconditional_first=False)
+        return denoise(sched, x, rng, predict, w if guided else None, unconditional_first=False, on_step=on_step)
 
 
 FAMILY = Ddpm()

@@ -27,7 +27,7 @@ class Gan(Family):
         if bundle.num_classes:
             args["labels"] = class_labels(args.get("labels"), args["n"], bundle.num_classes)
 
-    def sample(self, backend, n, rng, args):
+    def sample(self, backend, n, rng, args, on_step=None):
         feeds = {"z": rng.standard_normal((n, backend.bundle.sampling.z_dim), dtype=np.float32)}
         if "labels" in args:
             feeds["labels"] = args["labels"]

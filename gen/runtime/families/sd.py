@@ -94,7 +94,7 @@ class TextToImage:
         self.family, self.backend, self.sampling = family, backend, bundle.sampling
         self.tokenizer = PromptTokenizer(bundle.resolve(text.tokenizer), text.max_length, text.pad_id)
 
-    def __call__(self, n, rng, args):
+    def __call__(self, n, rng, args, on_step=None):
         prompts = [p for p in args["prompt"] for _ in range(n)]
         if "negative_prompt" not in args:
             negatives = [""] * len(prompts)
@@ -122,7 +122,7 @@ class TextToImage:
                      "encoder_hidden_states": embeddings}
             return self.backend.run("unet", feeds)
 
-        x = denoise(sched, x, rng, predict, w_guidance if guided else None)
+        x = denoise(sched, x, rng, predict, w_guidance if guided else None, on_step=on_step)
         latents = (x / np.float32(self.sampling.vae_scaling_factor)).astype(np.float32)
         return self.backend.run("vae_decoder", {"latent_sample": latents})
 

@@ -19,7 +19,7 @@ class Vae(Family):
     components = ("decoder",)
     Sampling = VaeSampling
 
-    def sample(self, backend, n, rng, args):
+    def sample(self, backend, n, rng, args, on_step=None):
         z = rng.standard_normal((n, backend.bundle.sampling.latent_dim), dtype=np.float32)
         return backend.run("decoder", {"z": z})
 
