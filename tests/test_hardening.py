@@ -186,3 +186,24 @@ def test_stale_staging_from_a_killed_export_is_cleaned(run_dir, tmp_path):
     (stale / "half.onnx").write_bytes(b"x")
     export_run(str(run_dir), str(out), **QUIET)
     assert not stale.exists() and (out / "gen.json").is_file()
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda c: c.pop("z_dim"), "lacks 'z_dim'"),
+    (lambda c: c.update(width="16"), "has width = '16', expected int"),
+    (lambda c: c.update(image_size=True), "has image_size = True, expected int"),
+    (lambda c: c.pop("family"), "has no 'family'"),
+])
+def test_a_damaged_run_config_is_refused_by_key(run_dir, tmp_path, change, message):
+    from gen.trainkit.evaluate import evaluate_run
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    config = json.loads((run / "config.json").read_text())
+    change(config)
+    (run / "config.json").write_text(json.dumps(config))
+    with pytest.raises(GenError, match=message):
+        export_run(str(run), str(tmp_path / "b"), **QUIET)
+    with pytest.raises(GenError, match=message):
+        evaluate_run(str(run), n=10)
+    assert not (tmp_path / "b").exists()

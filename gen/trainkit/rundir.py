@@ -93,7 +93,7 @@ class RunDir:
             raise GenError(f"run directory not found: {self.path}")
         if not self.is_run():
             raise GenError(f"{self.path} is not a gen run (no config.json); train one with `gen train`")
-        return read_json(self.config_path, "run config")
+        return check_config(read_json(self.config_path, "run config"), self.config_path)
 
     # -- metrics log --------------------------------------------------------------------------
     def log(self, record: dict) -> None:
@@ -145,3 +145,32 @@ class RunDir:
 
     def load_state(self) -> tuple[dict, dict[str, str]]:
         return load_safetensors(self.state_path)
+
+
+# what every run of a trained family records about its data (build_config writes them)
+DATA_KEYS = {"image_size": int, "channels": int, "num_classes": int, "steps": int, "seed": int}
+
+
+def check_config(config, path) -> dict:
+    """A run config with the keys and types its family's trainer declares, or an error naming the
+    key: a damaged config.json is refused here, not met as a KeyError deep inside export or eval."""
+    from gen.trainkit.families import declared_defaults, families
+
+    def bad(message):
+        raise GenError(f"run config {path} {message}; restore it or re-create the run")
+
+    if not isinstance(config, dict) or not isinstance(config.get("family"), str):
+        bad("has no 'family'")
+    if config["family"] not in families():
+        return config  # runs of other kinds (sd-lora) are read by their own code
+    expected = {**DATA_KEYS, **{k: type(v) for k, v in declared_defaults(config["family"]).items() if v is not None}}
+    for key, kind in expected.items():
+        if key not in config:
+            bad(f"lacks {key!r}")
+        value = config[key]
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) if kind is float else \
+            isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+        if not ok:
+            bad(f"has {key} = {value!r}, expected {kind.__name__}")
+    return config
+

@@ -217,6 +217,7 @@ def test_tritonserver_dies_with_a_killed_gen_serve_start(tmp_path, bundles):
 
     repo = build_repository([str(bundles["gan"])], str(tmp_path / "repo"), threads=1)
     http = free_port()
+    shm_before = set(os.listdir("/dev/shm"))
     p = subprocess.Popen([sys.executable, "-m", "gen", "serve", "start", str(repo), "--http-port", str(http),
                           "--grpc-port", str(free_port())], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -235,6 +236,8 @@ def test_tritonserver_dies_with_a_killed_gen_serve_start(tmp_path, bundles):
             time.sleep(0.2)
         assert not any(os.path.exists(f"/proc/{c}") and "zombie" not in open(f"/proc/{c}/status").read()
                        for c in children), "tritonserver outlived gen serve start"
+        left = sorted(set(os.listdir("/dev/shm")) - shm_before)
+        assert not left, f"shared memory left behind: {left}"
     finally:
         if p.poll() is None:
             p.kill()
