@@ -127,6 +127,19 @@ ARGUMENTS = _arguments(
 )
 
 
+def given(arguments: dict, takes: str) -> dict[str, tuple[Argument, object]]:
+    """The arguments given (None means not given) with their declarations; an unknown name is
+    refused, saying what is taken (`takes`, e.g. "this gan bundle takes n, seed, labels")."""
+    out = {}
+    for name, value in arguments.items():
+        if value is None:
+            continue
+        if name not in ARGUMENTS:
+            raise GenError(f"unknown generate() argument {name!r}; {takes}")
+        out[name] = (ARGUMENTS[name], value)
+    return out
+
+
 def class_labels(labels, n: int, num_classes: int) -> np.ndarray:
     """`labels` (one label, or one per image) as int64 [n], checked against the model's classes;
     None cycles through the classes."""

@@ -59,16 +59,11 @@ class RemoteGenerator:
     def generate(self, **arguments) -> np.ndarray:
         """The same keywords as `Sampler.generate`, encoded as the served pipeline's request inputs
         (gen.runtime.arguments); the server validates them against its bundle."""
-        from gen.runtime.arguments import ARGUMENTS
+        from gen.runtime.arguments import ARGUMENTS, given
 
-        values = {}
-        for name, value in arguments.items():
-            if value is None:
-                continue
-            if name not in ARGUMENTS:
-                raise GenError(f"unknown generate() argument {name!r}; served models take "
-                               f"{', '.join(a for a, spec in ARGUMENTS.items() if spec.served)}")
-            values[ARGUMENTS[name].served or name] = ARGUMENTS[name].encode(value)
+        served = ", ".join(a for a, spec in ARGUMENTS.items() if spec.served)
+        values = {spec.served or name: spec.encode(value)
+                  for name, (spec, value) in given(arguments, f"served models take {served}").items()}
         return self.infer(values)["images_float"]
 
     def close(self) -> None:

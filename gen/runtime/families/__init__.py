@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 
 from gen.errors import GenError
-from gen.runtime.arguments import ARGUMENTS, COMMON
+from gen.runtime.arguments import ARGUMENTS, COMMON, given
 
 _REGISTRY: dict = {}
 
@@ -98,16 +98,11 @@ class Family:
         None means "not given"."""
         accepted = (*COMMON, *self.accepts(bundle))
         out = {}
-        for name, value in arguments.items():
-            if value is None:
-                continue
-            if name not in ARGUMENTS:
-                raise GenError(f"unknown generate() argument {name!r}; this {self.name} bundle takes "
-                               f"{', '.join(accepted)}")
+        for name, (spec, value) in given(arguments, f"this {self.name} bundle takes {', '.join(accepted)}").items():
             if name not in accepted:
                 raise GenError(self.refusals.get(name) or
-                               f"{name} applies to {ARGUMENTS[name].applies_to}; this is a {self.name} bundle")
-            out[name] = ARGUMENTS[name].check(value)
+                               f"{name} applies to {spec.applies_to}; this is a {self.name} bundle")
+            out[name] = spec.check(value)
         for name, message in self.required.items():
             if name not in out:
                 raise GenError(message)
