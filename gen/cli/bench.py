@@ -9,6 +9,7 @@ import typer
 
 from gen.cli.options import command_line, require_bundle_or_url
 from gen.errors import GenError
+from gen.runtime.defaults import BENCH_REPEATS, BENCH_WARMUP
 
 
 def _ints(text: str, option: str) -> list[int]:
@@ -31,8 +32,8 @@ def bench(
     precisions: Annotated[str, typer.Option(help="Comma-separated precisions: fp32, fp16.")] = "fp32",
     steps: Annotated[Optional[str], typer.Option(help="Comma-separated diffusion step counts (default 1,10,50; with --url, the model's default).")] = None,
     batch: Annotated[Optional[str], typer.Option(help="Comma-separated batch sizes (default 1,16; with --url, one value, default 1).")] = None,
-    repeats: Annotated[int, typer.Option(help="Timed runs per configuration (after warm-up).")] = 5,
-    warmup: Annotated[int, typer.Option(help="Untimed warm-up runs per configuration.")] = 1,
+    repeats: Annotated[int, typer.Option(help="Timed runs per configuration (after warm-up).")] = BENCH_REPEATS,
+    warmup: Annotated[int, typer.Option(help="Untimed warm-up runs per configuration.")] = BENCH_WARMUP,
     threads: Annotated[Optional[int], typer.Option(help="Threads for every backend (default: all cores).")] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     json_out: Annotated[Optional[str], typer.Option("--json", help="Write the full results here.")] = None,

@@ -7,10 +7,12 @@ from typing import Annotated, Optional
 
 import typer
 
+from gen.trainkit.defaults import EVAL_N
+
 
 def eval_run(
     run: Annotated[str, typer.Argument(help="Run directory written by `gen train`.")],
-    n: Annotated[int, typer.Option(help="Samples to generate and score (>= 1000 for stable figures).")] = 1000,
+    n: Annotated[int, typer.Option(help="Samples to generate and score (>= 1000 for stable figures).")] = EVAL_N,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
     steps: Annotated[Optional[int], typer.Option(help="Diffusion sampling steps (DDIM); default from the run.")] = None,
     guidance: Annotated[Optional[float], typer.Option(help="Classifier-free guidance scale for conditional diffusion.")] = None,

@@ -14,6 +14,7 @@ import time
 import numpy as np
 
 from gen.errors import GenError
+from gen.runtime.defaults import BENCH_REPEATS, BENCH_WARMUP
 
 
 def _percentiles(samples: list[float]) -> dict:
@@ -55,7 +56,7 @@ def _time(fn, warmup: int, repeats: int) -> list[float]:
 
 
 def run_bench(bundle: str, backends: list[str], precisions: list[str], steps: list[int], batches: list[int],
-              warmup: int = 1, repeats: int = 5, threads: int | None = None, device: str = "cpu", log=print) -> dict:
+              warmup: int = BENCH_WARMUP, repeats: int = BENCH_REPEATS, threads: int | None = None, device: str = "cpu", log=print) -> dict:
     from gen.runtime.sampler import Sampler
 
     if repeats < 1 or warmup < 0:

@@ -9,3 +9,4 @@ LOOP = {
     "checkpoint_every": 500,  # a resumable state.safetensors this often (about 2 min of DDPM training here)
     "log_every": 50,  # a metrics.jsonl record this often
 }
+EVAL_N = 1000  # images `gen eval` scores: fewer make the Frechet distance's covariance noisy

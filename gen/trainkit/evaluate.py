@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from gen.cache import cache_dir
+from gen.trainkit.defaults import EVAL_N
 from gen.errors import GenError
 from gen.fileio import load_safetensors, save_safetensors, write_json
 from gen.trainkit.data import Dataset, load_dataset
@@ -111,7 +112,7 @@ def sample_with(sampler, n: int, seed: int, labels=None, batch: int = 500, **opt
     return np.concatenate(out)
 
 
-def evaluate_run(run_path: str, n: int = 1000, seed: int = 0, steps: int | None = None,
+def evaluate_run(run_path: str, n: int = EVAL_N, seed: int = 0, steps: int | None = None,
                  guidance: float | None = None, inception: str | None = None, progress=lambda message: None) -> dict:
     if n < 10:
         raise GenError(f"--n must be at least 10 to fit feature statistics, got {n}")
