@@ -67,8 +67,10 @@ def _same_file(fd: int, path: Path) -> bool:
 def remove_stale(out: Path) -> None:
     """Temporary siblings of `out` from killed runs; only safe while holding out's lock."""
     for kind in STAGING:
-        for p in out.parent.glob(f".{out.name}.{kind}-*"):
-            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        prefix = f".{out.name}.{kind}-"
+        for p in out.parent.glob(f"{prefix}*"):
+            if p.name[len(prefix):].isdigit():  # ours: a pid, never another output's own staging name
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
 
 
 def check_replaceable(out: Path, markers: tuple[str, ...], what: str, force: bool, sources=()) -> None:

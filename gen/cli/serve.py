@@ -44,7 +44,7 @@ def start(
     http_port: Annotated[int, typer.Option(help="HTTP port.")] = 8000,
     grpc_port: Annotated[int, typer.Option(help="gRPC port.")] = 8001,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for readiness.")] = 120.0,
-    watch: Annotated[float, typer.Option(help="Every this many seconds, probe each pipeline with one smallest request and reload one that does not answer (its python process died); 0 turns it off.")] = 30.0,
+    watch: Annotated[float, typer.Option(help="Every this many seconds, probe each pipeline (a request it refuses at once) and reload one that does not answer (its python process died); 0 turns it off.")] = 30.0,
 ) -> None:
     """Run tritonserver on the repository until Ctrl-C or SIGTERM, then shut it down cleanly."""
     import signal
@@ -86,7 +86,7 @@ def start(
 
 @app.command()
 def status(url: Annotated[str, typer.Argument(help="Server URL, e.g. http://127.0.0.1:8000 or grpc://127.0.0.1:8001.")],
-           probe: Annotated[bool, typer.Option(help="Also send each gen pipeline one smallest request: Triton keeps reporting a model READY after its python-backend process died; this says whether it really answers.")] = True) -> None:
+           probe: Annotated[bool, typer.Option(help="Also ask each gen pipeline for n = 0 images, which its own code refuses at once: Triton keeps reporting a model READY after its python-backend process died; this says whether it really answers.")] = True) -> None:
     """Liveness, readiness and every model's state (exit 1 when a probed model does not answer)."""
     import json
 

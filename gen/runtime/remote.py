@@ -99,7 +99,8 @@ def _message(e: Exception) -> str:
 def server_status(url: str, probe: bool = False) -> dict:
     """Liveness, readiness and each model's state. Triton reports a python-backend model READY even
     after its stub process died (e.g. killed for memory); with `probe`, each gen pipeline also gets
-    one smallest request (n=1, one step), and its `healthy` says whether it really answers."""
+    one request its own code refuses at once (n = 0): that refusal proves the model's process is
+    alive and answering, at no cost, and `healthy` says whether it came."""
     scheme, tc, client = connect(url)
     try:
         live, ready = client.is_server_live(), client.is_server_ready()
@@ -117,22 +118,28 @@ def server_status(url: str, probe: bool = False) -> dict:
     return {"url": url, "live": live, "ready": ready, "models": models}
 
 
+PROBE_REFUSAL = "is outside 1.."  # what a live gen pipeline answers to n = 0 (triton_models.PipelineModel)
+
+
 def _probe(url: str, scheme: str, client, name: str, info: dict) -> None:
-    """One smallest request to a gen pipeline model (one whose config names its components)."""
+    """Ask a gen pipeline model (one whose config names its components) for n = 0 images."""
     try:
         config = client.get_model_config(name, as_json=True)["config"] if scheme == "grpc" else client.get_model_config(name)
     except Exception:  # not reachable as a model: leave it to the state Triton reports
         return
     if "component_prefix" not in config.get("parameters", {}):
         return
-    inputs = {i["name"] for i in config.get("input", [])}
-    values = {"n": np.array([1], np.int32)}
-    if "steps" in inputs:
-        values["steps"] = np.array([1], np.int32)
-    if "prompt" in inputs:
-        values["prompt"] = np.array([b"a"], dtype=np.object_)
+    values = {"n": np.array([0], np.int32)}
+    for spec in config.get("input", []):  # Triton itself refuses a request without its required inputs
+        if spec["name"] != "n" and not spec.get("optional"):
+            values[spec["name"]] = (np.array([b"a"], np.object_) if spec.get("data_type") == "TYPE_STRING"
+                                    else np.ones(1, {"TYPE_FP32": np.float32, "TYPE_INT64": np.int64}.get(
+                                        spec.get("data_type"), np.int32)))
     try:
         RemoteGenerator(url, name).infer(values)
-        info["healthy"] = True
+        answer = "it returned images for n = 0"
     except GenError as e:
-        info["healthy"], info["reason"] = False, f"does not answer: {e}"
+        answer = str(e)
+    info["healthy"] = PROBE_REFUSAL in answer
+    if not info["healthy"]:
+        info["reason"] = f"does not answer: {answer}"

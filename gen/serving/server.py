@@ -61,6 +61,14 @@ def check_ports_free(host: str, ports) -> None:
                                "or choose other ports (--http-port, --grpc-port)") from None
 
 
+def _can_tie_lifetime() -> bool:
+    """PR_SET_PDEATHSIG fires when the *thread* that started the child exits: only tie the server's
+    life to ours from the main thread, where that thread is the process."""
+    import threading
+
+    return sys.platform == "linux" and threading.current_thread() is threading.main_thread()
+
+
 def _die_with_parent() -> None:
     """In the child before exec: the kernel sends SIGTERM when gen dies, even by SIGKILL (Linux), so
     tritonserver never outlives its `gen serve start` and cleans its shared memory on the way out."""
@@ -164,7 +172,7 @@ class TritonServer:
                 # own session: a Ctrl-C in the terminal reaches gen, which then stops the server itself
                 self.process = subprocess.Popen(self.command(binary), stdout=log, stderr=subprocess.STDOUT,
                                                 env=_environment(root), start_new_session=True,
-                                                preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+                                                preexec_fn=_die_with_parent if _can_tie_lifetime() else None)
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
