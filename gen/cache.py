@@ -16,8 +16,8 @@ from pathlib import Path
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("GEN_CACHE_DIR") or os.path.join(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"), "gen")
-    return Path(root)
+    root = os.environ.get("GEN_CACHE_DIR") or os.path.join(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "gen")
+    return Path(root).absolute()
 
 
 def sha256_of(path: Path) -> str:

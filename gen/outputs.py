@@ -23,15 +23,22 @@ from gen.errors import GenError
 STAGING = ("export", "build", "new", "old")  # temporary sibling kinds (see staged_dir, replace_dir)
 
 
+def absolute(out: str | os.PathLike) -> Path:
+    """`out` made absolute and normalised, so `.` and `runs/x/` have a real name and parent for the
+    siblings (lock, staging) that live beside them."""
+    return Path(os.path.abspath(out))
+
+
 @contextmanager
 def output_lock(out: str | os.PathLike, option: str = "--out") -> Iterator[Path]:
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    shown, out = out, absolute(out)
     lock = out.parent / f".{out.name}.lock"
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as e:
-        raise GenError(f"{option} {out}: cannot create {lock.name} beside it ({e.strerror}); is the folder writable?") from None
+        raise GenError(f"{option} {shown}: cannot create {lock.name} beside it ({e.strerror}); is the folder "
+                       "writable, and not a file?") from None
     try:
         import fcntl
 
@@ -64,20 +71,44 @@ def _same_file(fd: int, path: Path) -> bool:
         return False
 
 
+def _siblings(out: Path, kind: str) -> list[Path]:
+    """out's temporary siblings of one kind: `.NAME.KIND-PID`, matched literally (a name may hold
+    glob characters) and only with a pid suffix (never another output's own name)."""
+    prefix = f".{out.name}.{kind}-"
+    return sorted((p for p in out.parent.iterdir() if p.name.startswith(prefix) and p.name[len(prefix):].isdigit()),
+                  key=lambda p: p.stat().st_mtime)
+
+
 def remove_stale(out: Path) -> None:
-    """Temporary siblings of `out` from killed runs; only safe while holding out's lock."""
-    for kind in STAGING:
-        prefix = f".{out.name}.{kind}-"
-        for p in out.parent.glob(f"{prefix}*"):
-            if p.name[len(prefix):].isdigit():  # ours: a pid, never another output's own staging name
-                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+    """Temporary siblings of `out` from killed runs; only safe while holding out's lock.
+
+    Work in progress (export, build, new) is removed. A previous result set aside by a swap that was
+    killed half-way (`.NAME.old-PID`) is put back when `out` is missing, and otherwise kept: it may
+    hold the only copy of someone's files."""
+    if not out.parent.is_dir():
+        return
+    for kind in ("export", "build", "new"):
+        for p in _siblings(out, kind):
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+    olds = _siblings(out, "old")
+    if olds and not out.exists():
+        os.replace(olds[-1], out)
+
+
+def refuse_current_dir(out: Path) -> None:
+    """Results are swapped in by renaming folders: never the one this process (a shell) stands in."""
+    out_r, cwd = Path(out).resolve(), Path.cwd()
+    if out_r == cwd or out_r in cwd.parents:
+        raise GenError(f"--out {out} is (or contains) the current directory; results are swapped in by renaming "
+                       "the folder, which would leave this shell in a deleted one: give a folder below it")
 
 
 def check_replaceable(out: Path, markers: tuple[str, ...], what: str, force: bool, sources=()) -> None:
-    """Refuse to write over anything but an earlier result of the same kind, and never over a source.
+    """Refuse to write over anything but an earlier result gen wrote, and never over a source.
 
     `markers`: files that make a directory gen's own (gen.json for a bundle, ...); `sources`: the
     command's inputs, which `out` may neither be, nor contain, nor lie inside."""
+    refuse_current_dir(out)
     out_r = out.resolve()
     for src in sources:
         if src is None:
@@ -90,15 +121,19 @@ def check_replaceable(out: Path, markers: tuple[str, ...], what: str, force: boo
         return
     if not out.is_dir():
         raise GenError(f"--out {out} exists and is not a directory; remove it or choose another --out")
+    if not any(out.iterdir()):
+        return  # an empty folder: nothing to lose
     if not force:
         raise GenError(f"--out {out} already exists; pass --force to replace it")
-    if any(out.iterdir()) and not any((out / m).is_file() for m in markers):
+    if not any((out / m).is_file() for m in markers):
         raise GenError(f"--out {out} holds files that are not a gen {what} (no {' or '.join(markers)}); "
                        "--force replaces only what gen wrote: remove them yourself or choose another --out")
 
 
-def replace_dir(tmp: Path, out: Path) -> None:
-    """Swap a finished directory (bundle, repository, run) into place; the old one goes only after."""
+def replace_dir(tmp: Path, out: Path, keep=None) -> None:
+    """Swap a finished directory (bundle, repository, run) into place; the old one goes only after.
+    `keep(old, new)` may move what should survive from the old directory into the new one first."""
+    tmp, out = absolute(tmp), absolute(out)
     old = None
     if out.exists():
         old = out.parent / f".{out.name}.old-{os.getpid()}"
@@ -110,12 +145,15 @@ def replace_dir(tmp: Path, out: Path) -> None:
             os.replace(old, out)  # put the previous directory back
         raise
     if old is not None:
+        if keep is not None:
+            keep(old, out)
         shutil.rmtree(old, ignore_errors=True)
 
 
 @contextmanager
 def staged_dir(out: Path, kind: str) -> Iterator[Path]:
     """A temporary sibling of `out` to build in; it replaces `out` only if the block succeeds."""
+    out = absolute(out)
     tmp = out.parent / f".{out.name}.{kind}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)

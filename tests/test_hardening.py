@@ -207,3 +207,46 @@ def test_a_damaged_run_config_is_refused_by_key(run_dir, tmp_path, change, messa
     with pytest.raises(GenError, match=message):
         evaluate_run(str(run), n=10)
     assert not (tmp_path / "b").exists()
+
+
+def test_out_dot_and_glob_characters_in_names(run_dir, tmp_path, monkeypatch):
+    """`--out .` (the folder a shell stands in) is refused, not renamed from under it; a relative
+    --out gets its lock and staging beside it; a name with glob characters matches only itself."""
+    import os
+
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    for out in (".", ".."):
+        with pytest.raises(GenError, match="is \\(or contains\\) the current directory"):
+            export_run(str(run_dir), out, **QUIET)
+    export_run(str(run_dir), "b/", **QUIET)
+    export_run(str(run_dir), "b/", force=True, **QUIET)
+    assert sorted(os.listdir(here)) == ["b"] and (here / "b" / "gen.json").is_file()
+    other = tmp_path / ".run1.new-123"
+    other.mkdir()  # another output's staging, named like a match for "run[1]" as a glob
+    export_run(str(run_dir), str(tmp_path / "run[1]"), **QUIET)
+    assert other.is_dir()
+
+
+def test_a_swap_killed_half_way_is_put_back(run_dir, tmp_path):
+    out = export_run(str(run_dir), str(tmp_path / "b"), **QUIET)
+    before = (out / "gen.json").read_text()
+    out.rename(tmp_path / ".b.old-4242")  # killed between the two renames of a --force
+    export_run(str(run_dir), str(out), force=True, **QUIET)  # the lock holder restores, then replaces
+    assert (out / "gen.json").is_file() and not (tmp_path / ".b.old-4242").exists()
+    assert json.loads((out / "gen.json").read_text())["family"] == json.loads(before)["family"]
+
+
+def test_force_does_not_take_a_foreign_config_json_for_a_run(tmp_path):
+    model = tmp_path / "hf-model"
+    model.mkdir()
+    (model / "config.json").write_text('{"architectures": ["UNet2DModel"]}')
+    with pytest.raises(GenError, match="holds files that are not a gen run"):
+        train("gan", "digits", str(model), {"steps": 1}, force=True, progress=False)
+    assert (model / "config.json").read_text() == '{"architectures": ["UNet2DModel"]}'
+
+
+def test_one_label_in_a_list_is_every_images_label(bundles):
+    s = Sampler(str(bundles["cgan"]))
+    assert np.array_equal(s.generate(n=3, labels=[4]), s.generate(n=3, labels=4))

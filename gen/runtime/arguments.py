@@ -1,9 +1,10 @@
 """Every `generate()` argument, declared once: its type, its rule, what it applies to, how it is served.
 
 A family lists the names it accepts (gen.runtime.families); the Sampler validates values here, the
-Triton pipeline config takes its request inputs from `served_spec`, the remote client encodes with
-`encode` and the served pipeline decodes with `decode`, so an argument added here (image=, mask=,
-strength=, psi=) is checked and served the same way everywhere.
+Triton pipeline config takes its request inputs from `served_spec`, the remote client checks and
+encodes with `encode` and the served pipeline decodes with `decode` and then validates like the
+Sampler, so an argument added here (image=, mask=, strength=, psi=) is checked and served the same
+way everywhere.
 """
 
 from __future__ import annotations
@@ -60,20 +61,28 @@ class Argument:
         return {"name": self.served, "dtype": dtype, "shape": list(shape), "optional": not required}
 
     def encode(self, value) -> np.ndarray:
-        """Client side: a request tensor for this argument."""
+        """Client side: a request tensor for this argument, after the same checks as in process (the
+        server checks again: this is so a bad value is not silently changed on its way there)."""
         if self.served is None:
             raise GenError(f"{self.name} is not a served input; sample with {self.name} in process")
         dtype, _ = _SERVED[self.kind]
-        if self.kind == "seed":  # the canonical seed in [0, 2**64) travels as the int64 with the same bits
-            return np.array([self.check(value)], dtype=np.uint64).view(np.int64)
-        if dtype == "int32":  # narrowed on the wire: refuse what does not fit rather than wrap it
-            a = np.atleast_1d(np.asarray(value))
-            if a.dtype.kind in "iu" and a.size and (a.min() < INT32[0] or a.max() > INT32[1]):
-                raise GenError(f"{self.name} = {value!r} does not fit the served input '{self.served}' (32-bit)")
-        if self.kind == "name":
-            return np.array([value.encode("utf-8")], dtype=np.object_)
         if self.kind == "texts":
             return np.array([p.encode("utf-8") for p in self.check(value)], dtype=np.object_)
+        if self.kind == "labels":
+            items = list(np.atleast_1d(np.asarray(value, dtype=object)).reshape(-1))
+            if not items or any(isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) for v in items):
+                raise GenError(f"labels must be integers, got {value!r}")
+            value = [int(v) for v in items]
+        else:
+            value = self.check(value)
+        if self.kind == "seed":  # the canonical seed in [0, 2**64) travels as the int64 with the same bits
+            return np.array([value], dtype=np.uint64).view(np.int64)
+        if self.kind == "name":
+            return np.array([value.encode("utf-8")], dtype=np.object_)
+        if dtype == "int32":  # narrowed on the wire: refuse what does not fit rather than wrap it
+            values = value if isinstance(value, list) else [value]
+            if min(values) < INT32[0] or max(values) > INT32[1]:
+                raise GenError(f"{self.name} = {value!r} does not fit the served input '{self.served}' (32-bit)")
         return np.atleast_1d(np.asarray(value, dtype=dtype))
 
     def decode(self, array: np.ndarray):
@@ -148,7 +157,8 @@ def class_labels(labels, n: int, num_classes: int) -> np.ndarray:
     given = np.asarray(labels)
     if given.dtype.kind not in "iu" and given.size:
         raise GenError(f"labels must be integers, got {labels!r}")
-    arr = np.full(n, given, dtype=np.int64) if given.ndim == 0 else given.astype(np.int64)
+    # one label, as a number or a one-element list, is every image's (as a served request carries it)
+    arr = np.full(n, given.reshape(-1)[0], dtype=np.int64) if given.size == 1 else given.astype(np.int64)
     if arr.shape != (n,):
         raise GenError(f"labels: expected one label or {n}, got {arr.shape[0] if arr.ndim else arr.size}")
     bad = arr[(arr < 0) | (arr >= num_classes)]

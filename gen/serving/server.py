@@ -69,16 +69,22 @@ def _can_tie_lifetime() -> bool:
     return sys.platform == "linux" and threading.current_thread() is threading.main_thread()
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: the kernel sends SIGTERM when gen dies, even by SIGKILL (Linux), so
-    tritonserver never outlives its `gen serve start` and cleans its shared memory on the way out."""
-    import ctypes
-    import signal
+def _die_with(parent: int):
+    """A preexec_fn for the child: the kernel sends it SIGTERM when gen dies, even by SIGKILL
+    (Linux), so tritonserver never outlives its `gen serve start` and cleans its shared memory on
+    the way out. A parent that died before the request was made is caught by the pid check."""
 
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass  # not Linux: stop() still ends it on any exit gen survives
+    def tie() -> None:
+        import ctypes
+        import signal
+
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        except OSError:
+            return  # no prctl: stop() still ends it on any exit gen survives
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGTERM)
+    return tie
 
 
 def _pytriton_root() -> Path | None:
@@ -172,7 +178,7 @@ class TritonServer:
                 # own session: a Ctrl-C in the terminal reaches gen, which then stops the server itself
                 self.process = subprocess.Popen(self.command(binary), stdout=log, stderr=subprocess.STDOUT,
                                                 env=_environment(root), start_new_session=True,
-                                                preexec_fn=_die_with_parent if _can_tie_lifetime() else None)
+                                                preexec_fn=_die_with(os.getpid()) if _can_tie_lifetime() else None)
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:

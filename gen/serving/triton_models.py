@@ -22,6 +22,7 @@ import numpy as np
 
 from gen.errors import GenError
 from gen.runtime.arguments import ARGUMENTS
+from gen.runtime.remote import PROBE_REFUSAL  # what the health probe (n = 0) must hear from a live model
 
 ARGUMENTS_BY_SERVED = {a.served: a for a in ARGUMENTS.values() if a.served}
 
@@ -167,7 +168,7 @@ class PipelineModel:
             raise GenError("input 'n' is required")
         n, count = values["n"], self.spec.images_per_request(values)
         if n < 1 or n > self.max_n:
-            raise GenError(f"n = {n} is outside 1..{self.max_n} (the largest batch this model serves)")
+            raise GenError(f"n = {n} {PROBE_REFUSAL}{self.max_n} (the largest batch this model serves)")
         if count > self.max_n:
             raise GenError(f"n x prompts = {count} images is over {self.max_n} (the largest batch this model serves)")
         return values

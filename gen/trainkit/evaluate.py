@@ -9,6 +9,7 @@ Inception FID is added when `--inception` points at local weights (as ONNX).
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -114,6 +115,17 @@ def sample_with(sampler, n: int, seed: int, labels=None, batch: int = 500, **opt
 
 def evaluate_run(run_path: str, n: int = EVAL_N, seed: int = 0, steps: int | None = None,
                  guidance: float | None = None, inception: str | None = None, progress=lambda message: None) -> dict:
+    """Score a run and write RUN/eval.json, holding the run's lock: a `gen train` still writing (or
+    replacing) it makes this fail at once rather than score one run and file it under another."""
+    from gen.outputs import output_lock
+
+    if not Path(run_path).is_dir():
+        raise GenError(f"run directory not found: {run_path}")
+    with output_lock(run_path, option="RUN"):
+        return _evaluate(run_path, n, seed, steps, guidance, inception, progress)
+
+
+def _evaluate(run_path, n, seed, steps, guidance, inception, progress) -> dict:
     if n < 10:
         raise GenError(f"--n must be at least 10 to fit feature statistics, got {n}")
     t0 = time.perf_counter()

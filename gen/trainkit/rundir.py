@@ -34,7 +34,15 @@ class RunDir:
     eval_path = property(lambda self: self.path / "eval.json")
 
     def is_run(self) -> bool:
-        return self.config_path.is_file()
+        """A folder gen trained into: its config.json is a JSON object naming a family (a model
+        folder from elsewhere can have a config.json too, and --force must not take it for a run)."""
+        if not self.config_path.is_file():
+            return False
+        try:
+            config = json.loads(self.config_path.read_text())
+        except (OSError, ValueError):
+            return True  # gen's own config.json, damaged: read_config says so by name
+        return isinstance(config, dict) and "family" in config
 
     def check(self, resume: bool, force: bool) -> None:
         """Refuse a directory that would be overwritten or cannot be resumed; changes nothing."""
@@ -57,6 +65,9 @@ class RunDir:
                 )
             if not self.is_run():
                 raise GenError(f"--force: {self.path} holds files that are not a gen run; refusing to delete them")
+            from gen.outputs import refuse_current_dir
+
+            refuse_current_dir(self.path)
 
     def claim(self, force: bool) -> "RunDir":
         """The directory a new run is written in. Replacing a run (--force) writes beside it, in
@@ -66,7 +77,10 @@ class RunDir:
         Called only after the new run's data and config have been validated.
         """
         if force and self.is_run():
-            work = RunDir(self.path.parent / f".{self.path.name}.new-{os.getpid()}")
+            from gen.outputs import absolute
+
+            target = absolute(self.path)
+            work = RunDir(target.parent / f".{target.name}.new-{os.getpid()}")
             shutil.rmtree(work.path, ignore_errors=True)
             work.path.mkdir()
             return work
@@ -79,10 +93,12 @@ class RunDir:
             return
         from gen.outputs import replace_dir
 
-        for entry in self.path.iterdir():
-            if entry.name not in RUN_FILES and entry.name not in RUN_DIRS:
-                os.replace(entry, work.path / entry.name)
-        replace_dir(work.path, self.path)
+        def keep_foreign(old: Path, new: Path) -> None:  # after the swap: a kill before it loses nothing
+            for entry in old.iterdir():
+                if entry.name not in RUN_FILES and entry.name not in RUN_DIRS and not (new / entry.name).exists():
+                    os.replace(entry, new / entry.name)
+
+        replace_dir(work.path, self.path, keep=keep_foreign)
 
     # -- config -----------------------------------------------------------------------------
     def write_config(self, config: dict) -> None:
@@ -91,7 +107,7 @@ class RunDir:
     def read_config(self) -> dict:
         if not self.path.is_dir():
             raise GenError(f"run directory not found: {self.path}")
-        if not self.is_run():
+        if not self.config_path.is_file():
             raise GenError(f"{self.path} is not a gen run (no config.json); train one with `gen train`")
         return check_config(read_json(self.config_path, "run config"), self.config_path)
 

@@ -82,9 +82,15 @@ def train(family: str, data_spec: str, out: str, overrides: dict, image_size: in
     """Train into `out` (one writer at a time: a second `gen train` into it fails at once)."""
     from gen.outputs import output_lock
 
+    from gen.outputs import remove_stale, absolute
+
     RunDir(out).check(resume=resume, force=force)
     with output_lock(out):
-        return _train(family, data_spec, out, overrides, image_size, resume, force, progress)
+        try:
+            return _train(family, data_spec, out, overrides, image_size, resume, force, progress)
+        except BaseException:
+            remove_stale(absolute(out))  # a replacement that did not finish leaves no staging behind
+            raise
 
 
 def _train(family, data_spec, out, overrides, image_size, resume, force, progress) -> RunDir:
@@ -191,7 +197,8 @@ def _duration(seconds: float) -> str:
 
 
 def load_run(path: str):
-    """Rebuild a trained run's sampler from its config and weights (for eval, export, grids)."""
+    """A run's trainer with its sampling weights loaded: torch-side sampling, as during training
+    (tests compare it with the shipped Sampler; `gen eval` and export use RunDir.build_components)."""
     run = RunDir(path)
     config = run.read_config()
     trainer = make_trainer(config)
