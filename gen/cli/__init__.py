@@ -11,6 +11,7 @@ import sys
 import typer
 
 from gen.cli import bench as bench_cmd
+from gen.cli import distill as distill_cmd
 from gen.cli import eval as eval_cmd
 from gen.cli import export as export_cmd
 from gen.cli import generate as generate_cmd
@@ -28,6 +29,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(train_cmd.app, name="train")
+app.add_typer(distill_cmd.app, name="distill")
 app.command("eval")(eval_cmd.eval_run)
 app.command("export")(export_cmd.export)
 app.command("generate")(generate_cmd.generate)

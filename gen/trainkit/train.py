@@ -64,6 +64,10 @@ def _check_positive(config: dict, key: str) -> None:
 
 def make_trainer(config: dict):
     try:
+        if config.get("distill"):  # a student: its family's nets, trained from a teacher
+            from gen.trainkit.distill import trainer
+
+            return trainer(config)
         return trainer_class(config["family"])(config)
     except ValueError as e:
         raise GenError(str(e)) from None
@@ -80,20 +84,30 @@ def grid_labels(config: dict, n: int):
 def train(family: str, data_spec: str, out: str, overrides: dict, image_size: int | None = None,
           resume: bool = False, force: bool = False, progress: bool = True) -> RunDir:
     """Train into `out` (one writer at a time: a second `gen train` into it fails at once)."""
-    from gen.outputs import output_lock
 
-    from gen.outputs import remove_stale, absolute
+    def fresh():
+        data = load_dataset(data_spec, image_size)
+        return build_config(family, data, data_spec, overrides), data
+
+    return train_with(out, family, fresh, overrides, resume=resume, force=force, progress=progress)
+
+
+def train_with(out: str, family: str, fresh, overrides: dict, resume: bool = False, force: bool = False,
+               progress: bool = True, label: str | None = None) -> RunDir:
+    """The loop every trainer shares (training and distillation): `fresh()` gives a new run's
+    (config, data); a resumed run reads its own config. One writer at a time per `out`."""
+    from gen.outputs import absolute, output_lock, remove_stale
 
     RunDir(out).check(resume=resume, force=force)
     with output_lock(out):
         try:
-            return _train(family, data_spec, out, overrides, image_size, resume, force, progress)
+            return _train(family, fresh, out, overrides, resume, force, progress, label or f"train {family}")
         except BaseException:
             remove_stale(absolute(out))  # a replacement that did not finish leaves no staging behind
             raise
 
 
-def _train(family, data_spec, out, overrides, image_size, resume, force, progress) -> RunDir:
+def _train(family, fresh, out, overrides, resume, force, progress, label) -> RunDir:
     import torch
     from tqdm import tqdm
 
@@ -112,12 +126,13 @@ def _train(family, data_spec, out, overrides, image_size, resume, force, progres
             _check_positive(config, "steps")
         data = load_dataset(config["data"], config["image_size"], config["channels"])
     else:
-        data = load_dataset(data_spec, image_size)
-        config = build_config(family, data, data_spec, overrides)
+        config, data = fresh()
         for note in data.notes if progress else ():
             print(note, flush=True)
     torch.manual_seed(config["seed"])  # initial weights; training itself draws only from step_generator
     trainer = make_trainer(config)
+    if not resume and hasattr(trainer, "initialize"):  # e.g. a student starts as its teacher
+        trainer.initialize()
     start = 0
     if resume:
         tensors, meta = run.load_state()
@@ -147,7 +162,7 @@ def _train(family, data_spec, out, overrides, image_size, resume, force, progres
 
     steps, t0, done = config["steps"], time.perf_counter(), start
     last_log = (t0, start)  # metrics.jsonl's steps_per_s is the rate since the previous record
-    bar = tqdm(total=steps, initial=start, desc=f"train {family}", unit="step", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=steps, initial=start, desc=label, unit="step", disable=not progress, dynamic_ncols=True)
     estimated = not progress
     for step in range(start, steps):
         logs = trainer.train_step(batch, step_generator(config["seed"], step), step)

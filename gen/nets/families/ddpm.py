@@ -49,9 +49,12 @@ class DdpmNets(RunNets):
         from gen.runtime.families.ddpm import DdpmSampling
 
         # "trailing" spacing: every step count starts at the last training timestep (pure noise)
+        d = c.get("distill")
+        student = None if not d else {"method": d["method"], "steps": d["steps"], "max_steps": max(8, 2 * d["steps"]),
+                                      "teacher": d["teacher"]}
         return DdpmSampling(scheduler_config={**scheduler_config(c), "timestep_spacing": "trailing"},
                             default_scheduler="ddim", default_steps=c["sample_steps"], guidance=c["guidance"],
-                            null_label=c["num_classes"] if is_conditional(c) else None)
+                            null_label=c["num_classes"] if is_conditional(c) else None, student=student)
 
 
 NETS = DdpmNets()

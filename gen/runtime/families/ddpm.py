@@ -3,8 +3,9 @@ with classifier-free guidance for class-conditional models (one batched call per
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -16,6 +17,8 @@ from gen.runtime.families.diffusion import DiffusionFamily, DiffusionSampling
 @dataclass
 class DdpmSampling(DiffusionSampling):
     null_label: Optional[int] = None  # the extra class row a conditional model was trained with for "no label"
+    # a few-step student (gen distill): {"method", "steps" (what it was distilled for), "max_steps", ...}
+    student: Optional[dict[str, Any]] = None
 
 
 class Ddpm(DiffusionFamily):
@@ -32,6 +35,14 @@ class Ddpm(DiffusionFamily):
 
     def guided(self, bundle):
         return bool(bundle.num_classes)
+
+    def limits_for(self, bundle, overrides=None):
+        """A student samples well near the step count it was distilled for: 1..max_steps."""
+        limits = super().limits_for(bundle, None)
+        student = bundle.sampling.student
+        if student:
+            limits = dataclasses.replace(limits, steps=int(student["max_steps"]))
+        return limits.merged(overrides)
 
     def check(self, bundle, args):
         super().check(bundle, args)

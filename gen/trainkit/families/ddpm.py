@@ -26,6 +26,7 @@ def noise_scheduler(config: dict):
 
 class DdpmTrainer:
     family = "ddpm"
+    diffusion = True  # can teach a few-step student (gen.trainkit.distill)
     DEFAULTS = {
         "conditional": False, "steps": 3000, "batch_size": 64, "lr": 1e-3, "warmup": 100,
         "timesteps": 1000, "schedule": "linear", "prediction": "epsilon",
