@@ -90,6 +90,12 @@ def run_bench(bundle: str, backends: list[str], precisions: list[str], steps: li
                     feeds = spec.example_feeds(sampler.bundle, c, batch)
                     comps[c] = _percentiles(_time(lambda c=c, feeds=feeds: sampler.backend.outputs(c, feeds), warmup, repeats))
                 for s in (steps if spec.diffusion else [None]):
+                    if s is not None and s > sampler.limits.steps:  # e.g. 50 steps of a 4-step student
+                        if batch == batches[0]:
+                            skipped.append({"backend": backend, "precision": precision, "steps": s,
+                                            "reason": f"steps {s} is over this bundle's limit of {sampler.limits.steps}"})
+                            log(f"skip {backend}/{precision} steps {s}: over this bundle's limit of {sampler.limits.steps}")
+                        continue
                     overheads = []
 
                     def once():

@@ -35,6 +35,10 @@ def test_student_is_a_few_step_bundle(teacher, tmp_path):
     s.generate(n=1, steps=8)
     with pytest.raises(GenError, match="steps = 9 is over this model's limit of 8"):
         s.generate(n=1, steps=9)
+    from gen.runtime.bench import run_bench
+
+    result = run_bench(str(bundle), ["ort"], ["fp32"], [2, 50], [1], repeats=1, log=lambda *_: None)
+    assert [r["steps"] for r in result["rows"]] == [2] and result["skipped"][0]["steps"] == 50
 
 
 def test_student_resumes_bit_identically(teacher, tmp_path, monkeypatch):
