@@ -21,6 +21,7 @@ def progressive(
     steps_per_halving: Annotated[int, typer.Option(help="Optimisation steps per halving.")] = DEFAULTS["steps_per_halving"],
     lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = DEFAULTS["lr"],
     batch_size: Annotated[int, typer.Option(help="Batch size.")] = DEFAULTS["batch_size"],
+    guidance: Annotated[Optional[float], typer.Option(help="Classifier-free guidance of a class-conditional teacher, folded into the student (default: the teacher's own, 1 = none).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed (default: the teacher's).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the student in --out from its last checkpoint.")] = False,
     force: Annotated[bool, typer.Option(help="Replace the student already in --out.")] = False,
@@ -35,6 +36,6 @@ def progressive(
     from gen.trainkit.distill import distill
 
     options = {"start_steps": start_steps, "halvings": halvings, "steps_per_halving": steps_per_halving, "lr": lr,
-               "batch_size": batch_size, "seed": seed}
+               "batch_size": batch_size, "guidance": guidance, "seed": seed}
     student = distill(run, out, options, resume=resume, force=force, progress=not quiet)
     typer.echo(f"student written to {student.path}  (samples: {student.path / 'samples.png'}; export: gen export {student.path})")

@@ -26,7 +26,7 @@ from gen.errors import GenError
 
 # `gen distill progressive`'s defaults (the CLI shows them; see ProgressiveTrainer for why)
 DEFAULTS = {"start_steps": 16, "halvings": 2, "steps_per_halving": 1000, "lr": 2e-4, "batch_size": 64,
-            "warmup": 50}
+            "warmup": 50, "guidance": None}  # guidance None: the teacher's own
 
 
 def distill(teacher: str, out: str, options: dict, resume: bool = False, force: bool = False, progress: bool = True):
@@ -63,6 +63,11 @@ def student_config(teacher_path: str, options: dict):
             raise GenError(f"--{key.replace('_', '-')} must be a positive integer, got {o[key]!r}")
     if not (isinstance(o["lr"], (int, float)) and 0 < o["lr"] < float("inf")):
         raise GenError(f"--lr must be a positive finite number, got {o['lr']!r}")
+    guidance = tconfig["guidance"] if o["guidance"] is None else o["guidance"]
+    if not (isinstance(guidance, (int, float)) and 0 <= guidance < float("inf")):
+        raise GenError(f"--guidance must be a finite number >= 0, got {guidance!r}")
+    if guidance != 1.0 and not tconfig.get("conditional"):
+        raise GenError("--guidance applies to a class-conditional teacher; this one is unconditional")
     final = o["start_steps"] / 2 ** o["halvings"]
     if final < 1 or final != int(final):
         raise GenError(f"--start-steps {o['start_steps']} cannot be halved {o['halvings']} times into whole steps; "
@@ -73,7 +78,7 @@ def student_config(teacher_path: str, options: dict):
               "batch_size": o["batch_size"], "warmup": o["warmup"], "sample_steps": int(final),
               **{k: o[k] for k in LOOP if k in o},
               "distill": {"method": "progressive", "teacher": str(teacher.path.resolve()),
-                          "teacher_prediction": tconfig["prediction"], "teacher_guidance": tconfig["guidance"],
+                          "teacher_prediction": tconfig["prediction"], "teacher_guidance": float(guidance),
                           "start_steps": o["start_steps"], "halvings": o["halvings"],
                           "steps_per_halving": o["steps_per_halving"], "steps": int(final)}}
     config["guidance"] = 1.0  # folded in: the student samples in one pass

@@ -74,6 +74,8 @@ def test_bad_teachers_and_settings_are_refused(teacher, tmp_path):
         distill(str(teacher), str(tmp_path / "s3"), {**STUDENT, "start_steps": 6}, progress=False)
     with pytest.raises(GenError, match="--halvings must be a positive integer"):
         distill(str(teacher), str(tmp_path / "s4"), {**STUDENT, "halvings": 0}, progress=False)
+    with pytest.raises(GenError, match="--guidance applies to a class-conditional teacher"):
+        distill(str(teacher), str(tmp_path / "s7"), {**STUDENT, "guidance": 3.0}, progress=False)
     with pytest.raises(GenError, match="--lr must be a positive finite number"):
         distill(str(teacher), str(tmp_path / "s5"), {**STUDENT, "lr": float("nan")}, progress=False)
     pickled = tmp_path / "pickled"
@@ -87,9 +89,9 @@ def test_bad_teachers_and_settings_are_refused(teacher, tmp_path):
 
 
 def test_a_conditional_teacher_gives_a_conditional_one_pass_student(tmp_path):
-    teacher = train("ddpm", "digits", str(tmp_path / "ct"), {**TINY, "steps": 10, "conditional": True, "guidance": 2.0},
+    teacher = train("ddpm", "digits", str(tmp_path / "ct"), {**TINY, "steps": 10, "conditional": True},
                     progress=False).path
-    student = distill(str(teacher), str(tmp_path / "cs"), {**STUDENT, "halvings": 1}, progress=False).path
+    student = distill(str(teacher), str(tmp_path / "cs"), {**STUDENT, "halvings": 1, "guidance": 2.0}, progress=False).path
     config = json.loads((student / "config.json").read_text())
     assert config["guidance"] == 1.0 and config["distill"]["teacher_guidance"] == 2.0  # folded in
     bundle = export_run(str(student), str(tmp_path / "cb"), progress=lambda *_: None)
