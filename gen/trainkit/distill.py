@@ -21,6 +21,7 @@ manifest says it is a student and allows 1..2N steps.
 from __future__ import annotations
 
 import copy
+import functools
 
 from gen.errors import GenError
 
@@ -87,33 +88,22 @@ def student_config(teacher_path: str, options: dict):
 
 
 def trainer(config: dict):
-    return ProgressiveTrainer(config)
+    """The student's trainer: a DdpmTrainer (v-prediction, EMA, DDIM sample grids) plus a frozen teacher."""
+    return _progressive_class()(config)
 
 
-class ProgressiveTrainer:
-    """A DdpmTrainer (the student: v-prediction, EMA, DDIM sample grids) plus a frozen teacher."""
-
-    def __new__(cls, config):
-        from gen.trainkit.families.ddpm import DdpmTrainer
-
-        # built on the DDPM trainer class at runtime (it imports torch), keeping this module light
-        return _progressive_class(DdpmTrainer)(config)
-
-
-_CLASS = None
-
-
-def _progressive_class(base):
-    global _CLASS
-    if _CLASS is not None:
-        return _CLASS
+@functools.cache
+def _progressive_class():
+    """Built on first use, subclassing the DDPM trainer (which imports torch), so `gen --help`, which
+    reads DEFAULTS here, stays light."""
     import numpy as np
     import torch
 
     from gen.nets.families.ddpm import scheduler_config
     from gen.runtime.schedulers import alphas_cumprod, spaced_timesteps
+    from gen.trainkit.families.ddpm import DdpmTrainer
 
-    class Progressive(base):
+    class Progressive(DdpmTrainer):
         def __init__(self, config):
             super().__init__(config)
             d = config["distill"]
@@ -197,5 +187,4 @@ def _progressive_class(base):
             self._update_ema(step % d["steps_per_halving"])
             return {"loss": loss.item(), "student_steps": float(n_student)}
 
-    _CLASS = Progressive
-    return _CLASS
+    return Progressive
