@@ -3,6 +3,7 @@
 import pytest
 
 from gen.export.onnx_export import export_run
+from gen.trainkit.distill import distill
 from gen.trainkit.train import train
 
 FAST = {"log_every": 50, "sample_every": 1000, "checkpoint_every": 1000}
@@ -22,6 +23,10 @@ def bundles(tmp_path_factory):
     for name, (family, opts) in RUNS.items():
         run = train(family, "digits", str(root / f"run-{name}"), {**opts, **FAST}, progress=False)
         out[name] = export_run(str(run.path), str(root / name), precisions=("fp32", "fp16") if name in ("gan", "cddpm") else ("fp32",), progress=lambda *_: None)
+    # a few-step student of the conditional teacher: served, benched and sampled like any bundle
+    student = distill(str(root / "run-cddpm"), str(root / "run-cd-student"), {"steps": 3, "batch_size": 8, "guidance": 2.0},
+                      method="consistency", progress=False)
+    out["cd-student"] = export_run(str(student.path), str(root / "cd-student"), precisions=("fp32", "fp16"), progress=lambda *_: None)
     return out
 
 

@@ -14,7 +14,7 @@ def _pinned(tmp_path_factory):
     try:
         import torch
 
-        torch.set_num_threads(2)
+        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))  # 2 unless the caller set OMP_NUM_THREADS
     except ImportError:
         pass
     yield

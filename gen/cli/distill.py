@@ -1,4 +1,4 @@
-"""`gen distill progressive RUN`: a few-step student from a trained diffusion run."""
+"""`gen distill progressive|consistency RUN` and `gen distill lcm-lora`: few-step students."""
 
 from __future__ import annotations
 
@@ -6,26 +6,46 @@ from typing import Annotated, Optional
 
 import typer
 
-from gen.trainkit.distill import DEFAULTS
+from gen.trainkit.distill import CONSISTENCY, LOSSES, PROGRESSIVE, SOLVERS
 
-app = typer.Typer(help="Distil a diffusion run into a few-step student (a run like any other: export, sample, serve it).",
+app = typer.Typer(help="Distil a diffusion run into a few-step student (a run like any other: export, sample, serve it), "
+                  "or a Stable Diffusion base into an LCM-LoRA.",
                   no_args_is_help=True)
+
+# the options both methods take, stated once
+Teacher = Annotated[str, typer.Argument(help="The teacher: a run directory from `gen train ddpm`.")]
+Out = Annotated[str, typer.Option(help="Student run directory to create (refused if it holds a run, unless --resume or --force).")]
+Lr = Annotated[float, typer.Option(help="AdamW learning rate.")]
+BatchSize = Annotated[int, typer.Option(help="Batch size.")]
+Guidance = Annotated[Optional[float], typer.Option(help="Classifier-free guidance of a class-conditional teacher, folded into the student (default: the teacher's own, 1 = none).")]
+Seed = Annotated[Optional[int], typer.Option(help="Seed (default: the teacher's).")]
+Resume = Annotated[bool, typer.Option(help="Continue the student in --out from its last checkpoint.")]
+Force = Annotated[bool, typer.Option(help="Replace the student already in --out (only a run gen wrote).")]
+Quiet = Annotated[bool, typer.Option(help="No progress bar.")]
+
+
+def _run(method: str, run: str, out: str, options: dict, resume: bool, force: bool, quiet: bool) -> None:
+    from gen.trainkit.distill import distill
+
+    student = distill(run, out, options, method=method, resume=resume, force=force, progress=not quiet)
+    typer.echo(f"student written to {student.path}  (samples at 1/2/4 steps: {student.path}/samples_*steps.png; "
+               f"export: gen export {student.path})")
 
 
 @app.command()
 def progressive(
-    run: Annotated[str, typer.Argument(help="The teacher: a run directory from `gen train ddpm`.")],
-    out: Annotated[str, typer.Option(help="Student run directory to create (refused if it holds a run, unless --resume or --force).")] = "runs/student",
-    start_steps: Annotated[int, typer.Option(help="DDIM steps of the teacher the first halving learns from (a power of two).")] = DEFAULTS["start_steps"],
-    halvings: Annotated[int, typer.Option(help="How many times to halve the step count (16 with 2 halvings: a 4-step student).")] = DEFAULTS["halvings"],
-    steps_per_halving: Annotated[int, typer.Option(help="Optimisation steps per halving.")] = DEFAULTS["steps_per_halving"],
-    lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = DEFAULTS["lr"],
-    batch_size: Annotated[int, typer.Option(help="Batch size.")] = DEFAULTS["batch_size"],
-    guidance: Annotated[Optional[float], typer.Option(help="Classifier-free guidance of a class-conditional teacher, folded into the student (default: the teacher's own, 1 = none).")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed (default: the teacher's).")] = None,
-    resume: Annotated[bool, typer.Option(help="Continue the student in --out from its last checkpoint.")] = False,
-    force: Annotated[bool, typer.Option(help="Replace the student already in --out.")] = False,
-    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    run: Teacher,
+    out: Out = "runs/student",
+    start_steps: Annotated[int, typer.Option(help="DDIM steps of the teacher the first halving learns from (a power of two).")] = PROGRESSIVE["start_steps"],
+    halvings: Annotated[int, typer.Option(help="How many times to halve the step count (16 with 2 halvings: a 4-step student).")] = PROGRESSIVE["halvings"],
+    steps_per_halving: Annotated[int, typer.Option(help="Optimisation steps per halving.")] = PROGRESSIVE["steps_per_halving"],
+    lr: Lr = PROGRESSIVE["lr"],
+    batch_size: BatchSize = PROGRESSIVE["batch_size"],
+    guidance: Guidance = None,
+    seed: Seed = None,
+    resume: Resume = False,
+    force: Force = False,
+    quiet: Quiet = False,
 ) -> None:
     """Progressive distillation (Salimans & Ho 2022): each halving trains a v-prediction student to take
     in one DDIM step what its teacher takes in two; guidance of a conditional teacher is folded in.
@@ -33,9 +53,78 @@ def progressive(
     Example:  gen distill progressive runs/ddpm --out runs/ddpm-4step
     Then:     gen export runs/ddpm-4step --out bundles/ddpm-4step && gen generate bundles/ddpm-4step --n 16
     """
-    from gen.trainkit.distill import distill
+    _run("progressive", run, out, {"start_steps": start_steps, "halvings": halvings, "steps_per_halving": steps_per_halving,
+                                   "lr": lr, "batch_size": batch_size, "guidance": guidance, "seed": seed},
+         resume, force, quiet)
 
-    options = {"start_steps": start_steps, "halvings": halvings, "steps_per_halving": steps_per_halving, "lr": lr,
-               "batch_size": batch_size, "guidance": guidance, "seed": seed}
-    student = distill(run, out, options, resume=resume, force=force, progress=not quiet)
-    typer.echo(f"student written to {student.path}  (samples: {student.path / 'samples.png'}; export: gen export {student.path})")
+
+@app.command()
+def consistency(
+    run: Teacher,
+    out: Out = "runs/consistency",
+    steps: Annotated[int, typer.Option(help="Optimisation steps.")] = CONSISTENCY["steps"],
+    solver: Annotated[str, typer.Option(help=f"The teacher's ODE step: {' or '.join(SOLVERS)} (heun: second order, two teacher calls).")] = CONSISTENCY["solver"],
+    skip: Annotated[int, typer.Option(help="Timesteps one teacher step spans (must divide the teacher's; 20 of 1000: a 50-point grid).")] = CONSISTENCY["skip"],
+    loss: Annotated[str, typer.Option(help=f"Distance between student and target: {' or '.join(LOSSES)}.")] = CONSISTENCY["loss"],
+    student_steps: Annotated[int, typer.Option(help="The student bundle's default step count (1..8 all sample).")] = CONSISTENCY["student_steps"],
+    target_ema: Annotated[float, typer.Option(help="EMA decay of the target network.")] = CONSISTENCY["target_ema"],
+    lr: Lr = CONSISTENCY["lr"],
+    batch_size: BatchSize = CONSISTENCY["batch_size"],
+    guidance: Guidance = None,
+    seed: Seed = None,
+    resume: Resume = False,
+    force: Force = False,
+    quiet: Quiet = False,
+) -> None:
+    """Consistency distillation (Song et al. 2023, LCM's discrete form): a student that maps any point
+    of the teacher's ODE path to its end, sampled by the LCM scheduler in 1 to 8 steps (default 4).
+
+    Example:  gen distill consistency runs/ddpm --out runs/ddpm-cd
+    Then:     gen export runs/ddpm-cd --out bundles/ddpm-cd && gen generate bundles/ddpm-cd --n 16   (4 steps)
+              gen generate bundles/ddpm-cd --n 16 --steps 1
+    """
+    _run("consistency", run, out, {"steps": steps, "solver": solver, "skip": skip, "loss": loss,
+                                   "student_steps": student_steps, "target_ema": target_ema, "lr": lr,
+                                   "batch_size": batch_size, "guidance": guidance, "seed": seed},
+         resume, force, quiet)
+
+
+from gen.trainkit.lcm_lora import DEFAULTS as LCM_LORA  # noqa: E402  (the lcm-lora command's defaults)
+
+
+@app.command("lcm-lora")
+def lcm_lora(
+    data: Annotated[str, typer.Option(help="Captioned images: a folder with metadata.jsonl ({\"file_name\", \"text\"} per line) or a .txt beside each image; 'digits' captions the bundled digits.")] = "digits",
+    out: Annotated[str, typer.Option(help="Run directory to create (refused if it holds a run, unless --force).")] = "runs/lcm-lora",
+    base: Annotated[Optional[str], typer.Option(help="The base, which is also the teacher: a diffusers-format Stable Diffusion folder or a model id in the Hugging Face cache (nothing is downloaded). Default: the built-in tiny-sd.")] = None,
+    steps: Annotated[int, typer.Option(help="Optimisation steps.")] = LCM_LORA["steps"],
+    rank: Annotated[int, typer.Option(help="LoRA rank (alpha = rank).")] = LCM_LORA["rank"],
+    lr: Lr = LCM_LORA["lr"],
+    batch_size: BatchSize = LCM_LORA["batch_size"],
+    skip: Annotated[int, typer.Option(help="Timesteps one teacher DDIM step spans; must divide the base's (20 of 1000: a 50-point grid, the LCM scheduler's original_inference_steps).")] = LCM_LORA["skip"],
+    guidance: Annotated[float, typer.Option(help="The teacher's classifier-free guidance (diffusers' scale), folded into the student, which samples with guidance 1.")] = LCM_LORA["guidance"],
+    resolution: Annotated[Optional[int], typer.Option(help="Training image size, divisible by 8 (default: the base's native size).")] = None,
+    max_images: Annotated[Optional[int], typer.Option(help="Use only the first N images.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for the adapter, batches and noise.")] = LCM_LORA["seed"],
+    force: Force = False,
+    quiet: Quiet = False,
+) -> None:
+    """LCM-LoRA (Luo et al. 2023): latent consistency distillation of a Stable Diffusion base into a LoRA,
+    with the base as its own guided teacher, so base + LoRA samples in 4 steps with the LCM scheduler and
+    no guidance. Writes RUN/lora.safetensors (diffusers format) and a teacher-vs-student check.
+
+    Example:  gen distill lcm-lora --base ./sd15 --data ./pets --out runs/pets-lcm --steps 2000
+    Then:     gen export --model sd-lora --base ./sd15 --lora runs/pets-lcm --out bundles/pets-lcm
+              gen generate bundles/pets-lcm --prompt "a red house" --n 4      (lcm, 4 steps, guidance 1)
+    Offline:  gen distill lcm-lora --out runs/tiny-lcm                        (tiny-sd on captioned digits)
+    """
+    from gen.trainkit.lcm_lora import distill_lcm_lora
+
+    options = {"steps": steps, "rank": rank, "lr": lr, "batch_size": batch_size, "skip": skip, "guidance": guidance,
+               "resolution": resolution, "max_images": max_images, "seed": seed}
+    run, check = distill_lcm_lora(base, data, out, options, force=force, progress=not quiet)
+    few, many = check["student_steps"], check["teacher_steps"]
+    typer.echo(f"LCM-LoRA written to {run.path / 'lora.safetensors'}\nimage MSE to the teacher at {many} steps, same "
+               f"noise: student at {few} LCM steps {check['mse_student']:.5f}, teacher at {few} DDIM steps "
+               f"{check['mse_teacher_few_steps']:.5f}, base at {few} LCM steps {check['mse_base_lcm']:.5f} "
+               f"(rows of {run.path / 'samples.png'})\nexport: gen export --model sd-lora --lora {run.path}")

@@ -14,7 +14,8 @@ def eval_run(
     run: Annotated[str, typer.Argument(help="Run directory written by `gen train`.")],
     n: Annotated[int, typer.Option(help="Samples to generate and score (>= 1000 for stable figures).")] = EVAL_N,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
-    steps: Annotated[Optional[int], typer.Option(help="Diffusion sampling steps (DDIM); default from the run.")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Diffusion sampling steps; default from the run.")] = None,
+    scheduler: Annotated[Optional[str], typer.Option(help="Diffusion scheduler (ddim, dpm++, euler, ddpm, lcm); default from the run.")] = None,
     guidance: Annotated[Optional[float], typer.Option(help="Classifier-free guidance scale for conditional diffusion.")] = None,
     inception: Annotated[Optional[str], typer.Option(help="Local Inception-v3 feature network as ONNX (N,3,299,299 in [-1,1] -> N,2048): adds a real FID.")] = None,
 ) -> None:
@@ -24,6 +25,6 @@ def eval_run(
     """
     from gen.trainkit.evaluate import evaluate_run
 
-    result = evaluate_run(run, n=n, seed=seed, steps=steps, guidance=guidance, inception=inception,
+    result = evaluate_run(run, n=n, seed=seed, steps=steps, guidance=guidance, scheduler=scheduler, inception=inception,
                           progress=lambda message: typer.echo(message, err=True))
     typer.echo(json.dumps(result, indent=2))

@@ -13,7 +13,7 @@ def export(
     run: Annotated[Optional[str], typer.Argument(help="Run directory written by `gen train gan|vae|ddpm` (or use --model).")] = None,
     model: Annotated[Optional[str], typer.Option(help="A named recipe instead of a run: sd (a base), sd-lora (base + LoRA, fused) or tiny-sd (built-in toy SD).")] = None,
     base: Annotated[Optional[str], typer.Option(help="With --model: base Stable Diffusion, a diffusers-format folder or a model id already in the HF cache. sd-lora without it uses tiny-sd.")] = None,
-    lora: Annotated[Optional[str], typer.Option(help="With --model sd-lora: a diffusers-format LoRA .safetensors, or a run from `gen train sd-lora`.")] = None,
+    lora: Annotated[Optional[str], typer.Option(help="With --model sd-lora: a diffusers-format LoRA .safetensors or folder (pytorch_lora_weights.safetensors), or a run from `gen train sd-lora` or `gen distill lcm-lora`. An LCM-LoRA (a gen lcm-lora run, a model card tagged lcm, or 'lcm' in its name) makes the bundle default to the lcm scheduler, 4 steps, guidance 1.")] = None,
     lora_scale: Annotated[float, typer.Option(help="LoRA strength when fusing (1 = as trained).")] = 1.0,
     out: Annotated[str, typer.Option(help="Bundle directory to write (gen.json + one .onnx per component + weights/). Default: bundles/<run name>, or bundles/<model>.")] = "",
     fp16: Annotated[bool, typer.Option(help="Also write fp16 components (fp32 inputs/outputs kept) and record fp16-vs-fp32 parity.")] = False,
@@ -26,6 +26,7 @@ def export(
     Examples:  gen export runs/ddpm --out bundles/ddpm --fp16
                gen export --model sd-lora --fp16                          (tiny-sd + a demo LoRA, offline)
                gen export --model sd-lora --base ./sd15 --lora runs/pets --out bundles/pets --fp16
+               gen export --model sd-lora --base ./sd15 --lora ./lcm-lora-sdv1-5 --out bundles/sd15-lcm   (4 steps)
     """
     from pathlib import Path
 

@@ -112,8 +112,8 @@ def vae(
 @app.command()
 def ddpm(
     out: Out = "runs/ddpm", data: Data = "digits", steps: Steps("ddpm") = None, seed: Seed = LOOP["seed"],
-    schedule: Annotated[Schedule, typer.Option(help="Noise schedule: linear (Ho et al.) or cosine (Nichol & Dhariwal).")] = Schedule.linear,
-    prediction: Annotated[Prediction, typer.Option(help="What the UNet predicts: epsilon (noise) or v (velocity).")] = Prediction.epsilon,
+    schedule: Annotated[Schedule, typer.Option(help="Noise schedule: linear (Ho et al.) or cosine (Nichol & Dhariwal).")] = Schedule(D["ddpm"]["schedule"]),
+    prediction: Annotated[Prediction, typer.Option(help="What the UNet predicts: epsilon (noise) or v (velocity).")] = Prediction(D["ddpm"]["prediction"]),
     conditional: Annotated[bool, typer.Option(help="Class-conditional with label dropout, so classifier-free guidance works when sampling.")] = False,
     image_size: ImageSize = None, batch_size: BatchSize("ddpm") = None, lr: Lr("ddpm") = None,
     checkpoint_every: CheckpointEvery = CHECKPOINT_EVERY, sample_every: SampleEvery = SAMPLE_EVERY,

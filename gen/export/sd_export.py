@@ -5,6 +5,9 @@ UNet and VAE (decoder and encoder) are exported one by one through the same chec
 other family (gen.export.onnx_io), and the tokenizer and scheduler config are copied so the bundle
 samples with no torch and no transformers. The UNet is checked at a non-square latent size as well,
 so a resolution baked into the graph is caught at export time.
+
+A LoRA that gen.recipes.lcm recognises as an LCM-LoRA changes the bundle's defaults only: the lcm
+scheduler (with the LoRA's original_inference_steps and timestep_scaling) at 4 steps, guidance 1.
 """
 
 from __future__ import annotations
@@ -15,14 +18,16 @@ from gen.errors import GenError
 from gen.export.defaults import DEFAULT_OPSET, DEFAULT_TOLERANCE
 from gen.export.onnx_io import (check_images, check_opset, export_checked,
                                 export_precisions, refuse_existing, staged_bundle)
+from gen.recipes.lcm import KEYS as LCM_KEYS
 from gen.runtime.manifest import MANIFEST, write_manifest
 from gen.versions import versions
 
 TOKENIZER_DIR = "tokenizer"
 SCHEDULER_KEYS = ("num_train_timesteps", "beta_schedule", "beta_start", "beta_end", "prediction_type", "clip_sample",
                   "clip_sample_range", "steps_offset", "set_alpha_to_one", "timestep_spacing", "trained_betas")
-LCM_KEYS = ("original_inference_steps", "timestep_scaling")
 DEFAULTS = {"scheduler": "dpm++", "steps": 20, "guidance": 7.5}
+# an LCM-LoRA makes the base a consistency model: LCM multistep sampling, guidance folded in at distillation
+LCM_DEFAULTS = {"scheduler": "lcm", "steps": 4, "guidance": 1.0}
 
 
 def export_sd(model: str, out: str, base: str | None = None, lora: str | None = None, lora_scale: float = 1.0,
@@ -86,14 +91,19 @@ def _manifest(pipe, resolved, components, parity, precisions, opset, vae_scale, 
     from gen.runtime.manifest import Component, Conditioning, Image, Manifest, Text, parse
 
     size = int(pipe.unet.config.sample_size) * vae_scale
-    lora = None
+    lora, schedule, defaults = None, scheduler_config(pipe), DEFAULTS
     if resolved.lora:
         lora = {"path": resolved.lora, "scale": resolved.lora_scale, "sha256": resolved.lora_sha256}
+    if resolved.lcm:
+        lora["kind"] = "lcm-lora"
+        lora["lcm"] = resolved.lcm
+        schedule = {**schedule, **{k: resolved.lcm[k] for k in LCM_KEYS}}
+        defaults = LCM_DEFAULTS
     return Manifest(
         family="sd",
         components={k: parse(Component, v, f"components.{k}") for k, v in components.items()},
-        sampling=SdSampling(scheduler_config=scheduler_config(pipe), default_scheduler=DEFAULTS["scheduler"],
-                            default_steps=DEFAULTS["steps"], guidance=DEFAULTS["guidance"],
+        sampling=SdSampling(scheduler_config=schedule, default_scheduler=defaults["scheduler"],
+                            default_steps=defaults["steps"], guidance=defaults["guidance"],
                             vae_scaling_factor=float(pipe.vae.config.scaling_factor), vae_scale_factor=vae_scale,
                             latent_channels=int(pipe.unet.config.in_channels), unet_multiple=unet_multiple),
         text=Text(tokenizer=f"{TOKENIZER_DIR}/tokenizer.json", max_length=int(pipe.tokenizer.model_max_length),

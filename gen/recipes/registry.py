@@ -2,7 +2,8 @@
 LoRA is fused into it.
 
     sd       a Stable Diffusion base: --base DIR (diffusers format) or a model id in the HF cache
-    sd-lora  the same base plus a LoRA (--lora FILE or a `gen train sd-lora` run), fused
+    sd-lora  the same base plus a LoRA (--lora FILE, a run of `gen train sd-lora` or `gen distill
+             lcm-lora`, or a diffusers-format folder), fused; an LCM-LoRA is recognised (gen.recipes.lcm)
     tiny-sd  the SD architecture at toy size with random weights, built offline (gen.recipes.tiny_sd)
 
 Nothing is downloaded: hub ids load with local_files_only, so a missing model fails fast and says
@@ -21,6 +22,7 @@ from gen.errors import GenError
 MODELS = ("sd", "sd-lora", "tiny-sd")
 TINY = "tiny-sd"
 LORA_FILE = "lora.safetensors"
+DIFFUSERS_LORA_FILE = "pytorch_lora_weights.safetensors"  # diffusers' save_lora_weights, the Hub's LoRA repos
 DEFAULT_HUB_BASE = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 
 
@@ -32,6 +34,7 @@ class Resolved:
     lora_scale: float
     notes: list
     lora_sha256: str | None = None
+    lcm: dict | None = None  # an LCM-LoRA's scheduler settings (gen.recipes.lcm.recognise)
 
 
 def check_model(model: str) -> None:
@@ -40,7 +43,8 @@ def check_model(model: str) -> None:
 
 
 def resolve_lora(lora: str | None) -> tuple[Path | None, dict]:
-    """A LoRA file, or a `gen train sd-lora` run directory (its lora.safetensors and config)."""
+    """A LoRA file, a gen run directory (its lora.safetensors and config), or a diffusers-format
+    folder (its pytorch_lora_weights.safetensors)."""
     if lora is None:
         return None, {}
     p = Path(lora)
@@ -48,10 +52,13 @@ def resolve_lora(lora: str | None) -> tuple[Path | None, dict]:
         from gen.fileio import read_json
 
         config = read_json(p / "config.json", "LoRA run config") if (p / "config.json").is_file() else {}
-        p = p / LORA_FILE
-        if not p.is_file():
-            raise GenError(f"--lora {lora}: directory has no {LORA_FILE}; train one with `gen train sd-lora`")
-        return p, config
+        if not isinstance(config, dict) or "family" not in config:
+            config = {}  # a config.json gen did not write says nothing about the LoRA
+        found = [p / name for name in (LORA_FILE, DIFFUSERS_LORA_FILE) if (p / name).is_file()]
+        if not found:
+            raise GenError(f"--lora {lora}: directory has neither {LORA_FILE} (a run of `gen train sd-lora` or "
+                           f"`gen distill lcm-lora`) nor {DIFFUSERS_LORA_FILE} (a diffusers-format LoRA folder)")
+        return found[0], config
     if not p.is_file():
         raise GenError(f"--lora {lora}: file not found")
     return p, {}
@@ -60,6 +67,8 @@ def resolve_lora(lora: str | None) -> tuple[Path | None, dict]:
 def load_pipeline(model: str, base: str | None = None, lora: str | None = None, lora_scale: float = 1.0,
                   progress=print) -> Resolved:
     """The fp32 CPU pipeline for `model`, with the LoRA (if any) fused into its weights."""
+    from gen.recipes.lcm import check_fits, recognise
+
     check_model(model)
     lora_path, lora_run = resolve_lora(lora)
     notes = []
@@ -76,7 +85,9 @@ def load_pipeline(model: str, base: str | None = None, lora: str | None = None, 
         notes.append("no --base given: sd-lora uses the built-in tiny-sd (random weights; a real base needs --base DIR)")
     if base is None:
         base = TINY if model == TINY else DEFAULT_HUB_BASE
+    lcm = recognise(lora, lora_run) if model == "sd-lora" else None
     pipe = _load_base(base)
+    check_fits(lcm, lora_run, pipe, lora)
     label, digest = None, None
     if model == "sd-lora":
         if lora_path is None:
@@ -92,9 +103,11 @@ def load_pipeline(model: str, base: str | None = None, lora: str | None = None, 
             digest = _sha256(lora_path)
             fuse_lora(pipe, lora_path, lora_scale)
             label = str(lora_path)
+    if lcm is not None:
+        notes.append(f"an LCM-LoRA ({lcm['recognised_by']}): sample it with the lcm scheduler, few steps, no guidance")
     for note in notes:
         progress(note)
-    return Resolved(pipe, base, label, lora_scale, notes, digest)
+    return Resolved(pipe, base, label, lora_scale, notes, digest, lcm)
 
 
 def _sha256(path: Path) -> str:
@@ -133,9 +146,13 @@ def _load_base(base: str):
 
 def fuse_lora(pipe, lora_path: Path, scale: float) -> None:
     """Load a diffusers-format LoRA, fold it into the weights, and drop the adapter layers."""
+    import diffusers.utils.logging as diffusers_logs
+
     from gen.fileio import check_safetensors
 
     check_safetensors(lora_path)
+    level = diffusers_logs.get_verbosity()
+    diffusers_logs.set_verbosity(diffusers_logs.CRITICAL)  # it logs a failed load in full, then raises it
     try:
         pipe.load_lora_weights(str(lora_path.parent), weight_name=lora_path.name, adapter_name="gen")
         if not any(pipe.get_list_adapters().values()):  # diffusers only warns when no key matches
@@ -145,7 +162,18 @@ def fuse_lora(pipe, lora_path: Path, scale: float) -> None:
         pipe.unload_lora_weights()
     except (RuntimeError, ValueError, KeyError, IndexError) as e:  # peft/diffusers raise any of these on a mismatch
         raise GenError(f"--lora {lora_path} does not fit this base model (a LoRA trained for another "
-                       f"architecture?): {str(e).splitlines()[0]}") from None
+                       f"architecture?): {_first_problem(e)}") from None
+    finally:
+        diffusers_logs.set_verbosity(level)
+
+
+def _first_problem(error: Exception) -> str:
+    """torch lists every mismatched tensor; one, and how many more, says it."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    detail = [line for line in lines if line.startswith(("size mismatch", "Missing key", "Unexpected key"))]
+    if not detail:
+        return lines[0] if lines else type(error).__name__
+    return detail[0] + (f" (and {len(detail) - 1} more)" if len(detail) > 1 else "")
 
 
 def demo_lora(pipe, directory: Path, rank: int = 4, seed: int = 0) -> Path:

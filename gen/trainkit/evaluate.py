@@ -114,7 +114,8 @@ def sample_with(sampler, n: int, seed: int, labels=None, batch: int = 500, **opt
 
 
 def evaluate_run(run_path: str, n: int = EVAL_N, seed: int = 0, steps: int | None = None,
-                 guidance: float | None = None, inception: str | None = None, progress=lambda message: None) -> dict:
+                 guidance: float | None = None, inception: str | None = None, progress=lambda message: None,
+                 scheduler: str | None = None) -> dict:
     """Score a run and write RUN/eval.json, holding the run's lock: a `gen train` still writing (or
     replacing) it makes this fail at once rather than score one run and file it under another."""
     from gen.outputs import output_lock
@@ -122,10 +123,11 @@ def evaluate_run(run_path: str, n: int = EVAL_N, seed: int = 0, steps: int | Non
     if not Path(run_path).is_dir():
         raise GenError(f"run directory not found: {run_path}")
     with output_lock(run_path, option="RUN"):
-        return _evaluate(run_path, n, seed, steps, guidance, inception, progress)
+        sampling = {k: v for k, v in (("steps", steps), ("guidance", guidance), ("scheduler", scheduler)) if v is not None}
+        return _evaluate(run_path, n, seed, sampling, inception, progress)
 
 
-def _evaluate(run_path, n, seed, steps, guidance, inception, progress) -> dict:
+def _evaluate(run_path, n, seed, options, inception, progress) -> dict:
     if n < 10:
         raise GenError(f"--n must be at least 10 to fit feature statistics, got {n}")
     t0 = time.perf_counter()
@@ -138,7 +140,6 @@ def _evaluate(run_path, n, seed, steps, guidance, inception, progress) -> dict:
         )
     conditional = bool(config.get("conditional"))
     labels = np.arange(n) % config["num_classes"] if conditional else None
-    options = {k: v for k, v in (("steps", steps), ("guidance", guidance)) if v is not None}
     progress(f"sampling {n} images from {run.path} ...")
     fake = sample_with(sampler, n, seed, labels=labels, **options)
     progress(f"  {time.perf_counter() - t0:.1f} s; scoring them against {len(data.test_x)} held-out images ...")

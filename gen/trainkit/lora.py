@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import time
 
-from gen.errors import GenError
-
 from gen.nets.lora import TARGET_MODULES, add_lora, save_lora
 
 # `gen train sd-lora`'s defaults; the CLI reads them from here
@@ -41,42 +39,29 @@ def _train_lora(base, data, out, options, force, progress):
     from tqdm import tqdm
 
     from gen.fileio import write_json
-    from gen.recipes.registry import LORA_FILE, load_pipeline
-    from gen.trainkit.captions import load_captioned
+    from gen.recipes.registry import LORA_FILE
     from gen.trainkit.rundir import RunDir
+    from gen.trainkit.sdbase import check_options, encode, load_base, sample, save_grid, training_set
 
     config = {**DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
-    for key in ("rank", "steps", "batch_size"):
-        if not isinstance(config[key], int) or config[key] < 1:
-            raise GenError(f"--{key.replace('_', '-')} must be a positive integer, got {config[key]!r}")
-    if not config["lr"] > 0:
-        raise GenError(f"--lr must be positive, got {config['lr']}")
+    check_options(config, ("rank", "steps", "batch_size"))
     run = RunDir(out)
     run.check(resume=False, force=force)
     say = print if progress else (lambda *_: None)
-    resolved = load_pipeline("sd", base) if base else load_pipeline("tiny-sd", progress=say)
+    resolved = load_base(base, say)
     pipe = resolved.pipe
-    vae_scale = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
-    size = config["resolution"] or pipe.unet.config.sample_size * vae_scale
-    if size % 8:
-        raise GenError(f"--resolution must be divisible by 8, got {size}")
-    images, captions = load_captioned(data, size, config["max_images"])
+    size, images, captions = training_set(pipe, data, config["resolution"], config["max_images"])
     config.update(base=resolved.base, data=data, resolution=size, images=len(captions), family="sd-lora",
                   target_modules=TARGET_MODULES)
     final, run = run, run.claim(force)
     write_json(run.config_path, config)
 
     prompts = list(dict.fromkeys(captions))[:GRID]
-    before = _samples(pipe, prompts, config)
-    _save_grid(run.path / "samples_before.png", before)
+    before = sample(pipe, prompts, config["seed"], size, config["sample_steps"])
+    save_grid(run.path / "samples_before.png", before, len(prompts))
 
     torch.manual_seed(config["seed"])
-    with torch.no_grad():  # frozen encoders: encode the whole set once
-        latents = torch.cat([pipe.vae.encode(torch.from_numpy(images[i:i + 16])).latent_dist.mode()
-                             for i in range(0, len(images), 16)]) * pipe.vae.config.scaling_factor
-        ids = pipe.tokenizer(captions, padding="max_length", max_length=pipe.tokenizer.model_max_length,
-                             truncation=True, return_tensors="pt").input_ids
-        text = torch.cat([pipe.text_encoder(ids[i:i + 64])[0] for i in range(0, len(ids), 64)])
+    latents, text, _ = encode(pipe, images, captions)
     noise_sched = DDPMScheduler.from_config(pipe.scheduler.config)
     unet = pipe.unet
     params = add_lora(unet, config["rank"])
@@ -102,31 +87,9 @@ def _train_lora(base, data, out, options, force, progress):
                      "steps_per_s": round((step + 1) / (time.perf_counter() - t0), 3)})
     unet.eval()
     save_lora(unet, run.path / LORA_FILE)
-    after = _samples(pipe, prompts, config)
-    _save_grid(run.path / "samples_after.png", after)
+    after = sample(pipe, prompts, config["seed"], size, config["sample_steps"])
+    save_grid(run.path / "samples_after.png", after, len(prompts))
     change = float(np.abs(after - before).mean())
     run.log({"step": config["steps"], "sample_change_mean_abs": round(change, 6)})
     final.commit(run)
     return final, change
-
-
-def _samples(pipe, prompts: list[str], config: dict):
-    """Images in [-1, 1], NCHW, for `prompts` with a fixed seed (DDIM, the run's sample steps)."""
-    import numpy as np
-    import torch
-    from diffusers import DDIMScheduler
-
-    sampler = type(pipe)(**{**pipe.components, "scheduler": DDIMScheduler.from_config(pipe.scheduler.config)})
-    sampler.set_progress_bar_config(disable=True)
-    g = torch.Generator().manual_seed(config["seed"])
-    size = config["resolution"]
-    with torch.no_grad():
-        out = sampler(prompts, num_inference_steps=config["sample_steps"], generator=g, height=size, width=size,
-                      output_type="np").images
-    return np.asarray(out).transpose(0, 3, 1, 2) * 2 - 1
-
-
-def _save_grid(path, images) -> None:
-    from gen.images import save_grid
-
-    save_grid(path, images, nrow=len(images))

@@ -149,9 +149,9 @@ def _train(family, fresh, out, overrides, resume, force, progress, label) -> Run
         idx = torch.randint(len(x), (bs,), generator=g)
         return x[idx], y[idx]
 
-    def save_samples(path):
+    def save_samples(path, **options):
         g = torch.Generator().manual_seed(config["seed"])
-        save_grid(path, trainer.sample(GRID_SIZE, grid_labels(config, GRID_SIZE), g).numpy(), nrow=8)
+        save_grid(path, trainer.sample(GRID_SIZE, grid_labels(config, GRID_SIZE), g, **options).numpy(), nrow=8)
 
     last_checkpoint = start
 
@@ -199,6 +199,8 @@ def _train(family, fresh, out, overrides, resume, force, progress, label) -> Run
     run.save_weights(trainer.sampling_weights(), config)
     checkpoint(max(done, start))
     save_samples(run.path / "samples.png")
+    for k in getattr(trainer, "grid_steps", ()):  # a few-step student: its quality at each step count
+        save_samples(run.path / f"samples_{k}steps.png", steps=k)
     target.commit(run)
     return target
 

@@ -33,8 +33,8 @@ def server(bundles, tmp_path_factory):
     root = tmp_path_factory.mktemp("serving")
     broken = root / "broken-bundle"
     shutil.copytree(bundles["vae"], broken)
-    repo = build_repository([str(bundles["gan"]), str(bundles["cddpm"]), str(broken)], str(root / "repo"),
-                            names=["gan", "cddpm", "broken"], max_batch=16, instances=4, threads=1, components="bls")
+    repo = build_repository([str(bundles["gan"]), str(bundles["cddpm"]), str(bundles["cd-student"]), str(broken)], str(root / "repo"),
+                            names=["gan", "cddpm", "student", "broken"], max_batch=16, instances=4, threads=1, components="bls")
     (repo / "broken_decoder" / "1" / "model.onnx").write_bytes(b"this is not an onnx model")
     srv = TritonServer(str(repo), http_port=free_port(), grpc_port=free_port()).start(timeout=120)
     yield srv
@@ -46,6 +46,8 @@ def server(bundles, tmp_path_factory):
     ("gan", "gan", {"n": 5}),
     ("cddpm", "cddpm", {"n": 3, "steps": 12, "labels": 4, "guidance": 2.0}),
     ("cddpm", "cddpm", {"n": 2, "steps": 6, "labels": [1, 9], "scheduler": "dpm++"}),
+    ("student", "cd-student", {"n": 3, "labels": 4}),  # a consistency student: LCM at 4 steps by default
+    ("student", "cd-student", {"n": 2, "steps": 1, "labels": [0, 7]}),
 ])
 def test_served_images_equal_in_process_ort(server, bundles, scheme, model, bundle, kwargs):
     url = server.http_url if scheme == "http" else server.grpc_url
@@ -93,6 +95,12 @@ def test_malformed_requests_get_a_named_error_and_the_server_stays_up(server, va
         with pytest.raises(GenError, match=message):
             RemoteGenerator(url, "cddpm").infer(values)
     assert server.live() and server.ready() and server.model_ready("cddpm")
+
+
+def test_a_served_student_keeps_its_step_range(server):
+    with pytest.raises(GenError, match="steps = 9 is over this model's limit of 8"):
+        RemoteGenerator(server.http_url, "student").infer({"n": np.array([1], np.int32), "steps": np.array([9], np.int32)})
+    assert server.model_ready("student")
 
 
 def test_corrupt_model_is_not_ready_but_the_server_is(server):

@@ -49,11 +49,13 @@ class DdpmNets(RunNets):
         from gen.runtime.families.ddpm import DdpmSampling
 
         # "trailing" spacing: every step count starts at the last training timestep (pure noise)
-        d = c.get("distill")
+        # a student (gen distill) names the scheduler it was distilled for and allows 1..max_steps
+        d = c.get("distill") or {}
         student = None if not d else {"method": d["method"], "steps": d["steps"], "max_steps": max(8, 2 * d["steps"]),
                                       "teacher": d["teacher"]}
-        return DdpmSampling(scheduler_config={**scheduler_config(c), "timestep_spacing": "trailing"},
-                            default_scheduler="ddim", default_steps=c["sample_steps"], guidance=c["guidance"],
+        return DdpmSampling(scheduler_config={**scheduler_config(c), "timestep_spacing": "trailing",
+                                              **d.get("scheduler_config", {})},
+                            default_scheduler=d.get("scheduler", "ddim"), default_steps=c["sample_steps"], guidance=c["guidance"],
                             null_label=c["num_classes"] if is_conditional(c) else None, student=student)
 
 

@@ -1,0 +1,76 @@
+"""What the adapter trainers of a Stable Diffusion base share (`gen train sd-lora`, `gen distill
+lcm-lora`): option checks, the base, the captioned set encoded once, and sample grids.
+
+The VAE and text encoder stay frozen in both, so the training set's latents and text embeddings
+are computed once and every step is UNet work only.
+"""
+
+from __future__ import annotations
+
+from gen.errors import GenError
+
+
+def check_options(config: dict, positive: tuple[str, ...]) -> None:
+    """Refuse non-positive counts and learning rates by option name, before anything is loaded."""
+    for key in positive:
+        if not isinstance(config[key], int) or isinstance(config[key], bool) or config[key] < 1:
+            raise GenError(f"--{key.replace('_', '-')} must be a positive integer, got {config[key]!r}")
+    if not config["lr"] > 0:
+        raise GenError(f"--lr must be positive, got {config['lr']}")
+
+
+def load_base(base: str | None, say):
+    """The base pipeline (Resolved): a folder or cached model id, or the built-in tiny-sd."""
+    from gen.recipes.registry import load_pipeline
+
+    return load_pipeline("sd", base) if base else load_pipeline("tiny-sd", progress=say)
+
+
+def training_set(pipe, data: str, resolution: int | None, max_images: int | None):
+    """(image size, images in [-1, 1], captions); the size defaults to the base's native one."""
+    from gen.trainkit.captions import load_captioned
+
+    vae_scale = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
+    size = resolution or pipe.unet.config.sample_size * vae_scale
+    if size % 8:
+        raise GenError(f"--resolution must be divisible by 8, got {size}")
+    images, captions = load_captioned(data, size, max_images)
+    return size, images, captions
+
+
+def encode(pipe, images, captions: list[str]):
+    """(scaled latents, text embeddings) of the whole set, in chunks; plus the empty prompt's embedding
+    (the unconditional half of classifier-free guidance)."""
+    import torch
+
+    with torch.no_grad():
+        latents = torch.cat([pipe.vae.encode(torch.from_numpy(images[i:i + 16])).latent_dist.mode()
+                             for i in range(0, len(images), 16)]) * pipe.vae.config.scaling_factor
+        ids = pipe.tokenizer([*captions, ""], padding="max_length", max_length=pipe.tokenizer.model_max_length,
+                             truncation=True, return_tensors="pt").input_ids
+        text = torch.cat([pipe.text_encoder(ids[i:i + 64])[0] for i in range(0, len(ids), 64)])
+    return latents, text[:-1], text[-1:]
+
+
+def sample(pipe, prompts: list[str], seed: int, size: int, steps: int, scheduler=None, guidance: float = 7.5):
+    """Images in [-1, 1], NCHW, for `prompts` from a fixed seed: diffusers' own pipeline with
+    `scheduler` (default DDIM on the base's schedule). The seed fixes the initial latents, so two
+    calls with the same seed start from the same noise whatever their schedulers."""
+    import numpy as np
+    import torch
+    from diffusers import DDIMScheduler
+
+    scheduler = scheduler or DDIMScheduler.from_config(pipe.scheduler.config)
+    sampler = type(pipe)(**{**pipe.components, "scheduler": scheduler})
+    sampler.set_progress_bar_config(disable=True)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        out = sampler(prompts, num_inference_steps=steps, guidance_scale=guidance, generator=g, height=size,
+                      width=size, output_type="np").images
+    return np.asarray(out).transpose(0, 3, 1, 2) * 2 - 1
+
+
+def save_grid(path, images, nrow: int) -> None:
+    from gen.images import save_grid as save
+
+    save(path, images, nrow=nrow)
