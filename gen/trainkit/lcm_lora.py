@@ -23,7 +23,6 @@ c = 0.001. Latents and text embeddings are computed once (gen.trainkit.sdbase).
 
 from __future__ import annotations
 
-import time
 from contextlib import contextmanager
 
 from gen.errors import GenError
@@ -52,7 +51,7 @@ def _distill(base, data, out, options, force, progress):
     from gen.fileio import write_json
     from gen.recipes.registry import LORA_FILE
     from gen.trainkit.rundir import RunDir
-    from gen.trainkit.sdbase import check_options, encode, load_base, training_set
+    from gen.trainkit.sdbase import check_options, encode, load_base, train_adapter, training_set
 
     config = {**DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
     check_options(config, ("rank", "steps", "batch_size", "skip", "teacher_steps", "student_steps"))
@@ -61,7 +60,6 @@ def _distill(base, data, out, options, force, progress):
     run = RunDir(out)
     run.check(resume=False, force=force)
     import torch  # after the checks that need no model, so those refusals are instant
-    from tqdm import tqdm
 
     say = print if progress else (lambda *_: None)
     resolved = load_base(base, say)
@@ -88,23 +86,12 @@ def _distill(base, data, out, options, force, progress):
     unet = pipe.unet
     params = add_lora(unet, config["rank"])
     distiller = Distiller(unet, pipe.scheduler.config, config)
-    unet.train()
-    opt = torch.optim.AdamW(params, lr=config["lr"])
-    g = torch.Generator().manual_seed(config["seed"])
-    bar = tqdm(range(config["steps"]), desc="distill lcm-lora", unit="step", disable=not progress, dynamic_ncols=True)
-    t0 = time.perf_counter()
-    for step in bar:
+    def step_loss(g):
         idx = torch.randint(len(latents), (config["batch_size"],), generator=g)
-        loss = distiller.loss(latents[idx], text[idx], empty, g)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)  # diffusers' LCM scripts' max_grad_norm
-        opt.step()
-        bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
-        if (step + 1) % config["log_every"] == 0 or step + 1 == config["steps"]:
-            run.log({"step": step + 1, "loss": round(loss.item(), 6),
-                     "steps_per_s": round((step + 1) / (time.perf_counter() - t0), 3)})
-    unet.eval()
+        return distiller.loss(latents[idx], text[idx], empty, g)
+
+    # gradient norm clipped at 1: diffusers' LCM scripts' max_grad_norm
+    train_adapter(unet, params, config, step_loss, run, "distill lcm-lora", progress, clip_grad=1.0)
     save_lora(unet, run.path / LORA_FILE)
     check = distillation_check(pipe, list(dict.fromkeys(captions))[:GRID], config, run.path / "samples.png")
     run.log({"step": config["steps"], **check})

@@ -14,7 +14,6 @@ in diffusers' format, so `pipe.load_lora_weights(run, weight_name="lora.safetens
 
 from __future__ import annotations
 
-import time
 
 from gen.nets.lora import TARGET_MODULES, add_lora, save_lora
 
@@ -36,12 +35,11 @@ def _train_lora(base, data, out, options, force, progress):
     import numpy as np
     import torch
     from diffusers import DDPMScheduler
-    from tqdm import tqdm
 
     from gen.fileio import write_json
     from gen.recipes.registry import LORA_FILE
     from gen.trainkit.rundir import RunDir
-    from gen.trainkit.sdbase import check_options, encode, load_base, sample, save_grid, training_set
+    from gen.trainkit.sdbase import check_options, encode, load_base, sample, save_grid, train_adapter, training_set
 
     config = {**DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
     check_options(config, ("rank", "steps", "batch_size"))
@@ -65,27 +63,16 @@ def _train_lora(base, data, out, options, force, progress):
     noise_sched = DDPMScheduler.from_config(pipe.scheduler.config)
     unet = pipe.unet
     params = add_lora(unet, config["rank"])
-    unet.train()
-    opt = torch.optim.AdamW(params, lr=config["lr"])
-    g = torch.Generator().manual_seed(config["seed"])
-    bar = tqdm(range(config["steps"]), desc="train sd-lora", unit="step", disable=not progress, dynamic_ncols=True)
-    t0 = time.perf_counter()
-    for step in bar:
+    def step_loss(g):
         idx = torch.randint(len(latents), (config["batch_size"],), generator=g)
         x0, cond = latents[idx], text[idx]
         noise = torch.randn(x0.shape, generator=g)
         t = torch.randint(0, noise_sched.config.num_train_timesteps, (len(idx),), generator=g)
         target = noise if noise_sched.config.prediction_type == "epsilon" else noise_sched.get_velocity(x0, noise, t)
         pred = unet(noise_sched.add_noise(x0, noise, t), t, cond).sample
-        loss = torch.nn.functional.mse_loss(pred, target)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
-        if (step + 1) % config["log_every"] == 0 or step + 1 == config["steps"]:
-            run.log({"step": step + 1, "loss": round(loss.item(), 6),
-                     "steps_per_s": round((step + 1) / (time.perf_counter() - t0), 3)})
-    unet.eval()
+        return torch.nn.functional.mse_loss(pred, target)
+
+    train_adapter(unet, params, config, step_loss, run, "train sd-lora", progress)
     save_lora(unet, run.path / LORA_FILE)
     after = sample(pipe, prompts, config["seed"], size, config["sample_steps"])
     save_grid(run.path / "samples_after.png", after, len(prompts))

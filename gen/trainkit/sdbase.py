@@ -74,3 +74,30 @@ def save_grid(path, images, nrow: int) -> None:
     from gen.images import save_grid as save
 
     save(path, images, nrow=nrow)
+
+
+def train_adapter(unet, params, config: dict, step_loss, run, desc: str, progress: bool, clip_grad: float | None = None):
+    """The adapter loop both LoRA trainers share: AdamW on `params`, `step_loss(idx, g)` on a batch of
+    training-set indices, progress bar, metrics.jsonl; the UNet is left in eval mode."""
+    import time
+
+    import torch
+    from tqdm import tqdm
+
+    unet.train()
+    opt = torch.optim.AdamW(params, lr=config["lr"])
+    g = torch.Generator().manual_seed(config["seed"])
+    bar = tqdm(range(config["steps"]), desc=desc, unit="step", disable=not progress, dynamic_ncols=True)
+    t0 = time.perf_counter()
+    for step in bar:
+        loss = step_loss(g)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if clip_grad is not None:
+            torch.nn.utils.clip_grad_norm_(params, clip_grad)
+        opt.step()
+        bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+        if (step + 1) % config["log_every"] == 0 or step + 1 == config["steps"]:
+            run.log({"step": step + 1, "loss": round(loss.item(), 6),
+                     "steps_per_s": round((step + 1) / (time.perf_counter() - t0), 3)})
+    unet.eval()
