@@ -33,7 +33,6 @@ from gen.recipes.lcm import LCM_FAMILY
 DEFAULTS = {"rank": 8, "steps": 300, "lr": 1e-3, "batch_size": 8, "skip": 20, "guidance": 7.5,
             "timestep_scaling": 10.0, "huber_c": 0.001, "seed": 0, "resolution": None, "max_images": None,
             "log_every": 10, "teacher_steps": 50, "student_steps": 4}
-SIGMA_DATA = 0.5  # LCMScheduler's
 PREDICTIONS = ("epsilon", "v_prediction")
 GRID = 4
 
@@ -132,16 +131,17 @@ class Distiller:
 
     def consistency(self, z, t, cond, a):
         """f(z, t) = c_skip z + c_out x0_hat, with LCMScheduler's boundary scalings."""
+        from gen.trainkit.distillers.consistency import boundary_scalings
+
         x0_hat, _ = self.x0_eps(self.unet(z, t, cond).sample, z, a)
-        s = (t.double() * self.c["timestep_scaling"]).view(-1, 1, 1, 1)
-        c_skip = (SIGMA_DATA**2 / (s**2 + SIGMA_DATA**2)).float()
-        c_out = (s / (s**2 + SIGMA_DATA**2).sqrt()).float()
+        c_skip, c_out = boundary_scalings(t, self.c["timestep_scaling"])
         return c_skip * z + c_out * x0_hat
 
     def x0_eps(self, out, z, a):
-        if self.v:
-            return a.sqrt() * z - (1 - a).sqrt() * out, a.sqrt() * out + (1 - a).sqrt() * z
-        return (z - (1 - a).sqrt() * out) / a.sqrt(), out
+        """(x0, eps) from the UNet's output at z, alpha-bar `a`."""
+        from gen.trainkit.distillers.base import x0_eps
+
+        return x0_eps(out, z, a.sqrt(), (1 - a).sqrt(), "v" if self.v else "epsilon")
 
 
 @contextmanager

@@ -16,6 +16,13 @@ from gen.trainkit.families.ddpm import DdpmTrainer
 GRID_STEPS = (1, 2, 4)  # a student's extra sample grids (samples_<k>steps.png): few-step quality at a glance
 
 
+def x0_eps(out, z, alpha, sigma, prediction: str):
+    """(x0, eps) implied by a network output at z = alpha x0 + sigma eps ("epsilon" or "v" output)."""
+    if prediction == "epsilon":
+        return (z - sigma * out) / alpha, out
+    return alpha * z - sigma * out, alpha * out + sigma * z
+
+
 class StudentBase(DdpmTrainer):
     """A v-prediction DDPM trainer (EMA, AdamW, DDIM sample grids) with a frozen teacher."""
 
@@ -57,9 +64,7 @@ class StudentBase(DdpmTrainer):
             out = out_u + guidance * (out_c - out_u)
         else:
             out = net(z, tt, class_labels=labels).sample
-        if prediction == "epsilon":
-            return (z - s * out) / a, out
-        return a * z - s * out, a * out + s * z
+        return x0_eps(out, z, a, s, prediction)
 
     def teacher_x0_eps(self, z, t, labels, first: bool = True):
         """The teacher's clipped x0 and the eps consistent with it (as DDIM with clip_sample does)."""

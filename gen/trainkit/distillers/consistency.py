@@ -18,9 +18,17 @@ import copy
 
 import torch
 
+from gen.nets.families.ddpm import scheduler_config
 from gen.trainkit.distillers.base import StudentBase
 
 SIGMA_DATA = 0.5
+
+
+def boundary_scalings(t: torch.Tensor, timestep_scaling: float):
+    """LCMScheduler's (c_skip, c_out) at integer timesteps t, shaped to broadcast over images
+    (t = -1, clean data, counts as 0); LCM-LoRA distillation uses the same ones."""
+    c = t.clamp(min=0).to(torch.float64).view(-1, 1, 1, 1) * timestep_scaling
+    return (SIGMA_DATA**2 / (c**2 + SIGMA_DATA**2)).float(), (c / (c**2 + SIGMA_DATA**2).sqrt()).float()
 
 
 class ConsistencyStudent(StudentBase):
@@ -36,9 +44,7 @@ class ConsistencyStudent(StudentBase):
         return (*super().start_as_teacher(), self.target)
 
     def boundary(self, t: torch.Tensor):
-        """LCM's (c_skip, c_out) at integer timesteps t (t = -1, clean data, counts as 0)."""
-        c = t.clamp(min=0).to(torch.float64).view(-1, 1, 1, 1) * self.timestep_scaling
-        return (SIGMA_DATA**2 / (c**2 + SIGMA_DATA**2)).float(), (c / (c**2 + SIGMA_DATA**2).sqrt()).float()
+        return boundary_scalings(t, self.timestep_scaling)
 
     def consistency(self, net, z, t, labels):
         c_skip, c_out = self.boundary(t)
@@ -51,7 +57,7 @@ class ConsistencyStudent(StudentBase):
         euler = self.ddim(x0, eps, t_next)
         if self.d["solver"] != "heun":
             return euler
-        x0_2, eps_2 = self.teacher_x0_eps(euler, t_next.clamp(min=0), labels)
+        _, eps_2 = self.teacher_x0_eps(euler, t_next.clamp(min=0), labels)
         a, s = self.scalings(t)
         a_n, s_n = self.scalings(t_next)
         # in y = z / alpha against sigma = s / alpha the ODE is dy/dsigma = eps: average the two slopes
@@ -79,24 +85,10 @@ class ConsistencyStudent(StudentBase):
             torch._foreach_lerp_(list(self.target.parameters()), list(self.unet.parameters()), 1.0 - self.d["target_ema"])
         return {"loss": loss.item()}
 
-    @torch.no_grad()
-    def sample(self, n: int, labels, g: torch.Generator, steps: int | None = None, **_):
-        """Consistency multistep sampling with diffusers' LCMScheduler on the student's EMA weights."""
+    def sampling_scheduler(self):
+        """Consistency multistep sampling: diffusers' LCMScheduler on the student's schedule."""
         from diffusers import LCMScheduler
 
-        from gen.nets.families.ddpm import scheduler_config
-
-        c = self.config
-        sched = LCMScheduler(**{k: v for k, v in scheduler_config(c).items()}, **self.d["scheduler_config"])
-        sched.set_timesteps(steps or c["sample_steps"])
-        net = self.ema.eval()
-        if self.num_classes and labels is None:
-            labels = torch.full((n,), self.num_classes, dtype=torch.long)
-        x = torch.randn(n, c["channels"], c["image_size"], c["image_size"], generator=g)
-        for t in sched.timesteps:
-            out = net(x, torch.full((n,), int(t), dtype=torch.long), class_labels=labels).sample
-            x = sched.step(out, t, x, generator=g).prev_sample
-        return x.clamp(-1.0, 1.0)
-
+        return LCMScheduler(**scheduler_config(self.config), **self.d["scheduler_config"])
 
 Student = ConsistencyStudent

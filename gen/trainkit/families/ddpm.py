@@ -96,20 +96,18 @@ class DdpmTrainer:
 
     @torch.no_grad()
     def sample(self, n: int, labels, g: torch.Generator, steps: int | None = None, guidance: float | None = None, **_):
-        """DDIM (eta = 0) from the EMA weights; guidance w mixes eps_u + w (eps_c - eps_u) in one batch."""
-        from diffusers import DDIMScheduler
-
+        """`sampling_scheduler()` (DDIM, eta = 0) from the EMA weights; guidance w mixes
+        eps_u + w (eps_c - eps_u) in one batch."""
         c = self.config
-        steps = steps or c["sample_steps"]
         w = c["guidance"] if guidance is None else guidance
-        ddim = DDIMScheduler.from_config(self.scheduler.config, timestep_spacing="trailing")
-        ddim.set_timesteps(steps)
+        sched = self.sampling_scheduler()
+        sched.set_timesteps(steps or c["sample_steps"])
         net = self.ema.eval()
         x = torch.randn(n, c["channels"], c["image_size"], c["image_size"], generator=g)
         guided = self.num_classes and labels is not None and w != 1.0
         if self.num_classes and labels is None:
             labels = torch.full((n,), self.num_classes, dtype=torch.long)  # unconditional draw
-        for t in ddim.timesteps:
+        for t in sched.timesteps:
             tt = torch.full((n,), int(t), dtype=torch.long)
             if guided:
                 null = torch.full_like(labels, self.num_classes)
@@ -117,8 +115,14 @@ class DdpmTrainer:
                 out = out_u + w * (out_c - out_u)
             else:
                 out = net(x, tt, class_labels=labels).sample
-            x = ddim.step(out, t, x).prev_sample
+            x = sched.step(out, t, x, generator=g).prev_sample  # a stochastic scheduler's noise: from g
         return x.clamp(-1.0, 1.0)
+
+    def sampling_scheduler(self):
+        """The diffusers scheduler sample grids use: DDIM on the run's schedule, "trailing" spacing."""
+        from diffusers import DDIMScheduler
+
+        return DDIMScheduler.from_config(self.scheduler.config, timestep_spacing="trailing")
 
 
 Trainer = DdpmTrainer
