@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     from gen.export.onnx_export import export_run
-    from gen.runtime.bench import environment, run_bench
+    from gen.runtime.bench import run_bench
     from gen.trainkit.evaluate import evaluate_run
     from gen.trainkit.rundir import RunDir
 
@@ -77,7 +77,7 @@ def main(argv=None) -> int:
     speed_rows = [{"steps": r["steps"], "median_ms": r["end_to_end"]["median_ms"]} for r in speed["rows"]]
     result = {
         "command": "python benchmarks/few_step.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "date": datetime.date.today().isoformat(), "machine": f"{platform.machine()} cores={environment(None)['cpu_count']}",
+        "date": datetime.date.today().isoformat(), "machine": f"{platform.machine()} cores={speed['environment']['cpu_count']}",
         "environment": speed["environment"], "quality": quality, "reference": floor,
         "speed_ort_fp32": {"batch": args.batch, "teacher": speed_rows,
                            "student": None if not student_speed else {
