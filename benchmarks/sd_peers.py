@@ -13,6 +13,12 @@ Per-stage times: gen from its backend's per-component timers, diffusers from for
 modules, optimum from timers around each ORT session's run (benchmarks/optimum_sd_runner.py).
 
     python benchmarks/sd_peers.py --steps 10 --size 256 --threads 2 --repeats 4
+    python benchmarks/sd_peers.py --int8 --out benchmarks/results/sd_peers_int8.json   # + gen's int8 bundle
+
+With `--int8` the bundle is exported with `gen export --int8` (calibrated on the script's own prompts,
+gated against fp32) and a fourth contender, gen ORT at precision int8, joins the blocks; the report
+adds its UNet-call and end-to-end ratios, its image PSNR against gen fp32 from the same latents, and
+every contender's peak RSS.
 """
 
 from __future__ import annotations
@@ -99,10 +105,10 @@ class Diffusers:
 class Gen:
     name = "gen ORT"
 
-    def __init__(self, bundle: Path, threads: int):
+    def __init__(self, bundle: Path, threads: int, precision: str = "fp32"):
         from gen.runtime.sampler import Sampler
 
-        self.sampler = Sampler(str(bundle), backend="ort", threads=threads)
+        self.sampler = Sampler(str(bundle), backend="ort", threads=threads, precision=precision)
 
     def run(self, args, latents):
         b = self.sampler.backend
@@ -118,9 +124,15 @@ def contender_main(args) -> None:
     A process per contender keeps them from disturbing each other: torch's OpenMP threads keep
     spinning for a while after an eager call and would steal the cores from the ORT run that follows.
     """
+    from gen.runtime.bench import reset_peak_rss
+
+    reset_peak_rss()
     work = Path(args.work)
     latents = np.load(work / "latents.npy")
-    c = Diffusers(work / "base", args.threads) if args.contender == "diffusers" else Gen(work / "bundle", args.threads)
+    if args.contender == "diffusers":
+        c = Diffusers(work / "base", args.threads)
+    else:
+        c = Gen(work / "bundle", args.threads, "int8" if args.contender == "gen-int8" else "fp32")
     c.run(args, latents)  # warm-up
     runs, stages = [], []
     for _ in range(args.repeats):
@@ -129,7 +141,10 @@ def contender_main(args) -> None:
         runs.append(time.perf_counter() - t)
         stages.append(stage)
     np.save(work / f"{args.contender}-images.npy", images)
-    (work / f"{args.contender}.json").write_text(json.dumps({"runs_s": runs, "stages": stages}))
+    from gen.runtime.bench import peak_rss_mib
+
+    peak_mib = peak_rss_mib()  # VmHWM, reset at the contender's start (the parent's peak would leak in)
+    (work / f"{args.contender}.json").write_text(json.dumps({"runs_s": runs, "stages": stages, "peak_rss_mib": peak_mib}))
 
 
 def run_contender(name: str, args, repeats: int) -> tuple[dict, np.ndarray]:
@@ -167,7 +182,9 @@ def main() -> None:
                     help="UNet block widths (SD 1.5: 320,640,1280,1280); the default is half SD 1.5")
     ap.add_argument("--work", default=str(REPO / "build" / "sd-peers"), help="model, bundle and scratch files")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "sd_peers.json"))
-    ap.add_argument("--contender", choices=("diffusers", "gen"), help=argparse.SUPPRESS)  # internal: one contender
+    ap.add_argument("--int8", action="store_true", help="also export int8 (gen export --int8) and time gen at int8")
+    ap.add_argument("--calibration", type=int, default=16, help="with --int8: prompts (images) to calibrate on")
+    ap.add_argument("--contender", choices=("diffusers", "gen", "gen-int8"), help=argparse.SUPPRESS)  # internal
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.contender:
@@ -186,8 +203,12 @@ def main() -> None:
     if not (base / "model_index.json").is_file():
         print("building the random-weight base model ...", flush=True)
         build_base(base, tuple(int(c) for c in args.unet_channels.split(",")))
-    if not (bundle / "gen.json").is_file():
-        export_sd("sd", str(bundle), base=str(base), force=True, progress=lambda m: print(m, flush=True))
+    has = lambda p: (bundle / "gen.json").is_file() and p in json.loads((bundle / "gen.json").read_text())["components"]["unet"]["files"]
+    if not has("fp32") or (args.int8 and not has("int8")):
+        from gen.export.int8_options import Int8Options
+
+        export_sd("sd", str(bundle), base=str(base), force=True, progress=lambda m: print(m, flush=True),
+                  precisions=("fp32", "int8") if args.int8 else ("fp32",), int8=Int8Options(calibration=args.calibration))
     setup_s = time.perf_counter() - t0
     manifest = json.loads((bundle / "gen.json").read_text())
     comps = {c: bundle / manifest["components"][c]["files"]["fp32"]["path"] for c in ("text_encoder", "unet", "vae_decoder")}
@@ -201,9 +222,12 @@ def main() -> None:
     np.save(latents_file, latents)
     half = max(1, args.repeats // 2)
     names = {"diffusers": "diffusers eager", "gen": "gen ORT", "optimum": "optimum ORT"}
-    results = {label: {"runs_s": [], "stages": []} for label in names.values()}
+    if args.int8:
+        names["gen-int8"] = "gen ORT int8"
+    results = {label: {"runs_s": [], "stages": [], "peak_rss_mib": []} for label in names.values()}
     images = {}
-    for block in (["diffusers", "gen", "optimum"], ["optimum", "gen", "diffusers"]):
+    order = list(names)
+    for block in (order, order[::-1]):
         for name in block:
             label = names[name]
             if name == "optimum":
@@ -214,6 +238,7 @@ def main() -> None:
                 r, img = run_contender(name, args, half)
                 stages = r["stages"]
             results[label]["runs_s"] += r["runs_s"]
+            results[label]["peak_rss_mib"].append(r.get("peak_rss_mib"))
             results[label]["stages"] += stages
             images[label] = img
             print(f"{label}: {[round(x, 3) for x in r['runs_s']]}", flush=True)
@@ -221,7 +246,7 @@ def main() -> None:
     for name, r in results.items():
         summary[name] = {"median_s": statistics.median(r["runs_s"]),
                          "stage_median_s": {k: statistics.median(s[k] for s in r["stages"]) for k in r["stages"][0]},
-                         "runs_s": r["runs_s"]}
+                         "runs_s": r["runs_s"], "peak_rss_mib": max((m for m in r["peak_rss_mib"] if m), default=None)}
     g = summary["gen ORT"]["median_s"]
     report = {
         "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
@@ -236,8 +261,20 @@ def main() -> None:
                                "gen_vs_optimum": float(np.abs(images["gen ORT"] - images["optimum ORT"]).max())},
         "versions": manifest["versions"],
     }
+    if args.int8:
+        from gen.export.onnx_io import psnr
+
+        q, f = summary["gen ORT int8"], summary["gen ORT"]
+        report["int8"] = {
+            "unet_call_speedup_vs_fp32": f["stage_median_s"]["unet"] / q["stage_median_s"]["unet"],
+            "end_to_end_speedup_vs_gen_fp32": f["median_s"] / q["median_s"],
+            "end_to_end_speedup_vs_optimum_fp32": summary["optimum ORT"]["median_s"] / q["median_s"],
+            "image_psnr_db_vs_gen_fp32": psnr(images["gen ORT"], images["gen ORT int8"]),
+            "peak_rss_mib": {"gen fp32": f["peak_rss_mib"], "gen int8": q["peak_rss_mib"]},
+            "export_record": {k: manifest["parity"].get(k) for k in ("unet", "text_encoder", "vae_decoder", "images_int8_vs_fp32")},
+        }
     write_json(args.out, report)
-    print(json.dumps({k: report[k] for k in ("speedup", "image_max_abs_diff")}, indent=1))
+    print(json.dumps({k: report[k] for k in ("speedup", "image_max_abs_diff", "int8") if k in report}, indent=1, default=str))
     for name, s in summary.items():
         print(f"{name:16s} {s['median_s']:7.3f} s  " + "  ".join(f"{k} {v:.3f}" for k, v in s["stage_median_s"].items()))
 

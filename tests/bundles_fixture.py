@@ -2,11 +2,15 @@
 
 import pytest
 
+from gen.export.int8_options import Int8Options
 from gen.export.onnx_export import export_run
 from gen.trainkit.distill import distill
 from gen.trainkit.train import train
 
 FAST = {"log_every": 50, "sample_every": 1000, "checkpoint_every": 1000}
+PRECISIONS = {"gan": ("fp32", "fp16"), "cddpm": ("fp32", "fp16", "int8")}
+# a small calibration set; quantized whatever the speed, since timings of so tiny a net are noise
+INT8 = Int8Options(calibration=16, min_psnr=20.0, min_speedup=0.0)
 RUNS = {
     "gan": ("gan", {"width": 16, "batch_size": 16, "steps": 20}),
     "cgan": ("gan", {"width": 16, "batch_size": 16, "steps": 20, "conditional": True}),
@@ -22,7 +26,8 @@ def bundles(tmp_path_factory):
     out = {}
     for name, (family, opts) in RUNS.items():
         run = train(family, "digits", str(root / f"run-{name}"), {**opts, **FAST}, progress=False)
-        out[name] = export_run(str(run.path), str(root / name), precisions=("fp32", "fp16") if name in ("gan", "cddpm") else ("fp32",), progress=lambda *_: None)
+        out[name] = export_run(str(run.path), str(root / name), precisions=PRECISIONS.get(name, ("fp32",)),
+                               int8=INT8, progress=lambda *_: None)
     # a few-step student of the conditional teacher: served, benched and sampled like any bundle
     student = distill(str(root / "run-cddpm"), str(root / "run-cd-student"), {"steps": 3, "batch_size": 8, "guidance": 2.0},
                       method="consistency", progress=False)

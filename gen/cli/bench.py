@@ -29,7 +29,7 @@ def bench(
     concurrency: Annotated[str, typer.Option(help="With --url: comma-separated concurrent client counts.")] = "1,4,8",
     requests: Annotated[int, typer.Option(help="With --url: requests per concurrency level.")] = 100,
     backends: Annotated[str, typer.Option(help="Comma-separated backends: eager, ort.")] = "eager,ort",
-    precisions: Annotated[str, typer.Option(help="Comma-separated precisions: fp32, fp16.")] = "fp32",
+    precisions: Annotated[str, typer.Option(help="Comma-separated precisions: fp32, fp16, int8, int8-trt (those the bundle was exported with; eager runs fp32 on cpu, others are skipped with the reason).")] = "fp32",
     steps: Annotated[Optional[str], typer.Option(help="Comma-separated diffusion step counts (default 1,10,50; with --url, the model's default).")] = None,
     batch: Annotated[Optional[str], typer.Option(help="Comma-separated batch sizes (default 1,16; with --url, one value, default 1).")] = None,
     repeats: Annotated[int, typer.Option(help="Timed runs per configuration (after warm-up).")] = BENCH_REPEATS,

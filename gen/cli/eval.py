@@ -11,20 +11,30 @@ from gen.trainkit.defaults import EVAL_N
 
 
 def eval_run(
-    run: Annotated[str, typer.Argument(help="Run directory written by `gen train`.")],
+    run: Annotated[str, typer.Argument(help="Run directory written by `gen train`, or a bundle exported from one (scored on its ONNX files at --precision).")],
     n: Annotated[int, typer.Option(help="Samples to generate and score (>= 1000 for stable figures).")] = EVAL_N,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
     steps: Annotated[Optional[int], typer.Option(help="Diffusion sampling steps; default from the run.")] = None,
     scheduler: Annotated[Optional[str], typer.Option(help="Diffusion scheduler (ddim, dpm++, euler, ddpm, lcm); default from the run.")] = None,
     guidance: Annotated[Optional[float], typer.Option(help="Classifier-free guidance scale for conditional diffusion.")] = None,
+    backend: Annotated[Optional[str], typer.Option(help="With a bundle: the backend that samples it (default ort).")] = None,
+    precision: Annotated[Optional[str], typer.Option(help="With a bundle: which files to score, e.g. int8 after `gen export --int8` (default fp32).")] = None,
+    json_out: Annotated[Optional[str], typer.Option("--json", help="Also write the result here (a run's always goes to RUN/eval.json; a bundle is never written into).")] = None,
     inception: Annotated[Optional[str], typer.Option(help="Local Inception-v3 feature network as ONNX (N,3,299,299 in [-1,1] -> N,2048): adds a real FID.")] = None,
 ) -> None:
     """Score a run: fd_<data> and is_<data> on a classifier gen trains on the data, k-NN precision/recall, label accuracy.
 
     Prints JSON and writes it to RUN/eval.json. The classifier is trained once per dataset and cached.
+
+    Examples:  gen eval runs/ddpm
+               gen eval bundles/ddpm --precision int8 --json int8-eval.json     (an int8 bundle as deployed)
     """
     from gen.trainkit.evaluate import evaluate_run
 
     result = evaluate_run(run, n=n, seed=seed, steps=steps, guidance=guidance, scheduler=scheduler, inception=inception,
-                          progress=lambda message: typer.echo(message, err=True))
+                          backend=backend, precision=precision, progress=lambda message: typer.echo(message, err=True))
+    if json_out:
+        from gen.fileio import write_json
+
+        write_json(json_out, result)
     typer.echo(json.dumps(result, indent=2))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
 from gen.export.defaults import DEFAULT_OPSET, DEFAULT_TOLERANCE, OPSETS
+from gen.export.int8_options import Int8Options
 
 
 def export(
@@ -17,6 +18,14 @@ def export(
     lora_scale: Annotated[float, typer.Option(help="LoRA strength when fusing (1 = as trained).")] = 1.0,
     out: Annotated[str, typer.Option(help="Bundle directory to write (gen.json + one .onnx per component + weights/). Default: bundles/<run name>, or bundles/<model>.")] = "",
     fp16: Annotated[bool, typer.Option(help="Also write fp16 components (fp32 inputs/outputs kept) and record fp16-vs-fp32 parity.")] = False,
+    int8: Annotated[bool, typer.Option(help="Also write int8 components (<component>.int8.onnx): static QDQ calibrated on the components' real inputs recorded while the fp32 bundle samples, op types and float-kept layers chosen by measurement, gated on whole sampling runs against fp32. A component int8 does not speed up keeps its float file.")] = False,
+    calibration: Annotated[int, typer.Option(help="With --int8: images whose whole sampling runs are recorded for calibration (every step of each; one prompt each for text-to-image).")] = Int8Options.calibration,
+    calibration_method: Annotated[str, typer.Option(help="With --int8: how ranges are read from the recorded activations: minmax, entropy or percentile (99.999).")] = Int8Options.method,
+    int8_groups: Annotated[Optional[str], typer.Option(help="With --int8: pin what is quantized instead of timing every combination: comma-separated from conv, convtranspose, linear (MatMul/Gemm with weights), attention (activation-by-activation MatMul).")] = None,
+    int8_exclude: Annotated[Optional[List[str]], typer.Option(help="With --int8: keep nodes whose name matches this pattern in float (fnmatch, e.g. '*conv_in*'; repeatable). Export names the costliest layers when the gate fails.")] = None,
+    int8_min_psnr: Annotated[float, typer.Option(help="With --int8: the gate. int8 images from the same noise as fp32 must reach this PSNR (dB) or export fails, writing nothing.")] = Int8Options.min_psnr,
+    int8_min_speedup: Annotated[float, typer.Option(help="With --int8: quantize a component only if int8 runs it at least this much faster than fp32 per call, as measured during export (0: always, e.g. for size).")] = Int8Options.min_speedup,
+    int8_trt: Annotated[bool, typer.Option(help="With --int8: also write <component>.int8-trt.onnx with symmetric int8 activations, the explicit-quantization form TensorRT builds from (precision int8-trt; TensorRT itself is unverified here).")] = False,
     opset: Annotated[int, typer.Option(help=f"ONNX opset ({OPSETS[0]}-{OPSETS[1]}).")] = DEFAULT_OPSET,
     tolerance: Annotated[float, typer.Option(help="Largest eager-vs-ONNX Runtime difference accepted (max abs).")] = DEFAULT_TOLERANCE,
     force: Annotated[bool, typer.Option(help="Replace an existing bundle at --out.")] = False,
@@ -24,6 +33,7 @@ def export(
     """Export to ONNX, check every component with onnx.checker and against eager, and write a bundle.
 
     Examples:  gen export runs/ddpm --out bundles/ddpm --fp16
+               gen export runs/ddpm --out bundles/ddpm --int8             (then: gen bench bundles/ddpm --backends ort --precisions fp32,int8)
                gen export --model sd-lora --fp16                          (tiny-sd + a demo LoRA, offline)
                gen export --model sd-lora --base ./sd15 --lora runs/pets --out bundles/pets --fp16
                gen export --model sd-lora --base ./sd15 --lora ./lcm-lora-sdv1-5 --out bundles/sd15-lcm   (4 steps)
@@ -32,7 +42,17 @@ def export(
 
     from gen.errors import GenError
 
-    precisions = ("fp32", "fp16") if fp16 else ("fp32",)
+    precisions = ("fp32",) + (("fp16",) if fp16 else ()) + (("int8",) if int8 or int8_trt else ()) + (("int8-trt",) if int8_trt else ())
+    int8_options = Int8Options(calibration=calibration, method=calibration_method, exclude=tuple(int8_exclude or ()),
+                               groups=tuple(g.strip() for g in (int8_groups or "").split(",") if g.strip()),
+                               min_psnr=int8_min_psnr, min_speedup=int8_min_speedup)
+    int8_options.check()
+    given = [flag for flag, on in (("--int8-exclude", int8_exclude), ("--int8-groups", int8_groups), ("--calibration", calibration != Int8Options.calibration),
+                                   ("--calibration-method", calibration_method != Int8Options.method),
+                                   ("--int8-min-psnr", int8_min_psnr != Int8Options.min_psnr),
+                                   ("--int8-min-speedup", int8_min_speedup != Int8Options.min_speedup)) if on]
+    if given and "int8" not in precisions:
+        raise GenError(f"{', '.join(given)}: these options apply only with --int8")
     if (run is None) == (model is None):
         raise GenError("give either a RUN directory or --model NAME (sd, sd-lora, tiny-sd), not both or neither")
     if run is not None:
@@ -41,7 +61,8 @@ def export(
         from gen.export.onnx_export import export_run
 
         out = out or str(Path("bundles") / Path(run).resolve().name)
-        path = export_run(run, out, precisions=precisions, opset=opset, force=force, tolerance=tolerance, progress=typer.echo)
+        path = export_run(run, out, precisions=precisions, opset=opset, force=force, tolerance=tolerance, progress=typer.echo,
+                          int8=int8_options)
         typer.echo(f"bundle written to {path}  (try: gen generate {path} --backend ort --n 16 --out grid.png)")
         return
     from gen.export.sd_export import export_sd
@@ -50,5 +71,5 @@ def export(
     check_model(model)
     out = out or str(Path("bundles") / model)
     path = export_sd(model, out, base=base, lora=lora, lora_scale=lora_scale, precisions=precisions, opset=opset, force=force,
-                     tolerance=tolerance, progress=typer.echo)
+                     tolerance=tolerance, progress=typer.echo, int8=int8_options)
     typer.echo(f"bundle written to {path}  (try: gen generate {path} --prompt \"a red house\" --n 4 --out grid.png)")

@@ -13,7 +13,7 @@ def generate(
     model: Annotated[Optional[str], typer.Option(help="Pipeline model name on the server (with --url).")] = None,
     backend: Annotated[str, typer.Option(help="eager (PyTorch) or ort (ONNX Runtime; needs no torch).")] = "ort",
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    precision: Annotated[Optional[str], typer.Option(help="fp32 or fp16 (default: fp32 on cpu, where ORT runs fp16 through casts; the bundle's on cuda).")] = None,
+    precision: Annotated[Optional[str], typer.Option(help="fp32, fp16, or int8 / int8-trt when the bundle was exported with --int8 (ort on cpu) (default: fp32 on cpu, where ORT runs fp16 through casts; the bundle's on cuda).")] = None,
     prompt: Annotated[Optional[str], typer.Option(help="Text prompt (text-to-image bundles, e.g. from `gen export --model sd-lora`).")] = None,
     negative_prompt: Annotated[Optional[str], typer.Option(help="What to steer away from (text-to-image, with guidance > 1).")] = None,
     height: Annotated[Optional[int], typer.Option(help="Image height, a multiple of 8 (text-to-image; default: the model's).")] = None,

@@ -21,11 +21,13 @@ from gen.versions import versions
 
 
 def export_run(run_path: str, out: str, precisions=("fp32",), opset: int = DEFAULT_OPSET, force: bool = False,
-               tolerance: float = DEFAULT_TOLERANCE, progress=print) -> Path:
+               tolerance: float = DEFAULT_TOLERANCE, progress=print, int8=None) -> Path:
+    """`precisions` beyond fp32: "fp16" (converted), "int8" and "int8-trt" (calibrated on the bundle's
+    own sampling runs and gated, gen.export.int8; `int8` is an Int8Options)."""
     from gen.trainkit.rundir import RunDir
 
     check_opset(opset)
-    precisions = export_precisions(precisions)
+    precisions = export_precisions(precisions, int8)
     out = Path(out)
     refuse_existing(out, force, sources=(run_path,))
     run = RunDir(run_path)
@@ -47,7 +49,7 @@ def export_run(run_path: str, out: str, precisions=("fp32",), opset: int = DEFAU
         manifest.export = {"opset": opset}
         manifest.versions = versions(("gen", "torch", "diffusers", "onnx", "onnxruntime"))
         write_manifest(tmp / MANIFEST, manifest)
-        check_images(tmp, tmp / MANIFEST, manifest, precisions, progress, n=8, seed=0)
+        check_images(tmp, tmp / MANIFEST, manifest, precisions, progress, int8=int8, n=8, seed=0)
     return out
 
 

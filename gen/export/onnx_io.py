@@ -48,13 +48,16 @@ def check_opset(opset: int) -> None:
         raise GenError(f"--opset must be between {OPSETS[0]} and {OPSETS[1]}, got {opset}")
 
 
-def export_precisions(precisions) -> tuple[str, ...]:
-    """The precision variants to write; fp32 always, first: it is the reference the others are checked against."""
+def export_precisions(precisions, int8=None) -> tuple[str, ...]:
+    """The precision variants to write; fp32 always, first: it is the reference the others are checked
+    against. The int8 options (gen.export.int8_options) are checked here too, before any slow work."""
     from gen.runtime.precision import check_precision
 
     names = tuple(dict.fromkeys(("fp32", *precisions)))
-    for p in names:
-        check_precision(p)
+    if any(check_precision(p).calibrated for p in names):
+        from gen.export.int8_options import Int8Options
+
+        (int8 or Int8Options()).check()
     return names
 
 
@@ -85,7 +88,9 @@ def export_component(module, sig: dict, path: Path, opset: int, example: Example
 
 def export_checked(name, module, sig, directory: Path, opset, example, tolerance, precisions, progress) -> tuple[dict, dict]:
     """One component: trace, check against eager (refusing the export past `tolerance`), and add
-    a converted file for each precision beyond fp32. Returns its manifest entry and its parity record."""
+    a converted file for each per-file precision beyond fp32. Returns its manifest entry and its parity record."""
+    from gen.runtime.precision import check_precision
+
     progress(f"exporting {name} ...")
     path = directory / f"{name}.onnx"
     export_component(module, sig, path, opset, example)
@@ -96,7 +101,7 @@ def export_checked(name, module, sig, directory: Path, opset, example, tolerance
     if not err <= tolerance:
         raise GenError(f"{name}: ONNX Runtime output differs from eager by {err:.3g} (> tolerance {tolerance}); nothing was written")
     for precision in precisions:
-        if precision == "fp32":
+        if precision == "fp32" or check_precision(precision).calibrated:  # int8 is made from the whole bundle
             continue
         converted, record[f"ort_{precision}_vs_fp32"] = precision_variant(precision, path, example, ort_out)
         files[precision] = file_entry(converted)
@@ -201,14 +206,24 @@ def images_vs_fp32(bundle_dir: Path, precision: str, **generate_kwargs) -> dict:
     return {"psnr_db": round(psnr(a, b), 2), "max_abs": float(np.abs(a - b).max()), **generate_kwargs}
 
 
-def check_images(tmp: Path, manifest_path: Path, manifest, precisions, progress, **generate_kwargs) -> None:
-    """Record each non-fp32 precision's end-to-end images against fp32 in the staged bundle's manifest."""
+def check_images(tmp: Path, manifest_path: Path, manifest, precisions, progress, int8=None, **generate_kwargs) -> None:
+    """Record each converted precision's end-to-end images against fp32 in the staged bundle's
+    manifest, then make the calibrated (int8) variants asked for, gated on the same kind of run."""
     from gen.runtime.manifest import write_manifest
+    from gen.runtime.precision import check_precision
 
-    others = [p for p in precisions if p != "fp32"]
+    others = [p for p in precisions if p != "fp32" and not check_precision(p).calibrated]
     for precision in others:
         record = images_vs_fp32(tmp, precision, **generate_kwargs)
         manifest.parity[f"images_{precision}_vs_fp32"] = record
         progress(f"  images {precision} vs fp32: {record['psnr_db']} dB PSNR")
     if others:
         write_manifest(manifest_path, manifest)
+    calibrated = [p for p in precisions if check_precision(p).calibrated]
+    if calibrated:
+        import dataclasses
+
+        from gen.export.int8 import Int8Options, quantize_bundle
+
+        options = dataclasses.replace(int8 or Int8Options(), gate_images=generate_kwargs)
+        quantize_bundle(tmp, manifest, options, calibrated, progress)

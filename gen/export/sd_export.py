@@ -20,6 +20,7 @@ from gen.export.onnx_io import (check_images, check_opset, export_checked,
                                 export_precisions, refuse_existing, staged_bundle)
 from gen.recipes.lcm import KEYS as LCM_KEYS
 from gen.runtime.manifest import MANIFEST, write_manifest
+from gen.runtime.precision import check_precision
 from gen.versions import versions
 
 TOKENIZER_DIR = "tokenizer"
@@ -32,13 +33,13 @@ LCM_DEFAULTS = {"scheduler": "lcm", "steps": 4, "guidance": 1.0}
 
 def export_sd(model: str, out: str, base: str | None = None, lora: str | None = None, lora_scale: float = 1.0,
               precisions=("fp32",), opset: int = DEFAULT_OPSET, force: bool = False,
-              tolerance: float = DEFAULT_TOLERANCE, image_check: bool = True, progress=print) -> Path:
+              tolerance: float = DEFAULT_TOLERANCE, image_check: bool = True, progress=print, int8=None) -> Path:
     from gen.nets.families.sd import components_of, save_weights, signatures
     from gen.recipes.registry import load_pipeline
     from gen.runtime.validate import example_feeds
 
     check_opset(opset)
-    precisions = export_precisions(precisions)
+    precisions = export_precisions(precisions, int8)
     out = Path(out)
     sources = (base if base and Path(base).exists() else None, lora)
     refuse_existing(out, force, sources)
@@ -70,9 +71,9 @@ def export_sd(model: str, out: str, base: str | None = None, lora: str | None = 
         save_weights(pipe, tmp / "weights")
         manifest = _manifest(pipe, resolved, entries, parities, precisions, opset, vae_scale, unet_multiple)
         write_manifest(tmp / MANIFEST, manifest)
-        if image_check:
-            check_images(tmp, tmp / MANIFEST, manifest, precisions, progress, prompt="a red house by a lake", n=2,
-                         seed=0, steps=10)
+        if image_check or any(check_precision(p).calibrated for p in precisions):  # int8 is made by its gate
+            check_images(tmp, tmp / MANIFEST, manifest, precisions, progress, int8=int8, prompt="a red house by a lake",
+                         n=2, seed=0, steps=10)
     return out
 
 

@@ -2,7 +2,12 @@
 
 A bundle's component has one ONNX file per precision it was exported at (`files: {"fp32": ...,
 "fp16": ...}`); a backend runs the variant it is asked for and refuses one it cannot run. Adding a
-precision (int8) is one entry here plus its converter in gen.export.
+precision is one entry here plus its converter in gen.export.
+
+fp16 is a per-file conversion. The int8 variants are calibrated: they are made from the whole staged
+bundle (its components' real inputs, recorded while it samples) and gated on whole sampling runs
+(gen.export.int8). A component that int8 does not speed up keeps its float file under the int8 name,
+so every int8 bundle runs as one precision.
 """
 
 from __future__ import annotations
@@ -18,11 +23,16 @@ class Precision:
     suffix: str  # component file name: <component><suffix>.onnx
     export_hint: str  # the export flag that writes this variant
     float_dtype: str  # what the network computes in (inputs and outputs stay float32)
+    calibrated: bool = False  # made from recorded sampling runs of the bundle, not file by file
 
 
 _PRECISIONS = {p.name: p for p in (
     Precision("fp32", "", "the default export", "float32"),
     Precision("fp16", ".fp16", "--fp16", "float16"),
+    # QDQ, u8 activations / s8 per-channel weights: what ORT's CPU kernels (VNNI, AMX) run fastest
+    Precision("int8", ".int8", "--int8", "int8", calibrated=True),
+    # s8 symmetric activations, zero points 0: TensorRT's explicit-quantization form (ORT runs it too)
+    Precision("int8-trt", ".int8-trt", "--int8 --int8-trt", "int8", calibrated=True),
 )}
 PRECISIONS = tuple(_PRECISIONS)
 

@@ -112,6 +112,9 @@ def build_repository(bundles: list[str], out: str, flavour: str = "python", max_
                      limits: dict | None = None) -> Path:
     """`limits` (steps, pixels, prompt_chars; n comes from max_batch) override the families' defaults
     in the served pipelines (gen.runtime.families.Limits)."""
+    from gen.runtime.precision import check_precision
+
+    check_precision(precision)
     if flavour not in FLAVOURS:
         raise GenError(f"unknown --flavour {flavour!r}; choose one of {', '.join(FLAVOURS)}")
     if components not in COMPONENT_MODES:

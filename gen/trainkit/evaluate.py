@@ -99,7 +99,22 @@ def run_sampler(run_path: str):
     run = RunDir(run_path)
     config, nets, modules = run.build_components()
     bundle = Bundle(run.path, nets.manifest(config))
-    return run, config, Sampler(bundle, backend=EagerBackend(bundle, "cpu", "fp32", None, modules=modules))
+    return config, Sampler(bundle, backend=EagerBackend(bundle, "cpu", "fp32", None, modules=modules))
+
+
+def bundle_sampler(bundle_path: str, backend: str, precision: str):
+    """A bundle's own files at one precision (int8 and fp16 included): what is deployed, scored
+    against the data its run trained on. Returns (config, sampler)."""
+    from gen.fileio import read_json
+    from gen.runtime.bundle import load_bundle
+    from gen.runtime.sampler import Sampler
+
+    bundle = load_bundle(bundle_path)
+    if "config" not in bundle.manifest.weights:
+        raise GenError(f"bundle {bundle_path} has no run config (weights.config), so its training data is unknown; "
+                       "gen eval scores bundles exported from `gen train` runs")
+    config = read_json(bundle.resolve(bundle.manifest.weights["config"]), "bundle weights config")
+    return config, Sampler(bundle_path, backend=backend, precision=precision)
 
 
 def sample_with(sampler, n: int, seed: int, labels=None, batch: int = 500, **options) -> np.ndarray:
@@ -115,23 +130,41 @@ def sample_with(sampler, n: int, seed: int, labels=None, batch: int = 500, **opt
 
 def evaluate_run(run_path: str, n: int = EVAL_N, seed: int = 0, steps: int | None = None,
                  guidance: float | None = None, inception: str | None = None, progress=lambda message: None,
-                 scheduler: str | None = None) -> dict:
+                 scheduler: str | None = None, backend: str | None = None, precision: str | None = None) -> dict:
     """Score a run and write RUN/eval.json, holding the run's lock: a `gen train` still writing (or
-    replacing) it makes this fail at once rather than score one run and file it under another."""
+    replacing) it makes this fail at once rather than score one run and file it under another.
+
+    `run_path` may also be a bundle (a gen.json inside): its files are sampled on `backend` (ort) at
+    `precision` (fp32), so an int8 or fp16 bundle is scored as deployed; nothing is written into it."""
     from gen.outputs import output_lock
+    from gen.runtime.manifest import MANIFEST
 
     if not Path(run_path).is_dir():
         raise GenError(f"run directory not found: {run_path}")
-    with output_lock(run_path, option="RUN"):
+    is_bundle = (Path(run_path) / MANIFEST).is_file()
+    if not is_bundle and (backend or precision):
+        raise GenError("--backend and --precision choose a bundle's files; a run is scored on its own weights (eager fp32)")
+    with output_lock(run_path, option="BUNDLE" if is_bundle else "RUN"):
         sampling = {k: v for k, v in (("steps", steps), ("guidance", guidance), ("scheduler", scheduler)) if v is not None}
-        return _evaluate(run_path, n, seed, sampling, inception, progress)
+        if is_bundle:
+            backend, precision = backend or "ort", precision or "fp32"
+            config, sampler = bundle_sampler(run_path, backend, precision)
+            described = f"bundle files, {backend} backend, {precision}"
+        else:
+            config, sampler = run_sampler(run_path)
+            described = "gen.runtime Sampler, eager backend (the shipped schedulers)"
+        with sampler:
+            result = _evaluate(run_path, config, sampler, n, seed, sampling, inception, progress)
+        result["sampler"] = described
+        if not is_bundle:
+            write_json(Path(run_path) / "eval.json", result)
+        return result
 
 
-def _evaluate(run_path, n, seed, options, inception, progress) -> dict:
+def _evaluate(run_path, config, sampler, n, seed, options, inception, progress) -> dict:
     if n < 10:
         raise GenError(f"--n must be at least 10 to fit feature statistics, got {n}")
     t0 = time.perf_counter()
-    run, config, sampler = run_sampler(run_path)
     data = load_dataset(config["data"], config["image_size"], config["channels"])
     if data.num_classes < 2 and not inception:
         raise GenError(
@@ -140,7 +173,7 @@ def _evaluate(run_path, n, seed, options, inception, progress) -> dict:
         )
     conditional = bool(config.get("conditional"))
     labels = np.arange(n) % config["num_classes"] if conditional else None
-    progress(f"sampling {n} images from {run.path} ...")
+    progress(f"sampling {n} images from {run_path} ...")
     fake = sample_with(sampler, n, seed, labels=labels, **options)
     progress(f"  {time.perf_counter() - t0:.1f} s; scoring them against {len(data.test_x)} held-out images ...")
     t_sample = time.perf_counter() - t0
@@ -171,15 +204,13 @@ def _evaluate(run_path, n, seed, options, inception, progress) -> dict:
         real = np.concatenate([data.train_x, data.test_x])
         metrics["fid_inception"] = frechet_distance_of(inception_features(inception, fake), inception_features(inception, real))
     result = {
-        "run": str(run.path), "family": config["family"], "data": config["data"], "n": n, "seed": seed,
-        "sampler": "gen.runtime Sampler, eager backend (the shipped schedulers)",
+        "run": str(Path(run_path).resolve()), "family": config["family"], "data": config["data"], "n": n, "seed": seed,
         "held_out_images": int(len(data.test_x)), "sampling": options or "run defaults",
         "metrics": {k: round(v, 4) for k, v in metrics.items()},
         "reference": {k: round(v, 4) for k, v in reference.items()},
         "classifier": classifier,
         "seconds": {"sampling": round(t_sample, 2), "total": round(time.perf_counter() - t0, 2)},
     }
-    write_json(run.eval_path, result)
     return result
 
 

@@ -68,6 +68,21 @@ def test_inline_pipeline_serves_the_same_images(bundles, tmp_path):
     assert np.abs(remote - Sampler(str(bundles["cddpm"])).generate(seed=1, **kwargs)).max() <= 1e-5
 
 
+def test_an_int8_repository_serves_the_int8_images(bundles, tmp_path):
+    """`gen serve build --precision int8`: the pipeline runs the int8 files, equal to in-process int8."""
+    repo = build_repository([str(bundles["cddpm"])], str(tmp_path / "repo"), names=["q"], threads=1, precision="int8")
+    assert (repo / "q" / "1" / "denoiser.int8.onnx").is_file()
+    kwargs = {"n": 2, "steps": 6, "labels": [3, 5]}
+    with TritonServer(str(repo), http_port=free_port(), grpc_port=free_port()) as srv:
+        remote = Sampler(srv.http_url, backend="triton", model="q").generate(seed=2, **kwargs)
+    int8 = Sampler(str(bundles["cddpm"]), precision="int8").generate(seed=2, **kwargs)
+    assert np.abs(remote - int8).max() <= 1e-5
+    assert np.abs(remote - Sampler(str(bundles["cddpm"])).generate(seed=2, **kwargs)).max() > 1e-4  # not the fp32 files
+    with pytest.raises(GenError, match=r"has no int8 generator .*re-export with --int8"):
+        build_repository([str(bundles["gan"])], str(tmp_path / "repo2"), precision="int8")
+    assert not (tmp_path / "repo2").exists()
+
+
 def test_200_requests_from_8_concurrent_clients_all_correct(server, bundles):
     local = Sampler(str(bundles["gan"]), backend="ort")
     expected = {i: local.generate(n=2, seed=i) for i in range(200)}

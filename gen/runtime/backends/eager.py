@@ -13,7 +13,9 @@ from gen.runtime.backends import Backend
 class EagerBackend(Backend):
     name = "eager"
     precisions = {"cpu": ("fp32",), "cuda": ("fp32", "fp16")}
-    precision_notes = {"cpu/fp16": "eager fp16 needs device 'cuda' (PyTorch's CPU half-precision convs are slower than fp32)"}
+    precision_notes = {"cpu/fp16": "eager fp16 needs device 'cuda' (PyTorch's CPU half-precision convs are slower than fp32)",
+                       **{f"{d}/{p}": f"{p} is a calibrated ONNX variant: run it with backend 'ort'"
+                          for d in ("cpu", "cuda") for p in ("int8", "int8-trt")}}
 
     def __init__(self, bundle, device, precision, threads, modules: dict | None = None):
         try:

@@ -22,6 +22,10 @@ GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 
 class OrtBackend(Backend):
     name = "ort"
+    # int8 (QDQ) runs fused integer kernels on the CPU provider; on GPUs that is TensorRT's job
+    precisions = {"cpu": ("fp32", "fp16", "int8", "int8-trt"), "cuda": ("fp32", "fp16")}
+    precision_notes = {f"cuda/{p}": f"{p} on a GPU needs TensorRT's explicit-quantization path, which gen does not "
+                                    "run yet; use device 'cpu' or fp16 on 'cuda'" for p in ("int8", "int8-trt")}
 
     def __init__(self, bundle, device, precision, threads):
         try:

@@ -1,0 +1,370 @@
+"""`gen export --int8`: calibrated, selective static INT8 (QDQ) components, chosen by measurement
+and gated on whole sampling runs.
+
+Naive INT8 of a diffusion UNet is slower than fp32 on CPUs and lossy (every op quantized, random
+calibration). What pays here, component by component, on the staged bundle:
+
+1. Calibration on real inputs: each component's feeds recorded while the fp32 bundle samples
+   (gen.export.calibration), ranges by ONNX Runtime's calibrators (minmax, entropy or percentile),
+   computed once and cached, then reused for every candidate below.
+2. What to quantize, by measurement: ONNX Runtime's `quantize_static` (QDQ, per-channel s8 weights,
+   u8 activations, after `quant_pre_process`) is run for each combination of the node groups the
+   graph has (convolutions, transposed convolutions, linear layers, activation-by-activation matrix
+   products such as attention's), and each candidate is timed against fp32 on recorded calls spread
+   over the sampling run, alternating. The fastest is kept; a component that no candidate
+   makes faster keeps its float file under the int8 name (recorded, with the figure).
+3. Sensitive layers by measurement: the int8 bundle samples from the same noise as fp32 and its
+   images' PSNR is the gate (`min_psnr`). Below it, the quantized inputs with the lowest
+   signal-to-quantization-noise ratio (ONNX Runtime's qdq_loss_debug, on a recorded call) have their
+   consumers kept in float, a few at a time, until the gate holds or the rounds run out; then export
+   fails naming the figure and the layers that cost most, and nothing is written.
+
+The `int8-trt` variant (on request) quantizes the same nodes with symmetric s8
+activations (zero points 0), the explicit-quantization form TensorRT builds from; ORT runs it here
+for the gate, TensorRT itself is not verified (no TensorRT on these machines).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import os
+import shutil
+import statistics
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from fnmatch import fnmatch
+from pathlib import Path
+
+import numpy as np
+
+from gen.errors import GenError
+from gen.export.int8_options import GROUPS, Int8Options
+
+# node groups tried in every combination present in the graph; everything else stays float.
+# Matrix products split by what they multiply: a layer's weights (int8 GEMM kernels pay) or two
+# activations (attention's scores and values, where quantizing both sides per call often does not).
+_OP_TYPES = {"conv": ("Conv",), "convtranspose": ("ConvTranspose",), "linear": ("MatMul", "Gemm"), "attention": ("MatMul",)}
+PROBE_CALLS = 4  # recorded calls, spread over the sampling run, that time and score each candidate
+TIMING_ROUNDS = 5  # alternating fp32/int8 rounds per candidate (median)
+ROUND_SECONDS = 0.25  # a round repeats the probe calls until it lasts about this long
+EXCLUDE_ROUNDS = 4  # gate rounds, each keeping the worst-measured layers in float
+STRIDE = 16  # calls per calibration chunk: bounds the calibrator's memory on big models
+
+
+def node_groups(graph) -> dict[str, list[str]]:
+    """The quantizable nodes of a graph by group (GROUPS), in graph order."""
+    weights = {i.name for i in graph.initializer}
+    out: dict[str, list[str]] = {}
+    for n in graph.node:
+        if n.op_type in ("Conv", "ConvTranspose"):
+            group = n.op_type.lower()
+        elif n.op_type in ("MatMul", "Gemm"):
+            group = "linear" if weights & set(n.input) else "attention"
+        else:
+            continue
+        out.setdefault(group, []).append(n.name)
+    return {g: out[g] for g in GROUPS if g in out}
+
+
+@dataclass
+class Candidate:
+    groups: tuple[str, ...]
+    path: Path
+    speedup: float = 0.0
+    psnr_db: float = 0.0  # per call, on the probe calls
+    max_abs: float = 0.0
+    nodes: int = 0  # nodes quantized
+
+
+def quantize_bundle(tmp: Path, manifest, options: Int8Options, precisions, progress=print) -> None:
+    """Add the int8 variants (those of `precisions` that are calibrated) to the staged bundle at
+    `tmp`, record their figures in `manifest` and rewrite it; GenError, leaving the bundle to be
+    discarded, when calibration fails or the gate cannot be met."""
+    from gen.export.calibration import record_calibration
+    from gen.runtime.manifest import MANIFEST, write_manifest
+
+    options.check()
+    recorded = record_calibration(tmp, options.calibration, options.seed, progress=progress)
+    work = tmp / ".int8-work"
+    work.mkdir()
+    try:
+        plans = {name: _plan_component(tmp, name, manifest, recorded.get(name, []), options, work, progress)
+                 for name in manifest.components}
+        for precision in precisions:
+            _gate(tmp, manifest, plans, precision, options, work, progress)
+        manifest.export["int8"] = {"calibration_images": options.calibration, "method": options.method,
+                                   "min_psnr_db": options.min_psnr, "exclude": list(options.exclude),
+                                   "calls_recorded": {k: len(v) for k, v in recorded.items()}}
+        write_manifest(tmp / MANIFEST, manifest)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@dataclass
+class Plan:
+    """One component's int8 choice: its quantized groups, its float-kept nodes, and how to rebuild it."""
+
+    name: str
+    fp32: Path
+    prepared: Path | None = None  # quant_pre_process output; None when the component stays float
+    cache: Path | None = None
+    groups: dict[str, list[str]] = field(default_factory=dict)  # every quantizable node, by group
+    chosen: tuple[str, ...] = ()  # the groups that are quantized
+    excluded: list[str] = field(default_factory=list)
+    probes: list[dict] = field(default_factory=list)
+    record: dict = field(default_factory=dict)
+
+
+def _plan_component(tmp, name, manifest, feeds, options, work, progress) -> Plan:
+    import onnx
+
+    fp32 = tmp / manifest.components[name].files["fp32"].path
+    plan = Plan(name, fp32)
+    if not feeds:
+        plan.record = {"kept_float": "not called while sampling, so there is nothing to calibrate it on"}
+        progress(f"  {name}: kept float ({plan.record['kept_float']})")
+        return plan
+    prepared = _prepare(fp32, work / f"{name}.pre.onnx", progress)
+    graph = onnx.load(str(prepared), load_external_data=False).graph
+    plan.groups = node_groups(graph)
+    if options.groups:
+        plan.groups = {g: v for g, v in plan.groups.items() if g in options.groups}
+    if not plan.groups:
+        plan.record = {"kept_float": f"has no {'/'.join(options.groups) or 'convolution or matrix product'} node to quantize"}
+        progress(f"  {name}: kept float ({plan.record['kept_float']})")
+        return plan
+    plan.prepared, plan.cache = prepared, work / f"{name}.calibration.json"
+    plan.excluded = sorted({n.name for n in graph.node for p in options.exclude if fnmatch(n.name, p)})
+    plan.probes = [feeds[i] for i in sorted(set(np.linspace(0, len(feeds) - 1, PROBE_CALLS).astype(int)))]
+    progress(f"  {name}: calibrating {', '.join(plan.groups)} on {len(feeds)} recorded calls ({options.method}) ...")
+    try:  # the first quantization calibrates every candidate's tensors; the rest read the cache
+        _quantize(plan, tuple(plan.groups), work / f"{name}.calibrate.onnx", options, feeds=feeds)
+    except GenError:
+        raise
+    except Exception as e:  # onnxruntime's quantizer raises many types; the message is what helps
+        raise GenError(f"int8 calibration of {name} failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}; "
+                       "nothing was written") from None
+    candidates = []
+    sizes = [len(plan.groups)] if options.groups else range(1, len(plan.groups) + 1)  # pinned: just that one
+    for k in sizes:
+        for combo in itertools.combinations(plan.groups, k):
+            c = Candidate(combo, work / f"{name}.{'-'.join(combo)}.int8.onnx")
+            c.nodes = _quantize(plan, combo, c.path, options)
+            _measure(c, fp32, plan.probes)
+            progress(f"    {'+'.join(combo):<26} {c.nodes:>4} nodes  {c.speedup:.2f}x fp32 per call  "
+                     f"{c.psnr_db:.1f} dB")
+            candidates.append(c)
+    best = max(candidates, key=lambda c: c.speedup)
+    table = [{"groups": list(c.groups), "nodes": c.nodes, "speedup_per_call": round(c.speedup, 3), "psnr_db": round(c.psnr_db, 2)}
+             for c in candidates]
+    if best.speedup < options.min_speedup:
+        plan.record = {"kept_float": f"int8 does not pay here: the fastest, {'+'.join(best.groups)}, ran at "
+                                     f"{best.speedup:.2f}x fp32 per call (--int8-min-speedup {options.min_speedup})",
+                       "candidates": table}
+        progress(f"  {name}: kept float ({plan.record['kept_float']})")
+        plan.prepared = None
+        return plan
+    plan.chosen = best.groups
+    plan.record = {"candidates": table}
+    return plan
+
+
+def _prepare(fp32: Path, out: Path, progress) -> Path:
+    """quant_pre_process: ORT's fusions and shape inference, so the quantizer sees every tensor's
+    shape. Symbolic shape inference gives up on some dynamic graphs; ONNX's own then suffices. A
+    graph neither handles is quantized as it is."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    error, fp32, out = None, fp32.resolve(), out.resolve()  # absolute: the call runs in another directory
+    for skip_symbolic in (False, True):
+        try:
+            with _quiet(), _cwd(out.parent):  # a failed symbolic pass saves a debug model into the cwd
+                quant_pre_process(str(fp32), str(out), skip_symbolic_shape=skip_symbolic, save_as_external_data=_big(fp32),
+                                  all_tensors_to_one_file=True, external_data_location=f"{out.name}.data")
+            return out
+        except Exception as e:  # its failure costs only the optimisation, not the quantization
+            error = e
+    progress(f"    (quant_pre_process skipped: {str(error).splitlines()[0] if str(error) else type(error).__name__})")
+    return fp32
+
+
+@contextmanager
+def _cwd(path: Path):
+    """Run in `path` (the staging work directory), so files a library drops into the current
+    directory go away with it. Export is single-threaded; the previous directory is restored."""
+    previous = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
+@contextmanager
+def _quiet():
+    """ONNX Runtime's quantizer logs advice through the root logger on every call; silence it for the
+    call only (gen changes no logger's level for good)."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(previous)
+
+
+def _big(path: Path) -> bool:
+    return path.with_name(path.name + ".data").exists()
+
+
+def _quantize(plan: Plan, groups, out: Path, options: Int8Options, feeds=None, symmetric: bool = False) -> int:
+    """QDQ-quantize `plan.prepared` to `out`: the nodes of `groups`, less plan.excluded; ranges from
+    the plan's calibration cache (computed from `feeds` on the first call, for the op types of
+    `groups`). Returns the number of nodes that now read dequantized int8."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    from gen.export.calibration import ReplayReader
+
+    method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+              "percentile": CalibrationMethod.Percentile}[options.method]
+    extra = {"ActivationSymmetric": symmetric, "WeightSymmetric": True}
+    reader = None
+    if feeds is not None:
+        # whole chunks of STRIDE calls; the calibrator folds each chunk in and drops it
+        usable = len(feeds) - len(feeds) % STRIDE if len(feeds) >= STRIDE else len(feeds)
+        reader = ReplayReader(feeds[:usable])
+        extra["CalibStridedMinMax"] = min(STRIDE, usable)
+        if options.method == "percentile":
+            extra["CalibPercentile"] = 99.999
+    nodes = [n for g in groups for n in plan.groups[g] if n not in plan.excluded]
+    ops = sorted({t for g in groups for t in _OP_TYPES[g]})
+    if not nodes:  # ORT reads an empty nodes_to_quantize as "all of them"
+        raise GenError(f"{plan.name}: every {'/'.join(groups)} node is excluded (--int8-exclude), so nothing is "
+                       "left to quantize; exclude fewer, or export without --int8")
+    with _quiet():
+        quantize_static(str(plan.prepared), str(out), calibration_data_reader=reader, quant_format=QuantFormat.QDQ,
+                        op_types_to_quantize=ops, nodes_to_quantize=nodes, per_channel=True, reduce_range=False,
+                        activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=method, extra_options=extra,
+                        use_external_data_format=_big(plan.fp32), calibration_cache_path=str(plan.cache))
+    import onnx
+
+    graph = onnx.load(str(out), load_external_data=False).graph
+    dequantized = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    return sum(1 for n in graph.node if n.name in nodes and dequantized & set(n.input))
+
+
+def _sessions(*paths):
+    from gen.runtime.ort_session import ort_session
+
+    return [ort_session(p) for p in paths]
+
+
+def _measure(c: Candidate, fp32: Path, feeds: list[dict]) -> None:
+    """Per-call speed against fp32 and error on the probe calls. Timed in alternating rounds, each
+    long enough (ROUND_SECONDS) that a small net's milliseconds are not lost in timer noise; the
+    ratio is of the medians."""
+    a, b = _sessions(fp32, c.path)
+    ref = [a.run(None, f)[0] for f in feeds]  # also the warm-up
+    got = [b.run(None, f)[0] for f in feeds]
+    t0 = time.perf_counter()
+    for f in feeds:
+        a.run(None, f)
+    repeats = max(1, math.ceil(ROUND_SECONDS / max(time.perf_counter() - t0, 1e-6)))
+    ta, tb = [], []
+    for _ in range(TIMING_ROUNDS):
+        for sess, times in ((a, ta), (b, tb)):
+            t0 = time.perf_counter()
+            for _ in range(repeats):
+                for f in feeds:
+                    sess.run(None, f)
+            times.append(time.perf_counter() - t0)
+    c.speedup = statistics.median(ta) / statistics.median(tb)
+    r, g = np.concatenate([x.ravel() for x in ref]), np.concatenate([x.ravel() for x in got])
+    from gen.export.onnx_io import psnr
+
+    c.max_abs = float(np.abs(r - g).max())
+    c.psnr_db = psnr(r, g, peak=float(np.abs(r).max()) or 1.0)
+
+
+def _gate(tmp, manifest, plans, precision, options, work, progress) -> None:
+    """Write `precision`'s files, sample against fp32, and keep the worst layers float until the
+    whole-run PSNR reaches the gate (or fail naming them)."""
+    from gen.export.onnx_io import file_entry, images_vs_fp32
+    from gen.runtime.manifest import MANIFEST, ModelFile, parse, write_manifest
+    from gen.runtime.precision import check_precision
+
+    symmetric = precision == "int8-trt"
+    suffix = check_precision(precision).suffix
+    active = [p for p in plans.values() if p.prepared is not None]
+    if not active:
+        reasons = "; ".join(f"{p.name}: {p.record.get('kept_float')}" for p in plans.values())
+        raise GenError(f"int8 would change nothing in this bundle ({reasons}); nothing was written. "
+                       "Export without --int8 (fp32 is this model's fastest CPU precision), or pass "
+                       "--int8-min-speedup 0 to quantize it anyway")
+    costly: list[tuple[float, str, str]] = []
+    for round_ in range(EXCLUDE_ROUNDS + 1):
+        for plan in plans.values():
+            if plan.prepared is None:
+                path = plan.fp32
+            else:
+                path = tmp / f"{plan.name}{suffix}.onnx"
+                _quantize(plan, plan.chosen, path, options, symmetric=symmetric)
+            manifest.components[plan.name].files[precision] = parse(ModelFile, file_entry(path), "file")
+        write_manifest(tmp / MANIFEST, manifest)
+        record = images_vs_fp32(tmp, precision, **options.gate_images)
+        progress(f"  images {precision} vs fp32: {record['psnr_db']} dB PSNR (gate {options.min_psnr} dB)"
+                 + (f", {sum(len(p.excluded) for p in active)} layer(s) kept float" if round_ else ""))
+        if record["psnr_db"] >= options.min_psnr:
+            break
+        costly = sorted(x for p in active for x in _costly_layers(p, tmp / f"{p.name}{suffix}.onnx", work))
+        fresh = [(db, comp, node) for db, comp, node in costly if node not in plans[comp].excluded]
+        if round_ == EXCLUDE_ROUNDS or not fresh:
+            worst = ", ".join(f"{comp}:{node} ({db:.1f} dB)" for db, comp, node in costly[:6]) or "none measurable"
+            raise GenError(f"int8 ({precision}) images reach {record['psnr_db']} dB PSNR against fp32, below the gate "
+                           f"--int8-min-psnr {options.min_psnr}; the layers that cost most (SQNR of their quantized "
+                           f"input): {worst}. Keep them float with --int8-exclude PATTERN, calibrate on more images "
+                           "(--calibration) or another --calibration-method, or lower the gate; nothing was written")
+        for db, comp, node in fresh[:max(1, len(fresh) // 10)]:  # the worst tenth of what is left
+            plans[comp].excluded.append(node)
+    manifest.parity[f"images_{precision}_vs_fp32"] = record
+    for plan in plans.values():
+        entry = dict(plan.record)
+        if plan.prepared is not None:
+            c = Candidate(plan.chosen, tmp / f"{plan.name}{suffix}.onnx")
+            _measure(c, plan.fp32, plan.probes)
+            entry.update({"groups": list(plan.chosen), "kept_float_nodes": list(plan.excluded),
+                          "speedup_per_call": round(c.speedup, 3), "psnr_db": round(c.psnr_db, 2), "max_abs": c.max_abs})
+            progress(f"  {plan.name} {precision}: {c.speedup:.2f}x fp32 per call, {c.psnr_db:.1f} dB per call, "
+                     f"{len(plan.excluded)} layer(s) kept float")
+        manifest.parity.setdefault(plan.name, {})[f"ort_{precision}_vs_fp32"] = entry
+
+
+def _costly_layers(plan: Plan, qdq: Path, work: Path) -> list[tuple[float, str, str]]:
+    """(SQNR dB, component, node) for each quantized node, by the SQNR of its worst quantized input
+    on one recorded call (qdq_loss_debug): low means int8 represents what it reads badly."""
+    import onnx
+    from onnxruntime.quantization.qdq_loss_debug import (collect_activations, create_activation_matching,
+                                                         compute_signal_to_quantization_noice_ratio as sqnr,
+                                                         modify_model_output_intermediate_tensors)
+
+    from gen.export.calibration import ReplayReader
+
+    augmented = work / f"{plan.name}.debug.onnx"
+    with _quiet():
+        modify_model_output_intermediate_tensors(str(qdq), str(augmented), save_as_external_data=_big(plan.fp32))
+        acts = collect_activations(str(augmented), ReplayReader(plan.probes[:1]))
+    errors = {k: sqnr(m["pre_qdq"], m["post_qdq"]) for k, m in create_activation_matching(acts).items()}
+    graph = onnx.load(str(plan.prepared), load_external_data=False).graph
+    chosen = {n for g in plan.chosen for n in plan.groups[g]}
+    out = []
+    for node in graph.node:
+        if node.name not in chosen or node.name in plan.excluded:
+            continue
+        scores = [errors[i] for i in node.input if i in errors]
+        if scores:
+            out.append((float(min(scores)), plan.name, node.name))
+    augmented.unlink(missing_ok=True)
+    return out

@@ -1,0 +1,132 @@
+"""`gen export --int8`: calibrated on recorded sampling runs, selective, gated; and int8 downstream."""
+
+import json
+
+import numpy as np
+import onnx
+import onnx.numpy_helper
+import pytest
+
+from gen.errors import GenError
+from gen.export.calibration import RecordingBackend, ReplayReader, record_calibration
+from gen.export.int8_options import Int8Options
+from gen.export.onnx_export import export_run
+from gen.runtime.bundle import load_bundle
+from gen.runtime.sampler import Sampler
+from gen.trainkit.train import train
+
+QUIET = {"progress": lambda *_: None}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    opts = {"widths": [16, 32], "batch_size": 16, "steps": 20, "log_every": 20, "sample_every": 100, "checkpoint_every": 100}
+    return train("ddpm", "digits", str(tmp_path_factory.mktemp("r") / "run"), opts, progress=False).path
+
+
+def test_calibration_replays_every_step_of_real_sampling_runs(bundles):
+    recorded = record_calibration(bundles["cddpm"], images=20, seed=3, **QUIET)
+    calls = recorded["denoiser"]
+    steps = load_bundle(bundles["cddpm"]).sampling.default_steps
+    assert len(calls) == 2 * steps  # 20 images: one call of 16 and one of 4, each through every step
+    assert [len(c["sample"]) for c in (calls[0], calls[-1])] == [16, 4]
+    assert len({int(c["timestep"][0]) for c in calls[:steps]}) == steps  # every timestep of the run
+    reader = ReplayReader(calls)
+    assert len(reader) == len(calls) and reader.get_next() is calls[0]
+    reader.set_range(5, 7)
+    assert [reader.get_next(), reader.get_next(), reader.get_next()] == [calls[5], calls[6], None]
+
+
+def test_int8_bundle_records_its_choices_and_samples_close_to_fp32(bundles):
+    bundle = load_bundle(bundles["cddpm"])
+    assert set(bundle.components["denoiser"].files) == {"fp32", "fp16", "int8"}
+    assert bundle.default_precision == "fp16"  # int8 is never a bundle's default
+    record = bundle.manifest.parity["denoiser"]["ort_int8_vs_fp32"]
+    # the tiny UNet has no attention: convolutions and the time embedding's linear layers
+    assert {tuple(c["groups"]) for c in record["candidates"]} == {("conv",), ("linear",), ("conv", "linear")}
+    assert record["groups"] in [c["groups"] for c in record["candidates"]] and record["speedup_per_call"] > 0
+    assert bundle.manifest.parity["images_int8_vs_fp32"]["psnr_db"] >= 20.0
+    assert bundle.manifest.export["int8"]["calls_recorded"]["denoiser"] > 0
+    model = onnx.load(str(bundle.onnx_path("denoiser", "int8")))
+    assert sum(n.op_type == "QuantizeLinear" for n in model.graph.node) > 0
+    kwargs = {"n": 6, "seed": 11, "labels": [1, 2, 3, 4, 5, 6], "steps": 10}
+    a = Sampler(str(bundles["cddpm"]), precision="fp32").generate(**kwargs)
+    b = Sampler(str(bundles["cddpm"]), precision="int8").generate(**kwargs)
+    assert 0 < np.abs(a - b).max() and 10 * np.log10(4 / np.mean((a - b) ** 2)) >= 20.0
+
+
+def test_int8_runs_on_ort_only_and_needs_an_int8_export(bundles):
+    with pytest.raises(GenError, match="int8 is a calibrated ONNX variant: run it with backend 'ort'"):
+        Sampler(str(bundles["cddpm"]), backend="eager", precision="int8")
+    with pytest.raises(GenError, match=r"has no int8 generator .*re-export with --int8"):
+        Sampler(str(bundles["gan"]), precision="int8").generate(n=1)
+
+
+def test_a_gate_that_cannot_be_met_names_the_costly_layers_and_writes_nothing(run, tmp_path):
+    out = tmp_path / "b"
+    with pytest.raises(GenError) as e:
+        export_run(str(run), str(out), precisions=("fp32", "int8"), int8=Int8Options(calibration=16, min_psnr=200, min_speedup=0), **QUIET)
+    message = str(e.value)
+    assert "below the gate --int8-min-psnr 200" in message and "the layers that cost most" in message
+    assert "denoiser:/unet/" in message and "nothing was written" in message
+    assert list(tmp_path.iterdir()) == []  # no bundle, no staging directory left
+
+
+def test_excluded_layers_stay_float_and_are_recorded(run, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a relative --out, and nothing may be dropped into the working directory
+    options = Int8Options(calibration=8, min_psnr=0, min_speedup=0, exclude=("*conv_in*", "*conv_out*"))
+    out = export_run(str(run), "b", precisions=("fp32", "int8", "int8-trt"), int8=options, **QUIET)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
+    # the TensorRT variant: symmetric int8 activations, every zero point 0
+    trt = onnx.load(str(out / "denoiser.int8-trt.onnx"))
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in trt.graph.initializer}
+    zero_points = [inits[n.input[2]] for n in trt.graph.node if n.op_type == "QuantizeLinear"]
+    assert zero_points and all(z.dtype == np.int8 and not z.any() for z in zero_points)
+    assert Sampler(str(out), precision="int8-trt").generate(n=2, steps=4).shape == (2, 1, 8, 8)
+    m = json.loads((out / "gen.json").read_text())
+    kept = m["parity"]["denoiser"]["ort_int8_vs_fp32"]["kept_float_nodes"]
+    assert kept == ["/unet/conv_in/Conv", "/unet/conv_out/Conv"]
+    model = onnx.load(str(out / "denoiser.int8.onnx"))
+    produced_by = {o: n.op_type for n in model.graph.node for o in n.output}
+    conv_in = next(n for n in model.graph.node if n.name == "/unet/conv_in/Conv")
+    assert produced_by.get(conv_in.input[1]) != "DequantizeLinear"  # its weights stayed float
+
+
+def test_int8_that_does_not_pay_is_refused_with_the_figures(run, tmp_path):
+    with pytest.raises(GenError, match=r"int8 would change nothing in this bundle \(denoiser: int8 does not pay here: "
+                                       r"the fastest, .*, ran at .*x fp32 per call \(--int8-min-speedup 100"):
+        export_run(str(run), str(tmp_path / "b"), precisions=("fp32", "int8"),
+                   int8=Int8Options(calibration=4, min_speedup=100), **QUIET)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_calibration_is_a_clear_error(run, tmp_path, monkeypatch):
+    import gen.export.calibration as calibration
+
+    def bad_records(*args, **kwargs):  # calls the model cannot run: the calibrator itself fails
+        return {"denoiser": [{"sample": np.zeros((1, 1, 8, 8), np.float32)}] * 4}
+
+    monkeypatch.setattr(calibration, "record_calibration", bad_records)
+    with pytest.raises(GenError, match="int8 calibration of denoiser failed: .*; nothing was written"):
+        export_run(str(run), str(tmp_path / "b"), precisions=("fp32", "int8"), int8=Int8Options(calibration=4), **QUIET)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("options,message", [
+    ({"calibration": 0}, "--calibration must be at least 1 image, got 0"),
+    ({"method": "kl"}, "--calibration-method must be one of minmax, entropy, percentile, got 'kl'"),
+    ({"min_psnr": float("nan")}, "--int8-min-psnr must be a finite number"),
+    ({"min_speedup": -1}, "--int8-min-speedup must be a finite number in"),
+])
+def test_bad_int8_options_are_refused_before_any_work(run, tmp_path, options, message):
+    with pytest.raises(GenError, match=message):
+        export_run(str(run), str(tmp_path / "b"), precisions=("fp32", "int8"), int8=Int8Options(**options), **QUIET)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_recording_backend_keeps_copies_of_each_feed(bundles):
+    bundle = load_bundle(bundles["gan"])
+    backend = RecordingBackend(bundle)
+    Sampler(str(bundles["gan"]), backend=backend).generate(n=3, seed=0)
+    (z,) = [c["z"] for c in backend.recorded["generator"]]
+    assert z.shape[0] == 3 and np.isfinite(z).all()
