@@ -130,3 +130,17 @@ def test_recording_backend_keeps_copies_of_each_feed(bundles):
     Sampler(str(bundles["gan"]), backend=backend).generate(n=3, seed=0)
     (z,) = [c["z"] for c in backend.recorded["generator"]]
     assert z.shape[0] == 3 and np.isfinite(z).all()
+
+
+def test_gen_eval_scores_a_bundles_int8_files_and_writes_nothing_into_it(bundles, run):
+    from gen.trainkit.evaluate import evaluate_run
+
+    before = sorted(p.name for p in bundles["cddpm"].iterdir())
+    fp32 = evaluate_run(str(bundles["cddpm"]), n=20, steps=5)
+    int8 = evaluate_run(str(bundles["cddpm"]), n=20, steps=5, precision="int8")
+    assert int8["sampler"] == "bundle files, ort backend, int8" and fp32["sampler"].endswith("fp32")
+    assert int8["metrics"]["fd_digits"] != fp32["metrics"]["fd_digits"]  # other files, other images
+    assert abs(int8["metrics"]["label_accuracy"] - fp32["metrics"]["label_accuracy"]) <= 0.2
+    assert sorted(p.name for p in bundles["cddpm"].iterdir()) == before
+    with pytest.raises(GenError, match="--backend and --precision choose a bundle's files"):
+        evaluate_run(str(run), n=10, precision="int8")

@@ -33,6 +33,13 @@ def test_cpu_fp16_eager_is_skipped_with_its_reason(bundles):
     assert "eager fp16 needs device 'cuda'" in result["skipped"][0]["reason"]
 
 
+def test_int8_is_benched_beside_fp32_and_eager_int8_is_skipped(bundles):
+    result = run_bench(str(bundles["cddpm"]), ["eager", "ort"], ["fp32", "int8"], [2], [2], repeats=1, log=lambda *_: None)
+    assert [(r["backend"], r["precision"]) for r in result["rows"]] == [("eager", "fp32"), ("ort", "fp32"), ("ort", "int8")]
+    assert all(r["peak_rss_mib"] > 0 for r in result["rows"])
+    assert "run it with backend 'ort'" in result["skipped"][0]["reason"]
+
+
 def test_bad_bench_arguments_are_errors_not_skips(bundles, tmp_path):
     with pytest.raises(GenError, match="unknown backend"):
         run_bench(str(bundles["gan"]), ["tensorflow"], ["fp32"], [1], [1])

@@ -30,3 +30,21 @@ def test_generate_validates_text_arguments(sd_bundle, tmp_path):
     assert p.returncode == 2 and "pass a prompt" in p.stderr
     info = json.loads((sd_bundle / "gen.json").read_text())
     assert info["sampling"]["default_scheduler"] == "dpm++"
+
+
+def test_export_sd_lora_int8_then_generate_at_int8(tmp_path):
+    """`gen export --model sd-lora --int8`: calibrated on prompts, the never-called vae_encoder kept float."""
+    out = tmp_path / "q"
+    p = gen("export", "--model", "sd-lora", "--out", out, "--int8", "--calibration", "2", "--int8-min-psnr", "0",
+            "--int8-min-speedup", "0", "--int8-groups", "conv,linear")
+    assert "recording calibration inputs: 2 image(s)" in p.stdout and "vae_encoder: kept float" in p.stdout
+    m = json.loads((out / "gen.json").read_text())
+    files = {c: v["files"] for c, v in m["components"].items()}
+    assert files["unet"]["int8"]["path"] == "unet.int8.onnx" and files["vae_encoder"]["int8"] == files["vae_encoder"]["fp32"]
+    assert m["parity"]["unet"]["ort_int8_vs_fp32"]["groups"] == ["conv", "linear"]
+    assert m["export"]["int8"]["calls_recorded"]["text_encoder"] == 2
+    p = gen("generate", out, "--prompt", "a red house", "--n", "1", "--steps", "2", "--precision", "int8",
+            "--out", tmp_path / "g.png")
+    assert "int8" in p.stdout and (tmp_path / "g.png").stat().st_size > 0
+    p = gen("export", "--model", "sd-lora", "--out", tmp_path / "r", "--calibration", "4", check=False)
+    assert p.returncode == 2 and "--calibration: these options apply only with --int8" in p.stderr
