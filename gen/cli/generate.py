@@ -18,6 +18,9 @@ def generate(
     negative_prompt: Annotated[Optional[str], typer.Option(help="What to steer away from (text-to-image, with guidance > 1).")] = None,
     height: Annotated[Optional[int], typer.Option(help="Image height, a multiple of 8 (text-to-image; default: the model's).")] = None,
     width: Annotated[Optional[int], typer.Option(help="Image width, a multiple of 8 (text-to-image; default: the model's).")] = None,
+    image: Annotated[Optional[str], typer.Option(help="Input image file (text-to-image bundles: img2img; its size is the output's unless --height/--width resize it).")] = None,
+    mask: Annotated[Optional[str], typer.Option(help="With --image: inpainting mask file of the image's size; white is repainted, black kept.")] = None,
+    strength: Annotated[Optional[float], typer.Option(help="With --image: how far to depart from it, in (0, 1]: the share of the schedule that runs (default 0.8; 1.0 with --mask).")] = None,
     n: Annotated[Optional[int], typer.Option(help="Number of images (default 16; 4 for text-to-image).")] = None,
     seed: Annotated[int, typer.Option(help="Seed: same seed, same images on every backend.")] = 0,
     steps: Annotated[Optional[int], typer.Option(help="Diffusion steps (default from the bundle).")] = None,
@@ -31,6 +34,8 @@ def generate(
 
     Examples:  gen generate bundles/ddpm --backend ort --n 16 --seed 0 --steps 20 --scheduler ddim --out grid.png
                gen generate bundles/sd-lora --prompt "a red house" --negative-prompt blurry --steps 20 --n 4
+               gen generate bundles/sd-lora --prompt "a red house" --image in.png --strength 0.6      (img2img)
+               gen generate bundles/sd-lora --prompt "a red door" --image in.png --mask mask.png      (inpainting)
                gen generate --url http://127.0.0.1:8000 --model ddpm --n 16 --out grid.png
     """
     import time
@@ -50,7 +55,8 @@ def generate(
     if n is None:
         n = 4 if prompt is not None else 16
     images = sampler.generate(prompt, n=n, seed=seed, steps=steps, scheduler=scheduler, labels=label, guidance=guidance,
-                              negative_prompt=negative_prompt, height=height, width=width)
+                              negative_prompt=negative_prompt, height=height, width=width, image=image, mask=mask,
+                              strength=strength)
     elapsed = time.perf_counter() - t0
     import os
 

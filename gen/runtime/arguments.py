@@ -20,13 +20,14 @@ SEED_RANGE = 2**64  # numpy's default_rng takes any non-negative int; seeds are 
 INT32 = (-(2**31), 2**31 - 1)
 # kind -> (served dtype, served shape)
 _SERVED = {"int": ("int32", [1]), "seed": ("int64", [1]), "float": ("float32", [1]), "name": ("bytes", [1]),
-           "texts": ("bytes", [-1]), "labels": ("int32", [-1])}
+           "texts": ("bytes", [-1]), "labels": ("int32", [-1]), "fraction": ("float32", [1]),
+           "image": ("uint8", [-1, -1, -1, -1])}
 
 
 @dataclass(frozen=True)
 class Argument:
     name: str
-    kind: str  # int | seed | float | name | texts | labels
+    kind: str  # int | seed | float | fraction (0, 1] | name | texts | labels | image (uint8 NHWC)
     help: str
     applies_to: str  # for the refusal on a family that does not take it
     rule: str = ""  # what a valid value is, for the error ("at least 1")
@@ -46,6 +47,15 @@ class Argument:
                     or not math.isfinite(value) or (self.low is not None and value < self.low):
                 raise GenError(f"{self.name} must be {self.rule or 'a finite number'}, got {value!r}")
             return float(value)
+        if self.kind == "fraction":
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
+                    or not math.isfinite(value) or not 0 < value <= 1:
+                raise GenError(f"{self.name} must be in (0, 1], got {value!r}")
+            return float(value)
+        if self.kind == "image":
+            from gen.runtime.image_input import as_uint8_nhwc
+
+            return as_uint8_nhwc(value, self.name)
         if self.kind == "name":
             if not isinstance(value, str):
                 raise GenError(f"{self.name} must be a name (a string), got {type(value).__name__}")
@@ -68,6 +78,8 @@ class Argument:
         dtype, _ = _SERVED[self.kind]
         if self.kind == "texts":
             return np.array([p.encode("utf-8") for p in self.check(value)], dtype=np.object_)
+        if self.kind == "image":  # uint8 NHWC, as it travels
+            return self.check(value)
         if self.kind == "labels":
             items = list(np.atleast_1d(np.asarray(value, dtype=object)).reshape(-1))
             if not items or any(isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) for v in items):
@@ -87,6 +99,8 @@ class Argument:
 
     def decode(self, array: np.ndarray):
         """Server side: a request tensor back to what `generate()` takes."""
+        if self.kind == "image":
+            return self.check(np.asarray(array))
         flat = array.reshape(-1)
         if self.kind == "labels":
             labels = flat.astype(np.int64)
@@ -99,7 +113,7 @@ class Argument:
             return _text(flat[0], self.served)
         if self.kind == "seed":
             return int(flat[0]) % SEED_RANGE
-        return float(flat[0]) if self.kind == "float" else int(flat[0])
+        return float(flat[0]) if self.kind in ("float", "fraction") else int(flat[0])
 
 
 def _text(value, name: str) -> str:
@@ -133,6 +147,12 @@ ARGUMENTS = _arguments(
     Argument("guidance", "float", "classifier-free guidance scale", "guided diffusion bundles", served="guidance"),
     Argument("height", "int", "image height in pixels", "text-to-image bundles", served="height"),
     Argument("width", "int", "image width in pixels", "text-to-image bundles", served="width"),
+    Argument("image", "image", "input image(s): a path, a PIL image or an array (uint8, or floats in [-1, 1])",
+             "image-to-image bundles (Stable Diffusion: img2img and inpainting)", served="image"),
+    Argument("mask", "image", "inpainting mask: white (>= 128) is repainted, black kept; the image's size",
+             "Stable Diffusion bundles, with image", served="mask"),
+    Argument("strength", "fraction", "how far image-to-image departs from the image: the share of the "
+             "schedule run (diffusers' strength)", "image-to-image sampling", served="strength"),
 )
 
 

@@ -9,7 +9,8 @@ import numpy as np
 
 
 def denoise(sched, x: np.ndarray, rng, predict: Callable, guidance: float | None = None,
-            unconditional_first: bool = True, on_step: Callable | None = None) -> np.ndarray:
+            unconditional_first: bool = True, on_step: Callable | None = None,
+            after_step: Callable | None = None) -> np.ndarray:
     """Run `sched` from x to the end of its schedule.
 
     `predict(model_input, t)` runs the network. With `guidance`, the input is doubled and predict must
@@ -17,6 +18,7 @@ def denoise(sched, x: np.ndarray, rng, predict: Callable, guidance: float | None
     gen's order for class labels); the two halves are mixed as u + w (c - u).
     `on_step(i, steps, x0)` runs after each step with its predicted clean sample (previews, progress);
     an exception it raises stops sampling (a cancelled request).
+    `after_step(i, x) -> x` may change the sample after each step (inpainting puts the kept region back).
     """
     n = len(x)
     for i, t in enumerate(sched.timesteps):
@@ -31,6 +33,8 @@ def denoise(sched, x: np.ndarray, rng, predict: Callable, guidance: float | None
         noise = rng.standard_normal(x.shape, dtype=np.float32) if sched.needs_noise else None
         result = sched.step(out, t, x, noise=noise)
         x = result.prev_sample
+        if after_step is not None:
+            x = after_step(i, x)
         if on_step is not None:
             on_step(i, len(sched.timesteps), result.pred_original_sample)
     return x

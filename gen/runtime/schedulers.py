@@ -149,6 +149,21 @@ class Scheduler:
     def scale_model_input(self, x: np.ndarray, t) -> np.ndarray:
         return x
 
+    def start_at(self, strength: float) -> int:
+        """Image-to-image: keep the last int(steps x strength) steps of the schedule set (diffusers'
+        get_timesteps); returns how many are left."""
+        steps = len(self.timesteps)
+        begin = steps - min(int(steps * strength), steps)
+        self.timesteps = self.timesteps[begin:]
+        if hasattr(self, "sigmas"):
+            self.sigmas = self.sigmas[begin:]
+        return len(self.timesteps)
+
+    def add_noise(self, x0: np.ndarray, noise: np.ndarray, t) -> np.ndarray:
+        """x0 forward-noised to timestep t: sqrt(a) x0 + sqrt(1 - a) eps (diffusers' add_noise)."""
+        a = self.alphas_cumprod[int(t)]
+        return (math.sqrt(a) * np.asarray(x0, np.float64) + math.sqrt(1 - a) * np.asarray(noise, np.float64)).astype(np.float32)
+
     def _index(self, t) -> int:
         """Position of t in the schedule: like diffusers, a step is identified by its timestep."""
         if not len(self.timesteps):
@@ -247,6 +262,12 @@ class _SigmaScheduler(Scheduler):
         # rounded to float32 as diffusers stores them, so init_noise_sigma is the same number
         self.sigmas = np.append(np.sqrt((1 - ab) / ab), 0.0).astype(np.float32).astype(np.float64)
 
+    def add_noise(self, x0, noise, t):
+        """In the VP form through the stored sigma, as diffusers' sigma schedulers do."""
+        s = self.sigmas[self._index(t)]
+        alpha = 1 / math.sqrt(s * s + 1)
+        return (alpha * np.asarray(x0, np.float64) + s * alpha * np.asarray(noise, np.float64)).astype(np.float32)
+
 
 @register_scheduler
 class DPMSolverPP(_SigmaScheduler):
@@ -298,6 +319,11 @@ class Euler(_SigmaScheduler):
         """Std of the initial sample; diffusers uses sigma_max (sqrt(sigma_max^2 + 1) for "leading")."""
         s_max = self.sigmas[0] if len(self.timesteps) else math.sqrt(1 / self.alphas_cumprod[-1] - 1)
         return float(s_max if self.timestep_spacing != "leading" else math.sqrt(s_max**2 + 1))
+
+    def add_noise(self, x0, noise, t):
+        """Variance-exploding: x0 + sigma eps (diffusers' EulerDiscreteScheduler.add_noise)."""
+        s = self.sigmas[self._index(t)]
+        return (np.asarray(x0, np.float64) + s * np.asarray(noise, np.float64)).astype(np.float32)
 
     def scale_model_input(self, x, t):
         """x / sqrt(sigma^2 + 1), in x's dtype as diffusers does: at sigma_max, Euler's x0_hat = x - sigma

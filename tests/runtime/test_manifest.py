@@ -93,7 +93,8 @@ def test_served_inputs_follow_the_family_declarations(bundles, sd_bundle):
     assert names(bundles["gan"]) == {"n": False, "seed": True}
     assert names(bundles["ddpm"]) == {"n": False, "seed": True, "steps": True, "scheduler": True}
     assert names(sd_bundle) == {"n": False, "seed": True, "prompt": False, "negative_prompt": True, "steps": True,
-                                "scheduler": True, "guidance": True, "height": True, "width": True}
+                                "scheduler": True, "guidance": True, "height": True, "width": True, "image": True,
+                                "mask": True, "strength": True}
 
 
 def test_on_step_sees_every_step_and_can_stop_the_call(bundles):

@@ -48,3 +48,22 @@ def test_export_sd_lora_int8_then_generate_at_int8(tmp_path):
     assert "int8" in p.stdout and (tmp_path / "g.png").stat().st_size > 0
     p = gen("export", "--model", "sd-lora", "--out", tmp_path / "r", "--calibration", "4", check=False)
     assert p.returncode == 2 and "--calibration: these options apply only with --int8" in p.stderr
+
+
+def test_generate_img2img_and_inpainting_from_files(sd_bundle, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(tmp_path / "in.png")
+    mask = np.zeros((64, 64), np.uint8)
+    mask[:32] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    p = gen("generate", sd_bundle, "--prompt", "a red house", "--image", tmp_path / "in.png", "--strength", "0.5",
+            "--steps", "4", "--n", "1", "--out", tmp_path / "a.png")
+    assert "1 images" in p.stdout and Image.open(tmp_path / "a.png").size[0] > 0
+    p = gen("generate", sd_bundle, "--prompt", "a red house", "--image", tmp_path / "in.png", "--mask",
+            tmp_path / "mask.png", "--steps", "4", "--n", "1", "--out", tmp_path / "b.png")
+    assert (tmp_path / "b.png").is_file()
+    p = gen("generate", sd_bundle, "--prompt", "x", "--image", tmp_path / "in.png", "--strength", "2",
+            "--out", tmp_path / "c.png", check=False)
+    assert p.returncode == 2 and "strength must be in (0, 1], got 2.0" in p.stderr and not (tmp_path / "c.png").exists()

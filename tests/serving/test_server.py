@@ -148,6 +148,28 @@ def test_text_to_image_served_equals_in_process_ort(sd_server, sd_bundle, scheme
     assert np.abs(remote - local).max() <= 1e-5
 
 
+@pytest.mark.parametrize("scheme", ["http", "grpc"])
+def test_img2img_and_inpainting_served_equal_in_process_ort(sd_server, sd_bundle, scheme):
+    """image and mask travel as uint8 NHWC request inputs, strength as a float."""
+    url = sd_server.http_url if scheme == "http" else sd_server.grpc_url
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    mask = np.zeros((64, 64), np.uint8)
+    mask[8:40, 16:48] = 255
+    for kwargs in ({"image": image, "strength": 0.6}, {"image": image, "mask": mask, "strength": 0.8}):
+        remote = Sampler(url, backend="triton", model="sd").generate("a red house", seed=3, steps=6, **kwargs)
+        local = Sampler(str(sd_bundle)).generate("a red house", seed=3, steps=6, **kwargs)
+        assert remote.shape == local.shape == (1, 3, 64, 64)
+        assert np.abs(remote - local).max() <= 1e-5
+    with pytest.raises(GenError, match="mask is 64x32 but the image is 64x64"):
+        Sampler(url, backend="triton", model="sd").generate("x", image=image, mask=mask[:32], steps=2)
+    bad = {"n": np.array([1], np.int32), "prompt": np.array([b"x"], np.object_),
+           "image": np.zeros((1, 64, 64, 4), np.uint8)}  # a raw request the client did not check
+    with pytest.raises(GenError, match=r"image has 4 channel\(s\); this model takes 3"):
+        RemoteGenerator(url, "sd").infer(bad)
+    assert sd_server.live() and sd_server.model_ready("sd")
+
+
 @pytest.mark.parametrize("values,message", [
     ({"n": np.array([1], np.int32)}, "prompt"),
     ({"n": np.array([1], np.int32), "prompt": np.array([b"\xff\xfe"], np.object_)}, "not valid UTF-8"),

@@ -122,7 +122,9 @@ class Family:
             refuse(f"n = {count}" if count == args["n"] else f"n x prompts = {count} images", limits.n, "n")
         if args.get("steps", 0) > limits.steps:
             refuse(f"steps = {args['steps']}", limits.steps, "steps")
-        h, w = args.get("height", bundle.image.height), args.get("width", bundle.image.width)
+        # an input image sets the size unless height/width do (checked here, before it is resized)
+        own = args["image"].shape[1:3] if args.get("image") is not None else (bundle.image.height, bundle.image.width)
+        h, w = args.get("height", own[0]), args.get("width", own[1])
         if self.variable_size and h * w > limits.pixels:
             refuse(f"height x width = {h} x {w} = {h * w} pixels", limits.pixels, "pixels")
         for name in ("prompt", "negative_prompt"):

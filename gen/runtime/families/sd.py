@@ -1,10 +1,14 @@
 """Stable Diffusion bundles (text-to-image): prompts -> text embeddings -> latent denoising loop ->
-VAE decode, as diffusers' StableDiffusionPipeline does it, on any backend.
+VAE decode, as diffusers' StableDiffusionPipeline does it, on any backend; with `image=`, img2img
+(StableDiffusionImg2ImgPipeline) and with `image=` and `mask=`, inpainting by latent blending
+(StableDiffusionInpaintPipeline with a 4-channel UNet), both through the bundle's `vae_encoder`.
 
 Classifier-free guidance runs unconditional and conditional halves in one UNet call (negative
 prompt first, as diffusers orders them), and the text encoder encodes both halves in one call too.
 Initial latents are drawn on the host with numpy, so a seed gives the same images on every backend;
-passing the same latents to diffusers (`latents=`) gives diffusers' images.
+passing the same latents to diffusers (`latents=`) gives diffusers' images. For img2img and
+inpainting the image's latents are the VAE posterior's mean (diffusers samples it, with a standard
+deviation SD's VAE keeps near zero), so the same image gives the same latents on every backend.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ class StableDiffusion(DiffusionFamily):
     name = "sd"
     components = ("text_encoder", "unet", "vae_decoder")
     Sampling = SdSampling
-    takes = ("prompt", "negative_prompt", *DiffusionFamily.takes, "height", "width")
+    takes = ("prompt", "negative_prompt", *DiffusionFamily.takes, "height", "width", "image", "mask", "strength")
     required = {"prompt": "this is a text-to-image bundle: pass a prompt, e.g. generate(\"a red house\")"}
     refusals = {"labels": "labels apply to class-conditional bundles; this one is conditioned on a prompt"}
     variable_size = True
@@ -52,7 +56,37 @@ class StableDiffusion(DiffusionFamily):
 
     def check(self, bundle, args):
         super().check(bundle, args)
-        args["height"], args["width"] = self.size(bundle, args.get("height"), args.get("width"))
+        image, height, width = args.get("image"), args.get("height"), args.get("width")
+        if image is None:
+            given = [k for k in ("mask", "strength") if k in args]
+            if given:
+                raise GenError(f"{given[0]} applies to image-to-image sampling: pass an image as well")
+        else:
+            self.check_image(bundle, args, image)
+            if height is None and width is None:  # the image's own size, which must suit the model
+                try:
+                    self.size(bundle, image.shape[1], image.shape[2])
+                except GenError as e:
+                    raise GenError(f"image is {image.shape[2]}x{image.shape[1]}: {e}; pass height= and width= "
+                                   "to resize it") from None
+                height, width = image.shape[1], image.shape[2]
+        args["height"], args["width"] = self.size(bundle, height, width)
+
+    @staticmethod
+    def check_image(bundle, args, image):
+        """Channels, count and the mask's size; resizing waits for the routine (after the limits)."""
+        if image.shape[-1] != bundle.image.channels:
+            raise GenError(f"image has {image.shape[-1]} channel(s); this model takes {bundle.image.channels} (RGB)")
+        prompts = len(args.get("prompt", [""]))
+        if len(image) not in (1, prompts):
+            raise GenError(f"image: give one image, or one per prompt ({prompts}); got {len(image)}")
+        mask = args.get("mask")
+        if mask is not None:
+            if mask.shape[1:3] != image.shape[1:3]:
+                raise GenError(f"mask is {mask.shape[2]}x{mask.shape[1]} but the image is "
+                               f"{image.shape[2]}x{image.shape[1]}; give a mask of the image's size")
+            if len(mask) not in (1, len(image)):
+                raise GenError(f"mask: give one mask, or one per image ({len(image)}); got {len(mask)}")
 
     @staticmethod
     def size(bundle, height, width) -> tuple[int, int]:
@@ -115,16 +149,55 @@ class TextToImage:
         embeddings = self.backend.run("text_encoder", {"input_ids": ids})
         f = self.sampling.vae_scale_factor
         shape = (len(prompts), self.sampling.latent_channels, h // f, w // f)
-        x = rng.standard_normal(shape, dtype=np.float32) * np.float32(sched.init_noise_sigma)
+        noise = rng.standard_normal(shape, dtype=np.float32)
+        after_step = None
+        if "image" not in args:
+            x = noise * np.float32(sched.init_noise_sigma)
+        else:
+            x, after_step = self.image_start(sched, args, noise, n)
 
         def predict(model_in, t):
             feeds = {"sample": model_in, "timestep": np.full(len(model_in), t, dtype=np.float32),
                      "encoder_hidden_states": embeddings}
             return self.backend.run("unet", feeds)
 
-        x = denoise(sched, x, rng, predict, w_guidance if guided else None, on_step=on_step)
+        x = denoise(sched, x, rng, predict, w_guidance if guided else None, on_step=on_step, after_step=after_step)
         latents = (x / np.float32(self.sampling.vae_scaling_factor)).astype(np.float32)
         return self.backend.run("vae_decoder", {"latent_sample": latents})
+
+    def image_start(self, sched, args, noise, n):
+        """img2img and inpainting: the image's latents noised to where the shortened schedule starts
+        (diffusers' get_timesteps and prepare_latents), and for inpainting the step that puts the
+        kept region back, noised to the next timestep (diffusers' 4-channel-UNet blending)."""
+        from gen.runtime.image_input import grayscale, resized
+
+        h, w, f = args["height"], args["width"], self.sampling.vae_scale_factor
+        image = resized(args["image"], h, w).astype(np.float32) / np.float32(255.0) * 2 - 1
+        image = np.repeat(image, n, axis=0) if len(image) > 1 else image  # one per prompt, n each
+        latents = self.backend.run("vae_encoder", {"sample": np.ascontiguousarray(image.transpose(0, 3, 1, 2))})
+        latents = np.broadcast_to(latents * np.float32(self.sampling.vae_scaling_factor), noise.shape)
+        mask = args.get("mask")
+        strength = args.get("strength", 0.8 if mask is None else 1.0)  # diffusers' defaults for each
+        steps = len(sched.timesteps)
+        if not sched.start_at(strength):
+            raise GenError(f"strength {strength} of {steps} steps runs no step (int(steps x strength) = 0); "
+                           "raise strength or steps")
+        if mask is not None and strength == 1.0:  # from pure noise, as diffusers does at full strength
+            x = noise * np.float32(sched.init_noise_sigma)
+        else:
+            x = sched.add_noise(latents, noise, sched.timesteps[0])
+        if mask is None:
+            return x, None
+        white = resized(grayscale(mask), h, w)[..., 0] >= 128  # as diffusers' mask processor: white is repainted
+        repaint = white[:, ::f, ::f][:, None].astype(np.float32)  # nearest, to the latent grid
+        repaint = np.repeat(repaint, n, axis=0) if len(repaint) > 1 else repaint  # one per prompt, n each
+        timesteps = sched.timesteps
+
+        def after_step(i, x):
+            known = sched.add_noise(latents, noise, timesteps[i + 1]) if i + 1 < len(timesteps) else latents
+            return ((1 - repaint) * known + repaint * x).astype(np.float32)
+
+        return x, after_step
 
 
 FAMILY = StableDiffusion()

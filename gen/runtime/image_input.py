@@ -1,0 +1,114 @@
+"""Images given to `generate(image=..., mask=...)`: whatever a caller has, as one canonical form.
+
+A path, a PIL image, a list of either, or an array (HW, HWC, NHWC or NCHW; uint8 0..255, or float in
+gen's own [-1, 1] range) becomes uint8 NHWC. uint8 is what a served request carries, so an image
+given in process and the same image sent to Triton reach the model as the same numbers. Preparing
+them for a network (resizing to the requested size, scaling to [-1, 1], a mask binarised at the
+latent resolution) is the family's job.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from gen.errors import GenError
+
+CHANNELS = (1, 2, 3, 4)
+
+
+def as_uint8_nhwc(value, name: str = "image") -> np.ndarray:
+    """`value` as uint8 [N, H, W, C], or a GenError naming the argument and what was wrong."""
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise GenError(f"{name}: an empty list; give an image, a path, or a list of them")
+        parts = [as_uint8_nhwc(v, name) for v in value]
+        if len({p.shape[1:] for p in parts}) > 1:
+            raise GenError(f"{name}: the images differ in size or channels ({', '.join(_size(p) for p in parts)}); "
+                           "give images of one size")
+        return np.concatenate(parts)
+    if isinstance(value, (str, os.PathLike)):
+        return _from_pil(_open(value, name), name)
+    if _is_pil(value):
+        return _from_pil(value, name)
+    if isinstance(value, np.ndarray):
+        return _from_array(value, name)
+    raise GenError(f"{name} must be a path, a PIL image or a numpy array, got {type(value).__name__}")
+
+
+def _open(path, name: str):
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:  # Pillow refuses decompression bombs (MAX_IMAGE_PIXELS) before decoding
+            im.load()
+            return im.copy()
+    except FileNotFoundError:
+        raise GenError(f"{name}: no such file: {path}") from None
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as e:
+        raise GenError(f"{name}: cannot read {path} as an image ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+
+
+def _is_pil(value) -> bool:
+    try:
+        from PIL import Image
+    except ImportError:
+        return False
+    return isinstance(value, Image.Image)
+
+
+def _from_pil(im, name: str) -> np.ndarray:
+    if im.mode not in ("L", "LA", "RGB", "RGBA"):
+        im = im.convert("RGBA" if "A" in im.getbands() else "RGB")
+    a = np.asarray(im, dtype=np.uint8)
+    return (a[..., None] if a.ndim == 2 else a)[None]
+
+
+def _from_array(a: np.ndarray, name: str) -> np.ndarray:
+    if a.ndim == 2:
+        a = a[None, ..., None]
+    elif a.ndim == 3:
+        a = a[None] if a.shape[-1] in CHANNELS else a.transpose(1, 2, 0)[None] if a.shape[0] in CHANNELS else a
+    elif a.ndim == 4 and a.shape[-1] not in CHANNELS and a.shape[1] in CHANNELS:
+        a = a.transpose(0, 2, 3, 1)
+    if a.ndim != 4 or a.shape[-1] not in CHANNELS or 0 in a.shape:
+        raise GenError(f"{name}: an array of shape {list(a.shape)} is not an image; give HW, HWC, NHWC or NCHW "
+                       "with 1, 3 or 4 channels")
+    if a.dtype == np.uint8:
+        return np.ascontiguousarray(a)
+    if a.dtype.kind != "f":
+        raise GenError(f"{name}: dtype {a.dtype}; give uint8 (0..255) or floats in [-1, 1]")
+    if not np.isfinite(a).all():
+        raise GenError(f"{name}: holds NaN or infinite values")
+    if a.min() < -1.0 or a.max() > 1.0:
+        raise GenError(f"{name}: float values must be in [-1, 1] (gen's image range), got {a.min():.3g}..{a.max():.3g}")
+    return np.round((a.astype(np.float32) + 1.0) * 127.5).astype(np.uint8)
+
+
+def _size(a: np.ndarray) -> str:
+    return f"{a.shape[2]}x{a.shape[1]}x{a.shape[3]}"
+
+
+def resized(images: np.ndarray, height: int, width: int) -> np.ndarray:
+    """uint8 NHWC at (height, width), with Lanczos like diffusers' image processor; unchanged if it fits."""
+    if images.shape[1:3] == (height, width):
+        return images
+    from PIL import Image
+
+    out = []
+    for im in images:
+        pic = Image.fromarray(im[..., 0] if im.shape[-1] == 1 else im)
+        a = np.asarray(pic.resize((width, height), resample=Image.Resampling.LANCZOS), dtype=np.uint8)
+        out.append(a[..., None] if a.ndim == 2 else a)
+    return np.stack(out)
+
+
+def grayscale(images: np.ndarray) -> np.ndarray:
+    """uint8 NHWC with one channel, by Pillow's own conversion (ITU-R 601-2 luma, as diffusers' masks)."""
+    if images.shape[-1] == 1:
+        return images
+    from PIL import Image
+
+    rgb = images[..., :3] if images.shape[-1] >= 3 else np.repeat(images[..., :1], 3, axis=-1)
+    return np.stack([np.asarray(Image.fromarray(im).convert("L"), dtype=np.uint8)[..., None] for im in rgb])
