@@ -50,6 +50,23 @@ def image_format(path: str | os.PathLike) -> str:
     return FORMATS[suffix]
 
 
+def save_image(path: str | os.PathLike, image: np.ndarray) -> None:
+    """One CHW [-1, 1] image at its own size, in the format the suffix names."""
+    from PIL import Image
+
+    from gen.errors import GenError
+    from gen.fileio import write_bytes
+
+    fmt = image_format(path)
+    u8 = to_uint8(image[None])[0]
+    buf = io.BytesIO()
+    Image.fromarray(u8[..., 0] if u8.shape[-1] == 1 else u8).save(buf, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+    try:
+        write_bytes(path, buf.getvalue())
+    except OSError as e:
+        raise GenError(f"--out {path}: cannot write ({e.strerror})") from None
+
+
 def save_grid(path: str | os.PathLike, images: np.ndarray, nrow: int | None = None) -> None:
     from gen.errors import GenError
     from gen.fileio import write_bytes

@@ -8,7 +8,7 @@ from gen.trainkit.distill import distill
 from gen.trainkit.train import train
 
 FAST = {"log_every": 50, "sample_every": 1000, "checkpoint_every": 1000}
-PRECISIONS = {"gan": ("fp32", "fp16"), "cddpm": ("fp32", "fp16", "int8")}
+PRECISIONS = {"gan": ("fp32", "fp16"), "cddpm": ("fp32", "fp16", "int8"), "pix2pix": ("fp32", "fp16")}
 # a small calibration set; quantized whatever the speed, since timings of so tiny a net are noise
 INT8 = Int8Options(calibration=16, min_psnr=20.0, min_speedup=0.0)
 RUNS = {
@@ -17,6 +17,7 @@ RUNS = {
     "vae": ("vae", {"width": 8, "batch_size": 16, "steps": 20}),
     "ddpm": ("ddpm", {"widths": [16, 32], "batch_size": 16, "steps": 30}),
     "cddpm": ("ddpm", {"widths": [16, 32], "batch_size": 16, "steps": 30, "conditional": True, "schedule": "cosine", "prediction": "v"}),
+    "pix2pix": ("pix2pix", {"width": 8, "batch_size": 8, "steps": 10, "data": "colorize"}),
 }
 
 
@@ -25,7 +26,8 @@ def bundles(tmp_path_factory):
     root = tmp_path_factory.mktemp("bundles")
     out = {}
     for name, (family, opts) in RUNS.items():
-        run = train(family, "digits", str(root / f"run-{name}"), {**opts, **FAST}, progress=False)
+        opts = dict(opts)
+        run = train(family, opts.pop("data", "digits"), str(root / f"run-{name}"), {**opts, **FAST}, progress=False)
         out[name] = export_run(str(run.path), str(root / name), precisions=PRECISIONS.get(name, ("fp32",)),
                                int8=INT8, progress=lambda *_: None)
     # a few-step student of the conditional teacher: served, benched and sampled like any bundle

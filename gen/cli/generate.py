@@ -18,7 +18,7 @@ def generate(
     negative_prompt: Annotated[Optional[str], typer.Option(help="What to steer away from (text-to-image, with guidance > 1).")] = None,
     height: Annotated[Optional[int], typer.Option(help="Image height, a multiple of 8 (text-to-image; default: the model's).")] = None,
     width: Annotated[Optional[int], typer.Option(help="Image width, a multiple of 8 (text-to-image; default: the model's).")] = None,
-    image: Annotated[Optional[str], typer.Option(help="Input image file (text-to-image bundles: img2img; its size is the output's unless --height/--width resize it).")] = None,
+    image: Annotated[Optional[str], typer.Option(help="Input image file for image-to-image bundles (pix2pix) and SD img2img; or a folder: every image in it is translated into the folder --out, with a progress bar.")] = None,
     mask: Annotated[Optional[str], typer.Option(help="With --image: inpainting mask file of the image's size; white is repainted, black kept.")] = None,
     strength: Annotated[Optional[float], typer.Option(help="With --image: how far to depart from it, in (0, 1]: the share of the schedule that runs (default 0.8; 1.0 with --mask).")] = None,
     n: Annotated[Optional[int], typer.Option(help="Number of images (default 16; 4 for text-to-image).")] = None,
@@ -28,7 +28,7 @@ def generate(
     label: Annotated[Optional[int], typer.Option(help="Class label for conditional models (default: cycle through classes).")] = None,
     guidance: Annotated[Optional[float], typer.Option(help="Classifier-free guidance scale (class-conditional diffusion, or text-to-image: 7.5 by default).")] = None,
     threads: Annotated[Optional[int], typer.Option(help="CPU threads for the backend.")] = None,
-    out: Annotated[str, typer.Option(help="Image grid to write: .png, .jpg or .webp.")] = "grid.png",
+    out: Annotated[str, typer.Option(help="Image grid to write: .png, .jpg or .webp (one translated --image: that image at its size; --image FOLDER: a folder).")] = "grid.png",
 ) -> None:
     """Generate images and save them as one PNG grid.
 
@@ -37,6 +37,8 @@ def generate(
                gen generate bundles/sd-lora --prompt "a red house" --image in.png --strength 0.6      (img2img)
                gen generate bundles/sd-lora --prompt "a red door" --image in.png --mask mask.png      (inpainting)
                gen generate --url http://127.0.0.1:8000 --model ddpm --n 16 --out grid.png
+               gen generate bundles/colorize --image gray.png --out colour.png                        (pix2pix)
+               gen generate bundles/colorize --image photos/ --out coloured/                          (a folder)
     """
     import time
 
@@ -45,23 +47,37 @@ def generate(
 
     from gen.cli.options import require_bundle_or_url
 
+    import os
+
     require_bundle_or_url(bundle, url)
-    image_format(out)  # a bad --out fails before the images are made
+    folder = image is not None and os.path.isdir(image)
+    if not folder:
+        image_format(out)  # a bad --out fails before the images are made
     if url:
         sampler = Sampler(url, backend="triton", model=model)
     else:
         sampler = Sampler(bundle, backend=backend, device=device, precision=precision, threads=threads)
+    if folder:
+        from gen.cli.folder import translate_folder
+
+        extra = {k: v for k, v in (("prompt", prompt), ("negative_prompt", negative_prompt), ("steps", steps),
+                                   ("scheduler", scheduler), ("guidance", guidance), ("strength", strength)) if v is not None}
+        translate_folder(sampler, image, out, seed=seed, **extra)
+        return
     t0 = time.perf_counter()
     if n is None:
-        n = 4 if prompt is not None else 16
+        n = 4 if prompt is not None else 1 if image is not None else 16
     images = sampler.generate(prompt, n=n, seed=seed, steps=steps, scheduler=scheduler, labels=label, guidance=guidance,
                               negative_prompt=negative_prompt, height=height, width=width, image=image, mask=mask,
                               strength=strength)
     elapsed = time.perf_counter() - t0
-    import os
-
     replaced = os.path.exists(out)
-    save_grid(out, images)
+    if image is not None and len(images) == 1:  # one translated image: as it is, not upscaled in a grid
+        from gen.images import save_image
+
+        save_image(out, images[0])
+    else:
+        save_grid(out, images)
     if replaced:  # a grid is cheap to remake, so it is replaced, but never silently
         typer.echo(f"(replaced the earlier {out})")
     if url:

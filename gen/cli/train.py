@@ -11,7 +11,7 @@ from gen.trainkit.defaults import LOOP
 from gen.trainkit.families import declared_defaults
 from gen.trainkit.lora import DEFAULTS as LORA
 
-D = {f: declared_defaults(f) for f in ("gan", "vae", "ddpm")}  # the trainers' own DEFAULTS, for --help
+D = {f: declared_defaults(f) for f in ("gan", "vae", "ddpm", "pix2pix")}  # the trainers' own DEFAULTS, for --help
 
 app = typer.Typer(
     help="Train a generator. Each model writes a run directory: weights (safetensors), config, "
@@ -122,6 +122,26 @@ def ddpm(
     """DDPM on diffusers' UNet2DModel, with EMA weights; samples with DDIM."""
     _run("ddpm", data, out, image_size, resume, force, quiet, steps=steps, seed=seed, schedule=schedule,
          prediction=prediction, conditional=conditional, batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every, sample_every=sample_every)
+
+
+@app.command()
+def pix2pix(
+    out: Annotated[str, typer.Option(help="Run directory to write.")] = "runs/pix2pix",
+    data: Annotated[str, typer.Option(help="Paired data: colorize (gray -> colour), sr4x (4x super-resolution) or edges (edges -> photo), 32x32 crops of scikit-image's bundled photos; or a folder with A/ and B/ sub-folders paired by file name; or a folder of side-by-side pairs with --side-by-side.")] = "colorize",
+    direction: Annotated[Optional[str], _opt("AtoB: A is the input, B the target; BtoA the other way", "pix2pix", "direction")] = None,
+    side_by_side: Annotated[bool, typer.Option(help="--data holds side-by-side pairs (A left, B right), as the pix2pix datasets ship.")] = False,
+    steps: Steps("pix2pix") = None, seed: Seed = LOOP["seed"],
+    l1_weight: Annotated[Optional[float], _opt("Weight of the L1 term beside the GAN loss (the paper's lambda)", "pix2pix", "l1_weight")] = None,
+    width: Annotated[Optional[int], _opt("Channels of the first U-Net block (doubling down to 8x)", "pix2pix", "width")] = None,
+    residual: Annotated[Optional[bool], typer.Option("--residual/--no-residual", help="The generator adds its output to its input (default: when input and output have the same channels, e.g. sr4x).")] = None,
+    image_size: ImageSize = None, batch_size: BatchSize("pix2pix") = None, lr: Lr("pix2pix") = None,
+    checkpoint_every: CheckpointEvery = CHECKPOINT_EVERY, sample_every: SampleEvery = SAMPLE_EVERY,
+    resume: Resume = False, force: Force = False, quiet: Quiet = False,
+) -> None:
+    """pix2pix: U-Net generator + PatchGAN on paired images (colorization, super-resolution, edges -> photo)."""
+    _run("pix2pix", data, out, image_size, resume, force, quiet, steps=steps, seed=seed, direction=direction,
+         side_by_side=side_by_side or None, l1_weight=l1_weight, width=width, residual=residual, batch_size=batch_size, lr=lr,
+         checkpoint_every=checkpoint_every, sample_every=sample_every)
 
 
 @app.command("sd-lora")

@@ -200,9 +200,11 @@ def images_vs_fp32(bundle_dir: Path, precision: str, **generate_kwargs) -> dict:
     from gen.runtime.sampler import Sampler
 
     with Sampler(str(bundle_dir), backend="ort", precision="fp32") as s:
-        a = s.generate(**generate_kwargs)
+        # what the family needs beyond n and seed (an input image for image-to-image), unless given
+        needed = {k: v for k, v in s.bundle.spec.bench_arguments(None, s.bundle).items() if v is not None}
+        a = s.generate(**{**needed, **generate_kwargs})
     with Sampler(str(bundle_dir), backend="ort", precision=precision) as s:
-        b = s.generate(**generate_kwargs)
+        b = s.generate(**{**needed, **generate_kwargs})
     return {"psnr_db": round(psnr(a, b), 2), "max_abs": float(np.abs(a - b).max()), **generate_kwargs}
 
 

@@ -99,7 +99,7 @@ def run_bench(bundle: str, backends: list[str], precisions: list[str], steps: li
                     overheads = []
 
                     def once():
-                        sampler.generate(n=batch, seed=0, **spec.bench_arguments(s))
+                        sampler.generate(n=batch, seed=0, **spec.bench_arguments(s, sampler.bundle))
                         overheads.append(sampler.last_timing["overhead_s"] / sampler.last_timing["total_s"])
 
                     e2e = _percentiles(_time(once, warmup, repeats))

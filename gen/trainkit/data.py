@@ -28,6 +28,8 @@ class Dataset:
     test_y: np.ndarray
     class_names: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # choices made for the user (e.g. the image size), to print
+    # paired data (gen.trainkit.paired): each image holds the input's channels, then the target's
+    input_channels: int = 0
 
     @property
     def channels(self) -> int:
@@ -49,8 +51,16 @@ class Dataset:
         return h.hexdigest()[:16]
 
 
-def load_dataset(spec: str, image_size: int | None = None, channels: int | None = None) -> Dataset:
-    """`spec` is `digits` or a folder path; `image_size` resizes (default: the data's own size)."""
+def load_dataset(spec: str, image_size: int | None = None, channels: int | None = None, paired: bool = False,
+                 direction: str | None = None, side_by_side: bool = False) -> Dataset:
+    """`spec` is `digits` or a folder path; `image_size` resizes (default: the data's own size).
+    `paired` (families that translate images) reads paired data instead (gen.trainkit.paired: an
+    embedded default, a folder with A/ and B/, or side-by-side images); `direction` says which side
+    is the input."""
+    if paired:
+        from gen.trainkit.paired import load_paired
+
+        return load_paired(spec, image_size, direction, side_by_side)
     if image_size is not None and image_size < 4:
         raise GenError(f"--image-size must be at least 4, got {image_size}")
     if channels not in (None, 1, 3):

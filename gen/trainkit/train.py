@@ -39,9 +39,11 @@ def build_config(family: str, data: Dataset, data_spec: str, overrides: dict) ->
     if config.get("conditional") and data.num_classes < 2:
         raise GenError(f"--conditional needs labelled data (class sub-folders); {data_spec} has none")
     config.update(
-        family=family, data=data_spec, image_size=data.image_size, channels=data.channels,
+        family=family, data=data_spec, image_size=data.image_size, channels=data.channels - data.input_channels,
         num_classes=data.num_classes, class_names=data.class_names,
     )
+    if data.input_channels:  # paired data: what the model reads, beside what it makes
+        config["input_channels"] = data.input_channels
     for key in ("steps", "batch_size", "sample_every", "checkpoint_every", "log_every", "n_critic", "latent_dim", "z_dim", "width"):
         _check_positive(config, key)
     if config["batch_size"] < 2:
@@ -86,7 +88,8 @@ def train(family: str, data_spec: str, out: str, overrides: dict, image_size: in
     """Train into `out` (one writer at a time: a second `gen train` into it fails at once)."""
 
     def fresh():
-        data = load_dataset(data_spec, image_size)
+        data = load_dataset(data_spec, image_size, paired=getattr(trainer_class(family), "paired_data", False),
+                            direction=overrides.get("direction"), side_by_side=bool(overrides.get("side_by_side")))
         return build_config(family, data, data_spec, overrides), data
 
     return train_with(out, family, fresh, overrides, resume=resume, force=force, progress=progress)
@@ -124,13 +127,16 @@ def _train(family, fresh, out, overrides, resume, force, progress, label) -> Run
         if overrides.get("steps") is not None:
             config["steps"] = overrides["steps"]
             _check_positive(config, "steps")
-        data = load_dataset(config["data"], config["image_size"], config["channels"])
+        data = load_dataset(config["data"], config["image_size"], config["channels"], paired=bool(config.get("input_channels")),
+                            direction=config.get("direction"), side_by_side=bool(config.get("side_by_side")))
     else:
         config, data = fresh()
         for note in data.notes if progress else ():
             print(note, flush=True)
     torch.manual_seed(config["seed"])  # initial weights; training itself draws only from step_generator
     trainer = make_trainer(config)
+    if hasattr(trainer, "attach_data"):  # e.g. pix2pix's sample grids translate held-out inputs
+        trainer.attach_data(data)
     if not resume and hasattr(trainer, "initialize"):  # e.g. a student starts as its teacher
         trainer.initialize()
     start = 0

@@ -151,7 +151,8 @@ class Family:
 
         return example_feeds(bundle.signature(component), batch, num_classes=bundle.num_classes)
 
-    def bench_arguments(self, steps: int | None) -> dict:
+    def bench_arguments(self, steps: int | None, bundle=None) -> dict:
+        """generate() arguments for a bench run at `steps` (None where the family has none) on `bundle`."""
         return {}
 
     # -- serving ------------------------------------------------------------------------------

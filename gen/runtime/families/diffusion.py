@@ -43,5 +43,5 @@ class DiffusionFamily(Family):
     def guidance(self, bundle, args: dict) -> float:
         return float(args.get("guidance", bundle.sampling.guidance))
 
-    def bench_arguments(self, steps: int | None) -> dict:
+    def bench_arguments(self, steps: int | None, bundle=None) -> dict:
         return {"steps": steps}

@@ -110,7 +110,7 @@ class StableDiffusion(DiffusionFamily):
                 "latent_width": img.width // s.vae_scale_factor}
         return example_feeds(bundle.signature(component), batch, num_classes=bundle.manifest.text.pad_id + 1, dims=dims)
 
-    def bench_arguments(self, steps):
+    def bench_arguments(self, steps, bundle=None):
         return {"prompt": BENCH_PROMPT, "steps": steps}
 
     def images_per_request(self, args):

@@ -1,0 +1,73 @@
+"""pix2pix bundles (image-to-image): one `generator(image)` call per batch of input images.
+
+The input is what `generate(image=...)` was given (gen.runtime.image_input: a path, PIL image or
+array, one or a batch), fitted to the model by one rule: a colour image given to a model that reads
+gray is converted (ITU-R 601-2 luma, Pillow's), a gray one given to a colour model is refused, and
+an image of another size is resized (Lanczos) when it is square like the model's, refused otherwise.
+`n` is the number of inputs; one input with n > 1 is translated n times (the result is the same:
+the generator is deterministic).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from gen.errors import GenError
+from gen.runtime.families import Family
+
+
+@dataclass
+class Pix2PixSampling:
+    input_channels: int
+    data: str = ""  # what it was trained on (colorize, sr4x, a folder), for people reading the manifest
+
+
+class Pix2Pix(Family):
+    name = "pix2pix"
+    components = ("generator",)
+    Sampling = Pix2PixSampling
+    takes = ("image",)
+    required = {"image": "this is an image-to-image bundle: pass image= (a path, a PIL image or an array)"}
+
+    def check(self, bundle, args):
+        from gen.runtime.image_input import grayscale, resized
+
+        image, want = args["image"], bundle.sampling.input_channels
+        if image.shape[-1] != want:
+            if want == 1 and image.shape[-1] in (3, 4):
+                image = grayscale(image)
+            else:
+                raise GenError(f"image has {image.shape[-1]} channel(s); this model reads {want} "
+                               f"({'gray' if want == 1 else 'RGB'})")
+        size = (bundle.image.height, bundle.image.width)
+        h, w = image.shape[1:3]
+        if (h, w) != size:
+            if h != w:
+                raise GenError(f"image is {w}x{h}; this model translates {size[1]}x{size[0]} images: crop it to a "
+                               "square first")
+            image = resized(image, *size)
+        if len(image) > 1 and args["n"] not in (1, len(image)):
+            raise GenError(f"n = {args['n']} but {len(image)} images were given; n is the number of images")
+        args["n"] = max(args["n"], len(image))
+        args["image"] = image
+
+    def images_per_request(self, args):
+        image = args.get("image")
+        return max(args.get("n", 1), len(image) if image is not None else 1)
+
+    def sample(self, backend, n, rng, args, on_step=None):
+        image = args["image"]
+        if len(image) != n:
+            image = np.repeat(image, n, axis=0)
+        x = image.astype(np.float32).transpose(0, 3, 1, 2) / np.float32(127.5) - 1
+        return backend.run("generator", {"image": np.ascontiguousarray(x)})
+
+    def bench_arguments(self, steps, bundle=None):
+        """A mid-gray input at the model's size (bench replicates it to the batch)."""
+        s = bundle.image
+        return {"image": np.full((s.height, s.width, bundle.sampling.input_channels), 128, np.uint8)}
+
+
+FAMILY = Pix2Pix()
