@@ -132,6 +132,7 @@ def pix2pix(
     side_by_side: Annotated[bool, typer.Option(help="--data holds side-by-side pairs (A left, B right), as the pix2pix datasets ship.")] = False,
     steps: Steps("pix2pix") = None, seed: Seed = LOOP["seed"],
     l1_weight: Annotated[Optional[float], _opt("Weight of the L1 term beside the GAN loss (the paper's lambda)", "pix2pix", "l1_weight")] = None,
+    gan_weight: Annotated[Optional[float], _opt("Weight of the GAN term (0: L1 alone, the PSNR-optimal regression; the paper's L1-only ablation)", "pix2pix", "gan_weight")] = None,
     width: Annotated[Optional[int], _opt("Channels of the first U-Net block (doubling down to 8x)", "pix2pix", "width")] = None,
     residual: Annotated[Optional[bool], typer.Option("--residual/--no-residual", help="The generator adds its output to its input (default: when input and output have the same channels, e.g. sr4x).")] = None,
     image_size: ImageSize = None, batch_size: BatchSize("pix2pix") = None, lr: Lr("pix2pix") = None,
@@ -140,7 +141,7 @@ def pix2pix(
 ) -> None:
     """pix2pix: U-Net generator + PatchGAN on paired images (colorization, super-resolution, edges -> photo)."""
     _run("pix2pix", data, out, image_size, resume, force, quiet, steps=steps, seed=seed, direction=direction,
-         side_by_side=side_by_side or None, l1_weight=l1_weight, width=width, residual=residual, batch_size=batch_size, lr=lr,
+         side_by_side=side_by_side or None, l1_weight=l1_weight, gan_weight=gan_weight, width=width, residual=residual, batch_size=batch_size, lr=lr,
          checkpoint_every=checkpoint_every, sample_every=sample_every)
 
 

@@ -20,7 +20,7 @@ class Pix2PixTrainer:
     family = "pix2pix"
     paired_data = True  # trains on (input, target) pairs: gen.trainkit.paired
     DEFAULTS = {
-        "steps": 2000, "batch_size": 16, "lr": 2e-4, "width": 32, "l1_weight": 100.0,
+        "steps": 2000, "batch_size": 16, "lr": 2e-4, "width": 32, "l1_weight": 100.0, "gan_weight": 1.0,
         "direction": "AtoB", "side_by_side": False, "residual": None,
     }
 
@@ -57,7 +57,7 @@ class Pix2PixTrainer:
         self.optimizers["discriminator"].step()
         gan = F.softplus(-self.D(a, fake)).mean()
         l1 = (fake - b).abs().mean()
-        g_loss = gan + self.config["l1_weight"] * l1
+        g_loss = self.config["gan_weight"] * gan + self.config["l1_weight"] * l1
         self.optimizers["generator"].zero_grad(set_to_none=True)
         g_loss.backward()
         self.optimizers["generator"].step()
