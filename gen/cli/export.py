@@ -19,7 +19,7 @@ def export(
     out: Annotated[str, typer.Option(help="Bundle directory to write (gen.json + one .onnx per component + weights/). Default: bundles/<run name>, or bundles/<model>.")] = "",
     fp16: Annotated[bool, typer.Option(help="Also write fp16 components (fp32 inputs/outputs kept) and record fp16-vs-fp32 parity.")] = False,
     int8: Annotated[bool, typer.Option(help="Also write int8 components (<component>.int8.onnx): static QDQ calibrated on the components' real inputs recorded while the fp32 bundle samples, op types and float-kept layers chosen by measurement, gated on whole sampling runs against fp32. A component int8 does not speed up keeps its float file.")] = False,
-    calibration: Annotated[int, typer.Option(help="With --int8: images whose whole sampling runs are recorded for calibration (every step of each; one prompt each for text-to-image).")] = Int8Options.calibration,
+    calibration: Annotated[Optional[int], typer.Option(help="With --int8: images whose whole sampling runs are recorded for calibration (every step of each; one prompt each for text-to-image). Default: 64, or 8 prompts for text-to-image (a UNet call costs seconds on a CPU).")] = None,
     calibration_method: Annotated[str, typer.Option(help="With --int8: how ranges are read from the recorded activations: minmax, entropy or percentile (99.999).")] = Int8Options.method,
     int8_groups: Annotated[Optional[str], typer.Option(help="With --int8: pin what is quantized instead of timing every combination: comma-separated from conv, convtranspose, linear (MatMul/Gemm with weights), attention (activation-by-activation MatMul).")] = None,
     int8_exclude: Annotated[Optional[List[str]], typer.Option(help="With --int8: keep nodes whose name matches this pattern in float (fnmatch, e.g. '*conv_in*'; repeatable). Export names the costliest layers when the gate fails.")] = None,
@@ -47,7 +47,7 @@ def export(
                                groups=tuple(g.strip() for g in (int8_groups or "").split(",") if g.strip()),
                                min_psnr=int8_min_psnr, min_speedup=int8_min_speedup)
     int8_options.check()
-    given = [flag for flag, on in (("--int8-exclude", int8_exclude), ("--int8-groups", int8_groups), ("--calibration", calibration != Int8Options.calibration),
+    given = [flag for flag, on in (("--int8-exclude", int8_exclude), ("--int8-groups", int8_groups), ("--calibration", calibration is not None),
                                    ("--calibration-method", calibration_method != Int8Options.method),
                                    ("--int8-min-psnr", int8_min_psnr != Int8Options.min_psnr),
                                    ("--int8-min-speedup", int8_min_speedup != Int8Options.min_speedup)) if on]

@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from gen.errors import GenError
-from gen.export.int8_options import GROUPS, Int8Options
+from gen.export.int8_options import CALIBRATION_DEFAULTS, GROUPS, Int8Options
 
 # node groups tried in every combination present in the graph; everything else stays float.
 # Matrix products split by what they multiply: a layer's weights (int8 GEMM kernels pay) or two
@@ -87,7 +87,8 @@ def quantize_bundle(tmp: Path, manifest, options: Int8Options, precisions, progr
     from gen.runtime.manifest import MANIFEST, write_manifest
 
     options.check()
-    recorded = record_calibration(tmp, options.calibration, options.seed, progress=progress)
+    images = options.calibration or CALIBRATION_DEFAULTS["prompts" if manifest.text is not None else "images"]
+    recorded = record_calibration(tmp, images, options.seed, progress=progress)
     work = tmp / ".int8-work"
     work.mkdir()
     try:
@@ -95,7 +96,7 @@ def quantize_bundle(tmp: Path, manifest, options: Int8Options, precisions, progr
                  for name in manifest.components}
         for precision in precisions:
             _gate(tmp, manifest, plans, precision, options, work, progress)
-        manifest.export["int8"] = {"calibration_images": options.calibration, "method": options.method,
+        manifest.export["int8"] = {"calibration_images": images, "method": options.method,
                                    "min_psnr_db": options.min_psnr, "exclude": list(options.exclude),
                                    "calls_recorded": {k: len(v) for k, v in recorded.items()}}
         write_manifest(tmp / MANIFEST, manifest)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Optional
 
 from gen.errors import GenError
 
 METHODS = ("minmax", "entropy", "percentile")
+CALIBRATION_DEFAULTS = {"images": 64, "prompts": 8}  # --calibration when not given
 # node groups (gen.export.int8): convolutions, transposed convolutions, layers with weights
 # (MatMul/Gemm), and activation-by-activation matrix products (attention's scores and values)
 GROUPS = ("conv", "convtranspose", "linear", "attention")
@@ -15,7 +17,9 @@ GROUPS = ("conv", "convtranspose", "linear", "attention")
 
 @dataclass(frozen=True)
 class Int8Options:
-    calibration: int = 64  # images whose whole sampling runs are recorded (every step of each)
+    # images whose whole sampling runs are recorded (every step of each); None: 64, or 8 prompts for
+    # text-to-image, whose UNet calls cost seconds each on a CPU (CALIBRATION_DEFAULTS)
+    calibration: Optional[int] = None
     method: str = "minmax"  # ONNX Runtime calibrator: minmax, entropy or percentile
     # the node groups to quantize, pinned (--int8-groups conv,linear); empty: every combination the
     # graph has is timed and the fastest kept
@@ -31,7 +35,8 @@ class Int8Options:
     gate_images: dict = field(default_factory=dict)  # the gate's generate() arguments (the exporter's)
 
     def check(self) -> None:
-        if isinstance(self.calibration, bool) or not isinstance(self.calibration, int) or self.calibration < 1:
+        if self.calibration is not None and (isinstance(self.calibration, bool) or not isinstance(self.calibration, int)
+                                             or self.calibration < 1):
             raise GenError(f"--calibration must be at least 1 image, got {self.calibration!r}")
         unknown = [g for g in self.groups if g not in GROUPS]
         if unknown or (self.groups and len(set(self.groups)) != len(self.groups)):
