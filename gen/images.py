@@ -35,6 +35,8 @@ def grid(images: np.ndarray, nrow: int | None = None, pad: int = 1, scale: int |
     return pic
 
 
+# what reading a folder of images picks up (training data, `gen generate --image DIR`)
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 
 

@@ -20,13 +20,12 @@ BATCH = 16
 def translate_folder(sampler, folder: str, out: str, seed: int = 0, **arguments) -> None:
     import time
 
-    from gen.images import save_image
+    from gen.images import IMAGE_SUFFIXES, save_image
     from gen.runtime.image_input import as_uint8_nhwc
 
-    suffixes = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
-    files = sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in suffixes)
+    files = sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise GenError(f"--image {folder} holds no images ({', '.join(sorted(suffixes))})")
+        raise GenError(f"--image {folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     out_dir = Path(out)
     if out_dir.exists() and not out_dir.is_dir():
         raise GenError(f"--out {out} is a file; with --image FOLDER, --out names a folder to write into")

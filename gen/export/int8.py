@@ -84,6 +84,7 @@ def quantize_bundle(tmp: Path, manifest, options: Int8Options, precisions, progr
     `tmp`, record their figures in `manifest` and rewrite it; GenError, leaving the bundle to be
     discarded, when calibration fails or the gate cannot be met."""
     from gen.export.calibration import record_calibration
+    from gen.export.onnx_io import sample_images
     from gen.runtime.manifest import MANIFEST, write_manifest
 
     options.check()
@@ -94,8 +95,9 @@ def quantize_bundle(tmp: Path, manifest, options: Int8Options, precisions, progr
     try:
         plans = {name: _plan_component(tmp, name, manifest, recorded.get(name, []), options, work, progress)
                  for name in manifest.components}
+        reference = sample_images(tmp, "fp32", **options.gate_images)  # every gate round compares with it
         for precision in precisions:
-            _gate(tmp, manifest, plans, precision, options, work, progress)
+            _gate(tmp, manifest, plans, precision, options, work, reference, progress)
         manifest.export["int8"] = {"calibration_images": images, "method": options.method,
                                    "min_psnr_db": options.min_psnr, "exclude": list(options.exclude),
                                    "calls_recorded": {k: len(v) for k, v in recorded.items()}}
@@ -117,6 +119,13 @@ class Plan:
     excluded: list[str] = field(default_factory=list)
     probes: list[dict] = field(default_factory=list)
     record: dict = field(default_factory=dict)
+    _fp32: tuple | None = None  # (session, outputs on the probes): loaded once, timed against every candidate
+
+    def fp32_reference(self):
+        if self._fp32 is None:
+            session = _session(self.fp32)
+            self._fp32 = (session, [session.run(None, f)[0] for f in self.probes])  # also its warm-up
+        return self._fp32
 
 
 def _plan_component(tmp, name, manifest, feeds, options, work, progress) -> Plan:
@@ -154,7 +163,7 @@ def _plan_component(tmp, name, manifest, feeds, options, work, progress) -> Plan
         for combo in itertools.combinations(plan.groups, k):
             c = Candidate(combo, work / f"{name}.{'-'.join(combo)}.int8.onnx")
             c.nodes = _quantize(plan, combo, c.path, options)
-            _measure(c, fp32, plan.probes)
+            _measure(c, plan)
             progress(f"    {'+'.join(combo):<26} {c.nodes:>4} nodes  {c.speedup:.2f}x fp32 per call  "
                      f"{c.psnr_db:.1f} dB")
             candidates.append(c)
@@ -257,19 +266,20 @@ def _quantize(plan: Plan, groups, out: Path, options: Int8Options, feeds=None, s
     return sum(1 for n in graph.node if n.name in nodes and dequantized & set(n.input))
 
 
-def _sessions(*paths):
+def _session(path: Path):
     from gen.runtime.ort_session import ort_session
 
-    return [ort_session(p) for p in paths]
+    return ort_session(path)
 
 
-def _measure(c: Candidate, fp32: Path, feeds: list[dict]) -> None:
-    """Per-call speed against fp32 and error on the probe calls. Timed in alternating rounds, each
-    long enough (ROUND_SECONDS) that a small net's milliseconds are not lost in timer noise; the
+def _measure(c: Candidate, plan: Plan) -> None:
+    """Per-call speed against fp32 and error on the plan's probe calls. Timed in alternating rounds,
+    each long enough (ROUND_SECONDS) that a small net's milliseconds are not lost in timer noise; the
     ratio is of the medians."""
-    a, b = _sessions(fp32, c.path)
-    ref = [a.run(None, f)[0] for f in feeds]  # also the warm-up
-    got = [b.run(None, f)[0] for f in feeds]
+    feeds = plan.probes
+    a, ref = plan.fp32_reference()
+    b = _session(c.path)
+    got = [b.run(None, f)[0] for f in feeds]  # also the warm-up
     t0 = time.perf_counter()
     for f in feeds:
         a.run(None, f)
@@ -290,7 +300,7 @@ def _measure(c: Candidate, fp32: Path, feeds: list[dict]) -> None:
     c.psnr_db = psnr(r, g, peak=float(np.abs(r).max()) or 1.0)
 
 
-def _gate(tmp, manifest, plans, precision, options, work, progress) -> None:
+def _gate(tmp, manifest, plans, precision, options, work, reference, progress) -> None:
     """Write `precision`'s files, sample against fp32, and keep the worst layers float until the
     whole-run PSNR reaches the gate (or fail naming them)."""
     from gen.export.onnx_io import file_entry, images_vs_fp32
@@ -315,7 +325,7 @@ def _gate(tmp, manifest, plans, precision, options, work, progress) -> None:
                 _quantize(plan, plan.chosen, path, options, symmetric=symmetric)
             manifest.components[plan.name].files[precision] = parse(ModelFile, file_entry(path), "file")
         write_manifest(tmp / MANIFEST, manifest)
-        record = images_vs_fp32(tmp, precision, **options.gate_images)
+        record = images_vs_fp32(tmp, precision, reference=reference, **options.gate_images)
         progress(f"  images {precision} vs fp32: {record['psnr_db']} dB PSNR (gate {options.min_psnr} dB)"
                  + (f", {sum(len(p.excluded) for p in active)} layer(s) kept float" if round_ else ""))
         if record["psnr_db"] >= options.min_psnr:
@@ -335,7 +345,7 @@ def _gate(tmp, manifest, plans, precision, options, work, progress) -> None:
         entry = dict(plan.record)
         if plan.prepared is not None:
             c = Candidate(plan.chosen, tmp / f"{plan.name}{suffix}.onnx")
-            _measure(c, plan.fp32, plan.probes)
+            _measure(c, plan)
             entry.update({"groups": list(plan.chosen), "kept_float_nodes": list(plan.excluded),
                           "speedup_per_call": round(c.speedup, 3), "psnr_db": round(c.psnr_db, 2), "max_abs": c.max_abs})
             progress(f"  {plan.name} {precision}: {c.speedup:.2f}x fp32 per call, {c.psnr_db:.1f} dB per call, "

@@ -195,16 +195,21 @@ def psnr(reference: np.ndarray, test: np.ndarray, peak: float = 2.0) -> float:
     return float("inf") if mse == 0 else float(10.0 * np.log10(peak**2 / mse))
 
 
-def images_vs_fp32(bundle_dir: Path, precision: str, **generate_kwargs) -> dict:
-    """End to end: the same Sampler call through ORT fp32 and `precision`, the way users will compare them."""
+def sample_images(bundle_dir: Path, precision: str, **generate_kwargs) -> np.ndarray:
+    """One Sampler call through ORT at `precision`, with what the family needs beyond n and seed
+    (an input image for image-to-image) unless given."""
     from gen.runtime.sampler import Sampler
 
-    with Sampler(str(bundle_dir), backend="ort", precision="fp32") as s:
-        # what the family needs beyond n and seed (an input image for image-to-image), unless given
-        needed = {k: v for k, v in s.bundle.spec.bench_arguments(None, s.bundle).items() if v is not None}
-        a = s.generate(**{**needed, **generate_kwargs})
     with Sampler(str(bundle_dir), backend="ort", precision=precision) as s:
-        b = s.generate(**{**needed, **generate_kwargs})
+        needed = {k: v for k, v in s.bundle.spec.bench_arguments(None, s.bundle).items() if v is not None}
+        return s.generate(**{**needed, **generate_kwargs})
+
+
+def images_vs_fp32(bundle_dir: Path, precision: str, reference: np.ndarray | None = None, **generate_kwargs) -> dict:
+    """End to end: the same Sampler call through ORT fp32 (or its `reference` images, already
+    sampled) and `precision`, the way users will compare them."""
+    a = sample_images(bundle_dir, "fp32", **generate_kwargs) if reference is None else reference
+    b = sample_images(bundle_dir, precision, **generate_kwargs)
     return {"psnr_db": round(psnr(a, b), 2), "max_abs": float(np.abs(a - b).max()), **generate_kwargs}
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from gen.errors import GenError
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+from gen.images import IMAGE_SUFFIXES  # one list of image suffixes, shared with the CLI
 HELD_OUT_FRACTION = 0.3
 SPLIT_SEED = 1234
 

@@ -90,7 +90,7 @@ def embed(model, images: np.ndarray, batch: int = 1000) -> tuple[np.ndarray, np.
 def run_sampler(run_path: str):
     """The shipped Sampler (gen.runtime: numpy schedulers, the family's sampling routine) over the
     run's own weights on the eager backend: what a bundle exported from this run will sample, with
-    no export needed. Returns (run, config, sampler)."""
+    no export needed. Returns (config, sampler)."""
     from gen.runtime.backends.eager import EagerBackend
     from gen.runtime.bundle import Bundle
     from gen.runtime.sampler import Sampler
@@ -157,7 +157,9 @@ def evaluate_run(run_path: str, n: int = EVAL_N, seed: int = 0, steps: int | Non
             result = _evaluate(run_path, config, sampler, n, seed, sampling, inception, progress)
         result["sampler"] = described
         if not is_bundle:
-            write_json(Path(run_path) / "eval.json", result)
+            from gen.trainkit.rundir import RunDir
+
+            write_json(RunDir(run_path).eval_path, result)
         return result
 
 
