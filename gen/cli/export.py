@@ -63,7 +63,9 @@ def export(
         out = out or str(Path("bundles") / Path(run).resolve().name)
         path = export_run(run, out, precisions=precisions, opset=opset, force=force, tolerance=tolerance, progress=typer.echo,
                           int8=int8_options)
-        typer.echo(f"bundle written to {path}  (try: gen generate {path} --backend ort --n 16 --out grid.png)")
+        from gen.runtime.bundle import load_bundle
+
+        typer.echo(f"bundle written to {path}  (try: gen generate {path} {load_bundle(path).spec.example})")
         return
     from gen.export.sd_export import export_sd
     from gen.recipes.registry import check_model

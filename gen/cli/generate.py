@@ -21,6 +21,7 @@ def generate(
     image: Annotated[Optional[str], typer.Option(help="Input image file for image-to-image bundles (pix2pix) and SD img2img; or a folder: every image in it is translated into the folder --out, with a progress bar.")] = None,
     mask: Annotated[Optional[str], typer.Option(help="With --image: inpainting mask file of the image's size; white is repainted, black kept.")] = None,
     strength: Annotated[Optional[float], typer.Option(help="With --image: how far to depart from it, in (0, 1]: the share of the schedule that runs (default 0.8; 1.0 with --mask).")] = None,
+    direction: Annotated[Optional[str], typer.Option(help="With --image on a CycleGAN bundle: AtoB (default) or BtoA.")] = None,
     n: Annotated[Optional[int], typer.Option(help="Number of images (default 16; 4 for text-to-image).")] = None,
     seed: Annotated[int, typer.Option(help="Seed: same seed, same images on every backend.")] = 0,
     steps: Annotated[Optional[int], typer.Option(help="Diffusion steps (default from the bundle).")] = None,
@@ -39,6 +40,7 @@ def generate(
                gen generate --url http://127.0.0.1:8000 --model ddpm --n 16 --out grid.png
                gen generate bundles/colorize --image gray.png --out colour.png                        (pix2pix)
                gen generate bundles/colorize --image photos/ --out coloured/                          (a folder)
+               gen generate bundles/cyclegan --image thick.png --direction BtoA --out thin.png          (CycleGAN)
     """
     import time
 
@@ -61,7 +63,8 @@ def generate(
         from gen.cli.folder import translate_folder
 
         extra = {k: v for k, v in (("prompt", prompt), ("negative_prompt", negative_prompt), ("steps", steps),
-                                   ("scheduler", scheduler), ("guidance", guidance), ("strength", strength)) if v is not None}
+                                   ("scheduler", scheduler), ("guidance", guidance), ("strength", strength),
+                                   ("direction", direction)) if v is not None}
         translate_folder(sampler, image, out, seed=seed, **extra)
         return
     t0 = time.perf_counter()
@@ -69,7 +72,7 @@ def generate(
         n = 4 if prompt is not None else 1 if image is not None else 16
     images = sampler.generate(prompt, n=n, seed=seed, steps=steps, scheduler=scheduler, labels=label, guidance=guidance,
                               negative_prompt=negative_prompt, height=height, width=width, image=image, mask=mask,
-                              strength=strength)
+                              strength=strength, direction=direction)
     elapsed = time.perf_counter() - t0
     replaced = os.path.exists(out)
     if image is not None and len(images) == 1:  # one translated image: as it is, not upscaled in a grid

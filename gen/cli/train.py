@@ -1,4 +1,4 @@
-"""`gen train {gan,vae,ddpm,sd-lora}`: train a model on `digits` or a folder of images into a run directory."""
+"""`gen train {gan,vae,ddpm,pix2pix,cyclegan,sd-lora}`: train a model on `digits` or a folder of images into a run directory."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from gen.trainkit.defaults import LOOP
 from gen.trainkit.families import declared_defaults
 from gen.trainkit.lora import DEFAULTS as LORA
 
-D = {f: declared_defaults(f) for f in ("gan", "vae", "ddpm", "pix2pix")}  # the trainers' own DEFAULTS, for --help
+D = {f: declared_defaults(f) for f in ("gan", "vae", "ddpm", "pix2pix", "cyclegan")}  # the trainers' own DEFAULTS, for --help
 
 app = typer.Typer(
     help="Train a generator. Each model writes a run directory: weights (safetensors), config, "
@@ -143,6 +143,31 @@ def pix2pix(
     _run("pix2pix", data, out, image_size, resume, force, quiet, steps=steps, seed=seed, direction=direction,
          side_by_side=side_by_side or None, l1_weight=l1_weight, gan_weight=gan_weight, width=width, residual=residual, batch_size=batch_size, lr=lr,
          checkpoint_every=checkpoint_every, sample_every=sample_every)
+
+
+@app.command()
+def cyclegan(
+    out: Annotated[str, typer.Option(help="Run directory to write.")] = "runs/cyclegan",
+    data_a: Annotated[str, typer.Option(help="Domain A: digits-thin or digits-thick (the bundled digits at 16x16, eroded or dilated; thin from the even-numbered digits, thick from the odd, so no image has its counterpart), digits (plain), or a folder of images.")] = "digits-thin",
+    data_b: Annotated[Optional[str], _opt("Domain B, as --data-a", "cyclegan", "data_b")] = None,
+    steps: Steps("cyclegan") = None, seed: Seed = LOOP["seed"],
+    cycle_weight: Annotated[Optional[float], _opt("Weight of the cycle-consistency L1 (A -> B -> A and back)", "cyclegan", "cycle_weight")] = None,
+    identity_weight: Annotated[Optional[float], _opt("Identity L1 weight, as a fraction of the cycle weight (0 turns it off)", "cyclegan", "identity_weight")] = None,
+    width: Annotated[Optional[int], _opt("Channels of the generators' first layer (x4 in the residual blocks)", "cyclegan", "width")] = None,
+    blocks: Annotated[Optional[int], _opt("Residual blocks per generator", "cyclegan", "blocks")] = None,
+    pool_size: Annotated[Optional[int], _opt("Fakes kept in each discriminator's image pool", "cyclegan", "pool_size")] = None,
+    image_size: ImageSize = None, batch_size: BatchSize("cyclegan") = None, lr: Lr("cyclegan") = None,
+    checkpoint_every: CheckpointEvery = CHECKPOINT_EVERY, sample_every: SampleEvery = SAMPLE_EVERY,
+    resume: Resume = False, force: Force = False, quiet: Quiet = False,
+) -> None:
+    """CycleGAN: two ResNet generators (A -> B, B -> A) from unpaired domains, LSGAN + cycle + identity losses.
+
+    Example:  gen train cyclegan --data-a photos/summer --data-b photos/winter --image-size 64 --out runs/seasons
+    Then:     gen export runs/seasons --out bundles/seasons;  gen generate bundles/seasons --image x.png --direction BtoA --out y.png
+    """
+    _run("cyclegan", data_a, out, image_size, resume, force, quiet, steps=steps, seed=seed, data_b=data_b,
+         cycle_weight=cycle_weight, identity_weight=identity_weight, width=width, blocks=blocks, pool_size=pool_size,
+         batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every, sample_every=sample_every)
 
 
 @app.command("sd-lora")

@@ -134,6 +134,8 @@ def _trace_to_onnx(module, inputs, in_names, out_names, axes, path, opset) -> No
         # dynamo=False on purpose: the TorchScript exporter handles diffusers' UNets without onnxscript
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", message="Constant folding")
+        # instance norm always normalises by the input's own statistics (CycleGAN): "train=True" is right
+        warnings.filterwarnings("ignore", message=".*'instance_norm' is set to train=True")
         torch.onnx.export(module, tuple(torch.from_numpy(inputs[n]) for n in in_names), str(path), input_names=in_names,
                           output_names=out_names, dynamic_axes=axes, opset_version=opset, dynamo=False,
                           do_constant_folding=True)

@@ -86,5 +86,6 @@ class PatchDiscriminator(nn.Module):
                    nn.Conv2d(c * 2, 1, 4, 1, 1)]
         self.net = nn.Sequential(*layers)
 
-    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([a, b], 1))
+    def forward(self, *images: torch.Tensor) -> torch.Tensor:
+        """Patch scores of one image, or of a pair (input, image) stacked on channels (pix2pix)."""
+        return self.net(torch.cat(images, 1))

@@ -151,6 +151,8 @@ ARGUMENTS = _arguments(
              "image-to-image bundles (Stable Diffusion: img2img and inpainting)", served="image"),
     Argument("mask", "image", "inpainting mask: white (>= 128) is repainted, black kept; the image's size",
              "Stable Diffusion bundles, with image", served="mask"),
+    Argument("direction", "name", "which way to translate: AtoB (domain A to B, the default) or BtoA",
+             "CycleGAN bundles", served="direction"),
     Argument("strength", "fraction", "how far image-to-image departs from the image: the share of the "
              "schedule run (diffusers' strength)", "image-to-image sampling", served="strength"),
 )

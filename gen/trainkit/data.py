@@ -30,6 +30,8 @@ class Dataset:
     notes: list[str] = field(default_factory=list)  # choices made for the user (e.g. the image size), to print
     # paired data (gen.trainkit.paired): each image holds the input's channels, then the target's
     input_channels: int = 0
+    # unpaired data (gen.trainkit.unpaired): this dataset is domain A, domain_b the other
+    domain_b: "Dataset | None" = None
 
     @property
     def channels(self) -> int:
@@ -52,11 +54,15 @@ class Dataset:
 
 
 def load_dataset(spec: str, image_size: int | None = None, channels: int | None = None, paired: bool = False,
-                 direction: str | None = None, side_by_side: bool = False) -> Dataset:
+                 direction: str | None = None, side_by_side: bool = False, data_b: str | None = None) -> Dataset:
     """`spec` is `digits` or a folder path; `image_size` resizes (default: the data's own size).
     `paired` (families that translate images) reads paired data instead (gen.trainkit.paired: an
     embedded default, a folder with A/ and B/, or side-by-side images); `direction` says which side
-    is the input."""
+    is the input. `data_b` makes `spec` domain A of unpaired data (gen.trainkit.unpaired)."""
+    if data_b is not None:
+        from gen.trainkit.unpaired import load_unpaired
+
+        return load_unpaired(spec, data_b, image_size)
     if paired:
         from gen.trainkit.paired import load_paired
 

@@ -164,8 +164,10 @@ def evaluate_run(run_path: str, n: int = EVAL_N, seed: int = 0, steps: int | Non
 
 
 def _evaluate(run_path, config, sampler, n, seed, options, inception, progress) -> dict:
-    if config.get("input_channels"):  # paired image-to-image: translations scored against their targets
-        return _evaluate_paired(run_path, config, sampler, progress)
+    if config.get("input_channels") or config.get("data_b"):  # image-to-image: translations, not samples
+        from gen.trainkit.evaluate_translation import evaluate_translation
+
+        return evaluate_translation(run_path, config, sampler, progress)
     if n < 10:
         raise GenError(f"--n must be at least 10 to fit feature statistics, got {n}")
     t0 = time.perf_counter()
@@ -216,40 +218,6 @@ def _evaluate(run_path, config, sampler, n, seed, options, inception, progress) 
         "seconds": {"sampling": round(t_sample, 2), "total": round(time.perf_counter() - t0, 2)},
     }
     return result
-
-
-def _evaluate_paired(run_path, config, sampler, progress) -> dict:
-    """Every held-out pair: L1 (images in [-1, 1]), PSNR and SSIM (scikit-image's, data range 2) of
-    the translation against its target, beside the same figures for the input itself (the gray
-    photo, the bicubic upscale: what the model has to beat)."""
-    from gen.trainkit.paired import load_paired
-
-    t0 = time.perf_counter()
-    data = load_paired(config["data"], config["image_size"], config.get("direction"), bool(config.get("side_by_side")))
-    if not len(data.test_x):
-        raise GenError(f"{config['data']} has no held-out pairs to score (fewer than 4 pairs)")
-    k = data.input_channels
-    a, b = data.test_x[:, :k], data.test_x[:, k:]
-    progress(f"translating {len(a)} held-out inputs from {run_path} ...")
-    step = sampler.limits.n
-    out = np.concatenate([sampler.generate(n=1 if len(a[i:i + step]) == 1 else len(a[i:i + step]), image=a[i:i + step])
-                          for i in range(0, len(a), step)])
-    shown = a if a.shape[1] == b.shape[1] else (np.repeat(a, b.shape[1], 1) if k == 1 else a.mean(1, keepdims=True))
-    result = {
-        "run": str(Path(run_path).resolve()), "family": config["family"], "data": config["data"],
-        "held_out_pairs": int(len(a)), "metrics": _pair_metrics(out, b), "input_as_output": _pair_metrics(shown, b),
-        "seconds": {"total": round(time.perf_counter() - t0, 2)},
-    }
-    return result
-
-
-def _pair_metrics(x: np.ndarray, y: np.ndarray) -> dict:
-    from skimage.metrics import structural_similarity
-
-    psnr = [10 * np.log10(4.0 / max(float(np.mean((p.astype(np.float64) - q) ** 2)), 1e-12)) for p, q in zip(x, y)]
-    ssim = [structural_similarity(p, q, data_range=2.0, channel_axis=0) for p, q in zip(x, y)]
-    return {"l1": round(float(np.abs(x - y).mean()), 4), "psnr_db": round(float(np.mean(psnr)), 3),
-            "ssim": round(float(np.mean(ssim)), 4)}
 
 
 def _metric_suffix(name: str) -> str:

@@ -4,7 +4,7 @@ A paired dataset is a `Dataset` whose images hold the input's channels followed 
 (`input_channels` says where they split), so the training loop draws matched pairs with the same
 index like any other batch. Sources:
 
-- embedded defaults that ship offline, cut from scikit-image's bundled photos (astronaut, coffee,
+- embedded defaults that ship offline (labelled by source photo, for gen eval's FD), cut from scikit-image's bundled photos (astronaut, coffee,
   chelsea, rocket, motorcycle's left view, hubble deep field, immunohistochemistry), each downscaled 4x and
   cut into 32 x 32 crops; the held-out crops come from the right-most 30% of every photo, so no
   held-out pixel was seen in training:
@@ -43,10 +43,10 @@ def load_paired(spec: str, image_size: int | None = None, direction: str | None 
                        f"sub-folders paired by file name, or side-by-side pairs with --side-by-side; {spec!r} is none "
                        "of these")
     if spec in DEFAULTS:
-        (a_train, b_train), (a_test, b_test) = _embedded(spec)
+        (a_train, b_train, y_train), (a_test, b_test, y_test) = _embedded(spec)
         notes = [f"{spec}: {len(a_train)} training and {len(a_test)} held-out {CROP}x{CROP} crops of "
                  f"scikit-image's photos ({_DESCRIBE[spec]})"]
-        name = spec
+        name, class_names = spec, list(PHOTOS)
     else:
         a, b = _side_by_side(Path(spec)) if side_by_side else _folders(Path(spec))
         if direction == "BtoA":
@@ -56,12 +56,12 @@ def load_paired(spec: str, image_size: int | None = None, direction: str | None 
         n_test = int(round(len(a) * HELD_OUT_FRACTION)) if len(a) >= 4 else 0
         test, train = order[:n_test], order[n_test:]
         (a_train, b_train), (a_test, b_test) = (a[train], b[train]), (a[test], b[test])
-        notes, name = [], Path(spec).name
+        y_train, y_test = np.full(len(a_train), -1, np.int64), np.full(len(a_test), -1, np.int64)
+        notes, name, class_names = [], Path(spec).name, []
     if image_size is not None and a_train.shape[-1] != image_size:
         a_train, b_train, a_test, b_test = (_resize(x, image_size) for x in (a_train, b_train, a_test, b_test))
-    empty = np.zeros(0, np.int64)
-    data = Dataset(name, np.concatenate([a_train, b_train], 1), np.full(len(a_train), -1, np.int64),
-                   np.concatenate([a_test, b_test], 1), np.full(len(a_test), -1, np.int64) if len(a_test) else empty)
+    data = Dataset(name, np.concatenate([a_train, b_train], 1), y_train, np.concatenate([a_test, b_test], 1), y_test,
+                   class_names)
     data.input_channels = int(a_train.shape[1])
     data.notes = notes
     return data
@@ -75,8 +75,8 @@ def _embedded(kind: str):
     from PIL import Image
     from skimage import data as photos
 
-    train, test = ([], []), ([], [])
-    for name in PHOTOS:
+    train, test = ([], [], []), ([], [], [])
+    for label, name in enumerate(PHOTOS):
         rgb = getattr(photos, name)()
         if rgb.ndim == 2:
             rgb = np.stack([rgb] * 3, -1)
@@ -90,7 +90,8 @@ def _embedded(kind: str):
                     crop = a[y:y + CROP, x:x + CROP]
                     part[0].append(_input(kind, crop))
                     part[1].append(crop.transpose(2, 0, 1).astype(np.float32) / 127.5 - 1)
-    return tuple((np.stack(p[0]), np.stack(p[1])) for p in (train, test))
+                    part[2].append(label)  # which photo: the labels of gen eval's feature classifier
+    return tuple((np.stack(p[0]), np.stack(p[1]), np.asarray(p[2], np.int64)) for p in (train, test))
 
 
 def _input(kind: str, crop: np.ndarray) -> np.ndarray:

@@ -44,7 +44,8 @@ def build_config(family: str, data: Dataset, data_spec: str, overrides: dict) ->
     )
     if data.input_channels:  # paired data: what the model reads, beside what it makes
         config["input_channels"] = data.input_channels
-    for key in ("steps", "batch_size", "sample_every", "checkpoint_every", "log_every", "n_critic", "latent_dim", "z_dim", "width"):
+    for key in ("steps", "batch_size", "sample_every", "checkpoint_every", "log_every", "n_critic", "latent_dim", "z_dim", "width",
+                "blocks", "pool_size"):
         _check_positive(config, key)
     if config["batch_size"] < 2:
         raise GenError(f"--batch-size must be at least 2 (batch statistics need two samples), got {config['batch_size']}")
@@ -57,6 +58,14 @@ def build_config(family: str, data: Dataset, data_spec: str, overrides: dict) ->
     if size < 8 or size & (size - 1):
         raise GenError(f"--image-size must be a power of two >= 8 for these nets, got {size}")
     return config
+
+
+def load_run_data(config: dict) -> Dataset:
+    """The data a run was trained on, as its config describes it (resume, evaluation)."""
+    return load_dataset(config["data"], config["image_size"], config["channels"],
+                        paired=bool(config.get("input_channels")) and not config.get("data_b"),
+                        direction=config.get("direction"), side_by_side=bool(config.get("side_by_side")),
+                        data_b=config.get("data_b"))
 
 
 def _check_positive(config: dict, key: str) -> None:
@@ -88,7 +97,9 @@ def train(family: str, data_spec: str, out: str, overrides: dict, image_size: in
     """Train into `out` (one writer at a time: a second `gen train` into it fails at once)."""
 
     def fresh():
-        data = load_dataset(data_spec, image_size, paired=getattr(trainer_class(family), "paired_data", False),
+        cls = trainer_class(family)
+        data_b = (overrides.get("data_b") or cls.DEFAULTS["data_b"]) if getattr(cls, "unpaired_data", False) else None
+        data = load_dataset(data_spec, image_size, paired=getattr(cls, "paired_data", False), data_b=data_b,
                             direction=overrides.get("direction"), side_by_side=bool(overrides.get("side_by_side")))
         return build_config(family, data, data_spec, overrides), data
 
@@ -127,8 +138,7 @@ def _train(family, fresh, out, overrides, resume, force, progress, label) -> Run
         if overrides.get("steps") is not None:
             config["steps"] = overrides["steps"]
             _check_positive(config, "steps")
-        data = load_dataset(config["data"], config["image_size"], config["channels"], paired=bool(config.get("input_channels")),
-                            direction=config.get("direction"), side_by_side=bool(config.get("side_by_side")))
+        data = load_run_data(config)
     else:
         config, data = fresh()
         for note in data.notes if progress else ():

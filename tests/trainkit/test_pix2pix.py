@@ -68,7 +68,8 @@ def test_training_resumes_bit_identically_and_eval_scores_pairs(tmp_path):
 
     result = evaluate_run(str(whole.path))
     assert result["held_out_pairs"] == len(load_dataset("sr4x", paired=True).test_x)
-    assert set(result["metrics"]) == {"l1", "psnr_db", "ssim"} and result["input_as_output"]["psnr_db"] > 15
+    assert set(result["metrics"]) == {"l1", "psnr_db", "ssim", "fd"} and result["input_as_output"]["psnr_db"] > 15
+    assert result["input_as_output"]["fd"] > 0 and result["metrics"]["fd"] > 0  # FD to the held-out targets
     assert json.loads((whole.path / "eval.json").read_text())["metrics"] == result["metrics"]
 
 

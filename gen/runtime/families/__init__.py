@@ -65,6 +65,7 @@ class Family:
     refusals: dict[str, str] = {"labels": "labels given, but this bundle is unconditional"}
     limits = Limits()  # defaults; a family may lower them (big models) or derive them (pixels)
     diffusion = False  # has steps (bench sweeps them)
+    example = "--n 16 --out grid.png"  # `gen generate BUNDLE ...` options to try first (printed after export)
     variable_size = False  # image size is a request argument, not fixed by the bundle
 
     # -- the bundle ---------------------------------------------------------------------------

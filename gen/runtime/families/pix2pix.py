@@ -29,6 +29,7 @@ class Pix2Pix(Family):
     components = ("generator",)
     Sampling = Pix2PixSampling
     takes = ("image",)
+    example = "--image IN.png --out OUT.png"
     required = {"image": "this is an image-to-image bundle: pass image= (a path, a PIL image or an array)"}
 
     def check(self, bundle, args):
@@ -62,7 +63,11 @@ class Pix2Pix(Family):
         if len(image) != n:
             image = np.repeat(image, n, axis=0)
         x = image.astype(np.float32).transpose(0, 3, 1, 2) / np.float32(127.5) - 1
-        return backend.run("generator", {"image": np.ascontiguousarray(x)})
+        return backend.run(self.component(args), {"image": np.ascontiguousarray(x)})
+
+    def component(self, args) -> str:
+        """The network that translates this request (CycleGAN has one per direction)."""
+        return "generator"
 
     def bench_arguments(self, steps, bundle=None):
         """A mid-gray input at the model's size (bench replicates it to the batch)."""
