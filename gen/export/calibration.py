@@ -51,13 +51,18 @@ def record_calibration(bundle_dir: Path, images: int, seed: int, threads: int | 
         raise GenError(f"--calibration must be at least 1 image, got {images}")
     bundle = load_bundle(bundle_dir)
     backend = RecordingBackend(bundle, threads)
+    if "image" in bundle.spec.required:
+        raise GenError(f"int8 calibration samples a bundle at its defaults, but a {bundle.spec.name} bundle translates "
+                       "input images and gen has no representative inputs to calibrate it on; export it without --int8")
+    # what the family needs beyond a prompt (an inpainting base: an image and a mask)
+    needed = {k: v for k, v in bundle.spec.bench_arguments(None, bundle).items() if v is not None and k != "prompt"}
     with Sampler(bundle_dir, backend=backend) as sampler:
         text = bundle.manifest.text is not None
         per_call = 1 if text else min(CALIBRATION_BATCH, sampler.limits.n)
         progress(f"recording calibration inputs: {images} image(s) sampled at the bundle's defaults ...")
         for i, start in enumerate(range(0, images, per_call)):
             prompt = CALIBRATION_PROMPTS[i % len(CALIBRATION_PROMPTS)] if text else None
-            sampler.generate(prompt, n=min(per_call, images - start), seed=seed + i)
+            sampler.generate(prompt, n=min(per_call, images - start), seed=seed + i, **needed)
         recorded = backend.recorded
     progress("  " + ", ".join(f"{c}: {len(v)} calls" for c, v in recorded.items()))
     return recorded

@@ -19,8 +19,9 @@ SCHEDULER_CONFIG = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "
                     "timestep_spacing": "leading"}
 
 
-def build_tiny_sd():
-    """A diffusers StableDiffusionPipeline (fp32, CPU, eval mode, no safety checker)."""
+def build_tiny_sd(unet_in_channels: int = 4):
+    """A diffusers StableDiffusionPipeline (fp32, CPU, eval mode, no safety checker). With
+    `unet_in_channels=9`, an inpainting base's UNet (latents + mask + masked-image latents)."""
     from gen.hf import quiet_hf_logs
 
     quiet_hf_logs()
@@ -39,7 +40,7 @@ def build_tiny_sd():
         max_position_embeddings=MAX_LENGTH, bos_token_id=vocab["<|startoftext|>"],
         eos_token_id=vocab["<|endoftext|>"], pad_token_id=vocab["<|endoftext|>"]))
     unet = UNet2DConditionModel(
-        sample_size=IMAGE_SIZE // 8, in_channels=4, out_channels=4, layers_per_block=1,
+        sample_size=IMAGE_SIZE // 8, in_channels=unet_in_channels, out_channels=4, layers_per_block=1,
         block_out_channels=(32, 64), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=64, attention_head_dim=8,
         norm_num_groups=8)

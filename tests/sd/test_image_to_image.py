@@ -117,3 +117,40 @@ def test_an_unreadable_file_and_an_image_on_a_family_that_takes_none(sd_bundle, 
         Sampler(str(sd_bundle)).generate("a boat", image=str(bad))
     with pytest.raises(GenError, match="image applies to image-to-image bundles .*; this is a ddpm bundle"):
         Sampler(str(bundles["ddpm"])).generate(n=1, image=np.zeros((8, 8, 1), np.uint8))
+
+
+@pytest.fixture(scope="module")
+def inpainting_base(tmp_path_factory):
+    """A tiny inpainting base (9-channel UNet) saved as a diffusers folder, and its bundle."""
+    from gen.export.sd_export import export_sd
+    from gen.recipes.tiny_sd import build_tiny_sd
+
+    root = tmp_path_factory.mktemp("inpaint")
+    pipe = StableDiffusionInpaintPipeline(**build_tiny_sd(unet_in_channels=9).components)
+    pipe.save_pretrained(str(root / "base"), safe_serialization=True)
+    bundle = export_sd("sd", str(root / "bundle"), base=str(root / "base"), precisions=("fp32", "fp16"),
+                       progress=lambda *_: None)
+    return pipe, bundle
+
+
+@pytest.mark.parametrize("scheduler,strength", [("ddim", 1.0), ("dpm++", 0.75)])
+def test_nine_channel_inpainting_unet_matches_diffusers(inpainting_base, photo, mask, monkeypatch, scheduler, strength):
+    pipe, bundle = inpainting_base
+    ref = reference(pipe, StableDiffusionInpaintPipeline, inpaint_module, monkeypatch, scheduler, seed=3,
+                    image=Image.fromarray(photo), mask_image=Image.fromarray(mask), strength=strength,
+                    num_inference_steps=8, height=64, width=64)
+    ours = Sampler(str(bundle)).generate(PROMPTS, image=photo, mask=mask, strength=strength, steps=8,
+                                         scheduler=scheduler, seed=3, negative_prompt="blurry", guidance=7.5)
+    assert np.abs(ours - ref).max() <= 1e-3
+    eager = Sampler(str(bundle), backend="eager").generate(PROMPTS, image=photo, mask=mask, steps=4, seed=3)
+    assert np.abs(eager - Sampler(str(bundle)).generate(PROMPTS, image=photo, mask=mask, steps=4, seed=3)).max() <= 1e-3
+
+
+def test_an_inpainting_model_needs_image_and_mask(inpainting_base, photo):
+    _, bundle = inpainting_base
+    from gen.runtime.bundle import load_bundle
+
+    assert load_bundle(str(bundle)).sampling.inpainting
+    for kwargs in ({}, {"image": photo}):
+        with pytest.raises(GenError, match="this is an inpainting model .*pass image= and mask="):
+            Sampler(str(bundle)).generate("a boat", steps=2, **kwargs)

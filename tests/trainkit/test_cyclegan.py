@@ -79,6 +79,11 @@ def test_training_resumes_bit_identically_and_eval_scores_both_directions(tmp_pa
     for m in result["metrics"].values():
         assert set(m) == {"fd_translated_vs_target", "fd_input_vs_target", "cycle_l1"} and m["fd_input_vs_target"] > 50
     assert result["classifier"]["classes"] == 20 and result["classifier"]["held_out_accuracy"] > 0.8
+    from gen.export.onnx_export import export_run
+
+    with pytest.raises(GenError, match="no representative inputs to calibrate it on; export it without --int8"):
+        export_run(str(whole.path), str(tmp_path / "q"), precisions=("fp32", "int8"), progress=lambda *_: None)
+    assert not (tmp_path / "q").exists()
 
 
 def test_bundle_both_directions_ort_eager_fp16_and_errors(bundles):

@@ -89,20 +89,23 @@ def signatures(pipe) -> dict[str, dict]:
     hidden = pipe.text_encoder.config.hidden_size
     vocab = int(pipe.text_encoder.config.vocab_size)
     length = pipe.tokenizer.model_max_length
-    lat = pipe.unet.config.in_channels
-    latent = ["batch", lat, "latent_height", "latent_width"]
+    def latent(channels):
+        return ["batch", int(channels), "latent_height", "latent_width"]
+
+    lat = pipe.vae.config.latent_channels
     image = ["batch", 3, "height", "width"]
     text = ["batch", length, hidden]
     return {
         "text_encoder": {"inputs": [io_spec("input_ids", "int64", ["batch", length], [0, vocab])],
                          "outputs": [io_spec("last_hidden_state", "float32", text)]},
-        "unet": {"inputs": [io_spec("sample", "float32", latent), io_spec("timestep", "float32", ["batch"]),
-                            io_spec("encoder_hidden_states", "float32", text)],
-                 "outputs": [io_spec("out_sample", "float32", latent)]},
-        "vae_decoder": {"inputs": [io_spec("latent_sample", "float32", latent)],
+        # an inpainting UNet reads 9 channels (latents, mask, masked-image latents) and writes 4
+        "unet": {"inputs": [io_spec("sample", "float32", latent(pipe.unet.config.in_channels)),
+                            io_spec("timestep", "float32", ["batch"]), io_spec("encoder_hidden_states", "float32", text)],
+                 "outputs": [io_spec("out_sample", "float32", latent(pipe.unet.config.out_channels))]},
+        "vae_decoder": {"inputs": [io_spec("latent_sample", "float32", latent(lat))],
                         "outputs": [io_spec("sample", "float32", image)]},
         "vae_encoder": {"inputs": [io_spec("sample", "float32", image)],
-                        "outputs": [io_spec("latent_sample", "float32", latent)]},
+                        "outputs": [io_spec("latent_sample", "float32", latent(lat))]},
     }
 
 

@@ -1,7 +1,8 @@
 """Stable Diffusion bundles (text-to-image): prompts -> text embeddings -> latent denoising loop ->
 VAE decode, as diffusers' StableDiffusionPipeline does it, on any backend; with `image=`, img2img
 (StableDiffusionImg2ImgPipeline) and with `image=` and `mask=`, inpainting by latent blending
-(StableDiffusionInpaintPipeline with a 4-channel UNet), both through the bundle's `vae_encoder`.
+(StableDiffusionInpaintPipeline with a 4-channel UNet; with an inpainting base's 9-channel UNet, the
+mask and masked-image latents fed beside the sample), all through the bundle's `vae_encoder`.
 
 Classifier-free guidance runs unconditional and conditional halves in one UNet call (negative
 prompt first, as diffusers orders them), and the text encoder encodes both halves in one call too.
@@ -32,6 +33,9 @@ class SdSampling(DiffusionSampling):
     vae_scale_factor: int = 8  # pixels per latent
     latent_channels: int = 4
     unet_multiple: int = 1  # the UNet's own downsampling: latent sizes must be multiples of it
+    # an inpainting base (e.g. stable-diffusion-inpainting): its UNet reads 2 x latent_channels + 1
+    # channels (latents, mask, masked-image latents), so every call needs image= and mask=
+    inpainting: bool = False
 
 
 class StableDiffusion(DiffusionFamily):
@@ -57,6 +61,9 @@ class StableDiffusion(DiffusionFamily):
     def check(self, bundle, args):
         super().check(bundle, args)
         image, height, width = args.get("image"), args.get("height"), args.get("width")
+        if bundle.sampling.inpainting and (image is None or "mask" not in args):
+            raise GenError("this is an inpainting model (its UNet reads the mask and the masked image): pass image= "
+                           "and mask= (white is repainted)")
         if image is None:
             given = [k for k in ("mask", "strength") if k in args]
             if given:
@@ -111,7 +118,13 @@ class StableDiffusion(DiffusionFamily):
         return example_feeds(bundle.signature(component), batch, num_classes=bundle.manifest.text.pad_id + 1, dims=dims)
 
     def bench_arguments(self, steps, bundle=None):
-        return {"prompt": BENCH_PROMPT, "steps": steps}
+        args = {"prompt": BENCH_PROMPT, "steps": steps}
+        if bundle is not None and bundle.sampling.inpainting:  # a mid-gray image, its centre repainted
+            h, w = bundle.image.height, bundle.image.width
+            mask = np.zeros((h, w), np.uint8)
+            mask[h // 4:3 * h // 4, w // 4:3 * w // 4] = 255
+            args.update(image=np.full((h, w, 3), 128, np.uint8), mask=mask)
+        return args
 
     def images_per_request(self, args):
         return args.get("n", 1) * len(args.get("prompt", [""]))
@@ -150,13 +163,16 @@ class TextToImage:
         f = self.sampling.vae_scale_factor
         shape = (len(prompts), self.sampling.latent_channels, h // f, w // f)
         noise = rng.standard_normal(shape, dtype=np.float32)
-        after_step = None
+        after_step = condition = None
         if "image" not in args:
             x = noise * np.float32(sched.init_noise_sigma)
         else:
-            x, after_step = self.image_start(sched, args, noise, n)
+            x, after_step, condition = self.image_start(sched, args, noise, n)
 
         def predict(model_in, t):
+            if condition is not None:  # an inpainting UNet: [latents, mask, masked-image latents]
+                reps = len(model_in) // len(condition)
+                model_in = np.concatenate([model_in, np.concatenate([condition] * reps)], axis=1)
             feeds = {"sample": model_in, "timestep": np.full(len(model_in), t, dtype=np.float32),
                      "encoder_hidden_states": embeddings}
             return self.backend.run("unet", feeds)
@@ -165,17 +181,23 @@ class TextToImage:
         latents = (x / np.float32(self.sampling.vae_scaling_factor)).astype(np.float32)
         return self.backend.run("vae_decoder", {"latent_sample": latents})
 
+    def encode(self, image: np.ndarray, shape) -> np.ndarray:
+        """Scaled VAE latents of NHWC images in [-1, 1], broadcast to `shape`."""
+        latents = self.backend.run("vae_encoder", {"sample": np.ascontiguousarray(image.transpose(0, 3, 1, 2))})
+        return np.broadcast_to(latents * np.float32(self.sampling.vae_scaling_factor), shape)
+
     def image_start(self, sched, args, noise, n):
         """img2img and inpainting: the image's latents noised to where the shortened schedule starts
-        (diffusers' get_timesteps and prepare_latents), and for inpainting the step that puts the
-        kept region back, noised to the next timestep (diffusers' 4-channel-UNet blending)."""
+        (diffusers' get_timesteps and prepare_latents). Inpainting with a 4-channel UNet adds the step
+        that puts the kept region back, noised to the next timestep (diffusers' latent blending); an
+        inpainting UNet instead reads the mask and the masked image's latents beside the sample
+        (returned as the condition), as diffusers' StableDiffusionInpaintPipeline feeds a 9-channel UNet."""
         from gen.runtime.image_input import grayscale, resized
 
         h, w, f = args["height"], args["width"], self.sampling.vae_scale_factor
         image = resized(args["image"], h, w).astype(np.float32) / np.float32(255.0) * 2 - 1
         image = np.repeat(image, n, axis=0) if len(image) > 1 else image  # one per prompt, n each
-        latents = self.backend.run("vae_encoder", {"sample": np.ascontiguousarray(image.transpose(0, 3, 1, 2))})
-        latents = np.broadcast_to(latents * np.float32(self.sampling.vae_scaling_factor), noise.shape)
+        latents = self.encode(image, noise.shape)
         mask = args.get("mask")
         strength = args.get("strength", 0.8 if mask is None else 1.0)  # diffusers' defaults for each
         steps = len(sched.timesteps)
@@ -187,17 +209,22 @@ class TextToImage:
         else:
             x = sched.add_noise(latents, noise, sched.timesteps[0])
         if mask is None:
-            return x, None
+            return x, None, None
         white = resized(grayscale(mask), h, w)[..., 0] >= 128  # as diffusers' mask processor: white is repainted
         repaint = white[:, ::f, ::f][:, None].astype(np.float32)  # nearest, to the latent grid
         repaint = np.repeat(repaint, n, axis=0) if len(repaint) > 1 else repaint  # one per prompt, n each
+        if self.sampling.inpainting:
+            kept = np.repeat(~white, n, axis=0) if len(white) > 1 else ~white
+            masked = self.encode((image * kept[..., None]).astype(np.float32), noise.shape)
+            batch = (len(noise), 1, *noise.shape[2:])
+            return x, None, np.concatenate([np.broadcast_to(repaint, batch), masked], axis=1).astype(np.float32)
         timesteps = sched.timesteps
 
         def after_step(i, x):
             known = sched.add_noise(latents, noise, timesteps[i + 1]) if i + 1 < len(timesteps) else latents
             return ((1 - repaint) * known + repaint * x).astype(np.float32)
 
-        return x, after_step
+        return x, after_step, None
 
 
 FAMILY = StableDiffusion()
