@@ -6,6 +6,7 @@ from gen.export.int8_options import Int8Options
 from gen.export.onnx_export import export_run
 from gen.trainkit.distill import distill
 from gen.trainkit.train import train
+from gen.trainkit.vqvae_prior import train_prior
 
 FAST = {"log_every": 50, "sample_every": 1000, "checkpoint_every": 1000}
 PRECISIONS = {"gan": ("fp32", "fp16"), "cddpm": ("fp32", "fp16", "int8"), "pix2pix": ("fp32", "fp16"),
@@ -32,6 +33,13 @@ def bundles(tmp_path_factory):
         run = train(family, opts.pop("data", "digits"), str(root / f"run-{name}"), {**opts, **FAST}, progress=False)
         out[name] = export_run(str(run.path), str(root / name), precisions=PRECISIONS.get(name, ("fp32",)),
                                int8=INT8, progress=lambda *_: None)
+    # a VQ-VAE with its transformer prior: generate() samples codes one cell at a time
+    train("vqvae", "digits", str(root / "run-vqvae"), {"width": 8, "batch_size": 8, "codebook_size": 16, "code_dim": 4,
+                                                        "steps": 20, **FAST}, progress=False)
+    prior = train_prior(str(root / "run-vqvae"), str(root / "run-vqvae-prior"),
+                        {"prior_dim": 16, "prior_layers": 1, "prior_heads": 2, "batch_size": 8, "steps": 20, **FAST}, progress=False)
+    out["vqvae-prior"] = export_run(str(prior.path), str(root / "vqvae-prior"), precisions=("fp32", "fp16"),
+                                    progress=lambda *_: None)
     # a few-step student of the conditional teacher: served, benched and sampled like any bundle
     student = distill(str(root / "run-cddpm"), str(root / "run-cd-student"), {"steps": 3, "batch_size": 8, "guidance": 2.0},
                       method="consistency", progress=False)

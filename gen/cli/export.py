@@ -65,7 +65,7 @@ def export(
                           int8=int8_options)
         from gen.runtime.bundle import load_bundle
 
-        typer.echo(f"bundle written to {path}  (try: gen generate {path} {load_bundle(path).spec.example})")
+        typer.echo(f"bundle written to {path}  (try: gen generate {path} {(b := load_bundle(path)).spec.example_for(b)})")
         return
     from gen.export.sd_export import export_sd
     from gen.recipes.registry import check_model

@@ -17,7 +17,8 @@ from gen.errors import GenError
 BATCH = 16
 
 
-def translate_folder(sampler, folder: str, out: str, seed: int = 0, **arguments) -> None:
+def translate_folder(sampler, folder: str, out: str, seed: int = 0, reconstruct: bool = False, **arguments) -> None:
+    """Every image in `folder` through `sampler` (generate(image=...), or reconstruct() for autoencoders)."""
     import time
 
     from gen.images import IMAGE_SUFFIXES, save_image
@@ -44,8 +45,8 @@ def translate_folder(sampler, folder: str, out: str, seed: int = 0, **arguments)
                 batches = [np.concatenate(images)] if len(sizes) == 1 else images  # mixed sizes go one by one
             except GenError as e:
                 raise GenError(f"{e}; {i} image(s) were written to {out}") from None
-            outputs = np.concatenate([sampler.generate(prompt, image=b, seed=seed, n=len(b), **arguments)
-                                      for b in batches])
+            outputs = np.concatenate([sampler.reconstruct(b) if reconstruct else
+                                      sampler.generate(prompt, image=b, seed=seed, n=len(b), **arguments) for b in batches])
             for f, im in zip(chunk, outputs):
                 target = out_dir / f"{f.stem}.png"
                 replaced += target.exists()

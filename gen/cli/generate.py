@@ -22,6 +22,7 @@ def generate(
     mask: Annotated[Optional[str], typer.Option(help="With --image: inpainting mask file of the image's size; white is repainted, black kept.")] = None,
     strength: Annotated[Optional[float], typer.Option(help="With --image: how far to depart from it, in (0, 1]: the share of the schedule that runs (default 0.8; 1.0 with --mask).")] = None,
     direction: Annotated[Optional[str], typer.Option(help="With --image on a CycleGAN bundle: AtoB (default) or BtoA.")] = None,
+    reconstruct: Annotated[bool, typer.Option("--reconstruct", help="With --image on an autoencoder bundle (ae, vae, vqvae): encode and decode it.")] = False,
     n: Annotated[Optional[int], typer.Option(help="Number of images (default 16; 4 for text-to-image).")] = None,
     seed: Annotated[int, typer.Option(help="Seed: same seed, same images on every backend.")] = 0,
     steps: Annotated[Optional[int], typer.Option(help="Diffusion steps (default from the bundle).")] = None,
@@ -41,9 +42,11 @@ def generate(
                gen generate bundles/colorize --image gray.png --out colour.png                        (pix2pix)
                gen generate bundles/colorize --image photos/ --out coloured/                          (a folder)
                gen generate bundles/cyclegan --image thick.png --direction BtoA --out thin.png          (CycleGAN)
+               gen generate bundles/ae --reconstruct --image digit.png --out recon.png                 (autoencoders)
     """
     import time
 
+    from gen.errors import GenError
     from gen.images import image_format, save_grid
     from gen.runtime.sampler import Sampler
 
@@ -52,6 +55,8 @@ def generate(
     import os
 
     require_bundle_or_url(bundle, url)
+    if reconstruct and image is None:
+        raise GenError("--reconstruct encodes and decodes --image: give --image FILE or --image FOLDER")
     folder = image is not None and os.path.isdir(image)
     if not folder:
         image_format(out)  # a bad --out fails before the images are made
@@ -65,14 +70,18 @@ def generate(
         extra = {k: v for k, v in (("prompt", prompt), ("negative_prompt", negative_prompt), ("steps", steps),
                                    ("scheduler", scheduler), ("guidance", guidance), ("strength", strength),
                                    ("direction", direction)) if v is not None}
-        translate_folder(sampler, image, out, seed=seed, **extra)
+        translate_folder(sampler, image, out, seed=seed, reconstruct=reconstruct, **extra)
         return
     t0 = time.perf_counter()
     if n is None:
         n = 4 if prompt is not None else 1 if image is not None else 16
-    images = sampler.generate(prompt, n=n, seed=seed, steps=steps, scheduler=scheduler, labels=label, guidance=guidance,
-                              negative_prompt=negative_prompt, height=height, width=width, image=image, mask=mask,
-                              strength=strength, direction=direction)
+    if reconstruct:
+        images = sampler.reconstruct(image)
+        n = len(images)
+    else:
+        images = sampler.generate(prompt, n=n, seed=seed, steps=steps, scheduler=scheduler, labels=label, guidance=guidance,
+                                  negative_prompt=negative_prompt, height=height, width=width, image=image, mask=mask,
+                                  strength=strength, direction=direction)
     elapsed = time.perf_counter() - t0
     replaced = os.path.exists(out)
     if image is not None and len(images) == 1:  # one translated image: as it is, not upscaled in a grid

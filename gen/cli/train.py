@@ -1,4 +1,4 @@
-"""`gen train {gan,vae,ddpm,pix2pix,cyclegan,sd-lora}`: train a model on `digits` or a folder of images into a run directory."""
+"""`gen train {gan,vae,ae,vqvae,vqvae-prior,ddpm,pix2pix,cyclegan,sd-lora}`: train a model on `digits` or a folder of images into a run directory."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from gen.trainkit.defaults import LOOP
+from gen.trainkit.defaults import LOOP, PRIOR_DEFAULTS as PRIOR
 from gen.trainkit.families import declared_defaults
 from gen.trainkit.lora import DEFAULTS as LORA
 
-D = {f: declared_defaults(f) for f in ("gan", "vae", "ddpm", "pix2pix", "cyclegan")}  # the trainers' own DEFAULTS, for --help
+D = {f: declared_defaults(f) for f in ("gan", "vae", "ae", "vqvae", "ddpm", "pix2pix", "cyclegan")}  # the trainers' own DEFAULTS, for --help
 
 app = typer.Typer(
     help="Train a generator. Each model writes a run directory: weights (safetensors), config, "
@@ -107,6 +107,72 @@ def vae(
     """Convolutional VAE."""
     _run("vae", data, out, image_size, resume, force, quiet, steps=steps, seed=seed, beta=beta, latent_dim=latent_dim,
          batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every, sample_every=sample_every)
+
+
+@app.command()
+def ae(
+    out: Out = "runs/ae", data: Data = "digits", steps: Steps("ae") = None, seed: Seed = LOOP["seed"],
+    latent_dim: Annotated[Optional[int], _opt("Latent dimensions", "ae", "latent_dim")] = None,
+    image_size: ImageSize = None, batch_size: BatchSize("ae") = None, lr: Lr("ae") = None,
+    checkpoint_every: CheckpointEvery = CHECKPOINT_EVERY, sample_every: SampleEvery = SAMPLE_EVERY,
+    resume: Resume = False, force: Force = False, quiet: Quiet = False,
+) -> None:
+    """Plain autoencoder: the VAE's networks without the KL term. Reconstructs; cannot sample (no prior).
+
+    Then:  gen eval runs/ae   (reconstruction PSNR);  gen generate BUNDLE --reconstruct --image digit.png --out r.png
+    """
+    _run("ae", data, out, image_size, resume, force, quiet, steps=steps, seed=seed, latent_dim=latent_dim,
+         batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every, sample_every=sample_every)
+
+
+@app.command()
+def vqvae(
+    out: Out = "runs/vqvae", data: Data = "digits", steps: Steps("vqvae") = None, seed: Seed = LOOP["seed"],
+    grid: Annotated[Optional[int], _opt("Side of the code grid (the image halved down to it)", "vqvae", "grid")] = None,
+    codebook_size: Annotated[Optional[int], _opt("Codes in the codebook (K)", "vqvae", "codebook_size")] = None,
+    code_dim: Annotated[Optional[int], _opt("Dimensions of each code vector", "vqvae", "code_dim")] = None,
+    commitment: Annotated[Optional[float], _opt("Commitment loss weight (beta)", "vqvae", "commitment")] = None,
+    ema_decay: Annotated[Optional[float], _opt("EMA decay of the codebook updates", "vqvae", "ema_decay")] = None,
+    dead_code_threshold: Annotated[Optional[float], _opt("Restart a code whose EMA use falls below this many vectors per batch", "vqvae", "dead_code_threshold")] = None,
+    image_size: ImageSize = None, batch_size: BatchSize("vqvae") = None, lr: Lr("vqvae") = None,
+    checkpoint_every: CheckpointEvery = CHECKPOINT_EVERY, sample_every: SampleEvery = SAMPLE_EVERY,
+    resume: Resume = False, force: Force = False, quiet: Quiet = False,
+) -> None:
+    """VQ-VAE: encoder, EMA codebook with dead-code restarts, decoder. To sample, train its prior next.
+
+    Then:  gen train vqvae-prior runs/vqvae --out runs/vqvae-prior;  gen export runs/vqvae-prior
+    """
+    _run("vqvae", data, out, image_size, resume, force, quiet, steps=steps, seed=seed, grid=grid,
+         codebook_size=codebook_size, code_dim=code_dim, commitment=commitment, ema_decay=ema_decay,
+         dead_code_threshold=dead_code_threshold, batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every,
+         sample_every=sample_every)
+
+
+@app.command("vqvae-prior")
+def vqvae_prior(
+    run: Annotated[str, typer.Argument(help="A finished VQ-VAE run (gen train vqvae).")],
+    out: Annotated[str, typer.Option(help="Prior run directory to write (it holds a copy of the VQ-VAE's weights too).")] = "runs/vqvae-prior",
+    steps: Annotated[Optional[int], typer.Option(help=f"Optimisation steps (default {PRIOR['steps']})")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help=f"Batch size (default {PRIOR['batch_size']})")] = None,
+    lr: Annotated[Optional[float], typer.Option(help=f"AdamW learning rate (default {PRIOR['lr']})")] = None,
+    prior_dim: Annotated[Optional[int], typer.Option(help=f"Transformer width (default {PRIOR['prior_dim']})")] = None,
+    prior_layers: Annotated[Optional[int], typer.Option(help=f"Transformer blocks (default {PRIOR['prior_layers']})")] = None,
+    prior_heads: Annotated[Optional[int], typer.Option(help=f"Attention heads (default {PRIOR['prior_heads']})")] = None,
+    prior_dropout: Annotated[Optional[float], typer.Option(help=f"Dropout on the residual paths (default {PRIOR['prior_dropout']})")] = None,
+    seed: Seed = LOOP["seed"], checkpoint_every: CheckpointEvery = CHECKPOINT_EVERY, sample_every: SampleEvery = SAMPLE_EVERY,
+    resume: Resume = False, force: Force = False, quiet: Quiet = False,
+) -> None:
+    """The VQ-VAE's prior: a small causal transformer over its code grid, so the VQ-VAE can generate.
+
+    Example:  gen train vqvae-prior runs/vqvae --out runs/vqvae-prior && gen export runs/vqvae-prior --out bundles/vqvae
+    """
+    from gen.trainkit.vqvae_prior import train_prior
+
+    options = {"steps": steps, "batch_size": batch_size, "lr": lr, "prior_dim": prior_dim, "prior_layers": prior_layers,
+               "prior_heads": prior_heads, "prior_dropout": prior_dropout, "seed": seed,
+               "checkpoint_every": checkpoint_every, "sample_every": sample_every}
+    result = train_prior(run, out, options, resume=resume, force=force, progress=not quiet)
+    typer.echo(f"prior run written to {result.path}  (samples: {result.path / 'samples.png'}; evaluate: gen eval {result.path})")
 
 
 @app.command()

@@ -199,11 +199,18 @@ def psnr(reference: np.ndarray, test: np.ndarray, peak: float = 2.0) -> float:
 
 def sample_images(bundle_dir: Path, precision: str, **generate_kwargs) -> np.ndarray:
     """One Sampler call through ORT at `precision`, with what the family needs beyond n and seed
-    (an input image for image-to-image) unless given."""
+    (an input image for image-to-image) unless given; for a model that cannot sample (an autoencoder),
+    its reconstructions of `n` seeded random images."""
     from gen.runtime.sampler import Sampler
 
     with Sampler(str(bundle_dir), backend="ort", precision=precision) as s:
-        needed = {k: v for k, v in s.bundle.spec.bench_arguments(None, s.bundle).items() if v is not None}
+        bundle = s.bundle
+        if not bundle.spec.can_generate(bundle):  # an autoencoder without a prior: its reconstructions instead
+            img = bundle.image
+            rng = np.random.default_rng(generate_kwargs.get("seed", 0))
+            return s.reconstruct(rng.integers(0, 256, (generate_kwargs.get("n", 8), img.height, img.width, img.channels),
+                                              dtype=np.uint8))
+        needed = {k: v for k, v in bundle.spec.bench_arguments(None, bundle).items() if v is not None}
         return s.generate(**{**needed, **generate_kwargs})
 
 

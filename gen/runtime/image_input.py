@@ -112,3 +112,22 @@ def grayscale(images: np.ndarray) -> np.ndarray:
 
     rgb = images[..., :3] if images.shape[-1] >= 3 else np.repeat(images[..., :1], 3, axis=-1)
     return np.stack([np.asarray(Image.fromarray(im).convert("L"), dtype=np.uint8)[..., None] for im in rgb])
+
+
+def fit_to_model(image: np.ndarray, channels: int, size: tuple[int, int]) -> np.ndarray:
+    """uint8 NHWC images fitted to a model that reads `channels` at `size` (height, width), by one
+    rule: a colour image given to a model that reads gray is converted (ITU-R 601-2 luma, Pillow's),
+    a gray one given to a colour model is refused, and an image of another size is resized (Lanczos)
+    when it is square like the model's, refused otherwise (cropping is the caller's choice)."""
+    if image.shape[-1] != channels:
+        if channels == 1 and image.shape[-1] in (3, 4):
+            image = grayscale(image)
+        else:
+            raise GenError(f"image has {image.shape[-1]} channel(s); this model reads {channels} "
+                           f"({'gray' if channels == 1 else 'RGB'})")
+    h, w = image.shape[1:3]
+    if (h, w) != tuple(size):
+        if h != w:
+            raise GenError(f"image is {w}x{h}; this model takes {size[1]}x{size[0]} images: crop it to a square first")
+        image = resized(image, *size)
+    return image

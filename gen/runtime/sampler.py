@@ -91,6 +91,25 @@ class Sampler:
         images = np.clip(images, -1.0, 1.0)
         return _convert(images, output)
 
+    def reconstruct(self, images, output: str = "np"):
+        """Images through the bundle's encoder and decoder (autoencoders: ae, vae, vqvae), as
+        `output` like generate(). `images` is anything `generate(image=...)` takes, one or a batch,
+        fitted to the model by gen.runtime.image_input.fit_to_model."""
+        from gen.runtime.arguments import ARGUMENTS
+        from gen.runtime.image_input import fit_to_model
+
+        if output not in OUTPUTS:
+            raise GenError(f"unknown output {output!r}; choose one of {', '.join(OUTPUTS)}")
+        if self.remote is not None:
+            raise GenError("reconstruct() runs in process on a bundle; a served model answers generate() requests")
+        bundle, spec = self.bundle, self.bundle.spec
+        image = fit_to_model(ARGUMENTS["image"].check(images), bundle.image.channels, (bundle.image.height, bundle.image.width))
+        if len(image) > self.limits.n:
+            raise GenError(f"{len(image)} images is over this model's limit of {self.limits.n} per call; raise it with "
+                           "Sampler(..., limits={'n': N})")
+        x = np.ascontiguousarray(image.transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(127.5) - 1
+        return _convert(spec.reconstruct(self.backend, x), output)
+
     def close(self) -> None:
         if self.remote is not None:
             self.remote.close()

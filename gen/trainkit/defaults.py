@@ -10,3 +10,7 @@ LOOP = {
     "log_every": 50,  # a metrics.jsonl record this often
 }
 EVAL_N = 1000  # images `gen eval` scores: fewer make the Frechet distance's covariance noisy
+# `gen train vqvae-prior` (gen.trainkit.vqvae_prior): the VQ-VAE's transformer prior. Dropout and weight
+# decay because ~1,260 digits give only ~20k code tokens to learn from.
+PRIOR_DEFAULTS = {"steps": 3000, "batch_size": 64, "lr": 5e-4, "prior_dim": 128, "prior_layers": 4, "prior_heads": 4,
+                  "prior_dropout": 0.1}

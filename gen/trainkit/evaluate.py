@@ -172,6 +172,16 @@ def _evaluate(run_path, config, sampler, n, seed, options, inception, progress) 
         raise GenError(f"--n must be at least 10 to fit feature statistics, got {n}")
     t0 = time.perf_counter()
     data = load_dataset(config["data"], config["image_size"], config["channels"])
+    bundle = sampler.bundle
+    reconstruction = None
+    if bundle.spec.encoder is not None and bundle.spec.encoder in bundle.manifest.components:
+        progress(f"reconstructing {len(data.test_x)} held-out images ...")
+        reconstruction = reconstruction_metrics(sampler, data.test_x)
+    if not bundle.spec.can_generate(bundle):  # an autoencoder, or a VQ-VAE without its prior
+        return {"run": str(Path(run_path).resolve()), "family": config["family"], "data": config["data"],
+                "held_out_images": int(len(data.test_x)), "reconstruction": reconstruction,
+                "metrics": {}, "note": "this model cannot sample (no prior), so only its reconstructions are scored",
+                "seconds": {"total": round(time.perf_counter() - t0, 2)}}
     if data.num_classes < 2 and not inception:
         raise GenError(
             f"{config['data']} has no class labels, so gen cannot train its metric classifier; "
@@ -211,6 +221,7 @@ def _evaluate(run_path, config, sampler, n, seed, options, inception, progress) 
         metrics["fid_inception"] = frechet_distance_of(inception_features(inception, fake), inception_features(inception, real))
     result = {
         "run": str(Path(run_path).resolve()), "family": config["family"], "data": config["data"], "n": n, "seed": seed,
+        **({"reconstruction": reconstruction} if reconstruction else {}),
         "held_out_images": int(len(data.test_x)), "sampling": options or "run defaults",
         "metrics": {k: round(v, 4) for k, v in metrics.items()},
         "reference": {k: round(v, 4) for k, v in reference.items()},
@@ -218,6 +229,23 @@ def _evaluate(run_path, config, sampler, n, seed, options, inception, progress) 
         "seconds": {"sampling": round(t_sample, 2), "total": round(time.perf_counter() - t0, 2)},
     }
     return result
+
+
+def reconstruction_metrics(sampler, images: np.ndarray) -> dict:
+    """Held-out images through the autoencoder: MSE and PSNR (images in [-1, 1], peak-to-peak 2), and
+    for discrete codes (VQ-VAE) the codebook's perplexity and how many codes the held-out set uses."""
+    bundle, step = sampler.bundle, sampler.limits.n
+    recon = np.concatenate([sampler.reconstruct(images[i:i + step]) for i in range(0, len(images), step)])
+    err = ((recon.astype(np.float64) - images) ** 2).reshape(len(images), -1).mean(1)
+    out = {"mse": round(float(err.mean()), 6), "psnr_db": round(float(np.mean(10 * np.log10(4.0 / np.maximum(err, 1e-12)))), 3)}
+    encoder = bundle.spec.encoder
+    latents = sampler.backend.run(encoder, {bundle.signature(encoder)["inputs"][0]["name"]: np.ascontiguousarray(images)})
+    if latents.dtype.kind in "iu":
+        counts = np.bincount(latents.reshape(-1), minlength=bundle.sampling.codebook_size).astype(np.float64)
+        p = counts[counts > 0] / counts.sum()
+        out.update(codebook_perplexity=round(float(np.exp(-(p * np.log(p)).sum())), 3), codes_used=int((counts > 0).sum()),
+                   codebook_size=int(bundle.sampling.codebook_size))
+    return out
 
 
 def _metric_suffix(name: str) -> str:

@@ -14,7 +14,7 @@ import numpy as np
 from gen.errors import GenError
 from gen.trainkit.data import Dataset, load_dataset
 from gen.trainkit.defaults import LOOP
-from gen.trainkit.families import defaults, trainer_class
+from gen.trainkit.families import defaults, trainer_class, trainer_for
 from gen.trainkit.rundir import RunDir
 
 GRID_SIZE = 64
@@ -79,7 +79,7 @@ def make_trainer(config: dict):
             from gen.trainkit.distill import trainer
 
             return trainer(config)
-        return trainer_class(config["family"])(config)
+        return trainer_for(config)(config)
     except ValueError as e:
         raise GenError(str(e)) from None
 

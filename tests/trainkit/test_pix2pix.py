@@ -86,7 +86,7 @@ def test_bundle_ort_eager_fp16_and_image_rules(bundles):
     big = np.asarray(Image.fromarray(gray[0, ..., 0]).resize((64, 64)))  # resized to the model's size
     assert Sampler(str(bundles["pix2pix"])).generate(image=big).shape == (1, 3, 32, 32)
     for kwargs, message in [({}, "this is an image-to-image bundle: pass image="),
-                            ({"image": np.zeros((32, 48), np.uint8)}, "image is 48x32; this model translates 32x32"),
+                            ({"image": np.zeros((32, 48), np.uint8)}, "image is 48x32; this model takes 32x32"),
                             ({"image": gray, "n": 2}, "n = 2 but 3 images were given"),
                             ({"image": gray[0], "steps": 3}, "steps applies to diffusion bundles")]:
         with pytest.raises(GenError, match=message):

@@ -44,7 +44,9 @@ class EagerBackend(Backend):
                 args[k] = t.to(self._dtype) if t.is_floating_point() else t
             out = self.modules[component](**args)
             outs = out if isinstance(out, (tuple, list)) else (out,)
-            return {name: o.float().cpu().numpy() for name, o in zip(self.output_names(component), outs)}
+            # float outputs as float32 whatever the compute precision; integer ones (VQ-VAE codes) kept
+            return {name: (o.float() if o.is_floating_point() else o).cpu().numpy()
+                    for name, o in zip(self.output_names(component), outs)}
 
     def describe(self):
         return {**super().describe(), "torch": self._torch.__version__}

@@ -170,6 +170,29 @@ class Family:
     def images_per_request(self, args: dict) -> int:
         return args.get("n", 1)
 
+    def example_for(self, bundle) -> str:
+        """`gen generate BUNDLE ...` options to try this bundle with (printed after export)."""
+        return self.example
+
+    # -- reconstruct() (autoencoders) ---------------------------------------------------------
+    encoder: str | None = None  # the component reconstruct() encodes with; None: the family has no encoder
+
+    def can_generate(self, bundle) -> bool:
+        """Whether generate() can sample this bundle (an autoencoder without a prior cannot)."""
+        return True
+
+    def reconstruct(self, backend, images: np.ndarray) -> np.ndarray:
+        """Images (float NCHW in [-1, 1], fitted to the model) through encoder and decoder."""
+        bundle = backend.bundle
+        if self.encoder is None:
+            raise GenError(f"reconstruct() applies to autoencoder bundles (ae, vae, vqvae); a {self.name} bundle has no "
+                           "encoder")
+        if self.encoder not in bundle.manifest.components:
+            raise GenError(f"this {self.name} bundle has no {self.encoder!r} component (exported before gen exported "
+                           "encoders): re-export its run with `gen export RUN`")
+        latents = backend.run(self.encoder, {bundle.signature(self.encoder)["inputs"][0]["name"]: images})
+        return backend.run("decoder", {bundle.signature("decoder")["inputs"][0]["name"]: latents})
+
 
 def _discover() -> None:
     if not _REGISTRY:

@@ -1,9 +1,7 @@
 """pix2pix bundles (image-to-image): one `generator(image)` call per batch of input images.
 
 The input is what `generate(image=...)` was given (gen.runtime.image_input: a path, PIL image or
-array, one or a batch), fitted to the model by one rule: a colour image given to a model that reads
-gray is converted (ITU-R 601-2 luma, Pillow's), a gray one given to a colour model is refused, and
-an image of another size is resized (Lanczos) when it is square like the model's, refused otherwise.
+array, one or a batch), fitted to the model by `image_input.fit_to_model`.
 `n` is the number of inputs; one input with n > 1 is translated n times (the result is the same:
 the generator is deterministic).
 """
@@ -33,22 +31,9 @@ class Pix2Pix(Family):
     required = {"image": "this is an image-to-image bundle: pass image= (a path, a PIL image or an array)"}
 
     def check(self, bundle, args):
-        from gen.runtime.image_input import grayscale, resized
+        from gen.runtime.image_input import fit_to_model
 
-        image, want = args["image"], bundle.sampling.input_channels
-        if image.shape[-1] != want:
-            if want == 1 and image.shape[-1] in (3, 4):
-                image = grayscale(image)
-            else:
-                raise GenError(f"image has {image.shape[-1]} channel(s); this model reads {want} "
-                               f"({'gray' if want == 1 else 'RGB'})")
-        size = (bundle.image.height, bundle.image.width)
-        h, w = image.shape[1:3]
-        if (h, w) != size:
-            if h != w:
-                raise GenError(f"image is {w}x{h}; this model translates {size[1]}x{size[0]} images: crop it to a "
-                               "square first")
-            image = resized(image, *size)
+        image = fit_to_model(args["image"], bundle.sampling.input_channels, (bundle.image.height, bundle.image.width))
         if len(image) > 1 and args["n"] not in (1, len(image)):
             raise GenError(f"n = {args['n']} but {len(image)} images were given; n is the number of images")
         args["n"] = max(args["n"], len(image))

@@ -1,4 +1,5 @@
-"""VAE bundles: z ~ N(0, I), then one `decoder(z)` call."""
+"""VAE bundles: z ~ N(0, I), then one `decoder(z)` call; `reconstruct(images)` decodes the
+encoder's posterior mean (bundles exported since the encoder was added have one)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ class Vae(Family):
     name = "vae"
     components = ("decoder",)
     Sampling = VaeSampling
+    encoder = "encoder"
 
     def sample(self, backend, n, rng, args, on_step=None):
         z = rng.standard_normal((n, backend.bundle.sampling.latent_dim), dtype=np.float32)

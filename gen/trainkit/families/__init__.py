@@ -3,6 +3,7 @@ the family's name (the name its runtime and nets specs use). The surface:
 
     Trainer(config)                      build the nets from a run's config (no data needed)
     Trainer.DEFAULTS                     the family's hyper-parameters
+    STAGES (optional)                    later stages trained from a finished run (the VQ-VAE's prior)
     Trainer.complete_config(config, given)  family rules for defaults that depend on other options
     .modules / .optimizers               what a checkpoint saves
     .train_step(batch, g, step) -> dict  one optimisation step; `batch(g)` draws (x, y)
@@ -32,6 +33,20 @@ def trainer_class(family: str):
     if cls is None:
         raise GenError(f"gen.trainkit.families.{family} defines no Trainer")
     return cls
+
+
+def trainer_for(config: dict):
+    """The trainer class of a run's config: the family's Trainer, or, for a later stage of a family
+    trained in stages (`config["stage"]`, e.g. the VQ-VAE's prior), that stage's trainer from the
+    family module's `STAGES` (stage name -> a function returning the class, imported when asked)."""
+    cls = trainer_class(config["family"])
+    stage = config.get("stage")
+    if stage is None:
+        return cls
+    stages = getattr(importlib.import_module(f"{__name__}.{config['family']}"), "STAGES", {})
+    if stage not in stages:
+        raise GenError(f"{config['family']} has no training stage {stage!r}")
+    return stages[stage]()
 
 
 def defaults(family: str) -> dict:

@@ -11,13 +11,14 @@ from gen.nets.vae import VAE, gaussian_kl
 
 class VaeTrainer:
     family = "vae"
+    net_class = VAE
     DEFAULTS = {"conditional": False, "steps": 2000, "batch_size": 64, "lr": 1e-3, "latent_dim": 16, "width": 32, "beta": 1.0}
 
     def __init__(self, config: dict):
         self.config = c = config
         if c["conditional"]:
-            raise ValueError("the VAE is unconditional; drop --conditional")
-        self.vae = VAE(c["image_size"], c["channels"], c["latent_dim"], c["width"])
+            raise ValueError(f"the {self.family.upper()} is unconditional; drop --conditional")
+        self.vae = self.net_class(c["image_size"], c["channels"], c["latent_dim"], c["width"])
         self.modules = {"vae": self.vae}
         self.optimizers = {"vae": torch.optim.Adam(self.vae.parameters(), c["lr"])}
 
