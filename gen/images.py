@@ -35,9 +35,11 @@ def grid(images: np.ndarray, nrow: int | None = None, pad: int = 1, scale: int |
     return pic
 
 
+GIF_FRAME_MS = 120  # an interpolation walk at about 8 frames a second
+
 # what reading a folder of images picks up (training data, `gen generate --image DIR`)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".gif": "GIF"}
 
 
 def image_format(path: str | os.PathLike) -> str:
@@ -70,13 +72,17 @@ def save_image(path: str | os.PathLike, image: np.ndarray) -> None:
 
 
 def save_grid(path: str | os.PathLike, images: np.ndarray, nrow: int | None = None) -> None:
+    """A grid of NCHW [-1, 1] images; to a .gif, an animation with one image per frame instead."""
     from gen.errors import GenError
     from gen.fileio import write_bytes
 
     fmt = image_format(path)
     buf = io.BytesIO()
-    pic = grid(images, nrow=nrow)
-    pic.save(buf, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+    if fmt == "GIF":
+        frames = [grid(im[None], nrow=1, pad=0) for im in images]
+        frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=GIF_FRAME_MS, loop=0)
+    else:
+        grid(images, nrow=nrow).save(buf, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
     try:
         write_bytes(path, buf.getvalue())
     except OSError as e:

@@ -10,7 +10,7 @@ from gen.trainkit.vqvae_prior import train_prior
 
 FAST = {"log_every": 50, "sample_every": 1000, "checkpoint_every": 1000}
 PRECISIONS = {"gan": ("fp32", "fp16"), "cddpm": ("fp32", "fp16", "int8"), "pix2pix": ("fp32", "fp16"),
-              "cyclegan": ("fp32", "fp16")}
+              "cyclegan": ("fp32", "fp16"), "stylegan": ("fp32", "fp16")}
 # a small calibration set; quantized whatever the speed, since timings of so tiny a net are noise
 INT8 = Int8Options(calibration=16, min_psnr=20.0, min_speedup=0.0)
 RUNS = {
@@ -21,6 +21,7 @@ RUNS = {
     "cddpm": ("ddpm", {"widths": [16, 32], "batch_size": 16, "steps": 30, "conditional": True, "schedule": "cosine", "prediction": "v"}),
     "pix2pix": ("pix2pix", {"width": 8, "batch_size": 8, "steps": 10, "data": "colorize"}),
     "cyclegan": ("cyclegan", {"width": 4, "blocks": 1, "batch_size": 4, "steps": 10, "data": "digits-thin"}),
+    "stylegan": ("stylegan", {"width": 8, "z_dim": 8, "w_dim": 8, "mapping_layers": 2, "batch_size": 8, "steps": 10}),
 }
 
 

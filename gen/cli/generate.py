@@ -22,6 +22,11 @@ def generate(
     mask: Annotated[Optional[str], typer.Option(help="With --image: inpainting mask file of the image's size; white is repainted, black kept.")] = None,
     strength: Annotated[Optional[float], typer.Option(help="With --image: how far to depart from it, in (0, 1]: the share of the schedule that runs (default 0.8; 1.0 with --mask).")] = None,
     direction: Annotated[Optional[str], typer.Option(help="With --image on a CycleGAN bundle: AtoB (default) or BtoA.")] = None,
+    psi: Annotated[Optional[float], typer.Option(help="StyleGAN truncation in [0, 1]: 1 none, lower pulls towards the average image.")] = None,
+    mix_seed: Annotated[Optional[int], typer.Option(help="StyleGAN style mixing: layers from --mix-layer on take this seed's styles.")] = None,
+    mix_layer: Annotated[Optional[int], typer.Option(help="StyleGAN style mixing: first layer that reads --mix-seed (0 = all of them).")] = None,
+    interpolate: Annotated[Optional[tuple[int, int]], typer.Option(help="StyleGAN latent walk: two seeds A B; --frames images from A's to B's (a strip, or an animation with --out walk.gif).")] = None,
+    frames: Annotated[int, typer.Option(help="With --interpolate: images in the walk.")] = 16,
     reconstruct: Annotated[bool, typer.Option("--reconstruct", help="With --image on an autoencoder bundle (ae, vae, vqvae): encode and decode it.")] = False,
     n: Annotated[Optional[int], typer.Option(help="Number of images (default 16; 4 for text-to-image).")] = None,
     seed: Annotated[int, typer.Option(help="Seed: same seed, same images on every backend.")] = 0,
@@ -43,6 +48,8 @@ def generate(
                gen generate bundles/colorize --image photos/ --out coloured/                          (a folder)
                gen generate bundles/cyclegan --image thick.png --direction BtoA --out thin.png          (CycleGAN)
                gen generate bundles/ae --reconstruct --image digit.png --out recon.png                 (autoencoders)
+               gen generate bundles/stylegan --psi 0.7 --mix-seed 5 --mix-layer 2 --out mixed.png      (StyleGAN)
+               gen generate bundles/stylegan --interpolate 1 2 --frames 16 --out walk.gif
     """
     import time
 
@@ -75,13 +82,17 @@ def generate(
     t0 = time.perf_counter()
     if n is None:
         n = 4 if prompt is not None else 1 if image is not None else 16
+    walk = {}
+    if interpolate is not None:  # n frames from seed A's image to seed B's
+        seed, walk, n = interpolate[0], {"interpolate": interpolate[1]}, frames
     if reconstruct:
         images = sampler.reconstruct(image)
         n = len(images)
     else:
         images = sampler.generate(prompt, n=n, seed=seed, steps=steps, scheduler=scheduler, labels=label, guidance=guidance,
                                   negative_prompt=negative_prompt, height=height, width=width, image=image, mask=mask,
-                                  strength=strength, direction=direction)
+                                  strength=strength, direction=direction, psi=psi, mix_seed=mix_seed,
+                                  mix_layer=mix_layer, **walk)
     elapsed = time.perf_counter() - t0
     replaced = os.path.exists(out)
     if image is not None and len(images) == 1:  # one translated image: as it is, not upscaled in a grid
@@ -89,7 +100,7 @@ def generate(
 
         save_image(out, images[0])
     else:
-        save_grid(out, images)
+        save_grid(out, images, nrow=len(images) if interpolate is not None else None)  # a walk is one strip
     if replaced:  # a grid is cheap to remake, so it is replaced, but never silently
         typer.echo(f"(replaced the earlier {out})")
     if url:

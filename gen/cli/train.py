@@ -1,4 +1,4 @@
-"""`gen train {gan,vae,ae,vqvae,vqvae-prior,ddpm,pix2pix,cyclegan,sd-lora}`: train a model on `digits` or a folder of images into a run directory."""
+"""`gen train {gan,stylegan,vae,ae,vqvae,vqvae-prior,ddpm,pix2pix,cyclegan,sd-lora}`: train a model on `digits` or a folder of images into a run directory."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from gen.trainkit.defaults import LOOP, PRIOR_DEFAULTS as PRIOR
 from gen.trainkit.families import declared_defaults
 from gen.trainkit.lora import DEFAULTS as LORA
 
-D = {f: declared_defaults(f) for f in ("gan", "vae", "ae", "vqvae", "ddpm", "pix2pix", "cyclegan")}  # the trainers' own DEFAULTS, for --help
+D = {f: declared_defaults(f) for f in ("gan", "stylegan", "vae", "ae", "vqvae", "ddpm", "pix2pix", "cyclegan")}  # the trainers' own DEFAULTS, for --help
 
 app = typer.Typer(
     help="Train a generator. Each model writes a run directory: weights (safetensors), config, "
@@ -19,7 +19,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-Data = Annotated[str, typer.Option(help="'digits' (bundled 8x8 scikit-learn digits) or a folder of images; sub-folders are class labels.")]
+Data = Annotated[str, typer.Option(help="'digits' (bundled 8x8 scikit-learn digits), 'faces' (scikit-image's 100 lfw_subset faces at 16x16, unlabelled) or a folder of images; sub-folders are class labels.")]
 Out = Annotated[str, typer.Option(help="Run directory to create (refused if it holds a run, unless --resume or --force).")]
 
 
@@ -107,6 +107,33 @@ def vae(
     """Convolutional VAE."""
     _run("vae", data, out, image_size, resume, force, quiet, steps=steps, seed=seed, beta=beta, latent_dim=latent_dim,
          batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every, sample_every=sample_every)
+
+
+@app.command()
+def stylegan(
+    out: Out = "runs/stylegan", data: Data = "digits", steps: Steps("stylegan") = None, seed: Seed = LOOP["seed"],
+    progressive: Annotated[bool, typer.Option(help="Grow from 4x4 to the full size over the first half of the steps, fading each resolution in (ProGAN).")] = False,
+    z_dim: Annotated[Optional[int], _opt("Dimensions of z", "stylegan", "z_dim")] = None,
+    w_dim: Annotated[Optional[int], _opt("Dimensions of w (the style space)", "stylegan", "w_dim")] = None,
+    mapping_layers: Annotated[Optional[int], _opt("Layers of the mapping network", "stylegan", "mapping_layers")] = None,
+    width: Annotated[Optional[int], _opt("Channels at the full resolution (doubling per halving, up to 256)", "stylegan", "width")] = None,
+    r1_gamma: Annotated[Optional[float], _opt("R1 penalty weight on real images", "stylegan", "r1_gamma")] = None,
+    r1_every: Annotated[Optional[int], _opt("Apply R1 every N steps (lazy regularisation)", "stylegan", "r1_every")] = None,
+    ema_beta: Annotated[Optional[float], _opt("EMA decay of the sampled generator's weights", "stylegan", "ema_beta")] = None,
+    image_size: ImageSize = None, batch_size: BatchSize("stylegan") = None, lr: Lr("stylegan") = None,
+    checkpoint_every: CheckpointEvery = CHECKPOINT_EVERY, sample_every: SampleEvery = SAMPLE_EVERY,
+    resume: Resume = False, force: Force = False, quiet: Quiet = False,
+) -> None:
+    """StyleGAN2-style GAN: mapping network, modulated convolutions, noise, R1, EMA; optionally progressive.
+
+    Then:  gen export runs/stylegan --out bundles/stylegan
+           gen generate bundles/stylegan --psi 0.7 --out grid.png
+           gen generate bundles/stylegan --seed 1 --mix-seed 2 --mix-layer 2 --out mixed.png
+           gen generate bundles/stylegan --interpolate 1 2 --frames 16 --out walk.gif
+    """
+    _run("stylegan", data, out, image_size, resume, force, quiet, steps=steps, seed=seed, progressive=progressive or None,
+         z_dim=z_dim, w_dim=w_dim, mapping_layers=mapping_layers, width=width, r1_gamma=r1_gamma, r1_every=r1_every,
+         ema_beta=ema_beta, batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every, sample_every=sample_every)
 
 
 @app.command()

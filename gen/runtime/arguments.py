@@ -32,6 +32,7 @@ class Argument:
     applies_to: str  # for the refusal on a family that does not take it
     rule: str = ""  # what a valid value is, for the error ("at least 1")
     low: float | None = None  # smallest valid value (numbers)
+    high: float | None = None  # largest valid value (numbers)
     served: str | None = None  # request input name on Triton; None: in-process only
 
     def check(self, value):
@@ -44,7 +45,8 @@ class Argument:
             return int(value) % SEED_RANGE if self.kind == "seed" else int(value)
         if self.kind == "float":
             if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
-                    or not math.isfinite(value) or (self.low is not None and value < self.low):
+                    or not math.isfinite(value) or (self.low is not None and value < self.low) \
+                    or (self.high is not None and value > self.high):
                 raise GenError(f"{self.name} must be {self.rule or 'a finite number'}, got {value!r}")
             return float(value)
         if self.kind == "fraction":
@@ -153,6 +155,14 @@ ARGUMENTS = _arguments(
              "Stable Diffusion bundles, with image", served="mask"),
     Argument("direction", "name", "which way to translate: AtoB (domain A to B, the default) or BtoA",
              "CycleGAN bundles", served="direction"),
+    Argument("psi", "float", "truncation: w pulled towards the mean w (1 = none, 0 = the average image)",
+             "StyleGAN bundles", "in [0, 1]", low=0.0, high=1.0, served="psi"),
+    Argument("mix_seed", "seed", "style mixing: the seed whose styles the layers from mix_layer on take",
+             "StyleGAN bundles", "an integer", served="mix_seed"),
+    Argument("mix_layer", "int", "style mixing: the first synthesis layer that reads mix_seed's styles",
+             "StyleGAN bundles (with mix_seed)", "an integer >= 0", low=0, served="mix_layer"),
+    Argument("interpolate", "seed", "a second seed: n images walking in w from seed's first image to this seed's",
+             "StyleGAN bundles", "an integer", served="interpolate"),
     Argument("strength", "fraction", "how far image-to-image departs from the image: the share of the "
              "schedule run (diffusers' strength)", "image-to-image sampling", served="strength"),
 )

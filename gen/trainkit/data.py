@@ -75,6 +75,11 @@ def load_dataset(spec: str, image_size: int | None = None, channels: int | None 
     if spec == "digits":
         images, labels, names = digit_images()
         size = image_size or 8
+    elif spec == "faces":
+        images, labels, names = face_images()
+        size = image_size or FACES_SIZE
+        notes.append(f"faces: scikit-image's lfw_subset, {len(images)} 25x25 gray faces at {size}x{size} (unlabelled: "
+                     "gen eval needs --inception for them)")
     else:
         images, labels, names = _folder(Path(spec))
         size = image_size
@@ -83,7 +88,7 @@ def load_dataset(spec: str, image_size: int | None = None, channels: int | None 
             notes.append(note)
     x = np.stack([to_array(im, size, channels or _channels_of(images)) for im in images])
     y = np.asarray(labels, dtype=np.int64)
-    data = _split(spec if spec == "digits" else Path(spec).name, x, y, names)
+    data = _split(spec if spec in ("digits", "faces") else Path(spec).name, x, y, names)
     data.notes = notes
     return data
 
@@ -104,6 +109,18 @@ def own_size(images) -> tuple[int, str]:
     reason = ("the nets take powers of two" if size < MAX_DEFAULT_SIZE or side < MAX_DEFAULT_SIZE
               else f"the default cap is {MAX_DEFAULT_SIZE}")
     return size, f"image size {size}: {why} and {reason}; choose another with --image-size"
+
+
+FACES_SIZE = 16  # lfw_subset's faces are 25 x 25: the largest power of two below, so none is upscaled
+
+
+def face_images():
+    """The 100 faces of scikit-image's lfw_subset (its other 100 images are not faces), as 8-bit gray."""
+    from PIL import Image
+    from skimage.data import lfw_subset
+
+    faces = lfw_subset()[:100]
+    return [Image.fromarray(np.round(np.clip(f, 0, 1) * 255).astype(np.uint8), mode="L") for f in faces], [-1] * len(faces), []
 
 
 def digit_images():

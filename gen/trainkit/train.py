@@ -45,7 +45,7 @@ def build_config(family: str, data: Dataset, data_spec: str, overrides: dict) ->
     if data.input_channels:  # paired data: what the model reads, beside what it makes
         config["input_channels"] = data.input_channels
     for key in ("steps", "batch_size", "sample_every", "checkpoint_every", "log_every", "n_critic", "latent_dim", "z_dim", "width",
-                "blocks", "pool_size"):
+                "blocks", "pool_size", "w_dim", "mapping_layers", "r1_every", "grid", "codebook_size", "code_dim"):
         _check_positive(config, key)
     if config["batch_size"] < 2:
         raise GenError(f"--batch-size must be at least 2 (batch statistics need two samples), got {config['batch_size']}")

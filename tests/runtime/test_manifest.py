@@ -50,7 +50,7 @@ def _broken(tmp_path, change):
     (lambda m: m["image"].update(height="8"), r"image.height must be an integer, got a string"),
     (lambda m: m["components"]["generator"]["files"]["fp32"].pop("bytes"), "lacks 'components.generator.files.fp32.bytes'"),
     (lambda m: m["components"]["generator"].update(inputs={}), "components.generator.inputs must be a list"),
-    (lambda m: m.update(family="stylegan"), "unknown model family 'stylegan'"),
+    (lambda m: m.update(family="biggan"), "unknown model family 'biggan'"),
     (lambda m: m["components"].update(decoder=m["components"].pop("generator")), "lacks component 'generator'"),
     (lambda m: m["conditioning"].update(num_classes=True), "conditioning.num_classes must be an integer"),
     (lambda m: m.pop("image"), "lacks 'image'"),
@@ -61,7 +61,7 @@ def test_bad_manifests_are_refused_at_load_with_the_key(tmp_path, change, messag
 
 
 def test_every_family_is_registered_and_an_unknown_one_is_an_error():
-    assert family_names() == ["ae", "cyclegan", "ddpm", "gan", "pix2pix", "sd", "vae", "vqvae"]
+    assert family_names() == ["ae", "cyclegan", "ddpm", "gan", "pix2pix", "sd", "stylegan", "vae", "vqvae"]
     with pytest.raises(GenError, match="unknown model family 'nope'"):
         get_family("nope")
 
