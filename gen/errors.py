@@ -2,4 +2,9 @@
 
 
 class GenError(Exception):
-    """A problem the user can fix (bad argument, bad file); the message says what and how."""
+    """A problem the user can fix (bad argument, bad file); the message says what and how.
+    `argument` names the generate() argument at fault where there is one (the demo's 422 says it)."""
+
+    def __init__(self, message: str = "", argument: str | None = None):
+        super().__init__(message)
+        self.argument = argument

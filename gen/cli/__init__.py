@@ -11,6 +11,7 @@ import sys
 import typer
 
 from gen.cli import bench as bench_cmd
+from gen.cli import demo as demo_cmd
 from gen.cli import distill as distill_cmd
 from gen.cli import eval as eval_cmd
 from gen.cli import export as export_cmd
@@ -35,6 +36,7 @@ app.command("export")(export_cmd.export)
 app.command("generate")(generate_cmd.generate)
 app.command("bench")(bench_cmd.bench)
 app.add_typer(serve_cmd.app, name="serve")
+app.command("demo")(demo_cmd.demo)
 app.command("info")(info_cmd.info)
 
 

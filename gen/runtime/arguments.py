@@ -40,19 +40,19 @@ class Argument:
         if self.kind in ("int", "seed"):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or \
                     (self.low is not None and value < self.low):
-                raise GenError(f"{self.name} must be {self.rule or 'an integer'}, got {value!r}")
+                raise GenError(f"{self.name} must be {self.rule or 'an integer'}, got {value!r}", self.name)
             # any integer is a seed: mapped to numpy's 64-bit range the same way in process and served
             return int(value) % SEED_RANGE if self.kind == "seed" else int(value)
         if self.kind == "float":
             if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
                     or not math.isfinite(value) or (self.low is not None and value < self.low) \
                     or (self.high is not None and value > self.high):
-                raise GenError(f"{self.name} must be {self.rule or 'a finite number'}, got {value!r}")
+                raise GenError(f"{self.name} must be {self.rule or 'a finite number'}, got {value!r}", self.name)
             return float(value)
         if self.kind == "fraction":
             if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
                     or not math.isfinite(value) or not 0 < value <= 1:
-                raise GenError(f"{self.name} must be in (0, 1], got {value!r}")
+                raise GenError(f"{self.name} must be in (0, 1], got {value!r}", self.name)
             return float(value)
         if self.kind == "image":
             from gen.runtime.image_input import as_uint8_nhwc
@@ -60,7 +60,7 @@ class Argument:
             return as_uint8_nhwc(value, self.name)
         if self.kind == "name":
             if not isinstance(value, str):
-                raise GenError(f"{self.name} must be a name (a string), got {type(value).__name__}")
+                raise GenError(f"{self.name} must be a name (a string), got {type(value).__name__}", self.name)
             return value
         if self.kind == "texts":
             from gen.runtime.prompts import check_prompts
@@ -176,7 +176,7 @@ def given(arguments: dict, takes: str) -> dict[str, tuple[Argument, object]]:
         if value is None:
             continue
         if name not in ARGUMENTS:
-            raise GenError(f"unknown generate() argument {name!r}; {takes}")
+            raise GenError(f"unknown generate() argument {name!r}; {takes}", name)
         out[name] = (ARGUMENTS[name], value)
     return out
 
@@ -188,12 +188,12 @@ def class_labels(labels, n: int, num_classes: int) -> np.ndarray:
         return (np.arange(n) % num_classes).astype(np.int64)
     given = np.asarray(labels)
     if given.dtype.kind not in "iu" and given.size:
-        raise GenError(f"labels must be integers, got {labels!r}")
+        raise GenError(f"labels must be integers, got {labels!r}", "labels")
     # one label, as a number or a one-element list, is every image's (as a served request carries it)
     arr = np.full(n, given.reshape(-1)[0], dtype=np.int64) if given.size == 1 else given.astype(np.int64)
     if arr.shape != (n,):
-        raise GenError(f"labels: expected one label or {n}, got {arr.shape[0] if arr.ndim else arr.size}")
+        raise GenError(f"labels: expected one label or {n}, got {arr.shape[0] if arr.ndim else arr.size}", "labels")
     bad = arr[(arr < 0) | (arr >= num_classes)]
     if len(bad):
-        raise GenError(f"label {int(bad[0])} is out of range: this model has classes 0..{num_classes - 1}")
+        raise GenError(f"label {int(bad[0])} is out of range: this model has classes 0..{num_classes - 1}", "labels")
     return arr

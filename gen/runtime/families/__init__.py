@@ -102,11 +102,11 @@ class Family:
         for name, (spec, value) in given(arguments, f"this {self.name} bundle takes {', '.join(accepted)}").items():
             if name not in accepted:
                 raise GenError(self.refusals.get(name) or
-                               f"{name} applies to {spec.applies_to}; this is a {self.name} bundle")
+                               f"{name} applies to {spec.applies_to}; this is a {self.name} bundle", name)
             out[name] = spec.check(value)
         for name, message in self.required.items():
             if name not in out:
-                raise GenError(message)
+                raise GenError(message, name)
         out.setdefault("n", 1)
         out.setdefault("seed", 0)
         self.check_limits(bundle, out, limits or self.limits_for(bundle))
@@ -115,8 +115,9 @@ class Family:
 
     def check_limits(self, bundle, args: dict, limits: Limits) -> None:
         def refuse(what, limit, name):
+            argument = {"pixels": "height", "prompt_chars": "prompt"}.get(name, name)
             raise GenError(f"{what} is over this model's limit of {limit}; raise it with Sampler(..., "
-                           f"limits={{'{name}': N}}) or `gen serve build {LIMIT_OPTIONS[name]} N`")
+                           f"limits={{'{name}': N}}) or `gen serve build {LIMIT_OPTIONS[name]} N`", argument)
 
         count = self.images_per_request(args)
         if count > limits.n:

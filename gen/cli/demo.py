@@ -1,0 +1,50 @@
+"""`gen demo BUNDLE...`: serve a page per bundle (and a JSON API) on 127.0.0.1."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+
+def demo(
+    bundles: Annotated[Optional[list[str]], typer.Argument(help="Bundle directories written by `gen export`; one page each.")] = None,
+    url: Annotated[Optional[str], typer.Option(help="Also a model served by Triton: http://HOST:PORT or grpc://HOST:PORT (with --model).")] = None,
+    model: Annotated[Optional[str], typer.Option(help="The pipeline model's name on --url.")] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on. 127.0.0.1 keeps the demo on this machine; 0.0.0.0 exposes it to the network.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 7860,
+    concurrency: Annotated[int, typer.Option(help="Generations one model runs at a time.")] = 1,
+    queue: Annotated[int, typer.Option(help="Requests one model lets wait beyond those; more get 429 with Retry-After.")] = 2,
+    max_body_mb: Annotated[float, typer.Option(help="Largest request body (an uploaded image travels in it), in MiB.")] = 8.0,
+    backend: Annotated[str, typer.Option(help="Backend for the bundles: ort or eager.")] = "ort",
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads per model (default: the backend's). The same count as a local Sampler gives the same bytes.")] = None,
+) -> None:
+    """Try bundles in a browser: each gets a page with its own controls (prompt, label, steps, scheduler,
+    guidance, seed, image upload, psi, ...), progress while it runs, the images with their seeds and timing,
+    and download links. Beside it, a JSON API: POST /api/generate, GET /api/models; described at /api.
+
+    Example:  gen demo bundles/ddpm bundles/sd-lora      then open http://127.0.0.1:7860
+              curl -s 127.0.0.1:7860/api/generate -H 'Content-Type: application/json' -d '{"model": "ddpm", "n": 4}'
+    """
+    from gen.errors import GenError
+
+    try:
+        import uvicorn
+
+        from gen.demo.app import create_app
+    except ImportError:
+        raise GenError("gen demo needs FastAPI and uvicorn: pip install 'gen[demo]'") from None
+    from gen.demo.models import open_models
+
+    if max_body_mb <= 0:
+        raise GenError(f"--max-body-mb must be positive, got {max_body_mb}")
+    models = open_models(bundles or [], url, model, backend, concurrency, queue, threads)
+    app = create_app(models, max_body=int(max_body_mb * 2**20))
+    where = "this machine only" if host in ("127.0.0.1", "localhost", "::1") else "THE NETWORK: anyone who can reach it can generate"
+    typer.echo(f"gen demo: {', '.join(models)} on http://{host}:{port}  (listening on {host}: {where}; "
+               f"--host changes it)  API: http://{host}:{port}/api", err=False)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+    finally:
+        for m in models.values():
+            m.close()

@@ -1,0 +1,199 @@
+"""The models a demo serves: each a bundle (or a model on a Triton server) with its declared
+`generate()` arguments, lazily opened Samplers per precision, and an admission gate.
+
+The gate runs at most `concurrency` generations of one model at a time and lets `queue` more wait;
+a request beyond that is refused at once (the app answers 429 with a Retry-After from the last run's
+time) instead of piling up behind a slow diffusion model. A run is cancelled between steps when its
+`cancel` event is set (the client went away).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gen.errors import GenError
+from gen.runtime.arguments import ARGUMENTS, COMMON
+
+
+class Busy(Exception):
+    """Every slot and queue place of a model is taken."""
+
+    def __init__(self, retry_after: float):
+        super().__init__(f"busy; retry after {retry_after:.0f} s")
+        self.retry_after = retry_after
+
+
+class Cancelled(Exception):
+    """The client went away; the run stopped between steps."""
+
+
+def _choices(name: str, bundle) -> list | None:
+    """The valid values of a name-kind argument, for a select box."""
+    if name == "scheduler":
+        from gen.runtime.schedulers import scheduler_names
+
+        return list(scheduler_names())
+    if name == "direction":
+        from gen.runtime.families.cyclegan import DIRECTIONS
+
+        return list(DIRECTIONS)
+    return None
+
+
+@dataclass
+class DemoModel:
+    name: str
+    bundle_path: str | None = None  # a bundle directory, or
+    url: str | None = None  # a Triton server with `model`
+    model: str | None = None
+    backend: str = "ort"
+    threads: int | None = None  # CPU threads per Sampler (None: the backend's default)
+    concurrency: int = 1
+    queue: int = 2
+    _samplers: dict = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _admitted: int = 0
+    _last_seconds: float = 5.0
+    runs: dict = field(default_factory=lambda: {"completed": 0, "cancelled": 0, "failed": 0})  # shown by /api/models
+
+    def __post_init__(self):
+        self._slots = threading.Semaphore(self.concurrency)
+        self.sampler()  # open it now: a bad bundle or URL fails at start, not at the first click
+
+    # -- samplers ------------------------------------------------------------------------------
+    def sampler(self, precision: str | None = None):
+        from gen.runtime.sampler import Sampler
+
+        key = precision or "default"
+        with self._lock:
+            if key not in self._samplers:
+                if self.url:
+                    self._samplers[key] = Sampler(self.url, backend="triton", model=self.model)
+                else:
+                    self._samplers[key] = Sampler(self.bundle_path, backend=self.backend, precision=precision,
+                                                  threads=self.threads)
+            return self._samplers[key]
+
+    def close(self) -> None:
+        for s in self._samplers.values():
+            s.close()
+
+    # -- what the page and /api/models show ----------------------------------------------------
+    def describe(self) -> dict:
+        s = self.sampler()
+        if s.remote is not None:
+            return {"name": self.name, "family": "remote", "source": f"{self.url} model {self.model}",
+                    "arguments": [self._argument(a, None) for a in self._served_arguments()], "precisions": [],
+                    "image": None, "previews": False, "limits": None}
+        bundle = s.bundle
+        spec = bundle.spec
+        names = [a for a in (*COMMON, *spec.accepts(bundle))]
+        files = [set(c.files) for c in bundle.manifest.components.values()]
+        precisions = sorted(set.intersection(*files)) if files else ["fp32"]
+        return {
+            "name": self.name, "family": spec.name, "source": str(bundle.path),
+            "arguments": [self._argument(a, bundle) for a in names if a in ARGUMENTS],
+            "required": sorted(spec.required), "precisions": precisions,
+            "image": {"height": bundle.image.height, "width": bundle.image.width, "channels": bundle.image.channels},
+            "previews": spec.diffusion and not bundle.manifest.text,  # x0 is an image (not latents)
+            "limits": {"n": s.limits.n, "steps": s.limits.steps},
+            "can_generate": spec.can_generate(bundle), "runs": dict(self.runs),
+        }
+
+    def _served_arguments(self) -> list[str]:
+        s = self.sampler()
+        config = s.remote.client.get_model_config(self.model)
+        inputs = config["config"]["input"] if isinstance(config, dict) else config.config.input
+        served = {(i["name"] if isinstance(i, dict) else i.name) for i in inputs}
+        return [a.name for a in ARGUMENTS.values() if a.served in served]
+
+    @staticmethod
+    def _argument(name: str, bundle) -> dict:
+        a = ARGUMENTS[name]
+        out = {"name": name, "kind": a.kind, "help": a.help, "rule": a.rule, "low": a.low, "high": a.high,
+               "choices": _choices(name, bundle)}
+        if name == "labels" and bundle is not None:
+            out["choices"] = list(bundle.manifest.conditioning.class_names) or \
+                [str(i) for i in range(bundle.num_classes)]
+        if name == "steps" and bundle is not None:
+            out["default"] = bundle.sampling.default_steps
+        return out
+
+    # -- admission -----------------------------------------------------------------------------
+    def admit(self) -> None:
+        """Take a place (running or waiting), or raise Busy."""
+        with self._lock:
+            if self._admitted >= self.concurrency + self.queue:
+                raise Busy(max(1.0, self._last_seconds))
+            self._admitted += 1
+
+    def _count(self, outcome: str) -> None:
+        with self._lock:
+            self.runs[outcome] += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self._admitted -= 1
+
+    def run(self, arguments: dict, precision: str | None, cancel: threading.Event, on_step=None) -> tuple[np.ndarray, float]:
+        """Images (uint8 NHWC) for one admitted request, once a slot is free; seconds it took."""
+        try:
+            while not self._slots.acquire(timeout=0.1):
+                if cancel.is_set():
+                    raise Cancelled()
+            try:
+                if cancel.is_set():
+                    raise Cancelled()
+                sampler = self.sampler(precision)
+                remote = sampler.remote is not None
+
+                def step(i, steps, x0):
+                    if cancel.is_set():
+                        raise Cancelled()
+                    if on_step is not None:
+                        on_step(i, steps, x0)
+
+                t0 = time.perf_counter()
+                images = sampler.generate(output="uint8", **arguments, **({} if remote else {"on_step": step}))
+                seconds = time.perf_counter() - t0
+                self._last_seconds = seconds
+                self._count("completed")
+                return images, seconds
+            finally:
+                self._slots.release()
+        except Cancelled:  # while waiting for a slot or between steps
+            self._count("cancelled")
+            raise
+        except Exception:
+            self._count("failed")
+            raise
+        finally:
+            self.release()
+
+
+def open_models(bundles: list[str], url: str | None, model: str | None, backend: str, concurrency: int,
+                queue: int, threads: int | None = None) -> dict[str, DemoModel]:
+    """Name each model (the bundle folder's name; a served model's own) and open it."""
+    from pathlib import Path
+
+    if concurrency < 1 or queue < 0:
+        raise GenError(f"--concurrency must be >= 1 and --queue >= 0, got {concurrency} and {queue}")
+    models = {}
+    for path in bundles:
+        name = base = Path(path).resolve().name
+        i = 2
+        while name in models:
+            name, i = f"{base}-{i}", i + 1
+        models[name] = DemoModel(name, bundle_path=path, backend=backend, threads=threads, concurrency=concurrency,
+                                 queue=queue)
+    if url:
+        if not model:
+            raise GenError("--url needs --model NAME: the pipeline model on that server")
+        models[model] = DemoModel(model, url=url, model=model, concurrency=concurrency, queue=queue)
+    if not models:
+        raise GenError("give at least one BUNDLE directory, or --url with --model")
+    return models
