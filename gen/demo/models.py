@@ -105,10 +105,12 @@ class DemoModel:
         }
 
     def _served_arguments(self) -> list[str]:
-        s = self.sampler()
-        config = s.remote.client.get_model_config(self.model)
-        inputs = config["config"]["input"] if isinstance(config, dict) else config.config.input
-        served = {(i["name"] if isinstance(i, dict) else i.name) for i in inputs}
+        client = self.sampler().remote.client
+        try:
+            config = client.get_model_config(self.model, as_json=True)  # gRPC: {"config": {...}}
+        except TypeError:
+            config = client.get_model_config(self.model)  # HTTP: the config itself
+        served = {i["name"] for i in config.get("config", config)["input"]}
         return [a.name for a in ARGUMENTS.values() if a.served in served]
 
     @staticmethod

@@ -349,3 +349,18 @@ def test_a_cancelled_request_stops_sampling_and_frees_the_instance(tmp_path):
         remote.infer({"n": np.array([1], np.int32), "steps": np.array([2], np.int32)})
         assert time.perf_counter() - t0 < long_s / 3, "the cancelled request kept the instance busy"
         client.close()
+
+
+@pytest.mark.parametrize("scheme", ["http", "grpc"])
+def test_the_demo_serves_a_triton_model(server, bundles, scheme):
+    """`gen demo --url URL --model NAME`: the page's arguments come from the served model's inputs."""
+    import threading
+
+    from gen.demo.models import open_models
+
+    url = server.http_url if scheme == "http" else server.grpc_url
+    model = open_models([], url, "cddpm", "ort", 1, 0)["cddpm"]
+    names = {a["name"] for a in model.describe()["arguments"]}
+    assert {"n", "seed", "steps", "labels", "guidance", "scheduler"} <= names and "prompt" not in names
+    images, _ = model.run({"n": 2, "seed": 4, "steps": 5, "labels": 3}, None, threading.Event())
+    assert np.array_equal(images, Sampler(str(bundles["cddpm"])).generate(n=2, seed=4, steps=5, labels=3, output="uint8"))
