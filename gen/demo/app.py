@@ -39,6 +39,7 @@ from gen.errors import GenError
 from gen.runtime.arguments import ARGUMENTS
 
 PREVIEW_EVERY = 5  # a preview of x0 every this many diffusion steps (and at the last)
+MAX_UPLOAD_PIXELS = 4096 * 4096  # an uploaded image is refused before decoding past this (a tiny PNG can be huge)
 IMAGE_ARGUMENTS = ("image", "mask")
 DEMO_KEYS = ("model", "precision", "stream")
 
@@ -62,6 +63,8 @@ def decode_image(value, name: str) -> np.ndarray:
     try:
         raw = base64.b64decode(data, validate=True)
         with Image.open(io.BytesIO(raw)) as im:
+            if im.width * im.height > MAX_UPLOAD_PIXELS:
+                raise GenError(f"{name} is {im.width}x{im.height}; uploads are limited to {MAX_UPLOAD_PIXELS} pixels", name)
             im.load()
             pic = im.convert("RGB" if im.mode not in ("L", "RGB") else im.mode)
     except (ValueError, UnidentifiedImageError, OSError, Image.DecompressionBombError):
@@ -82,7 +85,7 @@ def parse_request(body: dict, models: dict):
     if not isinstance(body, dict):
         raise GenError("the request body must be a JSON object")
     name = body.get("model")
-    if name not in models:
+    if not isinstance(name, str) or name not in models:
         raise GenError(f"model: unknown model {name!r}; this demo serves {', '.join(models)}", "model")
     unknown = [k for k in body if k not in ARGUMENTS and k not in DEMO_KEYS]
     if unknown:
@@ -94,9 +97,15 @@ def parse_request(body: dict, models: dict):
             arguments[k] = decode_image(arguments[k], k)
     if isinstance(arguments.get("negative_prompt"), str) and not arguments["negative_prompt"].strip():
         arguments.pop("negative_prompt")  # an empty box on the page means none
+    if "seed" in arguments:  # checked here too: the response echoes it
+        arguments["seed"] = ARGUMENTS["seed"].check(arguments["seed"])
     precision = body.get("precision")
-    if precision is not None and not isinstance(precision, str):
-        raise GenError(f"precision must be a name such as fp32, got {precision!r}")
+    if precision is not None:
+        if not isinstance(precision, str):
+            raise GenError(f"precision must be a name such as fp32, got {precision!r}", "precision")
+        if models[name].url:
+            raise GenError("precision applies to bundles; a served model runs the precision its repository was built with",
+                           "precision")
     return models[name], arguments, precision, bool(body.get("stream"))
 
 
@@ -147,20 +156,24 @@ def create_app(models: dict, max_body: int = 8 * 2**20) -> FastAPI:
             raw += chunk
             if len(raw) > max_body:
                 return error(413, f"the request body is over the limit of {max_body} bytes (gen demo --max-body-mb)")
+        loop = asyncio.get_running_loop()
         try:
             body = json.loads(raw or b"null")
-            model, arguments, precision, stream = parse_request(body, models)
+            # decoding an uploaded image costs CPU: off the event loop, so other clients are not stalled
+            model, arguments, precision, stream = await loop.run_in_executor(None, parse_request, body, models)
         except json.JSONDecodeError as e:
             return error(422, f"the request body is not JSON: {e.msg}")
+        except ValueError as e:  # e.g. an integer too long for the JSON parser
+            return error(422, f"the request body is not usable JSON: {e}")
         except GenError as e:
-            return error(422, str(e), argument=getattr(e, "argument", None))
+            return error(422, str(e), argument=e.argument)
+        seed = int(arguments.get("seed", 0))
         try:
             model.admit()
         except Busy as e:
             return error(429, f"{model.name} is busy ({model.concurrency} running, {model.queue} waiting); retry later",
                          headers={"Retry-After": str(int(np.ceil(e.retry_after)))})
-        cancel = threading.Event()
-        seed = int(arguments.get("seed", 0))
+        cancel = threading.Event()  # from here on, model.run releases the admission place whatever happens
 
         def result(images, seconds):
             return {"model": model.name, "seed": seed, "seconds": round(seconds, 3),
@@ -168,7 +181,7 @@ def create_app(models: dict, max_body: int = 8 * 2**20) -> FastAPI:
                     "images": [{"png": png_base64(im), "index": i, "seed": seed} for i, im in enumerate(images)]}
 
         if not stream:
-            task = asyncio.get_running_loop().run_in_executor(None, model.run, arguments, precision, cancel)
+            task = loop.run_in_executor(model.executor, model.run, arguments, precision, cancel)
             while not task.done():  # a client that goes away cancels its run
                 if await request.is_disconnected():
                     cancel.set()
@@ -183,8 +196,7 @@ def create_app(models: dict, max_body: int = 8 * 2**20) -> FastAPI:
             return result(images, seconds)
 
         events: asyncio.Queue = asyncio.Queue()
-        loop = asyncio.get_running_loop()
-        preview = model.describe().get("previews")
+        preview = model.previews
 
         def on_step(i, steps, x0):
             event = {"step": i + 1, "steps": steps}
@@ -205,7 +217,7 @@ def create_app(models: dict, max_body: int = 8 * 2**20) -> FastAPI:
             except Exception as e:  # noqa: BLE001 - the page shows it; the server stays up
                 loop.call_soon_threadsafe(events.put_nowait, ("error", {"detail": f"{type(e).__name__}: {e}"}))
 
-        loop.run_in_executor(None, work)
+        loop.run_in_executor(model.executor, work)
 
         async def sse():
             try:

@@ -61,8 +61,14 @@ class DemoModel:
     runs: dict = field(default_factory=lambda: {"completed": 0, "cancelled": 0, "failed": 0})  # shown by /api/models
 
     def __post_init__(self):
+        from concurrent.futures import ThreadPoolExecutor
+
         self._slots = threading.Semaphore(self.concurrency)
-        self.sampler()  # open it now: a bad bundle or URL fails at start, not at the first click
+        # a thread per admitted request (running or waiting), its own: one model's queue cannot use up
+        # the threads another model needs
+        self.executor = ThreadPoolExecutor(self.concurrency + self.queue, thread_name_prefix=f"demo-{self.name}")
+        s = self.sampler()  # open it now: a bad bundle or URL fails at start, not at the first click
+        self.previews = s.remote is None and s.bundle.spec.diffusion and not s.bundle.manifest.text
 
     # -- samplers ------------------------------------------------------------------------------
     def sampler(self, precision: str | None = None):
@@ -79,6 +85,7 @@ class DemoModel:
             return self._samplers[key]
 
     def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
         for s in self._samplers.values():
             s.close()
 
@@ -99,7 +106,7 @@ class DemoModel:
             "arguments": [self._argument(a, bundle) for a in names if a in ARGUMENTS],
             "required": sorted(spec.required), "precisions": precisions,
             "image": {"height": bundle.image.height, "width": bundle.image.width, "channels": bundle.image.channels},
-            "previews": spec.diffusion and not bundle.manifest.text,  # x0 is an image (not latents)
+            "previews": self.previews,  # x0 is an image (not latents)
             "limits": {"n": s.limits.n, "steps": s.limits.steps},
             "can_generate": spec.can_generate(bundle), "runs": dict(self.runs),
         }

@@ -6,6 +6,8 @@ fonts: the page works offline."""
 from __future__ import annotations
 
 import html
+import json
+from urllib.parse import quote
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:0;background:#f6f7f9;color:#1d2330}
@@ -31,7 +33,7 @@ def _page(title: str, body: str, script: str = "") -> str:
 
 
 def index_page(models: list[dict]) -> str:
-    rows = "".join(f"<tr><td><a href='/m/{html.escape(m['name'])}'>{html.escape(m['name'])}</a></td>"
+    rows = "".join(f"<tr><td><a href='/m/{quote(m['name'])}'>{html.escape(m['name'])}</a></td>"
                    f"<td>{html.escape(m['family'])}</td><td>{html.escape(m['source'])}</td></tr>" for m in models)
     return _page("gen demo", "<header><b>gen demo</b> &middot; <a href='/api'>JSON API</a></header><main>"
                  f"<table><tr><th>model</th><th>family</th><th>from</th></tr>{rows}</table></main>")
@@ -54,7 +56,7 @@ def _control(a: dict) -> str:
         return label + f"<input type='file' accept='image/*' {attrs}>"
     if kind == "texts":
         return label + f"<input type='text' {attrs}>"
-    if kind == "seed":
+    if kind == "seed" and name == "seed":  # the request's seed: a default, and a random toggle
         return label + (f"<input type='number' step='1' value='0' {attrs}>"
                         f"<label class='help'><input type='checkbox' id='random-seed'> random seed</label>")
     bounds = "".join(f" {k}='{a[b]}'" for k, b in (("min", "low"), ("max", "high")) if a.get(b) is not None)
@@ -77,7 +79,8 @@ def model_page(m: dict) -> str:
             f"<form id='controls' onsubmit='return false'>{controls}<button id='generate' type='button'>Generate</button></form>"
             "<section id='out'><div id='status'>ready</div><progress id='progress' value='0' max='1' hidden></progress>"
             "<img id='preview' alt='preview of the denoised estimate'><div id='results' class='grid'></div></section></main>")
-    return _page(f"gen demo: {m['name']}", body, SCRIPT.replace("__MODEL__", html.escape(m["name"])))
+    model = json.dumps(m["name"]).replace("<", "\\u003c")  # a JS string literal, whatever the folder is called
+    return _page(f"gen demo: {m['name']}", body, SCRIPT.replace('"__MODEL__"', model))
 
 
 SCRIPT = r"""

@@ -48,10 +48,10 @@ def decode(png_b64: str) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def demo(bundles, sd_bundle, tmp_path_factory):
-    """`gen demo` on a class-conditional DDPM, tiny-sd and pix2pix; one run at a time, one waiting; one
+    """`gen demo` on a class-conditional DDPM, tiny-sd, pix2pix and StyleGAN; one run at a time, one waiting; one
     ORT thread, as the Samplers it is compared with (another count can change a float's last bit)."""
     root = tmp_path_factory.mktemp("demo")
-    names = {"cddpm": bundles["cddpm"], "sd": sd_bundle, "pix2pix": bundles["pix2pix"]}
+    names = {"cddpm": bundles["cddpm"], "sd": sd_bundle, "pix2pix": bundles["pix2pix"], "stylegan": bundles["stylegan"]}
     for name, path in names.items():  # the page names a model by its folder
         shutil.copytree(path, root / name)
     port = free_port()
@@ -145,6 +145,17 @@ def test_image_to_image_page_uploads_and_shows_the_samplers_image(demo, browser,
 
 
 @browser_only
+def test_stylegan_page_mixes_and_truncates(demo, browser):
+    url, paths, _ = demo
+    shown, _ = fill_and_generate(browser, url, "stylegan", {"n": 2, "seed": 1, "psi": 0.7, "mix_seed": 3, "mix_layer": 1},
+                                 expect=2)
+    expected = Sampler(paths["stylegan"], threads=1).generate(n=2, seed=1, psi=0.7, mix_seed=3, mix_layer=1, output="uint8")
+    assert np.array_equal(shown, expected)
+    shown, _ = fill_and_generate(browser, url, "stylegan", {"n": 1, "seed": 2}, expect=1)  # other seeds left empty
+    assert np.array_equal(shown, Sampler(paths["stylegan"], threads=1).generate(n=1, seed=2, output="uint8"))
+
+
+@browser_only
 def test_random_seed_is_shown_and_reproduces(demo, browser):
     from selenium.webdriver.common.by import By
 
@@ -176,11 +187,17 @@ def test_api_equals_the_sampler_and_names_bad_arguments(demo):
         ({"model": "sd", "prompt": "x", "image": "/etc/passwd"}, "image", "file paths are not accepted"),
         ({"model": "sd"}, "prompt", "pass a prompt"),
         ({"model": "nope"}, "model", "unknown model 'nope'"),
+        ({"model": ["cddpm"]}, "model", "unknown model"),
+        ({"model": "cddpm", "seed": "abc"}, "seed", "seed must be an integer"),
+        ({"model": "cddpm", "seed": 1e999}, "seed", "seed must be an integer"),
+        ({"model": "stylegan", "precision": 7}, "precision", "precision must be a name"),
     ]:
         status, _, body = post(url, request)
         assert status == 422 and body["argument"] == argument and message in body["detail"], (request, body)
+    for _ in range(4):  # the refused requests above held no place: the model still takes work
+        assert post(url, {"model": "cddpm", "steps": 2})[0] == 200
     models = json.loads(urllib.request.urlopen(url + "/api/models").read())["models"]
-    assert {m["name"] for m in models} == {"cddpm", "sd", "pix2pix"}
+    assert {m["name"] for m in models} == {"cddpm", "sd", "pix2pix", "stylegan"}
     assert {a["name"] for a in next(m for m in models if m["name"] == "sd")["arguments"]} >= {"prompt", "image", "mask", "strength"}
     assert "/api/generate" in json.loads(urllib.request.urlopen(url + "/openapi.json").read())["paths"]
     assert b"/api/generate" in urllib.request.urlopen(url + "/api").read()

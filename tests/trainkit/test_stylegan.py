@@ -66,6 +66,7 @@ def test_truncation_mixing_and_walk(bundles):
     assert not np.array_equal(ort.generate(n=3, seed=1, mix_seed=5, mix_layer=3), own)
     mean = ort.generate(n=3, seed=1, psi=0.0)
     assert np.abs(mean - mean[:1]).max() <= 1e-5  # psi 0: every z gives the average image
+    assert ort.generate(seed=1, interpolate=2).shape == (1, 1, 8, 8)  # a one-frame walk: seed's own image
     walk = ort.generate(n=5, seed=1, interpolate=2)
     assert np.array_equal(walk[0], ort.generate(n=1, seed=1)[0]) and np.abs(walk[-1] - ort.generate(n=1, seed=2)[0]).max() <= 1e-5
 

@@ -46,10 +46,10 @@ class StyleGan(Family):
 
     def sample(self, backend, n, rng, args, on_step=None):
         s = backend.bundle.sampling
-        psi = np.full(n, args.get("psi", 1.0), np.float32)
+        psi = args.get("psi", 1.0)
 
         def mapping(z):
-            return backend.run("mapping", {"z": z, "psi": psi[:len(z)]})
+            return backend.run("mapping", {"z": z, "psi": np.full(len(z), psi, np.float32)})
 
         if "interpolate" in args:
             ends = mapping(np.concatenate([rng.standard_normal((1, s.z_dim), dtype=np.float32),

@@ -85,7 +85,7 @@ class StyleGanTrainer:
         fade = fade_schedule(step, c["steps"], self.sizes, c["progressive"])
         grown = [s for s, f in zip(self.sizes, fade) if f > 0]
         real, _ = batch(g)
-        if len(grown) < len(self.sizes):  # reals at the resolution the generator has grown to
+        if len(grown) < len(self.sizes) or fade[len(grown) - 1] < 1:  # reals at the generator's current resolution
             alpha = fade[len(grown) - 1]
             lower = blur_to(real, grown[-2]) if len(grown) > 1 else blur_to(real, grown[-1])
             real = torch.lerp(lower, blur_to(real, grown[-1]), alpha)
