@@ -225,7 +225,7 @@ def pix2pix(
     side_by_side: Annotated[bool, typer.Option(help="--data holds side-by-side pairs (A left, B right), as the pix2pix datasets ship.")] = False,
     steps: Steps("pix2pix") = None, seed: Seed = LOOP["seed"],
     l1_weight: Annotated[Optional[float], _opt("Weight of the L1 term beside the GAN loss (the paper's lambda)", "pix2pix", "l1_weight")] = None,
-    gan_weight: Annotated[Optional[float], _opt("Weight of the GAN term (0: L1 alone, the PSNR-optimal regression; the paper's L1-only ablation)", "pix2pix", "gan_weight")] = None,
+    gan_weight: Annotated[Optional[float], typer.Option(help="Weight of the GAN term (0: L1 alone, the PSNR-optimal regression; the paper's L1-only ablation). Default: 0 for restoration tasks whose input has the output's channels (sr4x: the GAN texture costs PSNR), 1 otherwise.")] = None,
     width: Annotated[Optional[int], _opt("Channels of the first U-Net block (doubling down to 8x)", "pix2pix", "width")] = None,
     residual: Annotated[Optional[bool], typer.Option("--residual/--no-residual", help="The generator adds its output to its input (default: when input and output have the same channels, e.g. sr4x).")] = None,
     image_size: ImageSize = None, batch_size: BatchSize("pix2pix") = None, lr: Lr("pix2pix") = None,
