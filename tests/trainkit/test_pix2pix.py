@@ -62,6 +62,7 @@ def test_training_resumes_bit_identically_and_eval_scores_pairs(tmp_path):
     a, _ = load_safetensors(whole.state_path)  # every module, optimizer and BatchNorm statistic
     b, _ = load_safetensors(resumed.state_path)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert json.loads((whole.path / "config.json").read_text())["gan_weight"] == 0.0  # restoration: L1 alone
     grid = Image.open(whole.path / "samples.png")
     assert grid.size[0] > 0  # rows of input | output | target
     from gen.trainkit.evaluate import evaluate_run
