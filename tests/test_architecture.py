@@ -91,7 +91,7 @@ def test_allowed_imports_pass():
     assert not violations("gen.runtime.backends.eager", "from gen.nets.families import get_nets\n")
 
 
-FAMILY_NAMES = ("gan", "vae", "ddpm", "sd")
+FAMILY_NAMES = ("gan", "vae", "ddpm", "sd", "pix2pix", "cyclegan", "stylegan", "ae", "vqvae")
 # `family == "gan"`, `family in ("ddpm", "sd")`, `.family != 'sd'`, `if name == "vae"`...
 CHAIN = re.compile(r"""(family|name)\s*(==|!=|in|not in)\s*[\(\[]?\s*["'](%s)["']""" % "|".join(FAMILY_NAMES))
 
