@@ -236,17 +236,20 @@ def _evaluate(run_path, config, sampler, n, seed, options, inception, progress) 
 def reconstruction_metrics(sampler, images: np.ndarray) -> dict:
     """Held-out images through the autoencoder: MSE and PSNR (images in [-1, 1], peak-to-peak 2), and
     for discrete codes (VQ-VAE) the codebook's perplexity and how many codes the held-out set uses."""
-    bundle, step = sampler.bundle, sampler.limits.n
-    recon = np.concatenate([sampler.reconstruct(images[i:i + step]) for i in range(0, len(images), step)])
+    bundle, backend, step = sampler.bundle, sampler.backend, sampler.limits.n
+    spec = bundle.spec
+    chunks = [np.ascontiguousarray(images[i:i + step], dtype=np.float32) for i in range(0, len(images), step)]
+    latents = [spec.encode(backend, x) for x in chunks]  # encoded once: decoded here, counted below for codes
+    recon = np.concatenate([spec.decode(backend, z) for z in latents])
     err = ((recon.astype(np.float64) - images) ** 2).reshape(len(images), -1).mean(1)
     out = {"mse": round(float(err.mean()), 6), "psnr_db": round(float(np.mean(10 * np.log10(4.0 / np.maximum(err, 1e-12)))), 3)}
-    encoder = bundle.spec.encoder
-    latents = sampler.backend.run(encoder, {bundle.signature(encoder)["inputs"][0]["name"]: np.ascontiguousarray(images)})
-    if latents.dtype.kind in "iu":
-        counts = np.bincount(latents.reshape(-1), minlength=bundle.sampling.codebook_size).astype(np.float64)
+    codes = np.concatenate(latents)
+    if codes.dtype.kind in "iu":
+        size = int(bundle.signature(spec.encoder)["outputs"][0]["range"][1])  # codes lie in [0, codebook size)
+        counts = np.bincount(codes.reshape(-1), minlength=size).astype(np.float64)
         p = counts[counts > 0] / counts.sum()
         out.update(codebook_perplexity=round(float(np.exp(-(p * np.log(p)).sum())), 3), codes_used=int((counts > 0).sum()),
-                   codebook_size=int(bundle.sampling.codebook_size))
+                   codebook_size=int(size))
     return out
 
 

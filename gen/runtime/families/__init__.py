@@ -184,6 +184,10 @@ class Family:
 
     def reconstruct(self, backend, images: np.ndarray) -> np.ndarray:
         """Images (float NCHW in [-1, 1], fitted to the model) through encoder and decoder."""
+        return self.decode(backend, self.encode(backend, images))
+
+    def encode(self, backend, images: np.ndarray) -> np.ndarray:
+        """The encoder's latents of images (float NCHW in [-1, 1]): vectors, or a VQ-VAE's code grid."""
         bundle = backend.bundle
         if self.encoder is None:
             raise GenError(f"reconstruct() applies to autoencoder bundles (ae, vae, vqvae); a {self.name} bundle has no "
@@ -191,8 +195,10 @@ class Family:
         if self.encoder not in bundle.manifest.components:
             raise GenError(f"this {self.name} bundle has no {self.encoder!r} component (exported before gen exported "
                            "encoders): re-export its run with `gen export RUN`")
-        latents = backend.run(self.encoder, {bundle.signature(self.encoder)["inputs"][0]["name"]: images})
-        return backend.run("decoder", {bundle.signature("decoder")["inputs"][0]["name"]: latents})
+        return backend.run(self.encoder, {bundle.signature(self.encoder)["inputs"][0]["name"]: images})
+
+    def decode(self, backend, latents: np.ndarray) -> np.ndarray:
+        return backend.run("decoder", {backend.bundle.signature("decoder")["inputs"][0]["name"]: latents})
 
 
 def _discover() -> None:
