@@ -70,6 +70,11 @@ class Mapping(nn.Module):
                 self.w_avg.lerp_(x.detach().mean(0), 1 - self.w_avg_beta)
         return x
 
+    def truncate(self, w: torch.Tensor, psi) -> torch.Tensor:
+        """The truncation trick: w pulled towards the mean w; `psi` a number or one per row of w."""
+        psi = psi[:, None] if torch.is_tensor(psi) else psi
+        return self.w_avg + psi * (w - self.w_avg)
+
 
 class ModulatedConv(nn.Module):
     def __init__(self, cin: int, cout: int, w_dim: int, kernel: int, demodulate: bool = True):
@@ -162,8 +167,7 @@ class StyleGenerator(nn.Module):
         self.num_ws = self.synthesis.num_ws
 
     def forward(self, z: torch.Tensor, psi: float = 1.0) -> torch.Tensor:
-        w = self.mapping(z)
-        w = self.mapping.w_avg + psi * (w - self.mapping.w_avg)
+        w = self.mapping.truncate(self.mapping(z), psi)
         return self.synthesis(w[:, None].expand(-1, self.num_ws, -1))
 
 

@@ -16,7 +16,7 @@ class MappingComponent(nn.Module):
 
     def forward(self, z, psi):
         m = self.generator.mapping
-        return m.w_avg + psi[:, None] * (m(z) - m.w_avg)
+        return m.truncate(m(z), psi)
 
 
 class SynthesisComponent(nn.Module):
