@@ -169,10 +169,12 @@ class TextToImage:
         else:
             x, after_step, condition = self.image_start(sched, args, noise, n)
 
+        if condition is not None and guided:  # the UNet sees both guidance halves: their condition once, here
+            condition = np.concatenate([condition, condition])
+
         def predict(model_in, t):
             if condition is not None:  # an inpainting UNet: [latents, mask, masked-image latents]
-                reps = len(model_in) // len(condition)
-                model_in = np.concatenate([model_in, np.concatenate([condition] * reps)], axis=1)
+                model_in = np.concatenate([model_in, condition], axis=1)
             feeds = {"sample": model_in, "timestep": np.full(len(model_in), t, dtype=np.float32),
                      "encoder_hidden_states": embeddings}
             return self.backend.run("unet", feeds)
@@ -195,8 +197,10 @@ class TextToImage:
         from gen.runtime.image_input import grayscale, resized
 
         h, w, f = args["height"], args["width"], self.sampling.vae_scale_factor
-        image = resized(args["image"], h, w).astype(np.float32) / np.float32(255.0) * 2 - 1
-        image = np.repeat(image, n, axis=0) if len(image) > 1 else image  # one per prompt, n each
+        def per_image(a):  # one per prompt given: repeated for its n images (one for all broadcasts)
+            return np.repeat(a, n, axis=0) if len(a) > 1 else a
+
+        image = per_image(resized(args["image"], h, w).astype(np.float32) / np.float32(255.0) * 2 - 1)
         latents = self.encode(image, noise.shape)
         mask = args.get("mask")
         strength = args.get("strength", 0.8 if mask is None else 1.0)  # diffusers' defaults for each
@@ -211,11 +215,9 @@ class TextToImage:
         if mask is None:
             return x, None, None
         white = resized(grayscale(mask), h, w)[..., 0] >= 128  # as diffusers' mask processor: white is repainted
-        repaint = white[:, ::f, ::f][:, None].astype(np.float32)  # nearest, to the latent grid
-        repaint = np.repeat(repaint, n, axis=0) if len(repaint) > 1 else repaint  # one per prompt, n each
+        repaint = per_image(white[:, ::f, ::f][:, None].astype(np.float32))  # nearest, to the latent grid
         if self.sampling.inpainting:
-            kept = np.repeat(~white, n, axis=0) if len(white) > 1 else ~white
-            masked = self.encode((image * kept[..., None]).astype(np.float32), noise.shape)
+            masked = self.encode((image * per_image(~white)[..., None]).astype(np.float32), noise.shape)
             batch = (len(noise), 1, *noise.shape[2:])
             return x, None, np.concatenate([np.broadcast_to(repaint, batch), masked], axis=1).astype(np.float32)
         timesteps = sched.timesteps
