@@ -31,7 +31,7 @@ class Cancelled(Exception):
     """The client went away; the run stopped between steps."""
 
 
-def _choices(name: str, bundle) -> list | None:
+def _choices(name: str) -> list | None:
     """The valid values of a name-kind argument, for a select box."""
     if name == "scheduler":
         from gen.runtime.schedulers import scheduler_names
@@ -124,7 +124,7 @@ class DemoModel:
     def _argument(name: str, bundle) -> dict:
         a = ARGUMENTS[name]
         out = {"name": name, "kind": a.kind, "help": a.help, "rule": a.rule, "low": a.low, "high": a.high,
-               "choices": _choices(name, bundle)}
+               "choices": _choices(name)}
         if name == "labels" and bundle is not None:
             out["choices"] = list(bundle.manifest.conditioning.class_names) or \
                 [str(i) for i in range(bundle.num_classes)]
