@@ -5,6 +5,7 @@ import pytest
 from gen.export.int8_options import Int8Options
 from gen.export.onnx_export import export_run
 from gen.trainkit.distill import distill
+from gen.trainkit.noisy_classifier import train_noisy_classifier
 from gen.trainkit.train import train
 from gen.trainkit.vqvae_prior import train_prior
 
@@ -40,6 +41,11 @@ def bundles(tmp_path_factory):
     prior = train_prior(str(root / "run-vqvae"), str(root / "run-vqvae-prior"),
                         {"prior_dim": 16, "prior_layers": 1, "prior_heads": 2, "batch_size": 8, "steps": 20, **FAST}, progress=False)
     out["vqvae-prior"] = export_run(str(prior.path), str(root / "vqvae-prior"), precisions=("fp32", "fp16"),
+                                    progress=lambda *_: None)
+    # classifier guidance: a noisy classifier trained beside the unconditional DDPM, exported as one bundle
+    guided = train_noisy_classifier(str(root / "run-ddpm"), str(root / "run-ddpm-guided"),
+                                    {"steps": 20, "batch_size": 16, "classifier_width": 8, **FAST}, progress=False)
+    out["ddpm-guided"] = export_run(str(guided.path), str(root / "ddpm-guided"), precisions=("fp32", "fp16"),
                                     progress=lambda *_: None)
     # a few-step student of the conditional teacher: served, benched and sampled like any bundle
     student = distill(str(root / "run-cddpm"), str(root / "run-cd-student"), {"steps": 3, "batch_size": 8, "guidance": 2.0},

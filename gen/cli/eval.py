@@ -17,6 +17,7 @@ def eval_run(
     steps: Annotated[Optional[int], typer.Option(help="Diffusion sampling steps; default from the run.")] = None,
     scheduler: Annotated[Optional[str], typer.Option(help="Diffusion scheduler (ddim, dpm++, euler, ddpm, lcm); default from the run.")] = None,
     guidance: Annotated[Optional[float], typer.Option(help="Classifier-free guidance scale for conditional diffusion.")] = None,
+    classifier_scale: Annotated[Optional[float], typer.Option(help="Classifier guidance scale, for a run of `gen train noisy-classifier` (default: the run's; 0 = unguided).")] = None,
     psi: Annotated[Optional[float], typer.Option(help="StyleGAN truncation in [0, 1] for the samples scored (default 1: none).")] = None,
     backend: Annotated[Optional[str], typer.Option(help="With a bundle: the backend that samples it (default ort).")] = None,
     precision: Annotated[Optional[str], typer.Option(help="With a bundle: which files to score, e.g. int8 after `gen export --int8` (default fp32).")] = None,
@@ -30,10 +31,11 @@ def eval_run(
     Examples:  gen eval runs/ddpm
                gen eval bundles/ddpm --precision int8 --json int8-eval.json     (an int8 bundle as deployed)
                gen eval runs/stylegan --psi 0.7 --json psi07.json               (truncation: precision up, recall down)
+               gen eval runs/noisy-classifier --classifier-scale 4              (classifier guidance: label accuracy)
     """
     from gen.trainkit.evaluate import evaluate_run
 
-    result = evaluate_run(run, n=n, seed=seed, steps=steps, guidance=guidance, scheduler=scheduler, psi=psi, inception=inception,
+    result = evaluate_run(run, n=n, seed=seed, steps=steps, guidance=guidance, scheduler=scheduler, psi=psi, inception=inception, classifier_scale=classifier_scale,
                           backend=backend, precision=precision, progress=lambda message: typer.echo(message, err=True))
     if json_out:
         from gen.fileio import write_json

@@ -28,12 +28,15 @@ def export(
     int8_trt: Annotated[bool, typer.Option(help="With --int8: also write <component>.int8-trt.onnx with symmetric int8 activations, the explicit-quantization form TensorRT builds from (precision int8-trt; TensorRT itself is unverified here).")] = False,
     opset: Annotated[int, typer.Option(help=f"ONNX opset ({OPSETS[0]}-{OPSETS[1]}).")] = DEFAULT_OPSET,
     tolerance: Annotated[float, typer.Option(help="Largest eager-vs-ONNX Runtime difference accepted (max abs).")] = DEFAULT_TOLERANCE,
+    classifier: Annotated[Optional[str], typer.Option(help="With a DDPM RUN: a run of `gen train noisy-classifier` (for this or another DDPM with the same image size, classes and noise schedule, e.g. its distilled student) whose classifier joins the bundle, for generate(labels=, classifier_scale=).")] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing bundle at --out.")] = False,
 ) -> None:
     """Export to ONNX, check every component with onnx.checker and against eager, and write a bundle.
 
     Examples:  gen export runs/ddpm --out bundles/ddpm --fp16
                gen export runs/ddpm --out bundles/ddpm --int8             (then: gen bench bundles/ddpm --backends ort --precisions fp32,int8)
+               gen export runs/noisy-classifier --out bundles/ddpm-guided  (DDPM + its noisy classifier: classifier guidance)
+               gen export runs/p4 --classifier runs/noisy-classifier      (the same classifier on a distilled student)
                gen export --model sd-lora --fp16                          (tiny-sd + a demo LoRA, offline)
                gen export --model sd-lora --base ./sd15 --lora runs/pets --out bundles/pets --fp16
                gen export --model sd-lora --base ./sd15 --lora ./lcm-lora-sdv1-5 --out bundles/sd15-lcm   (4 steps)
@@ -55,14 +58,21 @@ def export(
         raise GenError(f"{', '.join(given)}: these options apply only with --int8")
     if (run is None) == (model is None):
         raise GenError("give either a RUN directory or --model NAME (sd, sd-lora, tiny-sd), not both or neither")
+    if classifier and run is None:
+        raise GenError("--classifier attaches a noisy classifier to a DDPM RUN; it does not apply to --model exports")
     if run is not None:
         if base or lora:
             raise GenError("--base and --lora apply to --model exports; a RUN directory already holds its weights")
         from gen.export.onnx_export import export_run
 
         out = out or str(Path("bundles") / Path(run).resolve().name)
+        attached = {}
+        if classifier:
+            from gen.trainkit.noisy_classifier import with_classifier
+
+            attached = {"state": with_classifier(run, classifier), "also_from": (classifier,)}
         path = export_run(run, out, precisions=precisions, opset=opset, force=force, tolerance=tolerance, progress=typer.echo,
-                          int8=int8_options)
+                          int8=int8_options, **attached)
         from gen.runtime.bundle import load_bundle
 
         typer.echo(f"bundle written to {path}  (try: gen generate {path} {(b := load_bundle(path)).spec.example_for(b)})")

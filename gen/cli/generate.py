@@ -34,6 +34,7 @@ def generate(
     scheduler: Annotated[Optional[str], typer.Option(help="Diffusion scheduler: ddpm, ddim, dpm++, euler or lcm.")] = None,
     label: Annotated[Optional[int], typer.Option(help="Class label for conditional models (default: cycle through classes).")] = None,
     guidance: Annotated[Optional[float], typer.Option(help="Classifier-free guidance scale (class-conditional diffusion, or text-to-image: 7.5 by default).")] = None,
+    classifier_scale: Annotated[Optional[float], typer.Option(help="Classifier guidance scale towards --label (DDPM bundles exported from `gen train noisy-classifier`; 0 = none).")] = None,
     threads: Annotated[Optional[int], typer.Option(help="CPU threads for the backend.")] = None,
     out: Annotated[str, typer.Option(help="Image grid to write: .png, .jpg or .webp (one translated --image: that image at its size; --image FOLDER: a folder).")] = "grid.png",
 ) -> None:
@@ -50,6 +51,7 @@ def generate(
                gen generate bundles/ae --reconstruct --image digit.png --out recon.png                 (autoencoders)
                gen generate bundles/stylegan --psi 0.7 --mix-seed 5 --mix-layer 2 --out mixed.png      (StyleGAN)
                gen generate bundles/stylegan --interpolate 1 2 --frames 16 --out walk.gif
+               gen generate bundles/ddpm-guided --label 3 --classifier-scale 4 --out threes.png  (classifier guidance)
     """
     import time
 
@@ -90,7 +92,7 @@ def generate(
         n = len(images)
     else:
         images = sampler.generate(prompt, n=n, seed=seed, steps=steps, scheduler=scheduler, labels=label, guidance=guidance,
-                                  negative_prompt=negative_prompt, height=height, width=width, image=image, mask=mask,
+                                  classifier_scale=classifier_scale, negative_prompt=negative_prompt, height=height, width=width, image=image, mask=mask,
                                   strength=strength, direction=direction, psi=psi, mix_seed=mix_seed,
                                   mix_layer=mix_layer, **walk)
     elapsed = time.perf_counter() - t0

@@ -1,4 +1,4 @@
-"""`gen train {gan,stylegan,vae,ae,vqvae,vqvae-prior,ddpm,pix2pix,cyclegan,sd-lora}`: train a model on `digits` or a folder of images into a run directory."""
+"""`gen train {gan,stylegan,vae,ae,vqvae,vqvae-prior,ddpm,noisy-classifier,pix2pix,cyclegan,sd-lora}`: train a model on `digits` or a folder of images into a run directory."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from gen.trainkit.defaults import LOOP, PRIOR_DEFAULTS as PRIOR
+from gen.trainkit.defaults import CLASSIFIER_DEFAULTS as CLF, LOOP, PRIOR_DEFAULTS as PRIOR
 from gen.trainkit.families import declared_defaults
 from gen.trainkit.lora import DEFAULTS as LORA
 
@@ -215,6 +215,37 @@ def ddpm(
     """DDPM on diffusers' UNet2DModel, with EMA weights; samples with DDIM."""
     _run("ddpm", data, out, image_size, resume, force, quiet, steps=steps, seed=seed, schedule=schedule,
          prediction=prediction, conditional=conditional, batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every, sample_every=sample_every)
+
+
+@app.command("noisy-classifier")
+def noisy_classifier(
+    run: Annotated[str, typer.Argument(help="A finished DDPM run (gen train ddpm) on labelled data.")],
+    out: Annotated[str, typer.Option(help="Classifier run directory to write (it holds a copy of the DDPM's weights too, so it exports as one guided bundle).")] = "runs/noisy-classifier",
+    steps: Annotated[Optional[int], typer.Option(help=f"Optimisation steps (default {CLF['steps']})")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help=f"Batch size (default {CLF['batch_size']})")] = None,
+    lr: Annotated[Optional[float], typer.Option(help=f"AdamW learning rate, cosine-decayed to 0 (default {CLF['lr']})")] = None,
+    classifier_width: Annotated[Optional[int], typer.Option(help=f"Channels of the classifier's first layers (default {CLF['classifier_width']})")] = None,
+    classifier_scale: Annotated[Optional[float], typer.Option(help=f"The bundle's default guidance scale when labels are asked for (default {CLF['classifier_scale']})")] = None,
+    seed: Seed = LOOP["seed"], checkpoint_every: CheckpointEvery = CHECKPOINT_EVERY, sample_every: SampleEvery = SAMPLE_EVERY,
+    resume: Resume = False, force: Force = False, quiet: Quiet = False,
+) -> None:
+    """Classifier guidance (Dhariwal & Nichol 2021): a classifier of noised images p(y | x_t, t) for a DDPM.
+
+    Trained on the DDPM run's labelled data, noised by its own schedule. The run exports as one bundle
+    whose generate(labels=..., classifier_scale=S) steers each step along grad log p(y | x_t).
+
+    Example:  gen train noisy-classifier runs/ddpm --out runs/ddpm-guided && gen export runs/ddpm-guided --out bundles/ddpm-guided
+    Then:     gen generate bundles/ddpm-guided --label 3 --classifier-scale 4 --out threes.png
+              gen eval runs/ddpm-guided --classifier-scale 4     (label accuracy of the requested digits)
+    """
+    from gen.trainkit.noisy_classifier import train_noisy_classifier
+
+    options = {"steps": steps, "batch_size": batch_size, "lr": lr, "classifier_width": classifier_width,
+               "classifier_scale": classifier_scale, "seed": seed, "checkpoint_every": checkpoint_every,
+               "sample_every": sample_every}
+    result = train_noisy_classifier(run, out, options, resume=resume, force=force, progress=not quiet)
+    typer.echo(f"classifier run written to {result.path}  (guided samples, one class per row: {result.path / 'samples.png'}; "
+               f"evaluate: gen eval {result.path} --classifier-scale S)")
 
 
 @app.command()

@@ -15,37 +15,54 @@ from pathlib import Path
 from gen.export.defaults import DEFAULT_OPSET, DEFAULT_TOLERANCE
 from gen.export.onnx_io import (check_images, check_opset, export_checked,
                                 export_precisions, file_entry, refuse_existing, staged_bundle)
-from gen.fileio import write_json
+from gen.fileio import save_safetensors, write_json
 from gen.runtime.manifest import MANIFEST, write_manifest
 from gen.versions import versions
 
 
 def export_run(run_path: str, out: str, precisions=("fp32",), opset: int = DEFAULT_OPSET, force: bool = False,
-               tolerance: float = DEFAULT_TOLERANCE, progress=print, int8=None) -> Path:
+               tolerance: float = DEFAULT_TOLERANCE, progress=print, int8=None, state: tuple | None = None,
+               also_from: tuple[str, ...] = ()) -> Path:
     """`precisions` beyond fp32: "fp16" (converted), "int8" and "int8-trt" (calibrated on the bundle's
-    own sampling runs and gated, gen.export.int8; `int8` is an Int8Options)."""
+    own sampling runs and gated, gen.export.int8; `int8` is an Int8Options). `state`: the (config,
+    weights) to export instead of the run's own files, e.g. a DDPM run with another run's classifier
+    attached (gen.trainkit.noisy_classifier.with_classifier); `also_from`: the runs it was read from
+    besides `run_path`, which --force may never replace."""
     from gen.trainkit.rundir import RunDir
 
     check_opset(opset)
     precisions = export_precisions(precisions, int8)
     out = Path(out)
-    refuse_existing(out, force, sources=(run_path,))
+    sources = (run_path, *also_from)
+    refuse_existing(out, force, sources=sources)
     run = RunDir(run_path)
-    config, nets, components = run.build_components()
+    if state is None:
+        config, nets, components = run.build_components()
+    else:
+        from gen.nets.families import get_nets
+
+        config, tensors = state
+        nets = get_nets(config["family"])
+        components = nets.build(config, tensors)
     sigs = nets.signatures(config)
 
-    with staged_bundle(out, force, sources=(run_path,)) as tmp:
+    with staged_bundle(out, force, sources=sources) as tmp:
         manifest_components, parities = {}, {}
         for name, module in components.items():
             example = _example_fn(sigs[name], config)
             manifest_components[name], parities[name] = export_checked(
                 name, module, sigs[name], tmp, opset, example, tolerance, precisions, progress)
         (tmp / "weights").mkdir()
-        shutil.copyfile(run.weights_path, tmp / "weights" / "weights.safetensors")
+        if state is None:
+            shutil.copyfile(run.weights_path, tmp / "weights" / "weights.safetensors")
+        else:
+            save_safetensors(tmp / "weights" / "weights.safetensors", tensors)
         write_json(tmp / "weights" / "config.json", config)
         manifest = nets.manifest(config, manifest_components, parities, precisions)
         manifest.weights = {"tensors": "weights/weights.safetensors", "config": "weights/config.json"}
         manifest.source = {"run": str(run.path.resolve()), "weights_sha256": file_entry(run.weights_path)["sha256"]}
+        if also_from:
+            manifest.source["also_from"] = [str(Path(p).resolve()) for p in also_from]
         manifest.export = {"opset": opset}
         manifest.versions = versions(("gen", "torch", "diffusers", "onnx", "onnxruntime"))
         write_manifest(tmp / MANIFEST, manifest)

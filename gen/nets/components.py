@@ -4,7 +4,9 @@ from __future__ import annotations
 
 
 def sub_state(tensors: dict, prefix: str) -> dict:
-    """The entries of a flat state dict under `prefix.`, with the prefix removed."""
+    """The entries of a flat state dict under `prefix.`, with the prefix removed ("": all of them)."""
+    if not prefix:
+        return dict(tensors)
     p = prefix + "."
     return {k[len(p):]: v for k, v in tensors.items() if k.startswith(p)}
 

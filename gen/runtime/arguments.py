@@ -147,6 +147,9 @@ ARGUMENTS = _arguments(
     Argument("eta", "float", "DDIM stochasticity (0 = deterministic)", "the ddim scheduler", ">= 0", low=0.0),
     Argument("labels", "labels", "class label, or one per image", "class-conditional bundles", served="label"),
     Argument("guidance", "float", "classifier-free guidance scale", "guided diffusion bundles", served="guidance"),
+    Argument("classifier_scale", "float", "classifier guidance scale s: each step follows s x grad log p(labels | x_t) "
+             "(0 = none)", "DDPM bundles with a noisy classifier (gen train noisy-classifier)", ">= 0", low=0.0,
+             served="classifier_scale"),
     Argument("height", "int", "image height in pixels", "text-to-image bundles", served="height"),
     Argument("width", "int", "image width in pixels", "text-to-image bundles", served="width"),
     Argument("image", "image", "input image(s): a path, a PIL image or an array (uint8, or floats in [-1, 1])",

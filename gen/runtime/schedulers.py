@@ -107,6 +107,14 @@ def _integer(name: str, value, low: int, high: int | None = None, high_name: str
     return int(value)
 
 
+def classifier_guided(model_output, grad, scale: float, alpha_bar: float, prediction_type: str):
+    """eps' = eps - sqrt(1 - a) s grad_x log p(y | x_t), as the model's own kind of output (numpy or
+    torch alike). For v = sqrt(a) eps - sqrt(1 - a) x0 the same change of eps, with x_t held, moves v
+    by (1 / sqrt(a)) times it: v' = v - sqrt((1 - a) / a) s grad."""
+    factor = math.sqrt(1 - alpha_bar) if prediction_type == "epsilon" else math.sqrt((1 - alpha_bar) / alpha_bar)
+    return model_output - (factor * scale) * grad
+
+
 class Scheduler:
     """The public base: shared config parsing, timestep lookup, model-output conversion and noise checks."""
 
@@ -163,6 +171,11 @@ class Scheduler:
         """x0 forward-noised to timestep t: sqrt(a) x0 + sqrt(1 - a) eps (diffusers' add_noise)."""
         a = self.alphas_cumprod[int(t)]
         return (math.sqrt(a) * np.asarray(x0, np.float64) + math.sqrt(1 - a) * np.asarray(noise, np.float64)).astype(np.float32)
+
+    def guide(self, model_output: np.ndarray, t, grad: np.ndarray, scale: float) -> np.ndarray:
+        """Classifier guidance: the model output with the noise estimate moved along the classifier's
+        gradient, eps' = eps - sqrt(1 - a) s grad (Dhariwal & Nichol 2021). See classifier_guided."""
+        return classifier_guided(model_output, grad, scale, float(self.alphas_cumprod[int(t)]), self.prediction_type)
 
     def _index(self, t) -> int:
         """Position of t in the schedule: like diffusers, a step is identified by its timestep."""

@@ -131,7 +131,7 @@ def sample_with(sampler, n: int, seed: int, labels=None, batch: int = 500, **opt
 def evaluate_run(run_path: str, n: int = EVAL_N, seed: int = 0, steps: int | None = None,
                  guidance: float | None = None, inception: str | None = None, progress=lambda message: None,
                  scheduler: str | None = None, backend: str | None = None, precision: str | None = None,
-                 psi: float | None = None) -> dict:
+                 psi: float | None = None, classifier_scale: float | None = None) -> dict:
     """Score a run and write RUN/eval.json, holding the run's lock: a `gen train` still writing (or
     replacing) it makes this fail at once rather than score one run and file it under another.
 
@@ -146,8 +146,8 @@ def evaluate_run(run_path: str, n: int = EVAL_N, seed: int = 0, steps: int | Non
     if not is_bundle and (backend or precision):
         raise GenError("--backend and --precision choose a bundle's files; a run is scored on its own weights (eager fp32)")
     with output_lock(run_path, option="BUNDLE" if is_bundle else "RUN"):
-        sampling = {k: v for k, v in (("steps", steps), ("guidance", guidance), ("scheduler", scheduler), ("psi", psi))
-                    if v is not None}
+        sampling = {k: v for k, v in (("steps", steps), ("guidance", guidance), ("scheduler", scheduler), ("psi", psi),
+                                                    ("classifier_scale", classifier_scale)) if v is not None}
         if is_bundle:
             backend, precision = backend or "ort", precision or "fp32"
             config, sampler = bundle_sampler(run_path, backend, precision)
@@ -189,7 +189,8 @@ def _evaluate(run_path, config, sampler, n, seed, options, inception, progress) 
             f"{config['data']} has no class labels, so gen cannot train its metric classifier; "
             "use labelled data (class sub-folders) or pass --inception"
         )
-    conditional = bool(config.get("conditional"))
+    # labels are requested where the bundle takes them: a conditional model, or one with a noisy classifier
+    conditional = "labels" in bundle.spec.accepts(bundle)
     labels = np.arange(n) % config["num_classes"] if conditional else None
     progress(f"sampling {n} images from {run_path} ...")
     fake = sample_with(sampler, n, seed, labels=labels, **options)

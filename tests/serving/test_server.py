@@ -34,8 +34,8 @@ def server(bundles, tmp_path_factory):
     broken = root / "broken-bundle"
     shutil.copytree(bundles["vae"], broken)
     repo = build_repository([str(bundles["gan"]), str(bundles["cddpm"]), str(bundles["cd-student"]), str(bundles["pix2pix"]),
-                             str(bundles["cyclegan"]), str(bundles["vqvae-prior"]), str(bundles["stylegan"]), str(broken)],
-                            str(root / "repo"), names=["gan", "cddpm", "student", "pix2pix", "cyclegan", "vqvae", "stylegan", "broken"], max_batch=16, instances=4, threads=1,
+                             str(bundles["cyclegan"]), str(bundles["vqvae-prior"]), str(bundles["stylegan"]), str(bundles["ddpm-guided"]), str(broken)],
+                            str(root / "repo"), names=["gan", "cddpm", "student", "pix2pix", "cyclegan", "vqvae", "stylegan", "guided", "broken"], max_batch=16, instances=4, threads=1,
                             components="bls")
     (repo / "broken_decoder" / "1" / "model.onnx").write_bytes(b"this is not an onnx model")
     srv = TritonServer(str(repo), http_port=free_port(), grpc_port=free_port()).start(timeout=120)
@@ -55,6 +55,7 @@ def server(bundles, tmp_path_factory):
     ("vqvae", "vqvae-prior", {"n": 3}),  # the prior's 16 calls run inside the pipeline model
     ("stylegan", "stylegan", {"n": 3, "psi": 0.7, "mix_seed": 11, "mix_layer": 1}),  # truncation and mixing as inputs
     ("stylegan", "stylegan", {"n": 4, "interpolate": 3}),
+    ("guided", "ddpm-guided", {"n": 3, "steps": 6, "labels": [1, 2, 3], "classifier_scale": 3.0}),  # classifier guidance
     ("cyclegan", "cyclegan", {"image": np.random.default_rng(6).integers(0, 256, (2, 16, 16, 1), dtype=np.uint8),
                               "direction": "BtoA"}),
 ])

@@ -29,6 +29,18 @@ class DenoiserComponent(nn.Module):
         return self.unet(sample, timestep, class_labels=class_labels).sample
 
 
+class GuidedDdpm(nn.Module):
+    """A classifier run's weights (gen train noisy-classifier): the DDPM's UNet and the noisy classifier."""
+
+    def __init__(self, unet: nn.Module, classifier: nn.Module):
+        super().__init__()
+        self.unet, self.classifier = unet, classifier
+
+
+def has_classifier(config: dict) -> bool:
+    return config.get("stage") == "classifier"
+
+
 class DdpmNets(RunNets):
     name = "ddpm"
 
@@ -36,14 +48,25 @@ class DdpmNets(RunNets):
         from gen.nets.unet import build_unet, unet_config
 
         k = c["num_classes"] if is_conditional(c) else 0
-        net = build_unet(unet_config(c["image_size"], c["channels"], k, c["widths"], c["attention"]))
-        return net, "unet", {"denoiser": DenoiserComponent(net)}
+        unet = build_unet(unet_config(c["image_size"], c["channels"], k, c["widths"], c["attention"]))
+        if not has_classifier(c):
+            return unet, "unet", {"denoiser": DenoiserComponent(unet)}
+        from gen.nets.noisy_classifier import InputGradient, NoisyClassifier
+
+        net = GuidedDdpm(unet, NoisyClassifier(c["channels"], c["num_classes"], c["image_size"], c["classifier_width"]))
+        return net, "", {"denoiser": DenoiserComponent(unet), "classifier_grad": InputGradient(net.classifier)}
 
     def signatures(self, c):
-        inputs = [image_spec(c, "sample"), io_spec("timestep", "int64", ["batch"], [0, c["timesteps"]])]
+        timestep = io_spec("timestep", "int64", ["batch"], [0, c["timesteps"]])
+        inputs = [image_spec(c, "sample"), timestep]
         if is_conditional(c):  # one row more than the classes: the null label of classifier-free guidance
             inputs.append(io_spec("class_labels", "int64", ["batch"], [0, c["num_classes"] + 1]))
-        return {"denoiser": {"inputs": inputs, "outputs": [image_spec(c, "model_output")]}}
+        sigs = {"denoiser": {"inputs": inputs, "outputs": [image_spec(c, "model_output")]}}
+        if has_classifier(c):  # grad_x log p(labels | sample, timestep), for classifier guidance
+            sigs["classifier_grad"] = {
+                "inputs": [image_spec(c, "sample"), timestep, io_spec("labels", "int64", ["batch"], [0, c["num_classes"]])],
+                "outputs": [image_spec(c, "grad")]}
+        return sigs
 
     def sampling(self, c):
         from gen.runtime.families.ddpm import DdpmSampling
@@ -51,12 +74,15 @@ class DdpmNets(RunNets):
         # "trailing" spacing: every step count starts at the last training timestep (pure noise)
         # a student (gen distill) names the scheduler it was distilled for and allows 1..max_steps
         d = c.get("distill") or {}
+        classifier = None if not has_classifier(c) else {
+            "num_classes": c["num_classes"], "class_names": list(c.get("class_names", [])), "scale": c["classifier_scale"]}
         student = None if not d else {"method": d["method"], "steps": d["steps"], "max_steps": max(8, 2 * d["steps"]),
                                       "teacher": d["teacher"]}
         return DdpmSampling(scheduler_config={**scheduler_config(c), "timestep_spacing": "trailing",
                                               **d.get("scheduler_config", {})},
                             default_scheduler=d.get("scheduler", "ddim"), default_steps=c["sample_steps"], guidance=c["guidance"],
-                            null_label=c["num_classes"] if is_conditional(c) else None, student=student)
+                            null_label=c["num_classes"] if is_conditional(c) else None, student=student,
+                            classifier=classifier)
 
 
 NETS = DdpmNets()

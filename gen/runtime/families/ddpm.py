@@ -1,5 +1,7 @@
 """Pixel-space DDPM bundles: a scheduler looped over `denoiser(sample, timestep[, class_labels])`,
-with classifier-free guidance for class-conditional models (one batched call per step)."""
+with classifier-free guidance for class-conditional models (one batched call per step), and
+classifier guidance where the bundle has a noisy classifier's input gradient (`classifier_grad`,
+from `gen train noisy-classifier`): each step's output is moved along grad log p(labels | x_t)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ class DdpmSampling(DiffusionSampling):
     null_label: Optional[int] = None  # the extra class row a conditional model was trained with for "no label"
     # a few-step student (gen distill): {"method", "steps" (what it was distilled for), "max_steps", ...}
     student: Optional[dict[str, Any]] = None
+    # a noisy classifier (gen train noisy-classifier): {"num_classes", "class_names", "scale" (the default)}
+    classifier: Optional[dict[str, Any]] = None
 
 
 class Ddpm(DiffusionFamily):
@@ -26,12 +30,22 @@ class Ddpm(DiffusionFamily):
     components = ("denoiser",)
     Sampling = DdpmSampling
     refusals = {**DiffusionFamily.refusals,
-                "guidance": "guidance needs a class-conditional model; this bundle is unconditional"}
+                "guidance": "guidance needs a class-conditional model; this bundle is unconditional",
+                "classifier_scale": "classifier_scale needs a bundle with a noisy classifier: train one with "
+                                    "`gen train noisy-classifier RUN` and export that run"}
 
     def accepts(self, bundle):
-        if bundle.num_classes:
-            return (*self.takes, "labels")
-        return tuple(a for a in self.takes if a != "guidance")
+        takes = self.takes if bundle.num_classes else tuple(a for a in self.takes if a != "guidance")
+        if bundle.num_classes or bundle.sampling.classifier:
+            takes = (*takes, "labels")
+        if bundle.sampling.classifier:
+            takes = (*takes, "classifier_scale")
+        return takes
+
+    def example_for(self, bundle):
+        if bundle.sampling.classifier:
+            return f"--label 3 --classifier-scale {bundle.sampling.classifier['scale']:g} --out threes.png"
+        return self.example
 
     def guided(self, bundle):
         return bool(bundle.num_classes)
@@ -46,16 +60,21 @@ class Ddpm(DiffusionFamily):
 
     def check(self, bundle, args):
         super().check(bundle, args)
+        classifier = bundle.sampling.classifier
         if bundle.num_classes:
             args["labels"] = class_labels(args.get("labels"), args["n"], bundle.num_classes)
+        elif classifier and ("labels" in args or args.get("classifier_scale")):
+            args["labels"] = class_labels(args.get("labels"), args["n"], classifier["num_classes"])
+        if classifier and "labels" in args and "classifier_scale" not in args:
+            args["classifier_scale"] = float(classifier["scale"])
 
     def sample(self, backend, n, rng, args, on_step=None):
         bundle = backend.bundle
         sched = self.scheduler(bundle, args)
         labels = args.get("labels")
         w = self.guidance(bundle, args)
-        guided = labels is not None and w != 1.0
-        cond = labels
+        guided = bool(bundle.num_classes) and w != 1.0
+        cond = labels if bundle.num_classes else None  # labels of an unconditional model are the classifier's
         if guided:
             cond = np.concatenate([labels, np.full(n, bundle.sampling.null_label, dtype=np.int64)])
         img = bundle.image
@@ -67,7 +86,15 @@ class Ddpm(DiffusionFamily):
                 feeds["class_labels"] = cond
             return backend.run("denoiser", feeds)
 
-        return denoise(sched, x, rng, predict, w if guided else None, unconditional_first=False, on_step=on_step)
+        scale = args.get("classifier_scale") or 0.0
+
+        def guide(model_in, t, out):
+            grad = backend.run("classifier_grad", {"sample": model_in, "timestep": np.full(n, t, dtype=np.int64),
+                                                   "labels": labels})
+            return sched.guide(out, t, grad, scale)
+
+        return denoise(sched, x, rng, predict, w if guided else None, unconditional_first=False, on_step=on_step,
+                       guide=guide if scale else None)
 
 
 FAMILY = Ddpm()

@@ -125,4 +125,11 @@ class DdpmTrainer:
         return DDIMScheduler.from_config(self.scheduler.config, timestep_spacing="trailing")
 
 
+def _classifier_stage():
+    from gen.trainkit.noisy_classifier import NoisyClassifierTrainer
+
+    return NoisyClassifierTrainer
+
+
 Trainer = DdpmTrainer
+STAGES = {"classifier": _classifier_stage}  # config["stage"] -> that stage's trainer (gen train noisy-classifier)
