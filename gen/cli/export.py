@@ -16,6 +16,7 @@ def export(
     base: Annotated[Optional[str], typer.Option(help="With --model: base Stable Diffusion, a diffusers-format folder or a model id already in the HF cache. sd-lora without it uses tiny-sd.")] = None,
     lora: Annotated[Optional[str], typer.Option(help="With --model sd-lora: a diffusers-format LoRA .safetensors or folder (pytorch_lora_weights.safetensors), or a run from `gen train sd-lora` or `gen distill lcm-lora`. An LCM-LoRA (a gen lcm-lora run, a model card tagged lcm, or 'lcm' in its name) makes the bundle default to the lcm scheduler, 4 steps, guidance 1.")] = None,
     lora_scale: Annotated[float, typer.Option(help="LoRA strength when fusing (1 = as trained).")] = 1.0,
+    textual_inversion: Annotated[Optional[List[str]], typer.Option(help="With --model: a textual inversion to fold in (repeatable): a run of `gen train textual-inversion`, a diffusers-format folder or its learned_embeds.safetensors. Its token joins the bundle's tokenizer and its vectors the text encoder, so prompts on a gen[runtime] host can use it.")] = None,
     out: Annotated[str, typer.Option(help="Bundle directory to write (gen.json + one .onnx per component + weights/). Default: bundles/<run name>, or bundles/<model>.")] = "",
     fp16: Annotated[bool, typer.Option(help="Also write fp16 components (fp32 inputs/outputs kept) and record fp16-vs-fp32 parity.")] = False,
     int8: Annotated[bool, typer.Option(help="Also write int8 components (<component>.int8.onnx): static QDQ calibrated on the components' real inputs recorded while the fp32 bundle samples, op types and float-kept layers chosen by measurement, gated on whole sampling runs against fp32. A component int8 does not speed up keeps its float file.")] = False,
@@ -40,6 +41,8 @@ def export(
                gen export --model sd-lora --fp16                          (tiny-sd + a demo LoRA, offline)
                gen export --model sd-lora --base ./sd15 --lora runs/pets --out bundles/pets --fp16
                gen export --model sd-lora --base ./sd15 --lora ./lcm-lora-sdv1-5 --out bundles/sd15-lcm   (4 steps)
+               gen export --model sd --textual-inversion runs/cat-toy --out bundles/cat-toy   (then: --prompt "a photo of a <cat-toy>")
+               gen export --model sd --base runs/dreambooth --out bundles/sks   (a full DreamBooth run is a base folder)
     """
     from pathlib import Path
 
@@ -58,6 +61,8 @@ def export(
         raise GenError(f"{', '.join(given)}: these options apply only with --int8")
     if (run is None) == (model is None):
         raise GenError("give either a RUN directory or --model NAME (sd, sd-lora, tiny-sd), not both or neither")
+    if textual_inversion and run is not None:
+        raise GenError("--textual-inversion applies to Stable Diffusion exports (--model sd, sd-lora or tiny-sd)")
     if classifier and run is None:
         raise GenError("--classifier attaches a noisy classifier to a DDPM RUN; it does not apply to --model exports")
     if run is not None:
@@ -83,5 +88,5 @@ def export(
     check_model(model)
     out = out or str(Path("bundles") / model)
     path = export_sd(model, out, base=base, lora=lora, lora_scale=lora_scale, precisions=precisions, opset=opset, force=force,
-                     tolerance=tolerance, progress=typer.echo, int8=int8_options)
+                     tolerance=tolerance, progress=typer.echo, int8=int8_options, embeddings=tuple(textual_inversion or ()))
     typer.echo(f"bundle written to {path}  (try: gen generate {path} --prompt \"a red house\" --n 4 --out grid.png)")

@@ -1,4 +1,4 @@
-"""`gen train {gan,stylegan,vae,ae,vqvae,vqvae-prior,ddpm,noisy-classifier,pix2pix,cyclegan,sd-lora}`: train a model on `digits` or a folder of images into a run directory."""
+"""`gen train {gan,stylegan,vae,ae,vqvae,vqvae-prior,ddpm,noisy-classifier,pix2pix,cyclegan,sd-lora,dreambooth,textual-inversion}`: train a model on `digits` or a folder of images into a run directory."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import typer
 
 from gen.trainkit.defaults import CLASSIFIER_DEFAULTS as CLF, LOOP, PRIOR_DEFAULTS as PRIOR
 from gen.trainkit.families import declared_defaults
+from gen.trainkit.dreambooth import DEFAULTS as DREAMBOOTH, LR as DREAMBOOTH_LR
 from gen.trainkit.lora import DEFAULTS as LORA
+from gen.trainkit.textual_inversion import DEFAULTS as TI
 
 D = {f: declared_defaults(f) for f in ("gan", "stylegan", "vae", "ae", "vqvae", "ddpm", "pix2pix", "cyclegan")}  # the trainers' own DEFAULTS, for --help
 
@@ -319,3 +321,74 @@ def sd_lora(
     run, change = train_lora(base, data, out, options, force=force, progress=not quiet)
     typer.echo(f"LoRA written to {run.path / 'lora.safetensors'}; samples changed by {change:.4f} mean |diff| "
                f"(before: {run.path / 'samples_before.png'}, after: {run.path / 'samples_after.png'})")
+
+
+Base = Annotated[Optional[str], typer.Option(help="Base Stable Diffusion: a diffusers-format folder or a model id in the Hugging Face cache (nothing is downloaded). Default: the built-in tiny-sd.")]
+Instances = Annotated[str, typer.Option(help="A folder of 3 to 20 photos of the subject (no captions needed), or 'cat': five crops of scikit-image's chelsea photo, offline.")]
+Resolution = Annotated[Optional[int], typer.Option(help="Training image size, divisible by 8 (default: the base's native size).")]
+
+
+@app.command()
+def dreambooth(
+    out: Annotated[str, typer.Option(help="Run directory to create (a diffusers pipeline folder without --lora).")] = "runs/dreambooth",
+    data: Instances = "cat", base: Base = None,
+    instance_prompt: Annotated[str, typer.Option(help="The prompt that names the subject with a rare identifier.")] = "a photo of sks cat",
+    class_prompt: Annotated[Optional[str], typer.Option(help="The subject's class, e.g. \"a photo of a cat\": what prior preservation keeps.")] = None,
+    prior_preservation: Annotated[bool, typer.Option(help="Add the denoising loss of images the base draws itself for --class-prompt, so the class (and the rest) is not overwritten.")] = False,
+    num_class_images: Annotated[int, typer.Option(help="Class images the base draws for prior preservation.")] = DREAMBOOTH["num_class_images"],
+    class_data: Annotated[Optional[str], typer.Option(help="With --prior-preservation: a folder of class images to use instead of drawing them.")] = None,
+    prior_loss_weight: Annotated[float, typer.Option(help="Weight of the class images' loss.")] = DREAMBOOTH["prior_loss_weight"],
+    lora: Annotated[bool, typer.Option(help="Train a LoRA on the UNet's attention instead of the whole UNet (LoRA-DreamBooth).")] = False,
+    rank: Annotated[int, typer.Option(help="With --lora: its rank (alpha = rank).")] = DREAMBOOTH["rank"],
+    steps: Annotated[int, typer.Option(help="Optimisation steps.")] = DREAMBOOTH["steps"],
+    lr: Annotated[Optional[float], typer.Option(help=f"AdamW learning rate (default {DREAMBOOTH_LR['full']:g} full, {DREAMBOOTH_LR['lora']:g} with --lora).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Instance images per step (and as many class images).")] = DREAMBOOTH["batch_size"],
+    resolution: Resolution = None, seed: Seed = LOOP["seed"], force: Force = False, quiet: Quiet = False,
+) -> None:
+    """DreamBooth: teach a base one subject from a few photos, bound to a rare phrase (full UNet or LoRA).
+
+    Example:  gen train dreambooth --base ./sd15 --data ./my-cat --instance-prompt "a photo of sks cat" \\
+                  --class-prompt "a photo of a cat" --prior-preservation --lora --out runs/sks
+    Then:     gen export --model sd-lora --lora runs/sks --out bundles/sks        (--lora)
+              gen export --model sd --base runs/sks --out bundles/sks             (full: the run is a base folder)
+    """
+    from gen.trainkit.dreambooth import train_dreambooth
+
+    options = {"steps": steps, "lr": lr, "batch_size": batch_size, "rank": rank, "num_class_images": num_class_images,
+               "prior_loss_weight": prior_loss_weight, "resolution": resolution, "seed": seed}
+    run, changes = train_dreambooth(base, data, out, instance_prompt, options, class_prompt=class_prompt,
+                                    prior_preservation=prior_preservation, lora=lora, class_data=class_data,
+                                    force=force, progress=not quiet)
+    export = f"gen export --model sd-lora --lora {run.path}" if lora else f"gen export --model sd --base {run.path}"
+    typer.echo(f"DreamBooth run written to {run.path}; mean |change| of the samples: "
+               + ", ".join(f"{k} {v:.4f}" for k, v in changes.items())
+               + f" (before: {run.path / 'samples_before.png'}, after: {run.path / 'samples_after.png'}). Export: {export}")
+
+
+@app.command("textual-inversion")
+def textual_inversion(
+    token: Annotated[str, typer.Option(help="The new word, a string the tokenizer does not know, e.g. \"<cat-toy>\".")],
+    out: Annotated[str, typer.Option(help="Run directory to create.")] = "runs/textual-inversion",
+    data: Instances = "cat", base: Base = None,
+    init_token: Annotated[Optional[str], typer.Option(help="A word the new embedding starts from (its tokens' mean), e.g. toy. Default: the mean of the vocabulary.")] = None,
+    num_vectors: Annotated[int, typer.Option(help="Embedding vectors behind the token (diffusers' multi-vector format when > 1).")] = TI["num_vectors"],
+    steps: Annotated[int, typer.Option(help="Optimisation steps.")] = TI["steps"],
+    lr: Annotated[float, typer.Option(help="Adam learning rate (no weight decay: the other rows must not move).")] = TI["lr"],
+    batch_size: Annotated[int, typer.Option(help="Batch size.")] = TI["batch_size"],
+    resolution: Resolution = None, seed: Seed = LOOP["seed"], force: Force = False, quiet: Quiet = False,
+) -> None:
+    """Textual inversion: learn a new token's embedding from a few photos; nothing else changes.
+
+    Example:  gen train textual-inversion --base ./sd15 --data ./toy --token "<cat-toy>" --init-token toy --out runs/cat-toy
+    Then:     gen export --model sd --base ./sd15 --textual-inversion runs/cat-toy --out bundles/cat-toy
+              gen generate bundles/cat-toy --prompt "a <cat-toy> on a beach"
+    In diffusers:  pipe.load_textual_inversion("runs/cat-toy/learned_embeds.safetensors")
+    """
+    from gen.trainkit.textual_inversion import train_textual_inversion
+
+    options = {"steps": steps, "lr": lr, "batch_size": batch_size, "num_vectors": num_vectors, "resolution": resolution,
+               "seed": seed}
+    run, changes = train_textual_inversion(base, data, out, token, init_token, options, force=force, progress=not quiet)
+    typer.echo(f"embedding for {token} written to {run.path / 'learned_embeds.safetensors'}; mean |change| of the samples: "
+               + ", ".join(f"{k} {v:.4f}" for k, v in changes.items())
+               + f" (after: {run.path / 'samples_after.png'}). Export: gen export --model sd --textual-inversion {run.path}")

@@ -33,7 +33,10 @@ LCM_DEFAULTS = {"scheduler": "lcm", "steps": 4, "guidance": 1.0}
 
 def export_sd(model: str, out: str, base: str | None = None, lora: str | None = None, lora_scale: float = 1.0,
               precisions=("fp32",), opset: int = DEFAULT_OPSET, force: bool = False,
-              tolerance: float = DEFAULT_TOLERANCE, image_check: bool = True, progress=print, int8=None) -> Path:
+              tolerance: float = DEFAULT_TOLERANCE, image_check: bool = True, progress=print, int8=None,
+              embeddings: tuple[str, ...] = ()) -> Path:
+    """`embeddings`: textual inversions (files or `gen train textual-inversion` runs) folded into the
+    text encoder's embedding table and the tokenizer, so a host with gen[runtime] reads the new tokens."""
     from gen.nets.families.sd import components_of, save_weights, signatures
     from gen.recipes.registry import load_pipeline
     from gen.runtime.validate import example_feeds
@@ -41,9 +44,9 @@ def export_sd(model: str, out: str, base: str | None = None, lora: str | None = 
     check_opset(opset)
     precisions = export_precisions(precisions, int8)
     out = Path(out)
-    sources = (base if base and Path(base).exists() else None, lora)
+    sources = (base if base and Path(base).exists() else None, lora, *embeddings)
     refuse_existing(out, force, sources)
-    resolved = load_pipeline(model, base, lora, lora_scale, progress=progress)
+    resolved = load_pipeline(model, base, lora, lora_scale, progress=progress, embeddings=tuple(embeddings))
     pipe = resolved.pipe
     sigs = signatures(pipe)
     vae_scale = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
@@ -109,13 +112,15 @@ def _manifest(pipe, resolved, components, parity, precisions, opset, vae_scale, 
                             latent_channels=int(pipe.vae.config.latent_channels), unet_multiple=unet_multiple,
                             inpainting=int(pipe.unet.config.in_channels) == 2 * int(pipe.vae.config.latent_channels) + 1),
         text=Text(tokenizer=f"{TOKENIZER_DIR}/tokenizer.json", max_length=int(pipe.tokenizer.model_max_length),
-                  pad_id=int(pipe.tokenizer.pad_token_id), hidden_size=int(pipe.text_encoder.config.hidden_size)),
+                  pad_id=int(pipe.tokenizer.pad_token_id), hidden_size=int(pipe.text_encoder.config.hidden_size),
+                  expand={e["tokens"][0]: " ".join(e["tokens"]) for e in resolved.embeddings or () if len(e["tokens"]) > 1}),
         conditioning=Conditioning(num_classes=0, class_names=[], text=True),
         image=Image(channels=3, height=size, width=size),
         precision="fp16" if "fp16" in precisions else "fp32",
         parity=parity,
         weights={"diffusers": "weights"},
-        source={"base": resolved.base, "lora": lora, "notes": resolved.notes},
+        source={"base": resolved.base, "lora": lora, "notes": resolved.notes,
+                **({"textual_inversion": resolved.embeddings} if resolved.embeddings else {})},
         export={"opset": opset},
         versions=versions(("gen", "torch", "diffusers", "transformers", "peft", "onnx", "onnxruntime")),
     )

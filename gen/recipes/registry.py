@@ -22,6 +22,7 @@ from gen.errors import GenError
 MODELS = ("sd", "sd-lora", "tiny-sd")
 TINY = "tiny-sd"
 LORA_FILE = "lora.safetensors"
+EMBEDDINGS_FILE = "learned_embeds.safetensors"  # diffusers' textual inversion file (gen train textual-inversion)
 DIFFUSERS_LORA_FILE = "pytorch_lora_weights.safetensors"  # diffusers' save_lora_weights, the Hub's LoRA repos
 DEFAULT_HUB_BASE = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 
@@ -35,6 +36,7 @@ class Resolved:
     notes: list
     lora_sha256: str | None = None
     lcm: dict | None = None  # an LCM-LoRA's scheduler settings (gen.recipes.lcm.recognise)
+    embeddings: list | None = None  # textual inversions loaded: [{"path", "sha256", "tokens"}]
 
 
 def check_model(model: str) -> None:
@@ -65,12 +67,14 @@ def resolve_lora(lora: str | None) -> tuple[Path | None, dict]:
 
 
 def load_pipeline(model: str, base: str | None = None, lora: str | None = None, lora_scale: float = 1.0,
-                  progress=print) -> Resolved:
-    """The fp32 CPU pipeline for `model`, with the LoRA (if any) fused into its weights."""
+                  progress=print, embeddings: tuple[str, ...] = ()) -> Resolved:
+    """The fp32 CPU pipeline for `model`, with the LoRA (if any) fused into its weights and the
+    textual inversions in `embeddings` (files or runs) added to its tokenizer and text encoder."""
     from gen.recipes.lcm import check_fits, recognise
 
     check_model(model)
     lora_path, lora_run = resolve_lora(lora)
+    embedding_files = [resolve_embedding(e) for e in embeddings]
     notes = []
     if model == TINY:
         if base is not None:
@@ -79,7 +83,7 @@ def load_pipeline(model: str, base: str | None = None, lora: str | None = None, 
             raise GenError("--model tiny-sd takes no --lora; use --model sd-lora (its default base is tiny-sd)")
     if model == "sd" and lora is not None:
         raise GenError("--model sd is the base alone; use --model sd-lora to fuse --lora")
-    base = base or lora_run.get("base")
+    base = base or lora_run.get("base") or next((run["base"] for _, run in embedding_files if run.get("base")), None)
     if base is None and model == "sd-lora":
         base = TINY
         notes.append("no --base given: sd-lora uses the built-in tiny-sd (random weights; a real base needs --base DIR)")
@@ -103,11 +107,45 @@ def load_pipeline(model: str, base: str | None = None, lora: str | None = None, 
             digest = _sha256(lora_path)
             fuse_lora(pipe, lora_path, lora_scale)
             label = str(lora_path)
+    loaded = [load_embedding(pipe, path) for path, _ in embedding_files]
     if lcm is not None:
         notes.append(f"an LCM-LoRA ({lcm['recognised_by']}): sample it with the lcm scheduler, few steps, no guidance")
     for note in notes:
         progress(note)
-    return Resolved(pipe, base, label, lora_scale, notes, digest, lcm)
+    return Resolved(pipe, base, label, lora_scale, notes, digest, lcm, loaded or None)
+
+
+def resolve_embedding(spec: str) -> tuple[Path, dict]:
+    """A textual inversion: a .safetensors file, or a run of `gen train textual-inversion` (its
+    learned_embeds.safetensors and config) or a diffusers-format folder holding that file."""
+    p = Path(spec)
+    if p.is_dir():
+        from gen.fileio import read_json
+
+        config = read_json(p / "config.json", "textual inversion run config") if (p / "config.json").is_file() else {}
+        if not isinstance(config, dict) or config.get("family") != "textual-inversion":
+            config = {}
+        if not (p / EMBEDDINGS_FILE).is_file():
+            raise GenError(f"--textual-inversion {spec}: directory has no {EMBEDDINGS_FILE} (a run of `gen train "
+                           "textual-inversion`, or a diffusers-format textual inversion folder)")
+        return p / EMBEDDINGS_FILE, config
+    if not p.is_file():
+        raise GenError(f"--textual-inversion {spec}: file not found")
+    return p, {}
+
+
+def load_embedding(pipe, path: Path) -> dict:
+    """Add one textual inversion's tokens to the pipeline (diffusers' loader, safetensors only)."""
+    from gen.fileio import check_safetensors
+
+    check_safetensors(path)
+    before = set(pipe.tokenizer.get_vocab())
+    try:
+        pipe.load_textual_inversion(str(path), use_safetensors=True)
+    except (ValueError, RuntimeError, KeyError) as e:
+        raise GenError(f"--textual-inversion {path} cannot be loaded into this base: {str(e).splitlines()[0]}") from None
+    tokens = sorted(set(pipe.tokenizer.get_vocab()) - before, key=pipe.tokenizer.convert_tokens_to_ids)
+    return {"path": str(path), "sha256": _sha256(path), "tokens": tokens}
 
 
 def _sha256(path: Path) -> str:

@@ -91,6 +91,8 @@ class Text:
     max_length: int
     pad_id: int
     hidden_size: int
+    # multi-vector textual inversions: token -> "token token_1 ..." (diffusers' maybe_convert_prompt)
+    expand: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

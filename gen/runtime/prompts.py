@@ -12,7 +12,7 @@ from gen.errors import GenError
 
 
 class PromptTokenizer:
-    def __init__(self, path, max_length: int, pad_id: int):
+    def __init__(self, path, max_length: int, pad_id: int, expand: dict[str, str] | None = None):
         try:
             from tokenizers import Tokenizer
         except ImportError:
@@ -22,12 +22,18 @@ class PromptTokenizer:
         except Exception as e:  # tokenizers raises its own exception type
             raise GenError(f"cannot read the bundle's tokenizer {path}: {str(e).splitlines()[0]}") from None
         self.max_length = max_length
+        self.expand = dict(expand or {})  # a multi-vector token stands for its vectors' tokens
         self._tok.enable_truncation(max_length=max_length)
         self._tok.enable_padding(length=max_length, pad_id=pad_id, pad_token=self._tok.id_to_token(pad_id) or "")
 
     def __call__(self, prompts: Sequence[str]) -> np.ndarray:
         """(len(prompts), max_length) int64 token ids."""
-        return np.array([e.ids for e in self._tok.encode_batch(list(prompts))], dtype=np.int64)
+        return np.array([e.ids for e in self._tok.encode_batch([self._expanded(p) for p in prompts])], dtype=np.int64)
+
+    def _expanded(self, prompt: str) -> str:
+        for token, phrase in self.expand.items():
+            prompt = prompt.replace(token, phrase)
+        return prompt
 
 
 def check_prompts(prompt, name: str = "prompt") -> list[str]:

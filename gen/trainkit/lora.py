@@ -39,7 +39,8 @@ def _train_lora(base, data, out, options, force, progress):
     from gen.fileio import write_json
     from gen.recipes.registry import LORA_FILE
     from gen.trainkit.rundir import RunDir
-    from gen.trainkit.sdbase import check_options, encode, load_base, sample, save_grid, train_adapter, training_set
+    from gen.trainkit.sdbase import (check_options, denoising_loss, encode, load_base, sample, save_grid,
+                                     train_adapter, training_set)
 
     config = {**DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
     check_options(config, ("rank", "steps", "batch_size"))
@@ -65,12 +66,7 @@ def _train_lora(base, data, out, options, force, progress):
     params = add_lora(unet, config["rank"])
     def step_loss(g):
         idx = torch.randint(len(latents), (config["batch_size"],), generator=g)
-        x0, cond = latents[idx], text[idx]
-        noise = torch.randn(x0.shape, generator=g)
-        t = torch.randint(0, noise_sched.config.num_train_timesteps, (len(idx),), generator=g)
-        target = noise if noise_sched.config.prediction_type == "epsilon" else noise_sched.get_velocity(x0, noise, t)
-        pred = unet(noise_sched.add_noise(x0, noise, t), t, cond).sample
-        return torch.nn.functional.mse_loss(pred, target)
+        return denoising_loss(unet, noise_sched, latents[idx], text[idx], g)
 
     train_adapter(unet, params, config, step_loss, run, "train sd-lora", progress)
     save_lora(unet, run.path / LORA_FILE)

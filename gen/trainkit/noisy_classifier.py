@@ -70,10 +70,10 @@ class NoisyClassifierTrainer:
 
     @torch.no_grad()
     def sample(self, n: int, labels, g: torch.Generator, steps: int | None = None, classifier_scale: float | None = None, **_):
-        """DDIM (eta = 0, trailing) with classifier guidance, the gradient from torch.autograd: the
-        torch-side reference the shipped sampler (analytic gradient, numpy loop) is tested against.
-        Without labels, row r of the grid asks for class r."""
-        from diffusers import DDIMScheduler
+        """Ancestral DDPM sampling (trailing spacing, the bundle's default with classifier guidance)
+        guided by the classifier, its gradient from torch.autograd. Without labels, row r of the grid
+        asks for class r."""
+        from diffusers import DDPMScheduler
 
         from gen.runtime.schedulers import classifier_guided
 
@@ -81,7 +81,7 @@ class NoisyClassifierTrainer:
         scale = c["classifier_scale"] if classifier_scale is None else classifier_scale
         if labels is None:
             labels = (torch.arange(n) // GRID_ROW) % self.num_classes
-        sched = DDIMScheduler.from_config(self.scheduler.config, timestep_spacing="trailing")
+        sched = DDPMScheduler.from_config(self.scheduler.config, timestep_spacing="trailing")
         sched.set_timesteps(steps or c["sample_steps"])
         self.unet.eval(), self.classifier.eval()
         x = torch.randn(n, c["channels"], c["image_size"], c["image_size"], generator=g)

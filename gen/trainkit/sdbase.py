@@ -1,5 +1,6 @@
-"""What the adapter trainers of a Stable Diffusion base share (`gen train sd-lora`, `gen distill
-lcm-lora`): option checks, the base, the captioned set encoded once, and sample grids.
+"""What the trainers of a Stable Diffusion base share (`gen train sd-lora|dreambooth|textual-inversion`,
+`gen distill lcm-lora`): option checks, the base, the training set encoded once, sample grids and
+the change a training made to each prompt's images.
 
 The VAE and text encoder stay frozen in both, so the training set's latents and text embeddings
 are computed once and every step is UNet work only.
@@ -30,12 +31,18 @@ def training_set(pipe, data: str, resolution: int | None, max_images: int | None
     """(image size, images in [-1, 1], captions); the size defaults to the base's native one."""
     from gen.trainkit.captions import load_captioned
 
+    size = native_size(pipe, resolution)
+    images, captions = load_captioned(data, size, max_images)
+    return size, images, captions
+
+
+def native_size(pipe, resolution: int | None) -> int:
+    """The training image size: --resolution, or the base's native one."""
     vae_scale = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
     size = resolution or pipe.unet.config.sample_size * vae_scale
     if size % 8:
-        raise GenError(f"--resolution must be divisible by 8, got {size}")
-    images, captions = load_captioned(data, size, max_images)
-    return size, images, captions
+        raise GenError(f"--resolution must be divisible by 8, got {size}", "resolution")
+    return size
 
 
 def encode(pipe, images, captions: list[str]):
@@ -70,6 +77,30 @@ def sample(pipe, prompts: list[str], seed: int, size: int, steps: int, scheduler
     return np.asarray(out).transpose(0, 3, 1, 2) * 2 - 1
 
 
+def denoising_loss(unet, noise_sched, x0, cond, g):
+    """Stable Diffusion's training loss on latents x0 with text embeddings cond: MSE to the noise (or
+    velocity, for a v-prediction base) at uniformly drawn timesteps; noise and timesteps from g."""
+    import torch
+
+    noise = torch.randn(x0.shape, generator=g)
+    t = torch.randint(0, noise_sched.config.num_train_timesteps, (len(x0),), generator=g)
+    target = noise if noise_sched.config.prediction_type == "epsilon" else noise_sched.get_velocity(x0, noise, t)
+    pred = unet(noise_sched.add_noise(x0, noise, t), t, cond).sample
+    return torch.nn.functional.mse_loss(pred, target)
+
+
+def prompt_changes(before, after, groups: dict[str, int]) -> dict[str, float]:
+    """Mean |after - before| per prompt group of the sample grids (images in [-1, 1], grouped in
+    order: {"instance": 2, "unrelated": 2} means the first two images, then the next two)."""
+    import numpy as np
+
+    out, i = {}, 0
+    for name, count in groups.items():
+        out[name] = round(float(np.abs(after[i:i + count] - before[i:i + count]).mean()), 6)
+        i += count
+    return out
+
+
 def save_grid(path, images, nrow: int) -> None:
     from gen.images import save_grid as save
 
@@ -77,15 +108,16 @@ def save_grid(path, images, nrow: int) -> None:
 
 
 def train_adapter(unet, params, config: dict, step_loss, run, desc: str, progress: bool, clip_grad: float | None = None):
-    """The adapter loop both LoRA trainers share: AdamW on `params`, `step_loss(idx, g)` on a batch of
-    training-set indices, progress bar, metrics.jsonl; the UNet is left in eval mode."""
+    """The loop the adapter and personalization trainers share: AdamW on `params` (weight decay
+    config["weight_decay"], default 0.01), `step_loss(g)` for one batch, progress bar, metrics.jsonl;
+    the UNet is left in eval mode."""
     import time
 
     import torch
     from tqdm import tqdm
 
     unet.train()
-    opt = torch.optim.AdamW(params, lr=config["lr"])
+    opt = torch.optim.AdamW(params, lr=config["lr"], weight_decay=config.get("weight_decay", 0.01))
     g = torch.Generator().manual_seed(config["seed"])
     bar = tqdm(range(config["steps"]), desc=desc, unit="step", disable=not progress, dynamic_ncols=True)
     t0 = time.perf_counter()

@@ -75,7 +75,8 @@ class DdpmNets(RunNets):
         # a student (gen distill) names the scheduler it was distilled for and allows 1..max_steps
         d = c.get("distill") or {}
         classifier = None if not has_classifier(c) else {
-            "num_classes": c["num_classes"], "class_names": list(c.get("class_names", [])), "scale": c["classifier_scale"]}
+            "num_classes": c["num_classes"], "class_names": list(c.get("class_names", [])), "scale": c["classifier_scale"],
+            "scheduler": "ddpm"}
         student = None if not d else {"method": d["method"], "steps": d["steps"], "max_steps": max(8, 2 * d["steps"]),
                                       "teacher": d["teacher"]}
         return DdpmSampling(scheduler_config={**scheduler_config(c), "timestep_spacing": "trailing",

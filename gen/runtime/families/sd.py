@@ -139,7 +139,7 @@ class TextToImage:
         bundle = backend.bundle
         text = bundle.manifest.text
         self.family, self.backend, self.sampling = family, backend, bundle.sampling
-        self.tokenizer = PromptTokenizer(bundle.resolve(text.tokenizer), text.max_length, text.pad_id)
+        self.tokenizer = PromptTokenizer(bundle.resolve(text.tokenizer), text.max_length, text.pad_id, text.expand)
 
     def __call__(self, n, rng, args, on_step=None):
         prompts = [p for p in args["prompt"] for _ in range(n)]
