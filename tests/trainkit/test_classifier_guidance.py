@@ -47,7 +47,8 @@ def test_guided_sampling_is_the_same_on_every_backend_and_in_torch(guided):
     assert np.array_equal(unguided, plain)  # scale 0 is no guidance at all
     fp16 = Sampler(str(bundle), backend="ort", precision="fp16").generate(**args)
     assert np.abs(fp16 - ort).mean() <= 2e-2
-    # the torch-side reference: diffusers' DDIM, the gradient from torch.autograd
+    # the torch-side reference: diffusers' DDIM (deterministic, so comparable step by step), the
+    # gradient from torch.autograd
     _, _, trainer = load_run(str(clf_run))
     g = torch.Generator().manual_seed(0)
     x = torch.randn(6, 1, 8, 8, generator=g)
@@ -55,7 +56,7 @@ def test_guided_sampling_is_the_same_on_every_backend_and_in_torch(guided):
     ours = Sampler(str(bundle), backend="eager")
     from gen.runtime.families.ddpm import FAMILY
 
-    bound = FAMILY.bind(ours.bundle, {k: v for k, v in args.items() if k != "seed"})
+    bound = FAMILY.bind(ours.bundle, {**{k: v for k, v in args.items() if k != "seed"}, "scheduler": "ddim"})
     shipped = FAMILY.sample(ours.backend, 6, _Start(x.numpy()), bound)
     assert np.abs(np.clip(shipped, -1, 1) - torch_side.numpy()).max() <= 1e-3
 
@@ -88,12 +89,14 @@ def _torch_ddim(trainer, x, labels, steps, scale):
     return x.clamp(-1, 1)
 
 
-def test_labels_alone_guide_at_the_bundles_scale_and_bad_values_are_refused(guided):
+def test_labels_alone_guide_at_the_bundles_scale_and_sampler_and_bad_values_are_refused(guided):
     _, _, bundle = guided
     s = Sampler(str(bundle), backend="ort", threads=1)
     default = s.bundle.sampling.classifier["scale"]
-    assert np.array_equal(s.generate(n=2, seed=1, steps=4, labels=7),
-                          s.generate(n=2, seed=1, steps=4, labels=7, classifier_scale=default))
+    guided_default = s.generate(n=2, seed=1, steps=4, labels=7)
+    assert np.array_equal(guided_default, s.generate(n=2, seed=1, steps=4, labels=7, classifier_scale=default,
+                                                     scheduler="ddpm"))  # ancestral sampling when guided
+    assert not np.array_equal(guided_default, s.generate(n=2, seed=1, steps=4, labels=7, scheduler="ddim"))
     with pytest.raises(GenError, match="classifier_scale must be >= 0"):
         s.generate(n=2, steps=4, labels=1, classifier_scale=-1.0)
     with pytest.raises(GenError, match="label 10 is out of range"):
