@@ -49,7 +49,6 @@ def train_dreambooth(base: str | None, data: str, out: str, instance_prompt: str
 
 
 def _train(base, data, out, instance_prompt, class_prompt, prior, lora, class_data, options, force, progress):
-    import numpy as np
     import torch
     from diffusers import DDPMScheduler
 
@@ -57,20 +56,13 @@ def _train(base, data, out, instance_prompt, class_prompt, prior, lora, class_da
     from gen.nets.lora import TARGET_MODULES, add_lora, save_lora
     from gen.recipes.registry import LORA_FILE
     from gen.trainkit.instances import load_instances
-    from gen.trainkit.rundir import RunDir
-    from gen.trainkit.sdbase import (check_options, denoising_loss, load_base, native_size, prompt_changes, sample,
-                                     save_grid, train_adapter)
+    from gen.trainkit.sdbase import begin, denoising_loss, native_size, prompt_changes, sample, save_grid, train_adapter
 
     mode = "lora" if lora else "full"
-    config = {**DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
-    config["lr"] = LR[mode] if config["lr"] is None else config["lr"]
-    check_options(config, ("steps", "batch_size", "rank", "num_class_images"))
-    if not config["prior_loss_weight"] >= 0:
-        raise GenError(f"--prior-loss-weight must be >= 0, got {config['prior_loss_weight']}", "prior_loss_weight")
-    run = RunDir(out)
-    run.check(resume=False, force=force)
-    say = print if progress else (lambda *_: None)
-    resolved = load_base(base, say)
+    if not (options.get("prior_loss_weight") or 0) >= 0:
+        raise GenError(f"--prior-loss-weight must be >= 0, got {options['prior_loss_weight']}", "prior_loss_weight")
+    config, run, say, resolved = begin({**DEFAULTS, "lr": LR[mode]}, options,
+                                       ("steps", "batch_size", "rank", "num_class_images"), out, base, force, progress)
     pipe = resolved.pipe
     size = native_size(pipe, config["resolution"])
     images = load_instances(data, size)
@@ -125,7 +117,6 @@ def _train(base, data, out, instance_prompt, class_prompt, prior, lora, class_da
     run.log({"step": config["steps"], "sample_change_mean_abs": changes,
              "unrelated_over_instance": round(changes["unrelated"] / max(changes["instance"], 1e-12), 4)})
     final.commit(run)
-    del np
     return final, changes
 
 

@@ -38,16 +38,9 @@ def _train_lora(base, data, out, options, force, progress):
 
     from gen.fileio import write_json
     from gen.recipes.registry import LORA_FILE
-    from gen.trainkit.rundir import RunDir
-    from gen.trainkit.sdbase import (check_options, denoising_loss, encode, load_base, sample, save_grid,
-                                     train_adapter, training_set)
+    from gen.trainkit.sdbase import begin, denoising_loss, encode, sample, save_grid, train_adapter, training_set
 
-    config = {**DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
-    check_options(config, ("rank", "steps", "batch_size"))
-    run = RunDir(out)
-    run.check(resume=False, force=force)
-    say = print if progress else (lambda *_: None)
-    resolved = load_base(base, say)
+    config, run, say, resolved = begin(DEFAULTS, options, ("rank", "steps", "batch_size"), out, base, force, progress)
     pipe = resolved.pipe
     size, images, captions = training_set(pipe, data, config["resolution"], config["max_images"])
     config.update(base=resolved.base, data=data, resolution=size, images=len(captions), family="sd-lora",

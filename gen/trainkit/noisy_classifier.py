@@ -123,26 +123,13 @@ def classifier_config(ddpm_run: str, options: dict):
     import math
 
     from gen.cache import sha256_of
-    from gen.trainkit.defaults import LOOP
-    from gen.trainkit.rundir import RunDir
-    from gen.trainkit.train import load_run_data
+    from gen.trainkit.train import load_run_data, stage_source
 
-    unknown = set(options) - set(CLASSIFIER_DEFAULTS) - set(LOOP)
-    if unknown:
-        raise GenError(f"unknown options for noisy-classifier: {', '.join(sorted(unknown))}")
-    source = RunDir(ddpm_run)
-    config = source.read_config()
-    if config["family"] != "ddpm" or config.get("stage"):
-        what = "a classifier run" if config.get("stage") else f"a {config['family']} run"
-        raise GenError(f"{ddpm_run} is {what}; the noisy classifier is trained for a finished DDPM run (gen train ddpm)")
-    o = {**CLASSIFIER_DEFAULTS, **options}
-    for key in ("steps", "batch_size", "classifier_width"):
-        if isinstance(o[key], bool) or not isinstance(o[key], int) or o[key] < 1:
-            raise GenError(f"--{key.replace('_', '-')} must be a positive integer, got {o[key]!r}")
+    source, config, o = stage_source(ddpm_run, "ddpm", "noisy-classifier", "the noisy classifier is trained for a "
+                                     "finished DDPM run (gen train ddpm)", CLASSIFIER_DEFAULTS, options,
+                                     ("steps", "batch_size", "classifier_width"))
     if o["batch_size"] < 2:
         raise GenError(f"--batch-size must be at least 2, got {o['batch_size']}")
-    if not (isinstance(o["lr"], (int, float)) and 0 < o["lr"] < math.inf):
-        raise GenError(f"--lr must be a positive finite number, got {o['lr']!r}")
     if not (isinstance(o["classifier_scale"], (int, float)) and 0 <= o["classifier_scale"] < math.inf):
         raise GenError(f"--classifier-scale must be a finite number >= 0, got {o['classifier_scale']!r}")
     data = load_run_data(config)

@@ -20,6 +20,20 @@ def check_options(config: dict, positive: tuple[str, ...]) -> None:
         raise GenError(f"--lr must be positive, got {config['lr']}")
 
 
+def begin(defaults: dict, options: dict, positive: tuple[str, ...], out: str, base: str | None, force: bool,
+          progress: bool):
+    """What every SD trainer does first: (config = defaults with the given options, the output's
+    RunDir after its checks, a print-or-nothing `say`, the resolved base)."""
+    from gen.trainkit.rundir import RunDir
+
+    config = {**defaults, **{k: v for k, v in options.items() if v is not None}}
+    check_options(config, positive)
+    run = RunDir(out)
+    run.check(resume=False, force=force)
+    say = print if progress else (lambda *_: None)
+    return config, run, say, load_base(base, say)
+
+
 def load_base(base: str | None, say):
     """The base pipeline (Resolved): a folder or cached model id, or the built-in tiny-sd."""
     from gen.recipes.registry import load_pipeline

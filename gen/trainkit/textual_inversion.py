@@ -54,16 +54,9 @@ def _train(base, data, out, token, init_token, options, force, progress):
 
     from gen.fileio import save_safetensors, write_json
     from gen.trainkit.instances import load_instances
-    from gen.trainkit.rundir import RunDir
-    from gen.trainkit.sdbase import (check_options, denoising_loss, load_base, native_size, prompt_changes, sample,
-                                     save_grid, train_adapter)
+    from gen.trainkit.sdbase import begin, denoising_loss, native_size, prompt_changes, sample, save_grid, train_adapter
 
-    config = {**DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
-    check_options(config, ("steps", "batch_size", "num_vectors"))
-    run = RunDir(out)
-    run.check(resume=False, force=force)
-    say = print if progress else (lambda *_: None)
-    resolved = load_base(base, say)
+    config, run, _, resolved = begin(DEFAULTS, options, ("steps", "batch_size", "num_vectors"), out, base, force, progress)
     pipe = resolved.pipe
     tokenizer, text_encoder = pipe.tokenizer, pipe.text_encoder
     check_token(tokenizer, token)

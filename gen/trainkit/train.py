@@ -68,6 +68,28 @@ def load_run_data(config: dict) -> Dataset:
                         data_b=config.get("data_b"))
 
 
+def stage_source(run_path: str, family: str, command: str, purpose: str, defaults: dict, options: dict,
+                 positive: tuple[str, ...]):
+    """(RunDir, its config, the stage's options over `defaults`) for a later training stage on a
+    finished `family` run (the VQ-VAE's prior, a DDPM's noisy classifier), after the checks every
+    stage makes: known options, the right kind of run, positive counts, a positive finite lr."""
+    unknown = set(options) - set(defaults) - set(LOOP)
+    if unknown:
+        raise GenError(f"unknown options for {command}: {', '.join(sorted(unknown))}")
+    source = RunDir(run_path)
+    config = source.read_config()
+    if config["family"] != family or config.get("stage"):
+        what = f"a {config['stage']} run" if config.get("stage") else f"a {config['family']} run"
+        raise GenError(f"{run_path} is {what}; {purpose}")
+    o = {**defaults, **options}
+    for key in positive:
+        if isinstance(o[key], bool) or not isinstance(o[key], int) or o[key] < 1:
+            raise GenError(f"--{key.replace('_', '-')} must be a positive integer, got {o[key]!r}")
+    if not (isinstance(o["lr"], (int, float)) and 0 < o["lr"] < math.inf):
+        raise GenError(f"--lr must be a positive finite number, got {o['lr']!r}")
+    return source, config, o
+
+
 def _check_positive(config: dict, key: str) -> None:
     if key in config and (not isinstance(config[key], int) or config[key] < 1):
         raise GenError(f"--{key.replace('_', '-')} must be at least 1, got {config[key]}")

@@ -92,28 +92,13 @@ def train_prior(vqvae_run: str, out: str, options: dict, resume: bool = False, f
 def prior_config(vqvae_run: str, options: dict):
     """The prior run's config (the VQ-VAE run's, plus the prior's options and the codebook's hash)
     and the VQ-VAE's data, after every check."""
-    import math
+    from gen.trainkit.train import load_run_data, stage_source
 
-    from gen.trainkit.defaults import LOOP
-    from gen.trainkit.rundir import RunDir
-    from gen.trainkit.train import load_run_data
-
-    unknown = set(options) - set(PRIOR_DEFAULTS) - set(LOOP)
-    if unknown:
-        raise GenError(f"unknown options for vqvae-prior: {', '.join(sorted(unknown))}")
-    source = RunDir(vqvae_run)
-    config = source.read_config()
-    if config["family"] != "vqvae" or config.get("stage"):
-        what = "a prior run" if config.get("stage") else f"a {config['family']} run"
-        raise GenError(f"{vqvae_run} is {what}; the prior is trained on a finished VQ-VAE run (gen train vqvae)")
-    o = {**PRIOR_DEFAULTS, **options}
-    for key in ("steps", "batch_size", "prior_dim", "prior_layers", "prior_heads"):
-        if isinstance(o[key], bool) or not isinstance(o[key], int) or o[key] < 1:
-            raise GenError(f"--{key.replace('_', '-')} must be a positive integer, got {o[key]!r}")
+    source, config, o = stage_source(vqvae_run, "vqvae", "vqvae-prior", "the prior is trained on a finished VQ-VAE run "
+                                     "(gen train vqvae)", PRIOR_DEFAULTS, options,
+                                     ("steps", "batch_size", "prior_dim", "prior_layers", "prior_heads"))
     if o["prior_dim"] % o["prior_heads"]:
         raise GenError(f"--prior-dim ({o['prior_dim']}) must be a multiple of --prior-heads ({o['prior_heads']})")
-    if not (isinstance(o["lr"], (int, float)) and 0 < o["lr"] < math.inf):
-        raise GenError(f"--lr must be a positive finite number, got {o['lr']!r}")
     if not 0 <= o["prior_dropout"] < 1:
         raise GenError(f"--prior-dropout must be in [0, 1), got {o['prior_dropout']!r}")
     config.update(o, stage="prior", source_run=str(source.path.resolve()), codebook_sha256=codebook_hash(source.load_weights()))
