@@ -133,26 +133,37 @@ def train_with(out: str, family: str, fresh, overrides: dict, resume: bool = Fal
     """The loop every trainer shares (training and distillation): `fresh()` gives a new run's
     (config, data); a resumed run reads its own config. One writer at a time per `out`."""
     from gen.outputs import absolute, output_lock, remove_stale
+    from gen.trainkit.distributed import finish, world
 
     RunDir(out).check(resume=resume, force=force)
+    w = world()  # under torchrun: this process's rank; rank 0 alone writes (gen.trainkit.distributed)
+    label = label or f"train {family}"
+    if not w.main:
+        try:
+            return _train(family, fresh, out, overrides, resume, force, progress, label, w)
+        finally:
+            finish(w)
     with output_lock(out):
         try:
-            return _train(family, fresh, out, overrides, resume, force, progress, label or f"train {family}")
+            return _train(family, fresh, out, overrides, resume, force, progress, label, w)
         except BaseException:
             remove_stale(absolute(out))  # a replacement that did not finish leaves no staging behind
             raise
+        finally:
+            finish(w)
 
 
-def _train(family, fresh, out, overrides, resume, force, progress, label) -> RunDir:
+def _train(family, fresh, out, overrides, resume, force, progress, label, w) -> RunDir:
     import torch
     from tqdm import tqdm
 
     from gen.images import save_grid
+    from gen.trainkit import distributed
     from gen.trainkit.checkpoint import pack, unpack
 
     target = RunDir(out)
     target.check(resume=resume, force=force)
-    run = target
+    run = target if w.main else distributed.DiscardedRun(target)
     if resume:
         config = run.read_config()
         if config["family"] != family:
@@ -165,6 +176,8 @@ def _train(family, fresh, out, overrides, resume, force, progress, label) -> Run
         config, data = fresh()
         for note in data.notes if progress else ():
             print(note, flush=True)
+    if w.size > 1:
+        distributed.check_batch(config["batch_size"], w)
     torch.manual_seed(config["seed"])  # initial weights; training itself draws only from step_generator
     trainer = make_trainer(config)
     if hasattr(trainer, "attach_data"):  # e.g. pix2pix's sample grids translate held-out inputs
@@ -177,17 +190,24 @@ def _train(family, fresh, out, overrides, resume, force, progress, label) -> Run
         start = unpack(tensors, meta, trainer.modules, trainer.optimizers, str(run.state_path))
         run.truncate_metrics(start)
     else:
-        run = target.claim(force)
+        run = target.claim(force) if w.main else run
     run.write_config(config)
 
     x, y = torch.from_numpy(data.train_x), torch.from_numpy(data.train_y)
     bs = config["batch_size"]
+    if w.size > 1:
+        distributed.average_gradients(trainer.optimizers, w)
 
     def batch(g):
         idx = torch.randint(len(x), (bs,), generator=g)
+        if w.size > 1:  # this rank's shard of the global batch; its own noise from here on
+            idx = idx[w.rank::w.size]
+            g.manual_seed(g.initial_seed() * 1009 + w.rank + 1)
         return x[idx], y[idx]
 
     def save_samples(path, **options):
+        if not w.main:
+            return
         g = torch.Generator().manual_seed(config["seed"])
         save_grid(path, trainer.sample(GRID_SIZE, grid_labels(config, GRID_SIZE), g, **options).numpy(), nrow=8)
 
@@ -200,10 +220,12 @@ def _train(family, fresh, out, overrides, resume, force, progress, label) -> Run
 
     steps, t0, done = config["steps"], time.perf_counter(), start
     last_log = (t0, start)  # metrics.jsonl's steps_per_s is the rate since the previous record
-    bar = tqdm(total=steps, initial=start, desc=label, unit="step", disable=not progress, dynamic_ncols=True)
-    estimated = not progress
+    bar = tqdm(total=steps, initial=start, desc=label, unit="step", disable=not progress or not w.main, dynamic_ncols=True)
+    estimated = not progress or not w.main
     for step in range(start, steps):
         logs = trainer.train_step(batch, step_generator(config["seed"], step), step)
+        if w.size > 1:
+            logs = distributed.mean_logs(logs, w)
         bad = {k: v for k, v in logs.items() if not math.isfinite(v)}
         if bad:
             bar.close()
@@ -234,12 +256,15 @@ def _train(family, fresh, out, overrides, resume, force, progress, label) -> Run
         if done % config["checkpoint_every"] == 0 and done < steps:
             checkpoint(done)
     bar.close()
+    if w.size > 1:
+        distributed.broadcast_buffers(trainer.modules)
     run.save_weights(trainer.sampling_weights(), config)
     checkpoint(max(done, start))
     save_samples(run.path / "samples.png")
     for k in getattr(trainer, "grid_steps", ()):  # a few-step student: its quality at each step count
         save_samples(run.path / f"samples_{k}steps.png", steps=k)
-    target.commit(run)
+    if w.main:
+        target.commit(run)
     return target
 
 
