@@ -30,6 +30,7 @@ def export(
     opset: Annotated[int, typer.Option(help=f"ONNX opset ({OPSETS[0]}-{OPSETS[1]}).")] = DEFAULT_OPSET,
     tolerance: Annotated[float, typer.Option(help="Largest eager-vs-ONNX Runtime difference accepted (max abs).")] = DEFAULT_TOLERANCE,
     classifier: Annotated[Optional[str], typer.Option(help="With a DDPM RUN: a run of `gen train noisy-classifier` (for this or another DDPM with the same image size, classes and noise schedule, e.g. its distilled student) whose classifier joins the bundle, for generate(labels=, classifier_scale=).")] = None,
+    trt: Annotated[bool, typer.Option("--trt", help="With a BUNDLE directory as RUN: build its TensorRT engines for this GPU into BUNDLE/trt/ (profiles from its manifest; needs TensorRT and a CUDA GPU; unverified here). Without it the trt backend builds them into gen's cache on first use.")] = False,
     force: Annotated[bool, typer.Option(help="Replace an existing bundle at --out.")] = False,
 ) -> None:
     """Export to ONNX, check every component with onnx.checker and against eager, and write a bundle.
@@ -59,6 +60,16 @@ def export(
                                    ("--int8-min-speedup", int8_min_speedup != Int8Options.min_speedup)) if on]
     if given and "int8" not in precisions:
         raise GenError(f"{', '.join(given)}: these options apply only with --int8")
+    if trt:
+        from gen.runtime.manifest import MANIFEST
+
+        if run is None or not (Path(run) / MANIFEST).is_file():
+            raise GenError("--trt builds the engines of an exported bundle: gen export BUNDLE --trt")
+        from gen.runtime.backends.trt import build_engines
+
+        for path in build_engines(run, "fp16" if fp16 else "fp32", progress=typer.echo):
+            typer.echo(f"engine written to {path}")
+        return
     if (run is None) == (model is None):
         raise GenError("give either a RUN directory or --model NAME (sd, sd-lora, tiny-sd), not both or neither")
     if textual_inversion and run is not None:

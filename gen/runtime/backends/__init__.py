@@ -33,6 +33,8 @@ def register_backend(name: str, where: str) -> None:
 
 register_backend("eager", "gen.runtime.backends.eager:EagerBackend")
 register_backend("ort", "gen.runtime.backends.ort:OrtBackend")
+register_backend("compile", "gen.runtime.backends.compiled:CompileBackend")
+register_backend("trt", "gen.runtime.backends.trt:TrtBackend")  # unverified: no TensorRT here
 
 
 def backend_names() -> tuple[str, ...]:
