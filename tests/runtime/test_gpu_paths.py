@@ -95,3 +95,18 @@ def test_compile_backend_matches_eager(bundles, capfd):
         assert "compiling" not in capfd.readouterr().err  # and only the first
         assert s.backend.describe()["torch_compile_mode"] == "default"
     assert np.abs(compiled - eager).max() <= 1e-5
+
+
+def test_ort_tensorrt_provider_caches_under_the_bundles_cache_directory(bundles, tmp_path, monkeypatch):
+    from gen.runtime.backends.ort import trt_provider_options
+    from gen.runtime.engines import cache_dir_for
+
+    monkeypatch.setenv("GEN_CACHE_DIR", str(tmp_path))
+    bundle = load_bundle(bundles["ddpm"])
+    options = trt_provider_options(bundle, "fp16")
+    where = cache_dir_for(bundle) / "ort-trt"
+    assert str(where).startswith(str(tmp_path)) and options["trt_engine_cache_path"] == str(where)
+    assert options["trt_engine_cache_enable"] and options["trt_timing_cache_enable"] and options["trt_fp16_enable"]
+    assert not trt_provider_options(bundle, "fp32")["trt_fp16_enable"]
+    other = load_bundle(bundles["gan"])
+    assert cache_dir_for(other) != cache_dir_for(bundle)  # one directory per bundle

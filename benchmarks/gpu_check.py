@@ -1,0 +1,210 @@
+"""One prepared GPU check: every GPU path this host can run, parity against CPU fp32, and times.
+
+    bash benchmarks/gpu_check.sh OUTDIR            # on a GPU host, under 8 minutes
+    python benchmarks/gpu_check.py OUTDIR --dry-run  # the same logic on this CPU, tiny sizes
+
+Writes OUTDIR/gpu_check.json (and prints a table). Each path runs in turn, never two at once; a path
+that fails is recorded with its error and the rest go on. Times are medians of repeats after a
+warm-up; every timed call ends with its result on the host (gen's Sampler returns numpy; the
+diffusers calls synchronise), so they are CUDA-synchronised.
+
+1. The default DDPM bundle (`bundles/ddpm`, the README's main job exported) through gen's Sampler:
+   eager fp32 / fp16, compile (torch.compile, CUDA graphs via reduce-overhead), and ORT's CUDA
+   provider fp32 / fp16 where this host's onnxruntime has it; n = 16, 50 DDIM steps; parity with
+   the CPU ORT fp32 images of the same seed.
+2. The SD model of benchmarks/sd_peers.py (random weights: UNet 160-320-640-640, 6-layer text
+   encoder) at 512x512 through diffusers: one UNet call at batch 2 (guidance) in eager fp32, eager
+   fp16 and compiled fp16; end to end, 20 DDIM steps with guidance 7.5, fp16 eager and fp16 with the
+   compiled UNet. Parity: the fp16 and compiled UNet outputs against CUDA fp32, and CUDA fp32 against
+   one CPU fp32 call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("out")
+    p.add_argument("--ddpm", default="bundles/ddpm")
+    p.add_argument("--dry-run", action="store_true", help="CPU, tiny sizes: check the script, not the GPU")
+    p.add_argument("--budget-s", type=float, default=420, help="skip what is left after this many seconds")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    device = "cpu" if args.dry_run else "cuda"
+    result = {"command": "python benchmarks/gpu_check.py " + " ".join(argv or sys.argv[1:]), "facts": facts(),
+              "device": device, "ddpm": {}, "sd": {}}
+
+    def left() -> bool:
+        return time.perf_counter() - t0 < args.budget_s
+
+    try:
+        result["ddpm"] = ddpm_paths(args.ddpm, device, args.dry_run, left)
+    except Exception:
+        result["ddpm"] = {"error": traceback.format_exc(limit=3)}
+    if left():
+        try:
+            result["sd"] = sd_paths(out / "work", device, args.dry_run, left)
+        except Exception:
+            result["sd"] = {"error": traceback.format_exc(limit=3)}
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    (out / "gpu_check.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(summary(result))
+    return 0
+
+
+def facts() -> dict:
+    import torch
+
+    f = {"python": platform.python_version(), "torch": torch.__version__, "torch_cuda": torch.version.cuda,
+         "cuda_available": torch.cuda.is_available()}
+    if torch.cuda.is_available():
+        f.update(gpu=torch.cuda.get_device_name(), compute_capability=".".join(map(str, torch.cuda.get_device_capability())))
+    try:
+        import onnxruntime
+
+        f.update(onnxruntime=onnxruntime.__version__, ort_providers=onnxruntime.get_available_providers())
+    except ImportError:
+        f["onnxruntime"] = None
+    try:
+        import tensorrt
+
+        f["tensorrt"] = tensorrt.__version__
+    except ImportError:
+        f["tensorrt"] = None
+    return f
+
+
+def timed(fn, warmup: int, repeats: int) -> tuple[float, object]:
+    """Median milliseconds of `fn()` after `warmup` calls; and its last result."""
+    for _ in range(warmup):
+        out = fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return round(1000 * statistics.median(times), 3), out
+
+
+def ddpm_paths(bundle: str, device: str, dry: bool, left) -> dict:
+    from gen.runtime.sampler import Sampler
+
+    kw = {"n": 4 if dry else 16, "steps": 5 if dry else 50, "scheduler": "ddim", "seed": 0}
+    reference = Sampler(bundle, backend="ort", precision="fp32").generate(**kw)
+    paths = [("eager", "fp32"), ("eager", "fp16"), ("compile", "fp32"), ("compile", "fp16"), ("ort", "fp32"), ("ort", "fp16")]
+    rows = {}
+    for backend, precision in paths:
+        name = f"{backend} {device} {precision}"
+        if not left():
+            rows[name] = {"skipped": "time budget"}
+            continue
+        try:
+            s = Sampler(bundle, backend=backend, device=device, precision=precision)
+            ms, images = timed(lambda: s.generate(**kw), 2, 3 if dry else 10)
+            rows[name] = {"ms": ms, "ms_per_step": round(ms / kw["steps"], 3),
+                          "max_abs_vs_cpu_fp32": float(np.abs(images - reference).max()),
+                          "describe": {k: v for k, v in s.backend.describe().items() if isinstance(v, (str, int, float, dict))}}
+            s.close()
+        except Exception as e:
+            rows[name] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
+        print(name, json.dumps(rows[name])[:300], flush=True)
+    return {"arguments": kw, "paths": rows}
+
+
+def sd_paths(work: Path, device: str, dry: bool, left) -> dict:
+    import torch
+    from diffusers import DDIMScheduler, StableDiffusionPipeline
+
+    from benchmarks.sd_peers import build_base
+
+    base = work / "sd-peers-base"
+    channels = (32, 64, 64, 64) if dry else (160, 320, 640, 640)
+    if not (base / "model_index.json").is_file():
+        build_base(base, channels)
+    size = 64 if dry else 512
+    latent = size // 8
+    pipe = StableDiffusionPipeline.from_pretrained(str(base), safety_checker=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 4, latent, latent, generator=g)
+    t = torch.tensor([500, 500])
+    text = torch.randn(2, 77, pipe.text_encoder.config.hidden_size, generator=g)
+    rows = {}
+    with torch.inference_mode():
+        cpu_out = pipe.unet.float()(x, t, text).sample  # the CPU fp32 reference, one call
+    unet32 = pipe.unet.to(device, torch.float32)
+
+    def call(unet, dtype):
+        def run():
+            with torch.inference_mode():
+                out = unet(x.to(device, dtype), t.to(device), text.to(device, dtype)).sample
+                return out.float().cpu()
+        return run
+
+    reps = 3 if dry else 20
+    ms, ref = timed(call(unet32, torch.float32), 2, reps)
+    rows["unet eager fp32"] = {"ms": ms, "max_abs_vs_cpu_fp32": float((ref - cpu_out).abs().max())}
+    unet16 = pipe.unet.to(device, torch.float16) if device == "cuda" else None
+    if unet16 is not None and left():
+        ms, out = timed(call(unet16, torch.float16), 2, reps)
+        rows["unet eager fp16"] = {"ms": ms, "max_abs_vs_fp32": float((out - ref).abs().max())}
+        try:
+            compiled = torch.compile(unet16, mode="reduce-overhead", dynamic=False)
+            tc = time.perf_counter()
+            call(compiled, torch.float16)()
+            compile_s = time.perf_counter() - tc
+            ms, out = timed(call(compiled, torch.float16), 3, reps)
+            rows["unet compile fp16"] = {"ms": ms, "compile_s": round(compile_s, 1), "max_abs_vs_fp32": float((out - ref).abs().max())}
+        except Exception as e:
+            rows["unet compile fp16"] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
+        for name in ("unet eager fp16", "unet compile fp16"):
+            if "ms" in rows.get(name, {}):
+                rows[name]["speedup_vs_eager_fp32"] = round(rows["unet eager fp32"]["ms"] / rows[name]["ms"], 2)
+    if device == "cuda" and left():
+        pipe = pipe.to("cuda", torch.float16)
+
+        def end_to_end():
+            return pipe("a red house by a lake", num_inference_steps=20, guidance_scale=7.5, height=size, width=size,
+                        generator=torch.Generator("cuda").manual_seed(0), output_type="np").images
+
+        ms, _ = timed(end_to_end, 1, 5)
+        rows["end to end fp16 eager, 20 steps, guidance"] = {"ms": ms}
+        if "ms" in rows.get("unet compile fp16", {}):
+            pipe.unet = torch.compile(pipe.unet, mode="reduce-overhead", dynamic=False)
+            ms, _ = timed(end_to_end, 2, 5)
+            rows["end to end fp16 compiled UNet, 20 steps, guidance"] = {"ms": ms}
+    for k, v in rows.items():
+        print(k, json.dumps(v), flush=True)
+    return {"size": size, "unet_channels": list(channels), "paths": rows}
+
+
+def summary(result: dict) -> str:
+    lines = [f"GPU: {result['facts'].get('gpu', 'none')} | torch {result['facts']['torch']} | "
+             f"onnxruntime {result['facts'].get('onnxruntime')} | TensorRT {result['facts'].get('tensorrt')}",
+             "| model | path | median ms | parity |", "|---|---|---|---|"]
+    for model in ("ddpm", "sd"):
+        for name, row in result.get(model, {}).get("paths", {}).items():
+            parity = next((f"{k} {v:.2e}" for k, v in row.items() if k.startswith("max_abs")), "")
+            lines.append(f"| {model} | {name} | {row.get('ms', row.get('error', row.get('skipped')))} | {parity} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
