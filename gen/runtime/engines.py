@@ -58,11 +58,6 @@ def profile_for(bundle, component: str, limits=None) -> dict[str, list[list[int]
     return out
 
 
-def is_static(profile: dict) -> bool:
-    """One shape per input: an engine that CUDA graphs can replay."""
-    return all(lo == hi for lo, _, hi in profile.values())
-
-
 @dataclass(frozen=True)
 class EngineKey:
     onnx_sha256: str
@@ -91,15 +86,31 @@ FIELDS = {"tensorrt": "TensorRT version", "cuda": "CUDA version", "gpu": "GPU", 
           "onnx_sha256": "ONNX file", "precision": "precision", "profile": "shape profile"}
 
 
-def check_engine_key(recorded: dict, current: EngineKey, path) -> None:
-    """Refuse an engine whose recorded key is not this host's, saying what differs and what to do."""
+HOST_FIELDS = ("tensorrt", "cuda", "gpu", "compute_capability")
+
+
+def check_engine_key(recorded: dict, current: EngineKey, path, host_only: bool = False) -> None:
+    """Refuse an engine whose recorded key is not this host's, saying what differs and what to do;
+    `host_only` looks at the host's fields alone (another profile is a build, not an error)."""
     now = asdict(current)
+    fields = HOST_FIELDS if host_only else tuple(now)
     differs = [f"{FIELDS[k]} {recorded.get(k)!r} here {now[k]!r}" if k not in ("onnx_sha256", "profile") else FIELDS[k]
-               for k in now if recorded.get(k) != now[k]]
+               for k in fields if recorded.get(k) != now[k]]
     if differs:
         raise GenError(f"TensorRT engine {path} was built for another setup ({'; '.join(differs)}): engines do not move "
                        "between GPUs or TensorRT versions. Delete it and let gen rebuild it here (the trt backend "
                        "builds into its cache on first use), or rebuild it with `gen export BUNDLE --trt --force`")
+
+
+def check_in_profile(component: str, profile: dict, shapes: dict) -> None:
+    """Refuse input shapes the engine's profile does not cover, naming the range (TensorRT itself
+    would only say that execution failed)."""
+    for name, shape in shapes.items():
+        lo, _, hi = profile[name]
+        if len(shape) != len(lo) or any(not a <= d <= b for d, a, b in zip(shape, lo, hi)):
+            raise GenError(f"{component}: input {name} of shape {list(shape)} is outside the TensorRT engine's profile "
+                           f"{lo} .. {hi} (batch up to the image limit; sides from half to twice the native size); "
+                           "use the ort backend for other sizes, or raise the limits and rebuild")
 
 
 def cache_dir_for(bundle) -> Path:

@@ -1,14 +1,18 @@
 """Data-parallel training over processes: `torchrun --nproc_per_node N -m gen train ...` (or
 `accelerate launch -m gen train ...`, which sets the same environment).
 
-Every rank builds the same model from the same seed and draws the same global batch of indices
-from the step's generator; each trains on its shard (rows rank, rank + N, ...), and before every
-optimizer step the gradients are averaged over the ranks (all-reduce), so a step is the step one
-process would take on the whole global batch, up to summation order. That is DistributedDataParallel's
-arithmetic done at the optimizer instead of wrapping each trainer's modules, so every family's trainer
-runs unchanged. Rank 0 alone writes the run (config, logs, sample grids, checkpoints, weights);
-buffers (batch-norm statistics) are rank 0's, as DDP's broadcast_buffers makes them. The backend is
-NCCL on CUDA and gloo on CPUs (tested with 2 CPU processes; multi-GPU is unverified here).
+Every rank builds the same model from the same seed and draws the same global batches of indices
+(from a generator every rank seeds alike); each trains on its shard (rows rank, rank + N, ...) with
+its own noise. Each parameter's gradient is averaged over the ranks as soon as backward has
+accumulated it (a post-accumulate-grad hook, all-reduce), so clipping and the optimizer see the
+global batch's gradient: a step without noise is the step one process would take on the whole global
+batch, up to summation order. That is DistributedDataParallel's arithmetic without wrapping each
+trainer's modules, so every family's trainer runs unchanged. After each step every buffer (batch-norm
+statistics, the VQ-VAE's EMA codebook) is broadcast from rank 0, as DDP's broadcast_buffers does: they
+follow rank 0's shard. Rank 0 alone writes the run (config, logs, sample grids, checkpoints, weights).
+gen's trainers run on the CPU, so the process group is gloo (tested with 2 processes); more
+processes per host, or several hosts, scale the same way. The SD trainers (sd-lora, dreambooth,
+textual-inversion, lcm-lora) do not go through this loop and refuse to run under a launcher.
 """
 
 from __future__ import annotations
@@ -35,12 +39,17 @@ def world() -> World:
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size <= 1:
         return World()
-    import torch
     import torch.distributed as dist
 
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        dist.init_process_group("gloo")  # the trainers' tensors live on the CPU
     return World(dist.get_rank(), dist.get_world_size())
+
+
+def refuse_launcher(command: str) -> None:
+    """For trainers outside the shared loop: under torchrun every process would run the whole job."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise GenError(f"`gen {command}` does not run data-parallel; start it without torchrun / accelerate launch")
 
 
 def check_batch(batch_size: int, w: World) -> None:
@@ -49,19 +58,20 @@ def check_batch(batch_size: int, w: World) -> None:
                        f"(use a multiple of {w.size})", "batch_size")
 
 
-def average_gradients(optimizers: dict, w: World) -> None:
-    """Before each optimizer step, replace every gradient by its mean over the ranks."""
+def average_gradients(modules: dict, w: World) -> None:
+    """Each trainable parameter's gradient becomes its mean over the ranks once backward has
+    accumulated it. Averaging is linear and a mean is the same on every rank, so a gradient built
+    by two backward passes (a penalty term) is still the mean of the ranks' sums."""
     import torch.distributed as dist
 
-    def hook(optimizer, args, kwargs):
-        for group in optimizer.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    dist.all_reduce(p.grad)
-                    p.grad.div_(w.size)
+    def hook(p):
+        dist.all_reduce(p.grad)
+        p.grad.div_(w.size)
 
-    for opt in optimizers.values():
-        opt.register_step_pre_hook(hook)
+    for m in modules.values():
+        for p in m.parameters():
+            if p.requires_grad:
+                p.register_post_accumulate_grad_hook(hook)
 
 
 def mean_logs(logs: dict, w: World) -> dict:
@@ -76,7 +86,7 @@ def mean_logs(logs: dict, w: World) -> dict:
 
 
 def broadcast_buffers(modules: dict) -> None:
-    """Rank 0's buffers everywhere (before anything is saved)."""
+    """Rank 0's buffers everywhere (after each step)."""
     import torch.distributed as dist
 
     for m in modules.values():
@@ -84,11 +94,14 @@ def broadcast_buffers(modules: dict) -> None:
             dist.broadcast(b, 0)
 
 
-def finish(w: World) -> None:
+def finish(w: World, ok: bool) -> None:
+    """Leave the process group: after a barrier when this rank finished, at once when it failed (a
+    barrier would wait for ranks stuck in a collective; the launcher stops them)."""
     if w.size > 1:
         import torch.distributed as dist
 
-        dist.barrier()
+        if ok:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -34,7 +34,9 @@ def train_dreambooth(base: str | None, data: str, out: str, instance_prompt: str
                      class_data: str | None = None, force: bool = False, progress: bool = True):
     """DreamBooth into `out`, one writer at a time; returns (RunDir, changes per prompt group)."""
     from gen.outputs import output_lock
+    from gen.trainkit.distributed import refuse_launcher
 
+    refuse_launcher("train dreambooth")
     if not instance_prompt or not instance_prompt.strip():
         raise GenError("--instance-prompt must name the subject with a rare phrase, e.g. \"a photo of sks cat\"",
                        "instance_prompt")

@@ -41,7 +41,9 @@ def distill_lcm_lora(base: str | None, data: str, out: str, options: dict, force
                      progress: bool = True):
     """Distil into `out`, one writer at a time; returns (the run, the distillation check)."""
     from gen.outputs import output_lock
+    from gen.trainkit.distributed import refuse_launcher
 
+    refuse_launcher("distill lcm-lora")
     with output_lock(out):
         return _distill(base, data, out, options, force, progress)
 

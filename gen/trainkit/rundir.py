@@ -19,8 +19,12 @@ from gen.errors import GenError
 from gen.fileio import load_safetensors, read_json, save_safetensors, write_bytes, write_json
 
 RUN_FILES = ("config.json", "weights.safetensors", "state.safetensors", "metrics.jsonl", "samples.png", "eval.json",
-             "lora.safetensors", "samples_before.png", "samples_after.png")  # the last three: `gen train sd-lora`
-RUN_DIRS = ("samples",)
+             "lora.safetensors", "samples_before.png", "samples_after.png",  # `gen train sd-lora|dreambooth --lora`
+             "learned_embeds.safetensors",  # `gen train textual-inversion`
+             "model_index.json")  # a full `gen train dreambooth`: a diffusers pipeline folder
+# what --force replaces; anything else in a replaced run is carried over as the user's own
+RUN_DIRS = ("samples", "class_images", "unet", "vae", "text_encoder", "tokenizer", "scheduler", "feature_extractor",
+            "safety_checker")
 
 
 class RunDir:

@@ -43,7 +43,9 @@ def train_textual_inversion(base: str | None, data: str, out: str, token: str, i
                             force: bool = False, progress: bool = True):
     """Textual inversion into `out`, one writer at a time; returns (RunDir, changes per prompt group)."""
     from gen.outputs import output_lock
+    from gen.trainkit.distributed import refuse_launcher
 
+    refuse_launcher("train textual-inversion")
     with output_lock(out):
         return _train(base, data, out, token, init_token, options, force, progress)
 

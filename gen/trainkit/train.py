@@ -140,17 +140,21 @@ def train_with(out: str, family: str, fresh, overrides: dict, resume: bool = Fal
     label = label or f"train {family}"
     if not w.main:
         try:
-            return _train(family, fresh, out, overrides, resume, force, progress, label, w)
-        finally:
-            finish(w)
+            run = _train(family, fresh, out, overrides, resume, force, progress, label, w)
+        except BaseException:
+            finish(w, ok=False)
+            raise
+        finish(w, ok=True)
+        return run
     with output_lock(out):
         try:
-            return _train(family, fresh, out, overrides, resume, force, progress, label, w)
+            run = _train(family, fresh, out, overrides, resume, force, progress, label, w)
         except BaseException:
             remove_stale(absolute(out))  # a replacement that did not finish leaves no staging behind
+            finish(w, ok=False)
             raise
-        finally:
-            finish(w)
+        finish(w, ok=True)
+        return run
 
 
 def _train(family, fresh, out, overrides, resume, force, progress, label, w) -> RunDir:
@@ -162,7 +166,8 @@ def _train(family, fresh, out, overrides, resume, force, progress, label, w) -> 
     from gen.trainkit.checkpoint import pack, unpack
 
     target = RunDir(out)
-    target.check(resume=resume, force=force)
+    if w.main:  # another rank would race rank 0's claim of the directory
+        target.check(resume=resume, force=force)
     run = target if w.main else distributed.DiscardedRun(target)
     if resume:
         config = run.read_config()
@@ -196,13 +201,14 @@ def _train(family, fresh, out, overrides, resume, force, progress, label, w) -> 
     x, y = torch.from_numpy(data.train_x), torch.from_numpy(data.train_y)
     bs = config["batch_size"]
     if w.size > 1:
-        distributed.average_gradients(trainer.optimizers, w)
+        distributed.average_gradients(trainer.modules, w)
+    indices = {}  # with several ranks: the step's generator of global batches, alike on every rank
 
     def batch(g):
-        idx = torch.randint(len(x), (bs,), generator=g)
-        if w.size > 1:  # this rank's shard of the global batch; its own noise from here on
-            idx = idx[w.rank::w.size]
-            g.manual_seed(g.initial_seed() * 1009 + w.rank + 1)
+        if w.size == 1:
+            idx = torch.randint(len(x), (bs,), generator=g)
+            return x[idx], y[idx]
+        idx = torch.randint(len(x), (bs,), generator=indices["g"])[w.rank::w.size]  # this rank's shard
         return x[idx], y[idx]
 
     def save_samples(path, **options):
@@ -223,9 +229,14 @@ def _train(family, fresh, out, overrides, resume, force, progress, label, w) -> 
     bar = tqdm(total=steps, initial=start, desc=label, unit="step", disable=not progress or not w.main, dynamic_ncols=True)
     estimated = not progress or not w.main
     for step in range(start, steps):
-        logs = trainer.train_step(batch, step_generator(config["seed"], step), step)
+        g = step_generator(config["seed"], step)
+        if w.size > 1:  # global batches from the step's generator; each rank's noise from its own
+            indices["g"] = g
+            g = torch.Generator().manual_seed(((config["seed"] * 1_000_003 + step) * 1009 + w.rank + 1) % 2**63)
+        logs = trainer.train_step(batch, g, step)
         if w.size > 1:
             logs = distributed.mean_logs(logs, w)
+            distributed.broadcast_buffers(trainer.modules)
         bad = {k: v for k, v in logs.items() if not math.isfinite(v)}
         if bad:
             bar.close()
@@ -256,8 +267,6 @@ def _train(family, fresh, out, overrides, resume, force, progress, label, w) -> 
         if done % config["checkpoint_every"] == 0 and done < steps:
             checkpoint(done)
     bar.close()
-    if w.size > 1:
-        distributed.broadcast_buffers(trainer.modules)
     run.save_weights(trainer.sampling_weights(), config)
     checkpoint(max(done, start))
     save_samples(run.path / "samples.png")

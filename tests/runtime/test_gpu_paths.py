@@ -11,7 +11,7 @@ import pytest
 
 from gen.errors import GenError
 from gen.runtime.bundle import load_bundle
-from gen.runtime.engines import check_engine_key, engine_key, is_static, profile_for
+from gen.runtime.engines import check_engine_key, engine_key, profile_for
 from gen.runtime.sampler import Sampler
 
 HOST = {"tensorrt": "10.13.0", "cuda": "12.8", "gpu": "NVIDIA H200", "compute_capability": "9.0"}
@@ -32,7 +32,6 @@ def test_profiles_come_from_the_manifest(bundles, sd_bundle):
     assert unet["encoder_hidden_states"] == [[1, 77, 64], [2, 77, 64], [2 * n, 77, 64]]
     assert profile_for(sd, "vae_encoder")["sample"] == [[1, 3, side // 2, side // 2], [2, 3, side, side],
                                                         [2 * n, 3, 2 * side, 2 * side]]
-    assert not is_static(unet) and is_static({"x": [[1, 4], [1, 4], [1, 4]]})
 
 
 def test_the_engine_key_changes_with_each_input_and_only_then():
@@ -58,6 +57,20 @@ def test_an_engine_built_elsewhere_is_refused_naming_the_fix(field, value, named
         check_engine_key(recorded, key, "bundle/trt/unet.engine")
     assert named in str(e.value) and "gen export BUNDLE --trt --force" in str(e.value)
     check_engine_key(dataclasses.asdict(key), key, "same")  # its own key passes
+    other_profile = {**dataclasses.asdict(key), "profile": "{}"}
+    check_engine_key(other_profile, key, "shipped", host_only=True)  # not a host mismatch: built in the cache
+    with pytest.raises(GenError, match="shape profile"):
+        check_engine_key(other_profile, key, "shipped")
+
+
+def test_shapes_outside_the_profile_are_refused_naming_the_range(sd_bundle):
+    from gen.runtime.engines import check_in_profile
+
+    sd = load_bundle(sd_bundle)
+    profile = profile_for(sd, "unet")
+    check_in_profile("unet", profile, {"sample": (2, 4, 8, 12)})
+    with pytest.raises(GenError, match=r"input sample of shape \[2, 4, 8, 256\] is outside .* \[1, 4, 4, 4\] .. "):
+        check_in_profile("unet", profile, {"sample": (2, 4, 8, 256)})
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here")

@@ -113,6 +113,19 @@ def test_dreambooth_lora_loads_in_diffusers_and_gen_agrees(dreambooth_runs):
     assert np.abs(diffusers_images(build_tiny_sd(), prompts, seed=6) - ref).mean() > 1e-4
 
 
+def test_force_replaces_a_full_dreambooth_run_with_a_lora_one_entirely(dreambooth_runs, tmp_path):
+    import shutil
+
+    full, _, _, _ = dreambooth_runs
+    out = tmp_path / "run"
+    shutil.copytree(full, out)
+    (out / "notes.txt").write_text("mine")  # not gen's: carried over
+    train_dreambooth(None, "cat", str(out), "a photo of sks cat", {"steps": 1, "sample_steps": 2}, lora=True, force=True,
+                     **QUIET)
+    assert (out / "lora.safetensors").is_file() and (out / "notes.txt").read_text() == "mine"
+    assert not any((out / name).exists() for name in ("model_index.json", "unet", "class_images", "text_encoder"))
+
+
 def test_dreambooth_refusals_write_nothing(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(GenError, match="holds no images"):

@@ -103,6 +103,8 @@ def test_labels_alone_guide_at_the_bundles_scale_and_sampler_and_bad_values_are_
         s.generate(n=2, steps=4, labels=10)
     with pytest.raises(GenError, match="guidance needs a class-conditional model"):
         s.generate(n=2, steps=4, labels=1, guidance=2.0)
+    with pytest.raises(GenError, match="eta = 0.5 applies to the ddim scheduler only"):  # guided: ancestral by default
+        s.generate(n=2, steps=4, labels=1, eta=0.5)
 
 
 def test_classifier_scale_on_a_bundle_without_a_classifier_names_the_fix(bundles):

@@ -43,3 +43,14 @@ def test_a_global_batch_that_does_not_divide_is_refused(tmp_path):
     r = torchrun("train", "ae", "--steps", "2", "--batch-size", "7", "--quiet", "--out", tmp_path / "odd")
     assert r.returncode != 0 and "must divide among the 2 processes" in r.stderr
     assert not (tmp_path / "odd").exists()
+
+
+@pytest.mark.skipif(not os.path.exists(TORCHRUN), reason="torchrun (PyTorch's launcher) is not installed")
+def test_a_gan_with_several_critic_batches_per_step_trains_under_two_processes(tmp_path):
+    # wgan-gp draws n_critic global batches per step and clips nothing; a seed > 0 once overflowed a reseed
+    r = torchrun("train", "gan", "--loss", "wgan-gp", "--n-critic", "6", "--seed", "3", "--steps", "3", "--batch-size", "8",
+                 "--sample-every", "100", "--quiet", "--out", tmp_path / "gan")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (tmp_path / "gan" / "weights.safetensors").is_file()
+    r = torchrun("train", "textual-inversion", "--token", "<t>", "--steps", "1", "--quiet", "--out", tmp_path / "ti")
+    assert r.returncode != 0 and "does not run data-parallel" in r.stderr and not (tmp_path / "ti").exists()

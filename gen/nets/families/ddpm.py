@@ -76,7 +76,7 @@ class DdpmNets(RunNets):
         d = c.get("distill") or {}
         classifier = None if not has_classifier(c) else {
             "num_classes": c["num_classes"], "class_names": list(c.get("class_names", [])), "scale": c["classifier_scale"],
-            "scheduler": "ddpm"}
+            "scheduler": None if c.get("distill") else "ddpm"}  # a student keeps the sampler it was distilled for
         student = None if not d else {"method": d["method"], "steps": d["steps"], "max_steps": max(8, 2 * d["steps"]),
                                       "teacher": d["teacher"]}
         return DdpmSampling(scheduler_config={**scheduler_config(c), "timestep_spacing": "trailing",

@@ -11,7 +11,9 @@ built elsewhere) and the refusals when TensorRT or a GPU is absent.
   beside the engines, so a rebuild (another GPU of the same kind, another profile) is faster.
 - Lookup: a shipped engine in BUNDLE/trt/ (written by `gen export BUNDLE --trt`) whose recorded key
   must match this host, else gen's cache (engines.cache_dir_for), building on first use.
-- Static shapes replay a CUDA graph captured around execute_async_v3; dynamic ones run directly.
+- The first call of each set of input shapes (up to 8 per component) captures a CUDA graph around
+  execute_async_v3; later calls of those shapes (every step of a sampling loop) replay it. Shapes
+  outside the engine's profile are refused before TensorRT runs, naming the range.
 - `refit_from_onnx(component, onnx_path)` swaps in the weights of a re-export of the same graph (a
   UNet with another LoRA fused) with trt.Refitter: UNet engines are built refittable, so a new LoRA
   needs no rebuild.
@@ -33,6 +35,7 @@ INSTALL = ("backend 'trt' needs TensorRT and a CUDA GPU: pip install tensorrt-cu
            "or --backend ort on the CPU")
 SHIPPED = "trt"  # BUNDLE/trt/: engines written by `gen export BUNDLE --trt`
 REFITTABLE = ("unet",)  # components whose weights a LoRA swap replaces
+GRAPHS_PER_COMPONENT = 8  # CUDA graphs kept per component, one per set of input shapes (a sampling loop has one)
 
 
 def import_tensorrt():
@@ -90,7 +93,8 @@ class TrtBackend(Backend):
             shipped = Path(self.bundle.path) / SHIPPED / key.file_name(component)
             recorded = sorted((Path(self.bundle.path) / SHIPPED).glob(f"{component}-{self.precision}-*.json"))
             if recorded and not shipped.is_file():  # shipped for another host: say so rather than rebuild silently
-                check_engine_key(json.loads(recorded[0].read_text()), key, recorded[0].with_suffix(".engine"))
+                check_engine_key(json.loads(recorded[0].read_text()), key, recorded[0].with_suffix(".engine"),
+                                 host_only=True)  # another profile (other limits) is built in the cache instead
             path = shipped if shipped.is_file() else cache_dir_for(self.bundle) / key.file_name(component)
             if not path.is_file():
                 build_engine(self.bundle, component, self.precision, path, key, self._trt, self._logger)
@@ -102,28 +106,26 @@ class TrtBackend(Backend):
 
     # -- running ------------------------------------------------------------------------------
     def _run(self, component, feeds):
+        from gen.runtime.engines import check_in_profile, profile_for
+
         torch = self._torch
+        check_in_profile(component, profile_for(self.bundle, component), {k: v.shape for k, v in feeds.items()})
         engine, context = self.engine(component)
         with torch.cuda.stream(self.stream):
             inputs = {k: torch.from_numpy(v).to("cuda", non_blocking=True) for k, v in feeds.items()}
             shapes = tuple((k, tuple(v.shape)) for k, v in sorted(inputs.items()))
             graph = self._graphs.get((component, shapes))
-            if graph is not None and self._static(component):
+            if graph is not None:  # these shapes ran before: replay their CUDA graph on its fixed buffers
                 for k, v in inputs.items():
                     graph["inputs"][k].copy_(v)
                 graph["graph"].replay()
                 outputs = graph["outputs"]
             else:
                 outputs = self._execute(engine, context, inputs)
-                if self._static(component):
+                if sum(k[0] == component for k in self._graphs) < GRAPHS_PER_COMPONENT:
                     self._graphs[(component, shapes)] = self._capture(engine, context, inputs)
             self.stream.synchronize()
         return {k: v.float().cpu().numpy() if v.is_floating_point() else v.cpu().numpy() for k, v in outputs.items()}
-
-    def _static(self, component) -> bool:
-        from gen.runtime.engines import is_static, profile_for
-
-        return is_static(profile_for(self.bundle, component))
 
     def _execute(self, engine, context, inputs):
         torch, trt = self._torch, self._trt
@@ -152,21 +154,18 @@ class TrtBackend(Backend):
             outputs = self._execute(engine, context, static_in)
         return {"graph": graph, "inputs": static_in, "outputs": outputs}
 
-    def refit_from_onnx(self, component: str, onnx_path: str) -> int:
-        """Replace the engine's weights by those of a re-export of the same graph; returns how many."""
-        import onnx
-        from onnx import numpy_helper
-
+    def refit_from_onnx(self, component: str, onnx_path: str) -> None:
+        """Replace the engine's weights by those of a re-export of the same graph (TensorRT's ONNX
+        refitter maps the parser's weight names), refusing a partial refit."""
         engine, _ = self.engine(component)
         refitter = self._trt.Refitter(engine, self._logger)
-        new = {i.name: numpy_helper.to_array(i) for i in onnx.load(onnx_path).graph.initializer}
-        names = [n for n in refitter.get_all_weights() if n in new]
-        for name in names:
-            refitter.set_named_weights(name, self._trt.Weights(new[name]))
-        if not refitter.refit_cuda_engine():
-            raise GenError(f"TensorRT could not refit {component} from {onnx_path} (a graph other than the engine's?)")
+        if not self._trt.OnnxParserRefitter(refitter, self._logger).refit_from_file(str(onnx_path)):
+            raise GenError(f"TensorRT could not read the weights of {onnx_path} for {component} (another graph?)")
+        missing = refitter.get_missing_weights()
+        if missing or not refitter.refit_cuda_engine():
+            raise GenError(f"TensorRT could not refit {component} from {onnx_path}: "
+                           f"{len(missing)} weights missing (e.g. {list(missing)[:3]})")
         self._graphs = {k: v for k, v in self._graphs.items() if k[0] != component}
-        return len(names)
 
     def describe(self):
         return {**super().describe(), **self.host}
