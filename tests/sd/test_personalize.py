@@ -72,9 +72,7 @@ def test_textual_inversion_refuses_a_known_token_and_an_empty_folder(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(GenError, match="holds no images"):
         train_textual_inversion(None, str(tmp_path / "empty"), str(tmp_path / "b"), "<t>", None, {"steps": 2}, **QUIET)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
-    r = gen("train", "textual-inversion", "--token", "a", "--out", tmp_path / "c", "--steps", "2", check=False)
-    assert r.returncode != 0 and "already in the tokenizer's vocabulary" in r.stderr and not (tmp_path / "c").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]  # (the CLI path: tests/trainkit/test_distributed.py)
 
 
 @pytest.fixture(scope="module")
