@@ -72,7 +72,7 @@ def test_textual_inversion_refuses_a_known_token_and_an_empty_folder(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(GenError, match="holds no images"):
         train_textual_inversion(None, str(tmp_path / "empty"), str(tmp_path / "b"), "<t>", None, {"steps": 2}, **QUIET)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]  # (the CLI path: tests/trainkit/test_distributed.py)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
 
 
 @pytest.fixture(scope="module")
