@@ -8,10 +8,12 @@ import sys
 
 import pytest
 
+from gen.errors import GenError
 from gen.fileio import load_safetensors
-from tests.cli.test_cli import gen
+from gen.trainkit.train import train
 
 ARGS = ["train", "ae", "--steps", "8", "--batch-size", "16", "--checkpoint-every", "4", "--sample-every", "100", "--quiet"]
+SAME = {"steps": 8, "batch_size": 16, "checkpoint_every": 4, "sample_every": 100}  # ARGS, in process
 TORCHRUN = shutil.which("torchrun") or os.path.join(os.path.dirname(sys.executable), "torchrun")
 
 
@@ -23,7 +25,7 @@ def torchrun(*args, processes=2):
 
 @pytest.mark.skipif(not os.path.exists(TORCHRUN), reason="torchrun (PyTorch's launcher) is not installed")
 def test_two_processes_train_what_one_does_on_the_same_global_batch(tmp_path):
-    gen(*ARGS, "--out", tmp_path / "one")
+    train("ae", "digits", str(tmp_path / "one"), SAME, progress=False)
     r = torchrun(*ARGS, "--out", tmp_path / "two")
     assert r.returncode == 0, r.stderr[-3000:]
     one, _ = load_safetensors(tmp_path / "one" / "weights.safetensors")
@@ -38,11 +40,12 @@ def test_two_processes_train_what_one_does_on_the_same_global_batch(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "two"]  # no staging left behind
 
 
-@pytest.mark.skipif(not os.path.exists(TORCHRUN), reason="torchrun (PyTorch's launcher) is not installed")
-def test_a_global_batch_that_does_not_divide_is_refused(tmp_path):
-    r = torchrun("train", "ae", "--steps", "2", "--batch-size", "7", "--quiet", "--out", tmp_path / "odd")
-    assert r.returncode != 0 and "must divide among the 2 processes" in r.stderr
-    assert not (tmp_path / "odd").exists()
+def test_a_global_batch_that_does_not_divide_is_refused():
+    from gen.trainkit.distributed import World, check_batch
+
+    check_batch(16, World(1, 2))
+    with pytest.raises(GenError, match="--batch-size 7 is the global batch and must divide among the 2 processes"):
+        check_batch(7, World(0, 2))  # checked before the run directory is claimed (gen/trainkit/train.py)
 
 
 @pytest.mark.skipif(not os.path.exists(TORCHRUN), reason="torchrun (PyTorch's launcher) is not installed")
@@ -52,5 +55,12 @@ def test_a_gan_with_several_critic_batches_per_step_trains_under_two_processes(t
                  "--sample-every", "100", "--quiet", "--out", tmp_path / "gan")
     assert r.returncode == 0, r.stderr[-3000:]
     assert (tmp_path / "gan" / "weights.safetensors").is_file()
-    r = torchrun("train", "textual-inversion", "--token", "<t>", "--steps", "1", "--quiet", "--out", tmp_path / "ti")
-    assert r.returncode != 0 and "does not run data-parallel" in r.stderr and not (tmp_path / "ti").exists()
+
+
+def test_the_sd_trainers_refuse_a_launcher(tmp_path, monkeypatch):
+    from gen.trainkit.textual_inversion import train_textual_inversion
+
+    monkeypatch.setenv("WORLD_SIZE", "2")  # what torchrun sets; the trainer refuses before joining any group
+    with pytest.raises(GenError, match="does not run data-parallel"):
+        train_textual_inversion(None, "cat", str(tmp_path / "ti"), "<t>", None, {"steps": 1}, progress=False)
+    assert not (tmp_path / "ti").exists()
