@@ -4,10 +4,13 @@ On CUDA it compiles with mode="reduce-overhead", which captures CUDA graphs for 
 bundle runs at; elsewhere with the default mode. Compilation happens on the first call of each
 input shape and takes seconds to minutes, so that call says so on stderr; later calls reuse it.
 Tested on CPU (parity with eager); CUDA graphs and fp16 on a GPU are unverified here (no GPU lent).
+`GEN_COMPILE_BACKEND` picks torch.compile's backend (default inductor; "aot_eager" or "eager" to
+debug a model, or to test gen's plumbing without a C++ build).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 from gen.runtime.backends.eager import EagerBackend
@@ -20,7 +23,9 @@ class CompileBackend(EagerBackend):
         super().__init__(bundle, device, precision, threads, modules)
         self.mode = "reduce-overhead" if device == "cuda" else "default"
         torch = self._torch
-        self.modules = {k: torch.compile(m, mode=self.mode, dynamic=False) for k, m in self.modules.items()}
+        self.compiler = os.environ.get("GEN_COMPILE_BACKEND", "inductor")
+        options = {"mode": self.mode} if self.compiler == "inductor" else {}  # modes are inductor's
+        self.modules = {k: torch.compile(m, backend=self.compiler, dynamic=False, **options) for k, m in self.modules.items()}
         self._seen: set = set()
 
     def _run(self, component, feeds):
@@ -32,4 +37,4 @@ class CompileBackend(EagerBackend):
         return super()._run(component, feeds)
 
     def describe(self):
-        return {**super().describe(), "torch_compile_mode": self.mode}
+        return {**super().describe(), "torch_compile_backend": self.compiler, "torch_compile_mode": self.mode}
