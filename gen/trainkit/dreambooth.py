@@ -58,7 +58,8 @@ def _train(base, data, out, instance_prompt, class_prompt, prior, lora, class_da
     from gen.nets.lora import TARGET_MODULES, add_lora, save_lora
     from gen.recipes.registry import LORA_FILE
     from gen.trainkit.instances import load_instances
-    from gen.trainkit.sdbase import begin, denoising_loss, native_size, prompt_changes, sample, save_grid, train_adapter
+    from gen.trainkit.sdbase import (begin, denoising_loss, latents, native_size, prompt_changes, sample, save_grid,
+                                     token_ids, train_adapter)
 
     mode = "lora" if lora else "full"
     if not (options.get("prior_loss_weight") or 0) >= 0:
@@ -84,12 +85,10 @@ def _train(base, data, out, instance_prompt, class_prompt, prior, lora, class_da
 
     torch.manual_seed(config["seed"])
     unet = pipe.unet
+    instance_latents = latents(pipe, images)
+    class_latents = latents(pipe, class_images) if prior else None
     with torch.no_grad():
-        latents = _latents(pipe, images)
-        class_latents = _latents(pipe, class_images) if prior else None
-        ids = pipe.tokenizer([instance_prompt, class_prompt or ""], padding="max_length", truncation=True,
-                             max_length=pipe.tokenizer.model_max_length, return_tensors="pt").input_ids
-        text = pipe.text_encoder(ids)[0]
+        text = pipe.text_encoder(token_ids(pipe.tokenizer, [instance_prompt, class_prompt or ""]))[0]
     if lora:
         params = add_lora(unet, config["rank"])
     else:
@@ -99,8 +98,8 @@ def _train(base, data, out, instance_prompt, class_prompt, prior, lora, class_da
     bs = config["batch_size"]
 
     def step_loss(g):
-        idx = torch.randint(len(latents), (bs,), generator=g)
-        loss = denoising_loss(unet, noise_sched, latents[idx], text[:1].expand(bs, -1, -1), g)
+        idx = torch.randint(len(instance_latents), (bs,), generator=g)
+        loss = denoising_loss(unet, noise_sched, instance_latents[idx], text[:1].expand(bs, -1, -1), g)
         if prior:
             cidx = torch.randint(len(class_latents), (bs,), generator=g)
             loss = loss + config["prior_loss_weight"] * denoising_loss(unet, noise_sched, class_latents[cidx],
@@ -120,13 +119,6 @@ def _train(base, data, out, instance_prompt, class_prompt, prior, lora, class_da
              "unrelated_over_instance": round(changes["unrelated"] / max(changes["instance"], 1e-12), 4)})
     final.commit(run)
     return final, changes
-
-
-def _latents(pipe, images):
-    import torch
-
-    return torch.cat([pipe.vae.encode(torch.from_numpy(images[i:i + 16])).latent_dist.mode()
-                      for i in range(0, len(images), 16)]) * pipe.vae.config.scaling_factor
 
 
 def _draw_class_images(pipe, class_prompt: str, config: dict, size: int, folder, say):

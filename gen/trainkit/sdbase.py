@@ -59,18 +59,30 @@ def native_size(pipe, resolution: int | None) -> int:
     return size
 
 
+def latents(pipe, images):
+    """The VAE's scaled latents (posterior mode) of images in [-1, 1], in chunks, without gradients."""
+    import torch
+
+    with torch.no_grad():
+        return torch.cat([pipe.vae.encode(torch.from_numpy(images[i:i + 16])).latent_dist.mode()
+                          for i in range(0, len(images), 16)]) * pipe.vae.config.scaling_factor
+
+
+def token_ids(tokenizer, prompts: list[str]):
+    """Prompts as the text encoder reads them: padded (and cut) to the tokenizer's length."""
+    return tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                     return_tensors="pt").input_ids
+
+
 def encode(pipe, images, captions: list[str]):
     """(scaled latents, text embeddings) of the whole set, in chunks; plus the empty prompt's embedding
     (the unconditional half of classifier-free guidance)."""
     import torch
 
+    ids = token_ids(pipe.tokenizer, [*captions, ""])
     with torch.no_grad():
-        latents = torch.cat([pipe.vae.encode(torch.from_numpy(images[i:i + 16])).latent_dist.mode()
-                             for i in range(0, len(images), 16)]) * pipe.vae.config.scaling_factor
-        ids = pipe.tokenizer([*captions, ""], padding="max_length", max_length=pipe.tokenizer.model_max_length,
-                             truncation=True, return_tensors="pt").input_ids
         text = torch.cat([pipe.text_encoder(ids[i:i + 64])[0] for i in range(0, len(ids), 64)])
-    return latents, text[:-1], text[-1:]
+    return latents(pipe, images), text[:-1], text[-1:]
 
 
 def sample(pipe, prompts: list[str], seed: int, size: int, steps: int, scheduler=None, guidance: float = 7.5):

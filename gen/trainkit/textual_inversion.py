@@ -56,7 +56,8 @@ def _train(base, data, out, token, init_token, options, force, progress):
 
     from gen.fileio import save_safetensors, write_json
     from gen.trainkit.instances import load_instances
-    from gen.trainkit.sdbase import begin, denoising_loss, native_size, prompt_changes, sample, save_grid, train_adapter
+    from gen.trainkit.sdbase import (begin, denoising_loss, latents, native_size, prompt_changes, sample, save_grid,
+                                     token_ids, train_adapter)
 
     config, run, _, resolved = begin(DEFAULTS, options, ("steps", "batch_size", "num_vectors"), out, base, force, progress)
     pipe = resolved.pipe
@@ -91,17 +92,14 @@ def _train(base, data, out, token, init_token, options, force, progress):
     table.register_hook(lambda grad: grad * trained)  # only the new rows learn
 
     torch.manual_seed(config["seed"])
-    with torch.no_grad():
-        latents = torch.cat([pipe.vae.encode(torch.from_numpy(images[i:i + 16])).latent_dist.mode()
-                             for i in range(0, len(images), 16)]) * pipe.vae.config.scaling_factor
-    ids = tokenizer([t.format(phrase) for t in TEMPLATES], padding="max_length", max_length=tokenizer.model_max_length,
-                    truncation=True, return_tensors="pt").input_ids
+    instance_latents = latents(pipe, images)
+    ids = token_ids(tokenizer, [t.format(phrase) for t in TEMPLATES])
     noise_sched = DDPMScheduler.from_config(pipe.scheduler.config)
 
     def step_loss(g):
-        idx = torch.randint(len(latents), (config["batch_size"],), generator=g)
+        idx = torch.randint(len(instance_latents), (config["batch_size"],), generator=g)
         which = torch.randint(len(ids), (config["batch_size"],), generator=g)
-        return denoising_loss(pipe.unet, noise_sched, latents[idx], text_encoder(ids[which])[0], g)
+        return denoising_loss(pipe.unet, noise_sched, instance_latents[idx], text_encoder(ids[which])[0], g)
 
     train_adapter(pipe.unet, [table], config, step_loss, run, "train textual-inversion", progress)
     table.requires_grad_(False)

@@ -6,6 +6,7 @@ a checkpoint at step k replays steps k+1.. exactly as the uninterrupted run woul
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 
@@ -137,20 +138,12 @@ def train_with(out: str, family: str, fresh, overrides: dict, resume: bool = Fal
 
     RunDir(out).check(resume=resume, force=force)
     w = world()  # under torchrun: this process's rank; rank 0 alone writes (gen.trainkit.distributed)
-    label = label or f"train {family}"
-    if not w.main:
+    with output_lock(out) if w.main else contextlib.nullcontext():
         try:
-            run = _train(family, fresh, out, overrides, resume, force, progress, label, w)
+            run = _train(family, fresh, out, overrides, resume, force, progress, label or f"train {family}", w)
         except BaseException:
-            finish(w, ok=False)
-            raise
-        finish(w, ok=True)
-        return run
-    with output_lock(out):
-        try:
-            run = _train(family, fresh, out, overrides, resume, force, progress, label, w)
-        except BaseException:
-            remove_stale(absolute(out))  # a replacement that did not finish leaves no staging behind
+            if w.main:
+                remove_stale(absolute(out))  # a replacement that did not finish leaves no staging behind
             finish(w, ok=False)
             raise
         finish(w, ok=True)
@@ -204,11 +197,8 @@ def _train(family, fresh, out, overrides, resume, force, progress, label, w) -> 
         distributed.average_gradients(trainer.modules, w)
     indices = {}  # with several ranks: the step's generator of global batches, alike on every rank
 
-    def batch(g):
-        if w.size == 1:
-            idx = torch.randint(len(x), (bs,), generator=g)
-            return x[idx], y[idx]
-        idx = torch.randint(len(x), (bs,), generator=indices["g"])[w.rank::w.size]  # this rank's shard
+    def batch(g):  # the global batch's rows for this rank (all of them in one process)
+        idx = torch.randint(len(x), (bs,), generator=indices.get("g", g))[w.rank::w.size]
         return x[idx], y[idx]
 
     def save_samples(path, **options):
