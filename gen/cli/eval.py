@@ -31,7 +31,7 @@ def eval_run(
     Examples:  gen eval runs/ddpm
                gen eval bundles/ddpm --precision int8 --json int8-eval.json     (an int8 bundle as deployed)
                gen eval runs/stylegan --psi 0.7 --json psi07.json               (truncation: precision up, recall down)
-               gen eval runs/noisy-classifier --classifier-scale 4              (classifier guidance: label accuracy)
+               gen eval runs/noisy-classifier --classifier-scale 2              (classifier guidance: label accuracy)
     """
     from gen.trainkit.evaluate import evaluate_run
 

@@ -51,7 +51,7 @@ def generate(
                gen generate bundles/ae --reconstruct --image digit.png --out recon.png                 (autoencoders)
                gen generate bundles/stylegan --psi 0.7 --mix-seed 5 --mix-layer 2 --out mixed.png      (StyleGAN)
                gen generate bundles/stylegan --interpolate 1 2 --frames 16 --out walk.gif
-               gen generate bundles/ddpm-guided --label 3 --classifier-scale 4 --out threes.png  (classifier guidance)
+               gen generate bundles/ddpm-guided --label 3 --classifier-scale 2 --out threes.png  (classifier guidance)
     """
     import time
 

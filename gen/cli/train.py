@@ -237,8 +237,8 @@ def noisy_classifier(
     whose generate(labels=..., classifier_scale=S) steers each step along grad log p(y | x_t).
 
     Example:  gen train noisy-classifier runs/ddpm --out runs/ddpm-guided && gen export runs/ddpm-guided --out bundles/ddpm-guided
-    Then:     gen generate bundles/ddpm-guided --label 3 --classifier-scale 4 --out threes.png
-              gen eval runs/ddpm-guided --classifier-scale 4     (label accuracy of the requested digits)
+    Then:     gen generate bundles/ddpm-guided --label 3 --classifier-scale 2 --out threes.png
+              gen eval runs/ddpm-guided --classifier-scale 2     (label accuracy of the requested digits)
     """
     from gen.trainkit.noisy_classifier import train_noisy_classifier
 

@@ -33,11 +33,15 @@ class World:
         return self.rank == 0
 
 
+def launched_processes() -> int:
+    """How many processes the launcher (torchrun, accelerate launch) started; 1 without one."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def world() -> World:
     """This process's place, from the launcher's environment; joins the process group when there
     is more than one process."""
-    size = int(os.environ.get("WORLD_SIZE", "1"))
-    if size <= 1:
+    if launched_processes() <= 1:
         return World()
     import torch.distributed as dist
 
@@ -48,7 +52,7 @@ def world() -> World:
 
 def refuse_launcher(command: str) -> None:
     """For trainers outside the shared loop: under torchrun every process would run the whole job."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if launched_processes() > 1:
         raise GenError(f"`gen {command}` does not run data-parallel; start it without torchrun / accelerate launch")
 
 

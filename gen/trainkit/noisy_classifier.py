@@ -26,15 +26,13 @@ class NoisyClassifierTrainer:
     DEFAULTS = CLASSIFIER_DEFAULTS
 
     def __init__(self, config: dict):
-        from gen.nets.noisy_classifier import NoisyClassifier
-        from gen.nets.unet import build_unet, unet_config
+        from gen.nets.families.ddpm import build_denoiser_unet, build_noisy_classifier
         from gen.trainkit.families.ddpm import noise_scheduler
 
         self.config = c = config
         self.num_classes = c["num_classes"]
-        k = c["num_classes"] if is_conditional(c) else 0
-        self.unet = build_unet(unet_config(c["image_size"], c["channels"], k, c["widths"], c["attention"])).requires_grad_(False)
-        self.classifier = NoisyClassifier(c["channels"], c["num_classes"], c["image_size"], c["classifier_width"])
+        self.unet = build_denoiser_unet(c).requires_grad_(False)
+        self.classifier = build_noisy_classifier(c)
         self.scheduler = noise_scheduler(c)
         self.modules = {"unet": self.unet, "classifier": self.classifier}
         self.optimizers = {"classifier": torch.optim.AdamW(self.classifier.parameters(), c["lr"], weight_decay=0.05)}

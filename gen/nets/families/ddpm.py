@@ -41,19 +41,31 @@ def has_classifier(config: dict) -> bool:
     return config.get("stage") == "classifier"
 
 
+def build_denoiser_unet(c: dict) -> nn.Module:
+    """The run's UNet2DModel (class-conditional when the run is), as training and export build it."""
+    from gen.nets.unet import build_unet, unet_config
+
+    return build_unet(unet_config(c["image_size"], c["channels"], c["num_classes"] if is_conditional(c) else 0,
+                                  c["widths"], c["attention"]))
+
+
+def build_noisy_classifier(c: dict) -> nn.Module:
+    """A classifier run's p(y | x_t, t) (gen train noisy-classifier)."""
+    from gen.nets.noisy_classifier import NoisyClassifier
+
+    return NoisyClassifier(c["channels"], c["num_classes"], c["image_size"], c["classifier_width"])
+
+
 class DdpmNets(RunNets):
     name = "ddpm"
 
     def build_net(self, c):
-        from gen.nets.unet import build_unet, unet_config
-
-        k = c["num_classes"] if is_conditional(c) else 0
-        unet = build_unet(unet_config(c["image_size"], c["channels"], k, c["widths"], c["attention"]))
+        unet = build_denoiser_unet(c)
         if not has_classifier(c):
             return unet, "unet", {"denoiser": DenoiserComponent(unet)}
-        from gen.nets.noisy_classifier import InputGradient, NoisyClassifier
+        from gen.nets.noisy_classifier import InputGradient
 
-        net = GuidedDdpm(unet, NoisyClassifier(c["channels"], c["num_classes"], c["image_size"], c["classifier_width"]))
+        net = GuidedDdpm(unet, build_noisy_classifier(c))
         return net, "", {"denoiser": DenoiserComponent(unet), "classifier_grad": InputGradient(net.classifier)}
 
     def signatures(self, c):

@@ -75,15 +75,24 @@ class TrtBackend(Backend):
         self._runtime = self._trt.Runtime(self._logger)
         self._engines: dict = {}
         self._graphs: dict = {}
+        self._profiles: dict = {}
         self.stream = torch.cuda.Stream()
 
     # -- engines ------------------------------------------------------------------------------
+    def profile(self, component: str) -> dict:
+        """The component's min/opt/max shapes, derived once (every call checks its feeds against them)."""
+        if component not in self._profiles:
+            from gen.runtime.engines import profile_for
+
+            self._profiles[component] = profile_for(self.bundle, component)
+        return self._profiles[component]
+
     def key(self, component: str):
-        from gen.runtime.engines import engine_key, profile_for
+        from gen.runtime.engines import engine_key
 
         entry = self.bundle.manifest.components[component].files[self.precision]
         onnx = entry.sha256 + (f"+{entry.external_data.sha256}" if entry.external_data else "")
-        return engine_key(onnx, self.precision, profile_for(self.bundle, component), self.host)
+        return engine_key(onnx, self.precision, self.profile(component), self.host)
 
     def engine(self, component: str):
         if component not in self._engines:
@@ -106,10 +115,10 @@ class TrtBackend(Backend):
 
     # -- running ------------------------------------------------------------------------------
     def _run(self, component, feeds):
-        from gen.runtime.engines import check_in_profile, profile_for
+        from gen.runtime.engines import check_in_profile
 
         torch = self._torch
-        check_in_profile(component, profile_for(self.bundle, component), {k: v.shape for k, v in feeds.items()})
+        check_in_profile(component, self.profile(component), {k: v.shape for k, v in feeds.items()})
         engine, context = self.engine(component)
         with torch.cuda.stream(self.stream):
             inputs = {k: torch.from_numpy(v).to("cuda", non_blocking=True) for k, v in feeds.items()}
@@ -180,7 +189,6 @@ def build_engine(bundle, component: str, precision: str, path: Path, key, trt, l
     """Build one strongly typed engine with its profile and the bundle's timing cache; write it and
     its key (as JSON beside it) atomically."""
     from gen.fileio import write_bytes, write_json
-    from gen.runtime.engines import profile_for
 
     onnx_path = bundle.onnx_path(component, precision)
     builder = trt.Builder(logger)
@@ -195,7 +203,7 @@ def build_engine(bundle, component: str, precision: str, path: Path, key, trt, l
     if component in REFITTABLE:
         config.set_flag(trt.BuilderFlag.REFIT)
     profile = builder.create_optimization_profile()
-    for name, (lo, opt, hi) in profile_for(bundle, component).items():
+    for name, (lo, opt, hi) in json.loads(key.profile).items():  # the profile the key names
         profile.set_shape(name, lo, opt, hi)
     config.add_optimization_profile(profile)
     serialized = builder.build_serialized_network(network, config)

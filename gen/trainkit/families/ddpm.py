@@ -13,8 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from gen.nets.components import is_conditional, sub_state
-from gen.nets.families.ddpm import PREDICTIONS, SCHEDULES, scheduler_config
-from gen.nets.unet import build_unet, unet_config
+from gen.nets.families.ddpm import PREDICTIONS, SCHEDULES, build_denoiser_unet, scheduler_config
 
 
 def noise_scheduler(config: dict):
@@ -45,7 +44,7 @@ class DdpmTrainer:
             if c[key] not in allowed:
                 raise ValueError(f"unknown {key} {c[key]!r}; choose one of {', '.join(allowed)}")
         self.num_classes = c["num_classes"] if is_conditional(c) else 0
-        self.unet = build_unet(unet_config(c["image_size"], c["channels"], self.num_classes, c["widths"], c["attention"]))
+        self.unet = build_denoiser_unet(c)
         self.ema = copy.deepcopy(self.unet).requires_grad_(False)
         self.scheduler = noise_scheduler(c)
         self.modules = {"unet": self.unet, "ema": self.ema}
