@@ -24,6 +24,30 @@ def gen(*args, check=True, **kw):
     return p
 
 
+def gen_here(*args, check=True):
+    """`gen ARGS` through the same entry point (gen.cli.main) in this process: the CLI's parsing,
+    plumbing and messages without a new interpreter importing torch again (seconds per call).
+    Returns a CompletedProcess-like result with returncode, stdout and stderr."""
+    import contextlib
+    import io
+    from unittest import mock
+
+    from gen.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with mock.patch.object(sys, "argv", ["gen", *map(str, args)]), contextlib.redirect_stdout(out), \
+            contextlib.redirect_stderr(err):
+        try:
+            main()
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    p = subprocess.CompletedProcess(["gen", *map(str, args)], code, out.getvalue(), err.getvalue())
+    if check and code != 0:
+        raise AssertionError(f"gen {' '.join(map(str, args))} failed ({code}):\n{p.stdout}\n{p.stderr}")
+    return p
+
+
 def test_help_is_instant_and_imports_no_heavy_library():
     code = "import sys, gen.cli; print(sorted(m for m in ('torch','diffusers','onnxruntime','sklearn') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -14,7 +14,7 @@ from gen.recipes.tiny_sd import build_tiny_sd
 from gen.runtime.sampler import Sampler
 from gen.trainkit.dreambooth import train_dreambooth
 from gen.trainkit.textual_inversion import train_textual_inversion
-from tests.cli.test_cli import gen
+from tests.cli.test_cli import gen_here as gen  # in process: the CLI path without a new interpreter
 
 QUIET = {"progress": False}
 SILENT = lambda *_: None  # noqa: E731

@@ -13,7 +13,7 @@ from gen.nets.noisy_classifier import InputGradient, NoisyClassifier
 from gen.runtime.sampler import Sampler
 from gen.trainkit.noisy_classifier import log_prob_gradient, train_noisy_classifier, with_classifier
 from gen.trainkit.train import load_run, train
-from tests.cli.test_cli import gen
+from tests.cli.test_cli import gen_here as gen  # in process: the CLI path without a new interpreter
 
 FAST = {"log_every": 50, "sample_every": 1000, "checkpoint_every": 1000}
 TINY = {"steps": 20, "batch_size": 16, "classifier_width": 8, **FAST}
