@@ -10,8 +10,8 @@ diffusers calls synchronise), so they are CUDA-synchronised.
 
 1. The default DDPM bundle (`bundles/ddpm`, the README's main job exported) through gen's Sampler:
    eager fp32 / fp16, compile (torch.compile, CUDA graphs via reduce-overhead), ORT's CUDA provider
-   fp32 / fp16 where this host's onnxruntime has it, and the trt backend where TensorRT is
-   installed; n = 16, 50 DDIM steps; parity with the CPU ORT fp32 images of the same seed.
+   fp32 / fp16 where this host's onnxruntime has it (fp16 also with the loop stepped on the host, to
+   measure the device-resident loop), and the trt backend where TensorRT is installed; n = 16, 50 DDIM steps; parity with the CPU ORT fp32 images of the same seed.
 2. The SD model of benchmarks/sd_peers.py (random weights: UNet 160-320-640-640, 6-layer text
    encoder) at 512x512 through diffusers: one UNet call at batch 2 (guidance) in eager fp32, eager
    fp16 and compiled fp16; end to end, 20 DDIM steps with guidance 7.5, fp16 eager and fp16 with the
@@ -107,16 +107,20 @@ def ddpm_paths(bundle: str, device: str, dry: bool, left) -> dict:
 
     kw = {"n": 4 if dry else 16, "steps": 5 if dry else 50, "scheduler": "ddim", "seed": 0}
     reference = Sampler(bundle, backend="ort", precision="fp32").generate(**kw)
-    paths = [("eager", "fp32"), ("eager", "fp16"), ("compile", "fp32"), ("compile", "fp16"), ("ort", "fp32"), ("ort", "fp16"),
-             ("trt", "fp32"), ("trt", "fp16")]  # trt: recorded as an error where TensorRT is absent
+    # "host loop": ORT with the denoising loop stepped on the host (resident_loop off), beside the
+    # device-resident loop of the row before it; trt is recorded as an error where TensorRT is absent
+    paths = [("eager", "fp32", ""), ("eager", "fp16", ""), ("compile", "fp32", ""), ("compile", "fp16", ""),
+             ("ort", "fp32", ""), ("ort", "fp16", ""), ("ort", "fp16", "host loop"), ("trt", "fp32", ""), ("trt", "fp16", "")]
     rows = {}
-    for backend, precision in paths:
-        name = f"{backend} {device} {precision}"
+    for backend, precision, variant in paths:
+        name = " ".join(filter(None, (backend, device, precision, variant)))
         if not left():
             rows[name] = {"skipped": "time budget"}
             continue
         try:
             s = Sampler(bundle, backend=backend, device=device, precision=precision)
+            if variant:
+                s.backend.resident_loop = False
             ms, images = timed(lambda: s.generate(**kw), 2, 3 if dry else 10)
             rows[name] = {"ms": ms, "ms_per_step": round(ms / kw["steps"], 3),
                           "max_abs_vs_cpu_fp32": float(np.abs(images - reference).max()),

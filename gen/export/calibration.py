@@ -34,6 +34,7 @@ class RecordingBackend(OrtBackend):
     def __init__(self, bundle, threads: int | None = None):
         super().__init__(bundle, "cpu", "fp32", threads)
         self.recorded: dict[str, list[dict]] = {}
+        self.resident_loop = False  # every step's feeds must pass through _run to be recorded
 
     def _run(self, component, feeds):
         self.recorded.setdefault(component, []).append({k: v.copy() for k, v in feeds.items()})

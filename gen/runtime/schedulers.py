@@ -36,6 +36,31 @@ class SchedulerOutput(NamedTuple):
     pred_original_sample: np.ndarray  # the model's estimate of the clean image x0 at this step (float64)
 
 
+class StepCoefficients(NamedTuple):
+    """One scheduler step as numbers, so the host's numpy step and a device-resident loop (the ORT
+    backend's, gen/runtime/graphs/step.onnx) run one definition of the arithmetic:
+
+        model input = x / input_divisor
+        x0      = clip(x0_x * x + x0_out * out, -clip, clip)            (clip None: not clipped)
+        next    = next_x * x + next_out * out + next_x0 * x0 + next_prev * prev_x0 + next_noise * noise
+        preview = preview_x * x + preview_x0 * x0                      (what on_step is shown)
+
+    `out` is the (guided) model output, `prev_x0` the previous step's x0 (multistep solvers), `noise`
+    a standard normal draw (none is needed where next_noise is 0)."""
+
+    x0_x: float
+    x0_out: float
+    clip: float | None
+    next_x: float
+    next_out: float = 0.0
+    next_x0: float = 0.0
+    next_prev: float = 0.0
+    next_noise: float = 0.0
+    preview_x: float = 0.0
+    preview_x0: float = 1.0
+    input_divisor: float = 1.0
+
+
 _CLASSES: dict[str, type] = {}
 
 
@@ -153,9 +178,44 @@ class Scheduler:
             raise ValueError(f"steps_offset {self.steps_offset} moves the first of {steps} 'leading' timesteps "
                              f"to {ts[0]}, past the last training timestep {n - 1}; use fewer steps")
         self.timesteps = ts
+        self._prev = None
 
     def scale_model_input(self, x: np.ndarray, t) -> np.ndarray:
-        return x
+        """The sample as the model takes it at t: x / input_divisor, in x's dtype as diffusers does (at
+        Euler's sigma_max one ulp of difference in the model input becomes ~1e-3 in the sample)."""
+        divisor = self.coefficients(self._index(t)).input_divisor
+        if divisor == 1.0:
+            return x
+        x = np.asarray(x)
+        return x / np.asarray(divisor, dtype=x.dtype if x.dtype.kind == "f" else np.float64)
+
+    def coefficients(self, i: int, history: bool = False) -> StepCoefficients:
+        """Step i of the schedule set; `history`: the previous step's x0 is at hand (multistep)."""
+        raise NotImplementedError
+
+    multistep = False  # steps use the previous step's x0 (next_prev), which step() keeps
+    _prev = None  # (index, x0) of the previous step, kept by multistep schedulers
+
+    def step(self, model_output, t, x, noise=None) -> SchedulerOutput:
+        """x at the next timestep, and the preview x0, from the model's output at t (float64 inside)."""
+        i = self._index(t)
+        history = self._prev is not None and self._prev[0] == i - 1
+        c = self.coefficients(i, history)
+        x64, out = np.asarray(x, np.float64), np.asarray(model_output, np.float64)
+        x0 = c.x0_x * x64 + c.x0_out * out
+        if c.clip is not None:
+            x0 = np.clip(x0, -c.clip, c.clip)
+        following = c.next_x * x64 + c.next_x0 * x0
+        if c.next_out:
+            following = following + c.next_out * out
+        if c.next_prev:
+            following = following + c.next_prev * self._prev[1]
+        if c.next_noise:
+            following = following + c.next_noise * self._noise(noise, x64, t)
+        if self.multistep:
+            self._prev = (i, x0)
+        preview = x0 if (c.preview_x, c.preview_x0) == (0.0, 1.0) else c.preview_x * x64 + c.preview_x0 * x0
+        return SchedulerOutput(following.astype(np.asarray(x).dtype), preview)
 
     def start_at(self, strength: float) -> int:
         """Image-to-image: keep the last int(steps x strength) steps of the schedule set (diffusers'
@@ -186,17 +246,13 @@ class Scheduler:
             raise ValueError(f"{self.name}: timestep {t!r} is not in the schedule set by set_timesteps")
         return int(hits[0])
 
-    def _predict(self, model_output, x, alpha_bar: float, clip: bool = False):
-        """(x0_hat, eps_hat) for x = sqrt(a) x0 + sqrt(1 - a) eps; v = sqrt(a) eps - sqrt(1 - a) x0."""
+    def _conversion(self, alpha_bar: float, x_scale: float = 1.0) -> tuple[float, float, float, float]:
+        """(x0_x, x0_out, eps_x, eps_out): x0_hat and eps_hat as linear maps of (x, model output) for
+        x_scale x = sqrt(a) x0 + sqrt(1 - a) eps, with v = sqrt(a) eps - sqrt(1 - a) x0."""
         a, s = math.sqrt(alpha_bar), math.sqrt(1 - alpha_bar)
-        out = np.asarray(model_output, np.float64)
         if self.prediction_type == "epsilon":
-            x0, eps = (x - s * out) / a, out
-        else:
-            x0, eps = a * x - s * out, a * out + s * x
-        if clip and self.clip_range is not None:
-            x0 = np.clip(x0, -self.clip_range, self.clip_range)
-        return x0, eps
+            return x_scale / a, -s / a, 0.0, 1.0
+        return a * x_scale, -s, s * x_scale, a
 
     def _noise(self, noise, x, t) -> np.ndarray:
         if noise is None:
@@ -216,19 +272,17 @@ class DDPM(Scheduler):
     name = "ddpm"
     needs_noise = True
 
-    def step(self, model_output, t, x, noise=None):
-        i = self._index(t)
+    def coefficients(self, i, history=False):
         ts = self.timesteps
         a_t = self.alphas_cumprod[ts[i]]
         a_prev = self.alphas_cumprod[ts[i + 1]] if i + 1 < len(ts) else 1.0
         beta = 1 - a_t / a_prev  # the effective beta over the (possibly skipped) interval
-        x64 = np.asarray(x, np.float64)
-        x0, _ = self._predict(model_output, x64, a_t, clip=True)
-        mean = (math.sqrt(a_prev) * beta * x0 + math.sqrt(1 - beta) * (1 - a_prev) * x64) / (1 - a_t)
-        if ts[i] > 0:  # diffusers adds noise whenever t > 0; its variance is clamped away from 0
-            var = max((1 - a_prev) / (1 - a_t) * beta, 1e-20)
-            mean = mean + math.sqrt(var) * self._noise(noise, x64, t)
-        return SchedulerOutput(mean.astype(np.asarray(x).dtype), x0)
+        x0_x, x0_out, _, _ = self._conversion(a_t)
+        # the posterior mean (sqrt(a_prev) beta x0 + sqrt(1 - beta)(1 - a_prev) x) / (1 - a_t), plus noise
+        # whenever t > 0 as diffusers does, its variance clamped away from 0
+        std = math.sqrt(max((1 - a_prev) / (1 - a_t) * beta, 1e-20)) if ts[i] > 0 else 0.0
+        return StepCoefficients(x0_x, x0_out, self.clip_range, next_x=math.sqrt(1 - beta) * (1 - a_prev) / (1 - a_t),
+                                next_x0=math.sqrt(a_prev) * beta / (1 - a_t), next_noise=std)
 
 
 @register_scheduler
@@ -247,8 +301,7 @@ class DDIM(Scheduler):
         self.needs_noise = self.eta > 0
         self.final_alpha_bar = 1.0 if self.config["set_alpha_to_one"] else self.alphas_cumprod[0]
 
-    def step(self, model_output, t, x, noise=None):
-        i = self._index(t)
+    def coefficients(self, i, history=False):
         ts = self.timesteps
         a_t = self.alphas_cumprod[ts[i]]
         # The schedule's next timestep, as DDPM (and the paper) use. diffusers' DDIM uses t - T // steps,
@@ -256,13 +309,12 @@ class DDIM(Scheduler):
         # T, but otherwise one off the schedule (and not the final alpha_bar after the last step when
         # that is still >= 0, e.g. steps_offset >= T // steps); see test_ddim_eta0_is_song_eq12.
         a_prev = self.alphas_cumprod[ts[i + 1]] if i + 1 < len(ts) else self.final_alpha_bar
-        x64 = np.asarray(x, np.float64)
-        x0, eps = self._predict(model_output, x64, a_t, clip=True)
+        x0_x, x0_out, eps_x, eps_out = self._conversion(a_t)
         std = self.eta * math.sqrt((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev))
-        out = math.sqrt(a_prev) * x0 + math.sqrt(1 - a_prev - std**2) * eps
-        if self.eta > 0:
-            out = out + std * self._noise(noise, x64, t)
-        return SchedulerOutput(out.astype(np.asarray(x).dtype), x0)
+        # sqrt(a_prev) x0 + sqrt(1 - a_prev - std^2) eps + std noise, eps unclipped as in diffusers
+        direction = math.sqrt(1 - a_prev - std**2)
+        return StepCoefficients(x0_x, x0_out, self.clip_range, next_x=direction * eps_x, next_out=direction * eps_out,
+                                next_x0=math.sqrt(a_prev), next_noise=std)
 
 
 class _SigmaScheduler(Scheduler):
@@ -292,28 +344,22 @@ class DPMSolverPP(_SigmaScheduler):
 
     name = "dpm++"
     _skip_zero = True
-    _prev = None  # (index, x0_hat) of the previous step: the multistep history
+    multistep = True
 
-    def set_timesteps(self, steps: int) -> None:
-        super().set_timesteps(steps)
-        self._prev = None
-
-    def step(self, model_output, t, x, noise=None):
-        i = self._index(t)
+    def coefficients(self, i, history=False):
         s, s_next = self.sigmas[i], self.sigmas[i + 1]
-        x64 = np.asarray(x, np.float64)
-        x0, _ = self._predict(model_output, x64, 1 / (s * s + 1))
-        d = x0
-        if self._prev is not None and self._prev[0] == i - 1 and s_next > 0:
-            # D = (1 + 1/2r) x0_i - 1/2r x0_{i-1}, r = h_{i-1} / h_i, h = lambda step
-            r = math.log(self.sigmas[i - 1] / s) / math.log(s / s_next)
-            d = x0 + (x0 - self._prev[1]) / (2 * r)
-        self._prev = (i, x0)
+        x0_x, x0_out, _, _ = self._conversion(1 / (s * s + 1))
         # x_next = (sigma_t_next / sigma_t) x - alpha_next (e^-h - 1) D with VP alpha_t = 1/sqrt(s^2+1),
         # sigma_t = s alpha_t and e^-h = s_next / s; written so that s_next = 0 gives x_next = D.
         alpha, alpha_next = 1 / math.sqrt(s * s + 1), 1 / math.sqrt(s_next * s_next + 1)
-        out = (s_next * alpha_next) / (s * alpha) * x64 + alpha_next * (1 - s_next / s) * d
-        return SchedulerOutput(out.astype(np.asarray(x).dtype), x0)
+        to_d = alpha_next * (1 - s_next / s)
+        d_x0, d_prev = 1.0, 0.0  # D = x0: first order
+        if history and s_next > 0:
+            # D = (1 + 1/2r) x0_i - 1/2r x0_{i-1}, r = h_{i-1} / h_i, h = lambda step
+            r = math.log(self.sigmas[i - 1] / s) / math.log(s / s_next)
+            d_x0, d_prev = 1 + 1 / (2 * r), -1 / (2 * r)
+        return StepCoefficients(x0_x, x0_out, None, next_x=(s_next * alpha_next) / (s * alpha),
+                                next_x0=to_d * d_x0, next_prev=to_d * d_prev)
 
 
 @register_scheduler
@@ -338,20 +384,13 @@ class Euler(_SigmaScheduler):
         s = self.sigmas[self._index(t)]
         return (np.asarray(x0, np.float64) + s * np.asarray(noise, np.float64)).astype(np.float32)
 
-    def scale_model_input(self, x, t):
-        """x / sqrt(sigma^2 + 1), in x's dtype as diffusers does: at sigma_max, Euler's x0_hat = x - sigma
-        eps turns one ulp of difference in the model input into ~1e-3 in the sample."""
-        x = np.asarray(x)
-        s = self.sigmas[self._index(t)]
-        return x / np.asarray(math.sqrt(s * s + 1), dtype=x.dtype if x.dtype.kind == "f" else np.float64)
-
-    def step(self, model_output, t, x, noise=None):
-        i = self._index(t)
+    def coefficients(self, i, history=False):
         s, s_next = self.sigmas[i], self.sigmas[i + 1]
-        x64 = np.asarray(x, np.float64)
-        # x0_hat from the VP view of x (x_vp = x / sqrt(s^2+1), alpha_bar = 1 / (s^2+1)).
-        x0, _ = self._predict(model_output, x64 / math.sqrt(s * s + 1), 1 / (s * s + 1))
-        return SchedulerOutput((x64 + (x64 - x0) / s * (s_next - s)).astype(np.asarray(x).dtype), x0)
+        # x0_hat from the VP view of x (x_vp = x / sqrt(s^2+1), alpha_bar = 1 / (s^2+1)); the model sees x_vp
+        x0_x, x0_out, _, _ = self._conversion(1 / (s * s + 1), x_scale=1 / math.sqrt(s * s + 1))
+        # x + (x - x0) / s * (s_next - s)
+        return StepCoefficients(x0_x, x0_out, None, next_x=1 + (s_next - s) / s, next_x0=-(s_next - s) / s,
+                                input_divisor=math.sqrt(s * s + 1))
 
 
 @register_scheduler
@@ -382,19 +421,20 @@ class LCM(Scheduler):
         grid = np.arange(orig, 0, -1) * (self.num_train_timesteps // orig) - 1  # descending
         self.timesteps = grid[np.floor(np.linspace(0, orig, steps, endpoint=False)).astype(np.int64)]
 
-    def step(self, model_output, t, x, noise=None):
-        i = self._index(t)
-        x64 = np.asarray(x, np.float64)
-        x0, _ = self._predict(model_output, x64, self.alphas_cumprod[t], clip=True)
+    def coefficients(self, i, history=False):
+        t = self.timesteps[i]
+        x0_x, x0_out, _, _ = self._conversion(self.alphas_cumprod[t])
         c = float(t) * self.timestep_scaling
         c_skip = self.sigma_data**2 / (c * c + self.sigma_data**2)
         c_out = c / math.sqrt(c * c + self.sigma_data**2)
-        denoised = c_out * x0 + c_skip * x64  # the consistency function's estimate of x0
-        out = denoised
+        # the consistency function's estimate c_out x0 + c_skip x is the step's preview and, but after
+        # the last step, is re-noised to the next timestep
+        a_next, noise = 1.0, 0.0
         if i + 1 < len(self.timesteps):
             a_next = self.alphas_cumprod[self.timesteps[i + 1]]
-            out = math.sqrt(a_next) * out + math.sqrt(1 - a_next) * self._noise(noise, x64, t)
-        return SchedulerOutput(out.astype(np.asarray(x).dtype), denoised)
+            noise = math.sqrt(1 - a_next)
+        return StepCoefficients(x0_x, x0_out, self.clip_range, next_x=math.sqrt(a_next) * c_skip,
+                                next_x0=math.sqrt(a_next) * c_out, next_noise=noise, preview_x=c_skip, preview_x0=c_out)
 
 
 SCHEDULERS = tuple(_CLASSES)  # the built-in ones; register_scheduler adds more

@@ -65,18 +65,24 @@ class Backend:
 
     def outputs(self, component: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Every output of one component call, by name."""
-        if self.closed:
-            raise GenError(f"backend {self.name!r} is closed")
+        self.check_open()
         if component not in self.bundle.components:
             raise GenError(f"bundle has no component {component!r}; it has {sorted(self.bundle.components)}")
         check_feeds(component, self.bundle.signature(component), feeds)
         t0 = time.perf_counter()
         out = self._run(component, feeds)
-        dt = time.perf_counter() - t0
-        self.network_seconds += dt
-        self.component_seconds[component] = self.component_seconds.get(component, 0.0) + dt
-        self.component_calls[component] = self.component_calls.get(component, 0) + 1
+        self.count(component, time.perf_counter() - t0)
         return out
+
+    def check_open(self) -> None:
+        if self.closed:
+            raise GenError(f"backend {self.name!r} is closed")
+
+    def count(self, component: str, seconds: float) -> None:
+        """Book one network call, so the Sampler can tell the networks' time from its own."""
+        self.network_seconds += seconds
+        self.component_seconds[component] = self.component_seconds.get(component, 0.0) + seconds
+        self.component_calls[component] = self.component_calls.get(component, 0) + 1
 
     def run(self, component: str, feeds: dict[str, np.ndarray]) -> np.ndarray:
         """The output of a single-output component (most are); `outputs` for the others."""

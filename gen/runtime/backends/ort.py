@@ -4,12 +4,13 @@ Providers are tried in order TensorRT, CUDA, CPU (the GPU ones only for device="
 provider it cannot initialise without failing, so `describe()` reports what each session really
 got rather than what was asked for.
 
-Verified here on the CPU provider only: the CUDA and TensorRT providers and the IO-binding path have
+The denoising loop runs on the device (`resident_loop`, gen.runtime.backends.ort_loop): the sample,
+the network's output and the scheduler step stay in ORT's memory across steps, bound by IO binding.
+Other calls bind their inputs from the host and copy their outputs back.
+
+Verified here on the CPU provider only: the CUDA and TensorRT providers and the IO-binding paths have
 not run on a GPU yet (no GPU was available while this was written). The TensorRT provider gets its
-engine and timing caches under the bundle's cache directory. Inputs are bound from the host each
-call and outputs copied back: the schedulers are numpy on the host (a deployment host needs no
-torch), so the latent crosses PCIe twice per step (128 KB each way for SD at 512x512, microseconds
-against a UNet call); a device-resident loop would need a device-side scheduler and is not built.
+engine and timing caches under the bundle's cache directory.
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ class OrtBackend(Backend):
         self.providers = [(p, trt_provider_options(bundle, precision)) if p == "TensorrtExecutionProvider" else p
                           for p in wanted] + ["CPUExecutionProvider"]
         self._sessions: dict = {}
+        self._loop = None
+        # the denoising loop on the device; False runs it on the host, step by step (for comparison)
+        self.resident_loop = True
 
     def session(self, component: str):
         if component not in self._sessions:
@@ -85,6 +89,15 @@ class OrtBackend(Backend):
         sess.run_with_iobinding(binding)
         return binding.copy_outputs_to_cpu()
 
+    def denoise_resident(self, sched, x, rng, call, guidance, unconditional_first, on_step):
+        """gen.runtime.denoise's loop with the sample kept on this backend's device."""
+        self.check_open()
+        if self._loop is None:
+            from gen.runtime.backends.ort_loop import ResidentLoop
+
+            self._loop = ResidentLoop(self)
+        return self._loop.run(sched, x, rng, call, guidance, unconditional_first, on_step)
+
     def describe(self):
         for component in self.bundle.components:
             self.session(component)
@@ -93,4 +106,6 @@ class OrtBackend(Backend):
 
     def close(self):
         self._sessions.clear()
+        if self._loop is not None:
+            self._loop.close()
         super().close()

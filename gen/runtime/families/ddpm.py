@@ -12,7 +12,7 @@ from typing import Any, Optional
 import numpy as np
 
 from gen.runtime.arguments import class_labels
-from gen.runtime.denoise import denoise
+from gen.runtime.denoise import DenoiserCall, denoise
 from gen.runtime.families.diffusion import DiffusionFamily, DiffusionSampling
 
 
@@ -86,12 +86,7 @@ class Ddpm(DiffusionFamily):
         img = bundle.image
         x = rng.standard_normal((n, img.channels, img.height, img.width), dtype=np.float32) * np.float32(sched.init_noise_sigma)
 
-        def predict(model_in, t):
-            feeds = {"sample": model_in, "timestep": np.full(len(model_in), t, dtype=np.int64)}
-            if cond is not None:
-                feeds["class_labels"] = cond
-            return backend.run("denoiser", feeds)
-
+        call = DenoiserCall("denoiser", np.int64, {} if cond is None else {"class_labels": cond})
         scale = args.get("classifier_scale") or 0.0
 
         def guide(model_in, t, out):
@@ -99,7 +94,7 @@ class Ddpm(DiffusionFamily):
                                                    "labels": labels})
             return sched.guide(out, t, grad, scale)
 
-        return denoise(sched, x, rng, predict, w if guided else None, unconditional_first=False, on_step=on_step,
+        return denoise(sched, x, rng, backend, call, w if guided else None, unconditional_first=False, on_step=on_step,
                        guide=guide if scale else None)
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gen.errors import GenError
-from gen.runtime.denoise import denoise
+from gen.runtime.denoise import DenoiserCall, denoise
 from gen.runtime.families import Limits
 from gen.runtime.families.diffusion import DiffusionFamily, DiffusionSampling
 from gen.runtime.validate import example_feeds
@@ -172,14 +172,9 @@ class TextToImage:
         if condition is not None and guided:  # the UNet sees both guidance halves: their condition once, here
             condition = np.concatenate([condition, condition])
 
-        def predict(model_in, t):
-            if condition is not None:  # an inpainting UNet: [latents, mask, masked-image latents]
-                model_in = np.concatenate([model_in, condition], axis=1)
-            feeds = {"sample": model_in, "timestep": np.full(len(model_in), t, dtype=np.float32),
-                     "encoder_hidden_states": embeddings}
-            return self.backend.run("unet", feeds)
-
-        x = denoise(sched, x, rng, predict, w_guidance if guided else None, on_step=on_step, after_step=after_step)
+        # an inpainting UNet reads [latents, mask, masked-image latents]
+        call = DenoiserCall("unet", np.float32, {"encoder_hidden_states": embeddings}, condition)
+        x = denoise(sched, x, rng, self.backend, call, w_guidance if guided else None, on_step=on_step, after_step=after_step)
         latents = (x / np.float32(self.sampling.vae_scaling_factor)).astype(np.float32)
         return self.backend.run("vae_decoder", {"latent_sample": latents})
 

@@ -1,0 +1,119 @@
+"""The denoising loop with its sample kept on ONNX Runtime's device (IO binding), for OrtBackend.
+
+Per step, three sessions run on the backend's providers, passing OrtValues that stay where the
+providers put them: `prepare` (the model input: x / divisor, doubled for guidance, the condition
+appended), the denoiser, and `step` (guidance's mix and the scheduler step, as the scheduler's
+`StepCoefficients`, gen/runtime/graphs). Timesteps, coefficients and the constant feeds are put on
+the device once per call. What still crosses to the device each step is the noise of stochastic
+schedulers (drawn on the host with numpy, so a seed gives the same images on every backend), and
+back to the host the preview when an `on_step` callback wants one; the sample itself comes back once,
+at the end.
+
+On the CPU provider the OrtValues live in host memory and the loop is checked there (it gives the host
+loop's images within 1e-5; tests/runtime/test_resident_loop.py). On CUDA it is unverified: no GPU was
+available when it was written.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from gen.errors import GenError
+from gen.runtime.denoise import DenoiserCall, model_input
+from gen.runtime.graphs import COEFFICIENTS, graph_path
+from gen.runtime.validate import check_feeds
+
+UNCLIPPED = float(np.finfo(np.float32).max)  # the step graph's clip bound for "no clip"
+
+
+class ResidentLoop:
+    """The loop's sessions, opened once per backend; `run` is one sampling call."""
+
+    def __init__(self, backend):
+        self.backend = backend
+        self.ort = backend._ort
+        self.where = ("cuda", 0) if backend.device == "cuda" else ("cpu", 0)
+        self._graphs: dict = {}
+
+    def graph(self, name: str):
+        if name not in self._graphs:
+            from gen.runtime.ort_session import ort_session
+
+            self._graphs[name] = ort_session(graph_path(name), self.backend.threads, self.backend.providers)
+        return self._graphs[name]
+
+    def put(self, array: np.ndarray):
+        return self.ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array), *self.where)
+
+    def run_graph(self, session, inputs: dict, output_names) -> list:
+        binding = session.io_binding()
+        for name, value in inputs.items():
+            binding.bind_ortvalue_input(name, value)
+        for name in output_names:
+            binding.bind_output(name, *self.where)
+        session.run_with_iobinding(binding)
+        return binding.get_outputs()
+
+    def run(self, sched, x: np.ndarray, rng, call: DenoiserCall, guidance: float | None,
+            unconditional_first: bool, on_step) -> np.ndarray:
+        backend, guided = self.backend, guidance is not None
+        n, steps = len(x), len(sched.timesteps)
+        # the first step's feeds are checked on the host as every backend call is; later ones are
+        # this loop's own outputs, in the same shapes
+        first = call.feeds(model_input(sched, x, sched.timesteps[0], guided), sched.timesteps[0])
+        check_feeds(call.component, backend.bundle.signature(call.component), first)
+        network = backend.session(call.component)
+        net_outputs = [o.name for o in network.get_outputs()]
+        if len(net_outputs) != 1:
+            raise GenError(f"{call.component} has {len(net_outputs)} outputs; the denoising loop needs one")
+        constant = {name: self.put(value) for name, value in call.constant.items()}
+        per_step = [self.step_inputs(sched, i, t, n, guidance, call) for i, t in enumerate(sched.timesteps)]
+        prepare = None
+        if guided or call.condition is not None or any(s["divisor"] is not None for s in per_step):
+            prepare = self.graph("prepare_condition" if call.condition is not None else "prepare")
+            prepare_constant = {"repeats": self.put(np.array([2 if guided else 1, 1, 1, 1], np.int64))}
+            if call.condition is not None:
+                prepare_constant["condition"] = self.put(call.condition)
+        halves = (0, 1) if unconditional_first else (1, 0)
+        step_constant = {"halves": self.put(np.array(halves if guided else (0, 0), np.int64)),
+                         "noise": self.put(np.zeros(x.shape, np.float32))}
+        sample, previous = self.put(x), self.put(np.zeros(x.shape, np.float64))
+        step_graph = self.graph("step")
+        for i, inputs in enumerate(per_step):
+            if prepare is not None:
+                divisor = inputs["divisor"] or self.put(np.array(1.0, np.float32))
+                model_in = self.run_graph(prepare, {"sample": sample, "divisor": divisor, **prepare_constant},
+                                          ["model_input"])[0]
+            else:
+                model_in = sample
+            t0 = time.perf_counter()
+            out = self.run_graph(network, {"sample": model_in, "timestep": inputs["timestep"], **constant}, net_outputs)[0]
+            backend.count(call.component, time.perf_counter() - t0)
+            feeds = {"sample": sample, "model_output": out, "previous_x0": previous,
+                     "coefficients": inputs["coefficients"], **step_constant}
+            if sched.needs_noise:  # drawn every step, used or not, as the host loop draws it
+                feeds["noise"] = self.put(rng.standard_normal(x.shape, dtype=np.float32))
+            sample, previous, preview = self.run_graph(step_graph, feeds, ["next_sample", "x0", "preview"])
+            if on_step is not None:
+                on_step(i, steps, preview.numpy())
+        result = sample.numpy()
+        if not np.isfinite(result).all():
+            raise GenError(f"{call.component} produced NaN or infinite values while sampling")
+        return result
+
+    def step_inputs(self, sched, i: int, t, n: int, guidance: float | None, call: DenoiserCall) -> dict:
+        """Step i's device-side inputs: its timestep feed, its coefficients, and its input divisor
+        (None where it is 1)."""
+        c = sched.coefficients(i, history=i > 0)._asdict()
+        c["clip"] = UNCLIPPED if c["clip"] is None else c["clip"]
+        c["guidance"] = 0.0 if guidance is None else guidance
+        batch = 2 * n if guidance is not None else n
+        divisor = c["input_divisor"]
+        return {"timestep": self.put(np.full(batch, t, dtype=call.timestep_dtype)),
+                "coefficients": self.put(np.array([c[k] for k in COEFFICIENTS], np.float64)),
+                "divisor": None if divisor == 1.0 else self.put(np.array(divisor, np.float32))}
+
+    def close(self) -> None:
+        self._graphs.clear()

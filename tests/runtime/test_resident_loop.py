@@ -1,0 +1,93 @@
+"""The ORT backend's device-resident denoising loop (gen.runtime.backends.ort_loop), on the CPU provider:
+the same images and previews as the host loop, the networks never called through the host path, and
+the shipped step graphs what gen.runtime.graphs builds."""
+
+import numpy as np
+import pytest
+
+from gen.errors import GenError
+from gen.runtime.backends.ort import OrtBackend
+from gen.runtime.graphs import NAMES, build, graph_path
+from gen.runtime.sampler import Sampler
+
+CASES = {  # bundle fixture name -> generate() arguments: every scheduler, guidance both ways round
+    "ddim": ("ddpm", {"steps": 6, "scheduler": "ddim"}),
+    "ddim-eta": ("ddpm", {"steps": 6, "scheduler": "ddim", "eta": 0.7}),
+    "ddpm": ("ddpm", {"steps": 6, "scheduler": "ddpm"}),
+    "dpm++": ("ddpm", {"steps": 6, "scheduler": "dpm++"}),
+    "euler": ("ddpm", {"steps": 6, "scheduler": "euler"}),
+    "lcm": ("ddpm", {"steps": 3, "scheduler": "lcm"}),
+    "cfg-labels": ("cddpm", {"steps": 5, "labels": [3, 1, 4], "guidance": 2.5}),
+    "student": ("cd-student", {"steps": 2}),
+}
+
+
+def both_loops(bundle, arguments, n=3):
+    """(images, previews) with the resident loop, then with the host loop, from one Sampler."""
+    results = []
+    with Sampler(bundle, backend="ort", threads=2) as s:
+        for resident in (True, False):
+            s.backend.resident_loop = resident
+            previews = []
+            images = s.generate(n=n, seed=7, on_step=lambda i, steps, x0: previews.append(np.array(x0)), **arguments)
+            results.append((images, previews))
+    return results
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_resident_loop_matches_the_host_loop(bundles, case):
+    fixture, arguments = CASES[case]
+    (images, previews), (host_images, host_previews) = both_loops(bundles[fixture], arguments)
+    assert np.abs(images - host_images).max() <= 1e-5
+    assert np.abs(images).max() > 0.5  # real images, not zeros
+    assert len(previews) == len(host_previews) == arguments["steps"]
+    assert max(np.abs(p - q).max() for p, q in zip(previews, host_previews)) <= 1e-4
+
+
+def test_text_to_image_with_guidance_and_img2img(sd_bundle):
+    for arguments in ({"prompt": ["a red cube", "a cat"], "steps": 3, "guidance": 5.0},
+                      {"prompt": "a cat", "steps": 4, "scheduler": "euler",
+                       "image": np.full((64, 64, 3), 90, np.uint8), "strength": 0.6}):
+        (images, _), (host_images, _) = both_loops(sd_bundle, arguments, n=1)
+        assert np.abs(images - host_images).max() <= 1e-4
+
+
+def test_the_network_runs_only_inside_the_resident_loop(bundles, monkeypatch):
+    """No step goes through the host path (Backend.outputs -> _run), and each is still counted."""
+    host_calls = []
+    original = OrtBackend._run
+    monkeypatch.setattr(OrtBackend, "_run", lambda self, c, feeds: host_calls.append(c) or original(self, c, feeds))
+    with Sampler(bundles["cddpm"], backend="ort", threads=2) as s:
+        s.generate(n=2, steps=4, labels=[0, 1])
+        assert host_calls == [] and s.backend.component_calls == {"denoiser": 4}
+        assert s.last_timing["network_s"] > 0
+        s.backend.resident_loop = False
+        s.generate(n=2, steps=4, labels=[0, 1])
+        assert host_calls == ["denoiser"] * 4
+
+
+def test_classifier_guidance_steps_on_the_host(bundles):
+    """A step that needs host code (the classifier's gradient) keeps the host loop, and its images."""
+    with Sampler(bundles["ddpm-guided"], backend="ort", threads=2) as s:
+        guided = s.generate(n=2, steps=4, labels=[1, 2], classifier_scale=2.0)
+        s.backend.resident_loop = False
+        np.testing.assert_array_equal(guided, s.generate(n=2, steps=4, labels=[1, 2], classifier_scale=2.0))
+
+
+def test_bad_first_input_and_non_finite_results_are_refused(bundles, monkeypatch):
+    from gen.runtime.schedulers import DDIM
+
+    with Sampler(bundles["ddpm"], backend="ort", threads=2) as s:
+        original = DDIM.coefficients
+        monkeypatch.setattr(DDIM, "coefficients", lambda self, i, history=False: original(self, i, history)._replace(next_x=np.inf))
+        with pytest.raises(GenError, match="denoiser produced NaN or infinite values"):
+            s.generate(n=1, steps=3, scheduler="ddim")
+    closed = Sampler(bundles["ddpm"], backend="ort", threads=2)
+    closed.close()
+    with pytest.raises(GenError, match="closed"):
+        closed.backend.denoise_resident(None, None, None, None, None, True, None)
+
+
+def test_shipped_graphs_are_what_build_writes():
+    for name in NAMES:
+        assert graph_path(name).read_bytes() == build(name), f"{name}.onnx is stale: rewrite it with write_all()"
