@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from gen.cli.options import report_written
 from gen.trainkit.distill import CONSISTENCY, LOSSES, PROGRESSIVE, SOLVERS
 
 app = typer.Typer(help="Distil a diffusion run into a few-step student (a run like any other: export, sample, serve it), "
@@ -28,7 +29,7 @@ def _run(method: str, run: str, out: str, options: dict, resume: bool, force: bo
     from gen.trainkit.distill import distill
 
     student = distill(run, out, options, method=method, resume=resume, force=force, progress=not quiet)
-    typer.echo(f"student written to {student.path}  (samples at 1/2/4 steps: {student.path}/samples_*steps.png; "
+    report_written(f"student written to {student.path}  (samples at 1/2/4 steps: {student.path}/samples_*steps.png; "
                f"export: gen export {student.path})")
 
 

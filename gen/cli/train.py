@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from gen.cli.options import report_written
 from gen.trainkit.defaults import CLASSIFIER_DEFAULTS as CLF, LOOP, PRIOR_DEFAULTS as PRIOR
 from gen.trainkit.families import declared_defaults
 from gen.trainkit.dreambooth import DEFAULTS as DREAMBOOTH, LR as DREAMBOOTH_LR
@@ -80,7 +81,7 @@ def _run(family: str, data: str, out: str, image_size, resume: bool, force: bool
     if resume:  # a resumed run keeps its own config; only the step total may change
         overrides = {"steps": overrides.get("steps")}
     run = train(family, data, out, overrides, image_size=image_size, resume=resume, force=force, progress=not quiet)
-    typer.echo(f"run written to {run.path}  (samples: {run.path / 'samples.png'}; evaluate: gen eval {run.path})")
+    report_written(f"run written to {run.path}  (samples: {run.path / 'samples.png'}; evaluate: gen eval {run.path})")
 
 
 @app.command()
@@ -201,7 +202,7 @@ def vqvae_prior(
                "prior_heads": prior_heads, "prior_dropout": prior_dropout, "seed": seed,
                "checkpoint_every": checkpoint_every, "sample_every": sample_every}
     result = train_prior(run, out, options, resume=resume, force=force, progress=not quiet)
-    typer.echo(f"prior run written to {result.path}  (samples: {result.path / 'samples.png'}; evaluate: gen eval {result.path})")
+    report_written(f"prior run written to {result.path}  (samples: {result.path / 'samples.png'}; evaluate: gen eval {result.path})")
 
 
 @app.command()
@@ -246,7 +247,7 @@ def noisy_classifier(
                "classifier_scale": classifier_scale, "seed": seed, "checkpoint_every": checkpoint_every,
                "sample_every": sample_every}
     result = train_noisy_classifier(run, out, options, resume=resume, force=force, progress=not quiet)
-    typer.echo(f"classifier run written to {result.path}  (guided samples, one class per row: {result.path / 'samples.png'}; "
+    report_written(f"classifier run written to {result.path}  (guided samples, one class per row: {result.path / 'samples.png'}; "
                f"evaluate: gen eval {result.path} --classifier-scale S)")
 
 

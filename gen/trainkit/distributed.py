@@ -1,5 +1,5 @@
 """Data-parallel training over processes: `torchrun --nproc_per_node N -m gen train ...` (or
-`accelerate launch -m gen train ...`, which sets the same environment).
+`accelerate launch --multi_gpu --num_processes N -m gen train ...`, which starts torchrun; tested).
 
 Every rank builds the same model from the same seed and draws the same global batches of indices
 (from a generator every rank seeds alike); each trains on its shard (rows rank, rank + N, ...) with
@@ -36,6 +36,11 @@ class World:
 def launched_processes() -> int:
     """How many processes the launcher (torchrun, accelerate launch) started; 1 without one."""
     return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def launched_rank() -> int:
+    """This process's rank as the launcher set it; 0 without one."""
+    return int(os.environ.get("RANK", "0"))
 
 
 def world() -> World:
