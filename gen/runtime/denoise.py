@@ -51,9 +51,10 @@ def denoise(sched, x: np.ndarray, rng, backend, call: DenoiserCall, guidance: fl
     `guide(model_input, t, output) -> output` may change the (guided) network output before the step
     (classifier guidance adds a classifier's gradient).
     `after_step(i, x) -> x` may change the sample after each step (inpainting puts the kept region back).
-    Without those two, a backend with a device-resident loop (`resident_loop`) runs the whole loop.
+    Without those two, and with a scheduler whose steps are its coefficients (`linear_steps`), a
+    backend with a device-resident loop (`resident_loop`) runs the whole loop.
     """
-    if guide is None and after_step is None and getattr(backend, "resident_loop", False):
+    if guide is None and after_step is None and sched.linear_steps and getattr(backend, "resident_loop", False):
         return backend.denoise_resident(sched, x, rng, call, guidance, unconditional_first, on_step)
     n = len(x)
     for i, t in enumerate(sched.timesteps):

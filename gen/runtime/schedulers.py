@@ -183,6 +183,8 @@ class Scheduler:
     def scale_model_input(self, x: np.ndarray, t) -> np.ndarray:
         """The sample as the model takes it at t: x / input_divisor, in x's dtype as diffusers does (at
         Euler's sigma_max one ulp of difference in the model input becomes ~1e-3 in the sample)."""
+        if not self.linear_steps:  # a scheduler that defines step() itself scales nothing unless it says so
+            return x
         divisor = self.coefficients(self._index(t)).input_divisor
         if divisor == 1.0:
             return x
@@ -190,8 +192,17 @@ class Scheduler:
         return x / np.asarray(divisor, dtype=x.dtype if x.dtype.kind == "f" else np.float64)
 
     def coefficients(self, i: int, history: bool = False) -> StepCoefficients:
-        """Step i of the schedule set; `history`: the previous step's x0 is at hand (multistep)."""
+        """Step i of the schedule set; `history`: the previous step's x0 is at hand (multistep).
+        A new scheduler defines this (and gets step() and the device-resident loop), or defines
+        step() and scale_model_input() itself (and steps on the host)."""
         raise NotImplementedError
+
+    @property
+    def linear_steps(self) -> bool:
+        """Whether step() is the base's application of coefficients(), so that a device loop that
+        applies the coefficients itself takes the same steps."""
+        cls = type(self)
+        return cls.coefficients is not Scheduler.coefficients and cls.step is Scheduler.step
 
     multistep = False  # steps use the previous step's x0 (next_prev), which step() keeps
     _prev = None  # (index, x0) of the previous step, kept by multistep schedulers
@@ -205,9 +216,11 @@ class Scheduler:
         x0 = c.x0_x * x64 + c.x0_out * out
         if c.clip is not None:
             x0 = np.clip(x0, -c.clip, c.clip)
-        following = c.next_x * x64 + c.next_x0 * x0
+        # terms in the step graph's order (gen/runtime/graphs), so both give the same bits
+        following = c.next_x * x64
         if c.next_out:
             following = following + c.next_out * out
+        following = following + c.next_x0 * x0
         if c.next_prev:
             following = following + c.next_prev * self._prev[1]
         if c.next_noise:

@@ -142,6 +142,10 @@ def test_nine_channel_inpainting_unet_matches_diffusers(inpainting_base, photo, 
     ours = Sampler(str(bundle)).generate(PROMPTS, image=photo, mask=mask, strength=strength, steps=8,
                                          scheduler=scheduler, seed=3, negative_prompt="blurry", guidance=7.5)
     assert np.abs(ours - ref).max() <= 1e-3
+    host = Sampler(str(bundle))  # the condition's channels appended on the host, step by step
+    host.backend.resident_loop = False
+    np.testing.assert_array_equal(ours, host.generate(PROMPTS, image=photo, mask=mask, strength=strength, steps=8,
+                                                      scheduler=scheduler, seed=3, negative_prompt="blurry", guidance=7.5))
     eager = Sampler(str(bundle), backend="eager").generate(PROMPTS, image=photo, mask=mask, steps=4, seed=3)
     assert np.abs(eager - Sampler(str(bundle)).generate(PROMPTS, image=photo, mask=mask, steps=4, seed=3)).max() <= 1e-3
 

@@ -7,11 +7,12 @@ appended), the denoiser, and `step` (guidance's mix and the scheduler step, as t
 the device once per call. What still crosses to the device each step is the noise of stochastic
 schedulers (drawn on the host with numpy, so a seed gives the same images on every backend), and
 back to the host the preview when an `on_step` callback wants one; the sample itself comes back once,
-at the end.
+at the end. Previews reach `on_step` as float32 (the host loop's are float64).
 
-On the CPU provider the OrtValues live in host memory and the loop is checked there (it gives the host
-loop's images within 1e-5; tests/runtime/test_resident_loop.py). On CUDA it is unverified: no GPU was
-available when it was written.
+On the CPU provider the OrtValues live in host memory and the loop is checked there: it gives the host
+loop's images bit for bit (tests/runtime/test_resident_loop.py). On CUDA it is unverified: no GPU was
+available when it was written. It runs where the network's session really runs (ORT drops a GPU
+provider it cannot start); its own graphs take CUDA's provider, never TensorRT's.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from gen.runtime.denoise import DenoiserCall, model_input
 from gen.runtime.graphs import COEFFICIENTS, graph_path
 from gen.runtime.validate import check_feeds
 
-UNCLIPPED = float(np.finfo(np.float32).max)  # the step graph's clip bound for "no clip"
+UNCLIPPED = float("inf")  # the step graph's clip bound for "no clip": Max/Min with it change nothing
+GPU = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
 
 
 class ResidentLoop:
@@ -34,18 +36,23 @@ class ResidentLoop:
     def __init__(self, backend):
         self.backend = backend
         self.ort = backend._ort
-        self.where = ("cuda", 0) if backend.device == "cuda" else ("cpu", 0)
+        self.where = ("cpu", 0)  # set per call from the providers the network's session really got
         self._graphs: dict = {}
 
     def graph(self, name: str):
+        """The small graphs run on CUDA (or the CPU), never TensorRT: it would build an engine per
+        shape for a few element-wise ops, and fp16 ones for an fp16 bundle."""
         if name not in self._graphs:
             from gen.runtime.ort_session import ort_session
 
-            self._graphs[name] = ort_session(graph_path(name), self.backend.threads, self.backend.providers)
+            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if self.where[0] == "cuda" else None
+            self._graphs[name] = ort_session(graph_path(name), self.backend.threads, providers)
         return self._graphs[name]
 
-    def put(self, array: np.ndarray):
-        return self.ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array), *self.where)
+    def put(self, array: np.ndarray, host: bool = False):
+        """`array` on the loop's device (`host`: in host memory, for inputs CUDA kernels read there)."""
+        where = ("cpu", 0) if host else self.where
+        return self.ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array), *where)
 
     def run_graph(self, session, inputs: dict, output_names) -> list:
         binding = session.io_binding()
@@ -53,6 +60,7 @@ class ResidentLoop:
             binding.bind_ortvalue_input(name, value)
         for name in output_names:
             binding.bind_output(name, *self.where)
+        binding.synchronize_inputs()
         session.run_with_iobinding(binding)
         return binding.get_outputs()
 
@@ -68,12 +76,16 @@ class ResidentLoop:
         net_outputs = [o.name for o in network.get_outputs()]
         if len(net_outputs) != 1:
             raise GenError(f"{call.component} has {len(net_outputs)} outputs; the denoising loop needs one")
+        if self.where[0] == "cpu" and set(GPU) & set(network.get_providers()):
+            self.where = ("cuda", 0)
+            self._graphs.clear()  # opened for the CPU before
         constant = {name: self.put(value) for name, value in call.constant.items()}
         per_step = [self.step_inputs(sched, i, t, n, guidance, call) for i, t in enumerate(sched.timesteps)]
         prepare = None
         if guided or call.condition is not None or any(s["divisor"] is not None for s in per_step):
             prepare = self.graph("prepare_condition" if call.condition is not None else "prepare")
-            prepare_constant = {"repeats": self.put(np.array([2 if guided else 1, 1, 1, 1], np.int64))}
+            prepare_constant = {"repeats": self.put(np.array([2 if guided else 1, 1, 1, 1], np.int64), host=True)}
+            unit_divisor = self.put(np.array(1.0, np.float32))
             if call.condition is not None:
                 prepare_constant["condition"] = self.put(call.condition)
         halves = (0, 1) if unconditional_first else (1, 0)
@@ -83,7 +95,7 @@ class ResidentLoop:
         step_graph = self.graph("step")
         for i, inputs in enumerate(per_step):
             if prepare is not None:
-                divisor = inputs["divisor"] or self.put(np.array(1.0, np.float32))
+                divisor = inputs["divisor"] or unit_divisor
                 model_in = self.run_graph(prepare, {"sample": sample, "divisor": divisor, **prepare_constant},
                                           ["model_input"])[0]
             else:
@@ -91,6 +103,11 @@ class ResidentLoop:
             t0 = time.perf_counter()
             out = self.run_graph(network, {"sample": model_in, "timestep": inputs["timestep"], **constant}, net_outputs)[0]
             backend.count(call.component, time.perf_counter() - t0)
+            if i == 0:
+                expected = [len(first["sample"]), *x.shape[1:]]
+                if out.shape() != expected:  # the step graph would reshape a wrong output silently
+                    raise GenError(f"{call.component} returned shape {out.shape()} for an input of shape "
+                                   f"{list(first['sample'].shape)}; the denoising loop needs {expected}")
             feeds = {"sample": sample, "model_output": out, "previous_x0": previous,
                      "coefficients": inputs["coefficients"], **step_constant}
             if sched.needs_noise:  # drawn every step, used or not, as the host loop draws it

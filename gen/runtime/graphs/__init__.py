@@ -83,7 +83,8 @@ def build(name: str) -> bytes:
             return total
 
         raw_x0 = combine("x0", [(x, c["x0_x"]), (out, c["x0_out"])])
-        node("Clip", [raw_x0, node("Neg", [c["clip"]], "minus_clip"), c["clip"]], "x0")
+        # Max/Min rather than Clip: CUDA's Clip reads its bounds from host memory, a copy back each step
+        node("Min", [node("Max", [raw_x0, node("Neg", [c["clip"]], "minus_clip")], "x0_above"), c["clip"]], "x0")
         following = combine("next", [(x, c["next_x"]), (out, c["next_out"]), ("x0", c["next_x0"]),
                                      ("previous_x0", c["next_prev"]), (noise, c["next_noise"])])
         node("Cast", [following], "next_sample", to=f32)
