@@ -54,7 +54,7 @@ def denoise(sched, x: np.ndarray, rng, backend, call: DenoiserCall, guidance: fl
     Without those two, and with a scheduler whose steps are its coefficients (`linear_steps`), a
     backend with a device-resident loop (`resident_loop`) runs the whole loop.
     """
-    if guide is None and after_step is None and sched.linear_steps and getattr(backend, "resident_loop", False):
+    if guide is None and after_step is None and sched.linear_steps and backend.resident_loop:
         return backend.denoise_resident(sched, x, rng, call, guidance, unconditional_first, on_step)
     n = len(x)
     for i, t in enumerate(sched.timesteps):

@@ -2,7 +2,7 @@
 
 import json
 
-from tests.cli.test_cli import gen
+from tests.cli.test_cli import gen_here as gen  # the CLI entry point in process: no new interpreter per call
 
 
 def test_train_sd_lora_then_generate(tmp_path, sd_bundle):

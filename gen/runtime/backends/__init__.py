@@ -46,6 +46,8 @@ class Backend:
     devices: tuple[str, ...] = DEVICES
     precisions: dict[str, tuple[str, ...]] = {"cpu": ("fp32", "fp16"), "cuda": ("fp32", "fp16")}
     precision_notes: dict[str, str] = {}  # (device/precision) -> why it is not offered
+    # runs gen.runtime.denoise's whole loop itself (denoise_resident), keeping the sample on its device
+    resident_loop = False
 
     def __init__(self, bundle: Bundle, device: str, precision: str, threads: int | None):
         self.bundle, self.device, self.precision, self.threads = bundle, device, precision, threads
