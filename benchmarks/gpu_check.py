@@ -12,8 +12,11 @@ diffusers calls synchronise), so they are CUDA-synchronised.
    eager fp32 / fp16, compile (torch.compile, CUDA graphs via reduce-overhead), ORT's CUDA provider
    fp32 / fp16 where this host's onnxruntime has it (fp16 also with the loop stepped on the host, to
    measure the device-resident loop), and the trt backend where TensorRT is installed; n = 16, 50 DDIM steps; parity with the CPU ORT fp32 images of the same seed.
-2. The SD model of benchmarks/sd_peers.py (random weights: UNet 160-320-640-640, 6-layer text
-   encoder) at 512x512 through diffusers: one UNet call at batch 2 (guidance) in eager fp32, eager
+2. gen's SD path: the SD model of benchmarks/sd_peers.py (random weights: UNet 160-320-640-640,
+   6-layer text encoder) exported to a bundle, then Sampler.generate at 512x512, 20 DDIM steps with
+   guidance 7.5, end to end, on eager fp32 / fp16, compile fp16, ORT fp16 (with and without the
+   device-resident loop) and trt; parity against eager fp32 on the GPU.
+3. The same model at 512x512 through diffusers: one UNet call at batch 2 (guidance) in eager fp32, eager
    fp16 and compiled fp16; end to end, 20 DDIM steps with guidance 7.5, fp16 eager and fp16 with the
    compiled UNet. Parity: the fp16 and compiled UNet outputs against CUDA fp32, and CUDA fp32 against
    one CPU fp32 call.
@@ -42,13 +45,15 @@ def main(argv=None) -> int:
     p.add_argument("--ddpm", default="bundles/ddpm")
     p.add_argument("--dry-run", action="store_true", help="CPU, tiny sizes: check the script, not the GPU")
     p.add_argument("--budget-s", type=float, default=420, help="skip what is left after this many seconds")
+    p.add_argument("--work", default="build/gpu-check", help="the SD base and bundle (GBs: kept out of OUT, "
+                                                             "whose files are fetched back)")
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     device = "cpu" if args.dry_run else "cuda"
     result = {"command": "python benchmarks/gpu_check.py " + " ".join(argv or sys.argv[1:]), "facts": facts(),
-              "device": device, "ddpm": {}, "sd": {}}
+              "device": device, "ddpm": {}, "gen_sd": {}, "sd": {}}
 
     def left() -> bool:
         return time.perf_counter() - t0 < args.budget_s
@@ -57,11 +62,12 @@ def main(argv=None) -> int:
         result["ddpm"] = ddpm_paths(args.ddpm, device, args.dry_run, left)
     except Exception:
         result["ddpm"] = {"error": traceback.format_exc(limit=3)}
-    if left():
-        try:
-            result["sd"] = sd_paths(out / "work", device, args.dry_run, left)
-        except Exception:
-            result["sd"] = {"error": traceback.format_exc(limit=3)}
+    for key, stage in (("gen_sd", gen_sd_paths), ("sd", sd_paths)):
+        if left():
+            try:
+                result[key] = stage(Path(args.work), device, args.dry_run, left)
+            except Exception:
+                result[key] = {"error": traceback.format_exc(limit=3)}
     result["seconds"] = round(time.perf_counter() - t0, 1)
     (out / "gpu_check.json").write_text(json.dumps(result, indent=2) + "\n")
     print(summary(result))
@@ -200,11 +206,63 @@ def sd_paths(work: Path, device: str, dry: bool, left) -> dict:
     return {"size": size, "unet_channels": list(channels), "paths": rows}
 
 
+def gen_sd_paths(work: Path, device: str, dry: bool, left) -> dict:
+    """gen's own SD path on the sd_peers model: the base exported to a bundle (fp32 + fp16), then
+    `Sampler.generate` end to end (text encoder, 20 DDIM steps with guidance 7.5, VAE decoder) on each
+    backend; parity against eager fp32 on the same device. The issue's targets read off these rows:
+    ORT or compile fp16 against eager fp32, and the end-to-end time."""
+    from benchmarks.sd_peers import build_base
+    from gen.export.sd_export import export_sd
+    from gen.runtime.sampler import Sampler
+
+    base, bundle = work / "sd-peers-base", work / "sd-peers-bundle"
+    if not (base / "model_index.json").is_file():
+        build_base(base, (32, 64, 64, 64) if dry else (160, 320, 640, 640))
+    t = time.perf_counter()
+    if not (bundle / "gen.json").is_file():
+        export_sd("sd", str(bundle), base=str(base), precisions=("fp32", "fp16"), image_check=False,
+                  progress=lambda *_: None)
+    export_s = round(time.perf_counter() - t, 1)
+    size = 64 if dry else 512
+    kw = {"prompt": "a red house by a lake", "steps": 20, "guidance": 7.5, "scheduler": "ddim", "height": size,
+          "width": size, "seed": 0}
+    half = "fp32" if dry else "fp16"  # the CPU's eager and compile backends run fp32 only
+    # compile last but trt: its first calls compile for minutes, and the budget may end there
+    paths = dict.fromkeys([("eager", "fp32", ""), ("eager", half, ""), ("ort", half, ""), ("ort", half, "host loop"),
+                           ("compile", half, ""), ("trt", half, "")])
+    rows, reference = {}, None
+    for backend, precision, variant in paths:
+        name = " ".join(filter(None, (backend, device, precision, variant)))
+        if not left():
+            rows[name] = {"skipped": "time budget"}
+            continue
+        try:
+            s = Sampler(str(bundle), backend=backend, device=device, precision=precision)
+            if variant:
+                s.backend.resident_loop = False
+            s.generate(**kw)  # warm-up (and compilation), outside the UNet's per-call figure
+            unet_s, unet_calls = s.backend.component_seconds["unet"], s.backend.component_calls["unet"]
+            ms, images = timed(lambda: s.generate(**kw), 0, 2 if dry else 5)
+            reference = images if reference is None else reference
+            per_call = (s.backend.component_seconds["unet"] - unet_s) / (s.backend.component_calls["unet"] - unet_calls)
+            rows[name] = {"ms": ms, "max_abs_vs_eager_fp32": float(np.abs(images - reference).max()),
+                          "unet_ms_per_call": round(1000 * per_call, 3)}
+            s.close()
+        except Exception as e:
+            rows[name] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
+        print(name, json.dumps(rows[name])[:300], flush=True)
+    eager = rows.get(f"eager {device} fp32", {}).get("ms")
+    for row in rows.values():
+        if eager and "ms" in row:
+            row["speedup_vs_eager_fp32"] = round(eager / row["ms"], 2)
+    return {"arguments": kw, "export_s": export_s, "paths": rows}
+
+
 def summary(result: dict) -> str:
     lines = [f"GPU: {result['facts'].get('gpu', 'none')} | torch {result['facts']['torch']} | "
              f"onnxruntime {result['facts'].get('onnxruntime')} | TensorRT {result['facts'].get('tensorrt')}",
              "| model | path | median ms | parity |", "|---|---|---|---|"]
-    for model in ("ddpm", "sd"):
+    for model in ("ddpm", "gen_sd", "sd"):
         for name, row in result.get(model, {}).get("paths", {}).items():
             parity = next((f"{k} {v:.2e}" for k, v in row.items() if k.startswith("max_abs")), "")
             lines.append(f"| {model} | {name} | {row.get('ms', row.get('error', row.get('skipped')))} | {parity} |")
