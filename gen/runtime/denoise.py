@@ -38,6 +38,14 @@ def model_input(sched, x: np.ndarray, t, guided: bool) -> np.ndarray:
     return np.concatenate([model_in, model_in]) if guided else model_in
 
 
+def mix_guidance(out, n: int, guidance: float, unconditional_first: bool):
+    """Classifier-free guidance's u + w (c - u) of a doubled batch's halves, in the output's float32
+    (numpy or torch alike)."""
+    first, second = out[:n], out[n:]
+    u, c = (first, second) if unconditional_first else (second, first)
+    return u + float(np.float32(guidance)) * (c - u)
+
+
 def denoise(sched, x: np.ndarray, rng, backend, call: DenoiserCall, guidance: float | None = None,
             unconditional_first: bool = True, on_step: Callable | None = None,
             after_step: Callable | None = None, guide: Callable | None = None) -> np.ndarray:
@@ -61,9 +69,7 @@ def denoise(sched, x: np.ndarray, rng, backend, call: DenoiserCall, guidance: fl
         model_in = model_input(sched, x, t, guidance is not None)
         out = backend.run(call.component, call.feeds(model_in, t))
         if guidance is not None:
-            first, second = out[:n], out[n:]
-            u, c = (first, second) if unconditional_first else (second, first)
-            out = u + np.float32(guidance) * (c - u)
+            out = mix_guidance(out, n, guidance, unconditional_first)
         if guide is not None:
             out = guide(model_in[:n], t, out)
         noise = rng.standard_normal(x.shape, dtype=np.float32) if sched.needs_noise else None

@@ -123,6 +123,25 @@ def spaced_timesteps(n_train: int, steps: int, spacing: str, *, skip_zero: bool 
     return np.ascontiguousarray(ts, dtype=np.int64)
 
 
+def apply_coefficients(c: StepCoefficients, x, out, previous_x0, noise, clip):
+    """One step's arithmetic on float64 arrays of any library with * and + (numpy on the host, torch
+    on a device), `clip(a, low, high)` being that library's: (next sample, x0, preview). The terms
+    are added in the ONNX step graph's order (gen/runtime/graphs), so all three give the same bits."""
+    x0 = c.x0_x * x + c.x0_out * out
+    if c.clip is not None:
+        x0 = clip(x0, -c.clip, c.clip)
+    following = c.next_x * x
+    if c.next_out:
+        following = following + c.next_out * out
+    following = following + c.next_x0 * x0
+    if c.next_prev:
+        following = following + c.next_prev * previous_x0
+    if c.next_noise:
+        following = following + c.next_noise * noise
+    preview = x0 if (c.preview_x, c.preview_x0) == (0.0, 1.0) else c.preview_x * x + c.preview_x0 * x0
+    return following, x0, preview
+
+
 def _integer(name: str, value, low: int, high: int | None = None, high_name: str = "") -> int:
     """value as an int, or a ValueError saying which integers `name` takes (bools are refused)."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low \
@@ -212,22 +231,12 @@ class Scheduler:
         i = self._index(t)
         history = self._prev is not None and self._prev[0] == i - 1
         c = self.coefficients(i, history)
-        x64, out = np.asarray(x, np.float64), np.asarray(model_output, np.float64)
-        x0 = c.x0_x * x64 + c.x0_out * out
-        if c.clip is not None:
-            x0 = np.clip(x0, -c.clip, c.clip)
-        # terms in the step graph's order (gen/runtime/graphs), so both give the same bits
-        following = c.next_x * x64
-        if c.next_out:
-            following = following + c.next_out * out
-        following = following + c.next_x0 * x0
-        if c.next_prev:
-            following = following + c.next_prev * self._prev[1]
-        if c.next_noise:
-            following = following + c.next_noise * self._noise(noise, x64, t)
+        x64 = np.asarray(x, np.float64)
+        noise = self._noise(noise, x64, t) if c.next_noise else None
+        following, x0, preview = apply_coefficients(c, x64, np.asarray(model_output, np.float64),
+                                                    self._prev[1] if c.next_prev else None, noise, np.clip)
         if self.multistep:
             self._prev = (i, x0)
-        preview = x0 if (c.preview_x, c.preview_x0) == (0.0, 1.0) else c.preview_x * x64 + c.preview_x0 * x0
         return SchedulerOutput(following.astype(np.asarray(x).dtype), preview)
 
     def start_at(self, strength: float) -> int:

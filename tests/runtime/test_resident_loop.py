@@ -1,11 +1,13 @@
-"""The ORT backend's device-resident denoising loop (gen.runtime.backends.ort_loop), on the CPU provider:
-the same images and previews as the host loop, the networks never called through the host path, and
-the shipped step graphs what gen.runtime.graphs builds."""
+"""The device-resident denoising loops, on the CPU: ORT's (gen.runtime.backends.ort_loop, OrtValues
+by IO binding) and eager / compile's (gen.runtime.backends.torch_loop, tensors). The same images and
+previews as the host loop, bit for bit; the networks never called through the host path; the
+shipped step graphs what gen.runtime.graphs builds."""
 
 import numpy as np
 import pytest
 
 from gen.errors import GenError
+from gen.runtime.backends.eager import EagerBackend
 from gen.runtime.backends.ort import OrtBackend
 from gen.runtime.graphs import NAMES, build, graph_path
 from gen.runtime.sampler import Sampler
@@ -22,10 +24,10 @@ CASES = {  # bundle fixture name -> generate() arguments: every scheduler, guida
 }
 
 
-def both_loops(bundle, arguments, n=3):
+def both_loops(bundle, arguments, n=3, backend="ort"):
     """(images, previews) with the resident loop, then with the host loop, from one Sampler."""
     results = []
-    with Sampler(bundle, backend="ort", threads=2) as s:
+    with Sampler(bundle, backend=backend, threads=2) as s:
         for resident in (True, False):
             s.backend.resident_loop = resident
             previews = []
@@ -34,38 +36,46 @@ def both_loops(bundle, arguments, n=3):
     return results
 
 
+@pytest.mark.parametrize("backend", ["ort", "eager"])
 @pytest.mark.parametrize("case", CASES)
-def test_resident_loop_matches_the_host_loop(bundles, case):
+def test_resident_loop_matches_the_host_loop(bundles, case, backend):
     fixture, arguments = CASES[case]
-    (images, previews), (host_images, host_previews) = both_loops(bundles[fixture], arguments)
-    # the step graph computes in float64 with the numpy step's terms in its order: the same bits
+    (images, previews), (host_images, host_previews) = both_loops(bundles[fixture], arguments, backend=backend)
+    # the step runs in float64 with the numpy step's terms in its order (one function, or the step
+    # graph that mirrors it): the same bits
     np.testing.assert_array_equal(images, host_images)
     assert np.abs(images).max() > 0.5  # real images, not zeros
     assert len(previews) == len(host_previews) == arguments["steps"]
-    for preview, host_preview in zip(previews, host_previews):  # float32 from the device, float64 on the host
-        np.testing.assert_array_equal(preview, host_preview.astype(np.float32))
+    for preview, host_preview in zip(previews, host_previews):  # ORT's in float32, the others' in float64
+        np.testing.assert_array_equal(preview.astype(np.float32), host_preview.astype(np.float32))
 
 
 def test_text_to_image_with_guidance_and_img2img(sd_bundle):
     for arguments in ({"prompt": ["a red cube", "a cat"], "steps": 3, "guidance": 5.0},
                       {"prompt": "a cat", "steps": 4, "scheduler": "euler",
                        "image": np.full((64, 64, 3), 90, np.uint8), "strength": 0.6}):
-        (images, _), (host_images, _) = both_loops(sd_bundle, arguments, n=1)
-        np.testing.assert_array_equal(images, host_images)
+        for backend in ("ort", "eager"):
+            (images, _), (host_images, _) = both_loops(sd_bundle, arguments, n=1, backend=backend)
+            np.testing.assert_array_equal(images, host_images)
 
 
-def test_the_network_runs_only_inside_the_resident_loop(bundles, monkeypatch):
+@pytest.mark.parametrize("backend", ["ort", "eager", "compile"])
+def test_the_network_runs_only_inside_the_resident_loop(bundles, monkeypatch, backend, capfd):
     """No step goes through the host path (Backend.outputs -> _run), and each is still counted."""
+    monkeypatch.setenv("GEN_COMPILE_BACKEND", "aot_eager")  # dynamo's capture without inductor's C++ build
     host_calls = []
-    original = OrtBackend._run
-    monkeypatch.setattr(OrtBackend, "_run", lambda self, c, feeds: host_calls.append(c) or original(self, c, feeds))
-    with Sampler(bundles["cddpm"], backend="ort", threads=2) as s:
-        s.generate(n=2, steps=4, labels=[0, 1])
+    cls = OrtBackend if backend == "ort" else EagerBackend
+    original = cls._run
+    monkeypatch.setattr(cls, "_run", lambda self, c, feeds: host_calls.append(c) or original(self, c, feeds))
+    with Sampler(bundles["cddpm"], backend=backend, threads=2) as s:
+        resident = s.generate(n=2, steps=4, labels=[0, 1])
         assert host_calls == [] and s.backend.component_calls == {"denoiser": 4}
         assert s.last_timing["network_s"] > 0
         s.backend.resident_loop = False
-        s.generate(n=2, steps=4, labels=[0, 1])
+        np.testing.assert_array_equal(resident, s.generate(n=2, steps=4, labels=[0, 1]))
         assert host_calls == ["denoiser"] * 4
+    if backend == "compile":  # the first call of a shape says it compiles, in either loop
+        assert capfd.readouterr().err.count("compiling denoiser for shapes") == 1
 
 
 def test_classifier_guidance_steps_on_the_host(bundles):

@@ -28,13 +28,15 @@ class CompileBackend(EagerBackend):
         self.modules = {k: torch.compile(m, backend=self.compiler, dynamic=False, **options) for k, m in self.modules.items()}
         self._seen: set = set()
 
-    def _run(self, component, feeds):
-        shapes = (component, tuple(sorted((k, v.shape) for k, v in feeds.items())))
+    def forward(self, component, args):
+        shapes = (component, tuple(sorted((k, tuple(v.shape)) for k, v in args.items())))
         if shapes not in self._seen:
             self._seen.add(shapes)
             print(f"compiling {component} for shapes {dict(shapes[1])} with torch.compile (mode {self.mode}); "
                   "the first call of each shape is slow ...", file=sys.stderr, flush=True)
-        return super()._run(component, feeds)
+        if self.mode == "reduce-overhead":  # a new CUDA-graph replay: the last call's outputs are consumed
+            self._torch.compiler.cudagraph_mark_step_begin()
+        return super().forward(component, args)
 
     def describe(self):
         return {**super().describe(), "torch_compile_backend": self.compiler, "torch_compile_mode": self.mode}

@@ -35,18 +35,33 @@ class EagerBackend(Backend):
             modules = get_nets(bundle.family).load(bundle)
         self.modules = {k: m.to(device=device, dtype=self._dtype) for k, m in modules.items()}
 
+    # the denoising loop on the device (gen.runtime.backends.torch_loop); False steps on the host
+    resident_loop = True
+
+    def tensor(self, array):
+        """A feed (numpy, or a tensor) on this backend's device, floats in the compute precision."""
+        t = array if isinstance(array, self._torch.Tensor) else self._torch.from_numpy(array)
+        t = t.to(self.device)
+        return t.to(self._dtype) if t.is_floating_point() else t
+
+    def forward(self, component: str, args: dict) -> tuple:
+        """One module call on device tensors; every output, float ones as float32 (whatever the compute
+        precision), integer ones (VQ-VAE codes) kept."""
+        out = self.modules[component](**args)
+        outs = out if isinstance(out, (tuple, list)) else (out,)
+        return tuple(o.float() if o.is_floating_point() else o for o in outs)
+
     def _run(self, component, feeds):
-        torch = self._torch
-        with torch.inference_mode():
-            args = {}
-            for k, v in feeds.items():
-                t = torch.from_numpy(v).to(self.device)
-                args[k] = t.to(self._dtype) if t.is_floating_point() else t
-            out = self.modules[component](**args)
-            outs = out if isinstance(out, (tuple, list)) else (out,)
-            # float outputs as float32 whatever the compute precision; integer ones (VQ-VAE codes) kept
-            return {name: (o.float() if o.is_floating_point() else o).cpu().numpy()
-                    for name, o in zip(self.output_names(component), outs)}
+        with self._torch.inference_mode():
+            outs = self.forward(component, {k: self.tensor(v) for k, v in feeds.items()})
+            return {name: o.cpu().numpy() for name, o in zip(self.output_names(component), outs)}
+
+    def denoise_resident(self, sched, x, rng, call, guidance, unconditional_first, on_step):
+        """gen.runtime.denoise's loop with the sample kept on this backend's device, as torch tensors."""
+        from gen.runtime.backends.torch_loop import denoise_on_device
+
+        self.check_open()
+        return denoise_on_device(self, sched, x, rng, call, guidance, unconditional_first, on_step)
 
     def describe(self):
         return {**super().describe(), "torch": self._torch.__version__}
