@@ -10,12 +10,12 @@ diffusers calls synchronise), so they are CUDA-synchronised.
 
 1. The default DDPM bundle (`bundles/ddpm`, the README's main job exported) through gen's Sampler:
    eager fp32 / fp16, compile (torch.compile, CUDA graphs via reduce-overhead), ORT's CUDA provider
-   fp32 / fp16 where this host's onnxruntime has it (fp16 also with the loop stepped on the host, to
-   measure the device-resident loop), and the trt backend where TensorRT is installed; n = 16, 50 DDIM steps; parity with the CPU ORT fp32 images of the same seed.
+   fp32 / fp16 where this host's onnxruntime has it (eager and ORT fp16 also with the loop stepped on
+   the host, to measure the device-resident loops), and the trt backend where TensorRT is installed; n = 16, 50 DDIM steps; parity with the CPU ORT fp32 images of the same seed.
 2. gen's SD path: the SD model of benchmarks/sd_peers.py (random weights: UNet 160-320-640-640,
    6-layer text encoder) exported to a bundle, then Sampler.generate at 512x512, 20 DDIM steps with
-   guidance 7.5, end to end, on eager fp32 / fp16, compile fp16, ORT fp16 (with and without the
-   device-resident loop) and trt; parity against eager fp32 on the GPU.
+   guidance 7.5, end to end, on eager fp32 / fp16, compile fp16, ORT fp16 (eager and ORT fp16 with
+   and without the device-resident loop) and trt; parity against eager fp32 on the GPU.
 3. The same model at 512x512 through diffusers: one UNet call at batch 2 (guidance) in eager fp32, eager
    fp16 and compiled fp16; end to end, 20 DDIM steps with guidance 7.5, fp16 eager and fp16 with the
    compiled UNet. Parity: the fp16 and compiled UNet outputs against CUDA fp32, and CUDA fp32 against
@@ -113,10 +113,11 @@ def ddpm_paths(bundle: str, device: str, dry: bool, left) -> dict:
 
     kw = {"n": 4 if dry else 16, "steps": 5 if dry else 50, "scheduler": "ddim", "seed": 0}
     reference = Sampler(bundle, backend="ort", precision="fp32").generate(**kw)
-    # "host loop": ORT with the denoising loop stepped on the host (resident_loop off), beside the
-    # device-resident loop of the row before it; trt is recorded as an error where TensorRT is absent
-    paths = [("eager", "fp32", ""), ("eager", "fp16", ""), ("compile", "fp32", ""), ("compile", "fp16", ""),
-             ("ort", "fp32", ""), ("ort", "fp16", ""), ("ort", "fp16", "host loop"), ("trt", "fp32", ""), ("trt", "fp16", "")]
+    # "host loop": the denoising loop stepped on the host (resident_loop off), beside the device-resident
+    # loop of the row before it; trt is recorded as an error where TensorRT is absent
+    paths = [("eager", "fp32", ""), ("eager", "fp16", ""), ("eager", "fp16", "host loop"), ("compile", "fp32", ""),
+             ("compile", "fp16", ""), ("ort", "fp32", ""), ("ort", "fp16", ""), ("ort", "fp16", "host loop"),
+             ("trt", "fp32", ""), ("trt", "fp16", "")]
     rows = {}
     for backend, precision, variant in paths:
         name = " ".join(filter(None, (backend, device, precision, variant)))
@@ -228,8 +229,8 @@ def gen_sd_paths(work: Path, device: str, dry: bool, left) -> dict:
           "width": size, "seed": 0}
     half = "fp32" if dry else "fp16"  # the CPU's eager and compile backends run fp32 only
     # compile last but trt: its first calls compile for minutes, and the budget may end there
-    paths = dict.fromkeys([("eager", "fp32", ""), ("eager", half, ""), ("ort", half, ""), ("ort", half, "host loop"),
-                           ("compile", half, ""), ("trt", half, "")])
+    paths = dict.fromkeys([("eager", "fp32", ""), ("eager", half, ""), ("eager", half, "host loop"), ("ort", half, ""),
+                           ("ort", half, "host loop"), ("compile", half, ""), ("trt", half, "")])
     rows, reference = {}, None
     for backend, precision, variant in paths:
         name = " ".join(filter(None, (backend, device, precision, variant)))

@@ -1,10 +1,10 @@
-"""The ORT backend's device-resident denoising loop against the same loop stepped on the host, side by
-side in one process: median time per call in alternating blocks, and the largest image difference.
+"""The device-resident denoising loop against the same loop stepped on the host, side by side in one
+process, per backend: median time per call in alternating blocks, and the largest image difference.
 
-    python benchmarks/resident_loop.py --bundle bundles/ddpm --bundle build/demo-sd [--device cuda]
+    python benchmarks/resident_loop.py --bundle bundles/ddpm --bundle build/demo-sd [--backend ort --backend eager] [--device cuda]
 
-On the CPU provider both loops keep their arrays in host memory, so this measures the step graph's
-cost against numpy's; the copies the resident loop saves are a GPU matter (benchmarks/gpu_check.py
+On the CPU both loops keep their arrays in host memory, so this measures what the resident loop's
+step costs against numpy's; the copies and waits it saves are a GPU matter (benchmarks/gpu_check.py
 times both there). Writes benchmarks/results/resident_loop.json.
 """
 
@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--bundle", action="append", default=None, help="repeatable; default bundles/ddpm")
+    p.add_argument("--backend", action="append", default=None, help="repeatable; default ort and eager")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--blocks", type=int, default=4, help="alternating blocks of each loop")
@@ -38,8 +39,8 @@ def main(argv=None) -> int:
     from gen.runtime.sampler import Sampler
 
     rows = []
-    for bundle in args.bundle or ["bundles/ddpm"]:
-        with Sampler(bundle, backend="ort", device=args.device, threads=args.threads) as s:
+    for bundle, backend in [(b, k) for b in args.bundle or ["bundles/ddpm"] for k in args.backend or ["ort", "eager"]]:
+        with Sampler(bundle, backend=backend, device=args.device, threads=args.threads) as s:
             text = s.bundle.manifest.text is not None
             for scheduler, steps in (("ddim", 20), ("ddpm", 20)):
                 kw = {"prompt": "a red house", "n": 1} if text else {"n": 16}
@@ -54,7 +55,7 @@ def main(argv=None) -> int:
                             if block:
                                 times[resident].append(time.perf_counter() - t)
                 host, resident = (statistics.median(times[k]) * 1000 for k in (False, True))
-                rows.append({"bundle": bundle, "scheduler": scheduler, "steps": steps, "n": kw["n"],
+                rows.append({"bundle": bundle, "backend": backend, "scheduler": scheduler, "steps": steps, "n": kw["n"],
                              "host_loop_ms": round(host, 2), "resident_loop_ms": round(resident, 2),
                              "host_over_resident": round(host / resident, 3),
                              "max_abs_diff": float(np.abs(images[True] - images[False]).max())})
