@@ -113,6 +113,21 @@ def test_a_scheduler_with_its_own_step_steps_on_the_host(bundles, monkeypatch):
         assert host_calls == ["denoiser"] * 3  # the plain DDIM ran in the resident loop
 
 
+@pytest.mark.parametrize("backend", ["ort", "eager"])
+def test_a_scheduler_that_adds_noise_it_does_not_ask_for_is_refused(bundles, backend):
+    """The host step refuses a missing noise draw; the resident loops must not add zeros instead."""
+    from gen.runtime.denoise import DenoiserCall, denoise
+    from gen.runtime.schedulers import DDIM
+
+    with Sampler(bundles["ddpm"], backend=backend, threads=2) as s:
+        sched = DDIM(s.bundle.sampling.scheduler_config, eta=0.5)
+        sched.needs_noise = False
+        sched.set_timesteps(3)
+        x = np.zeros((1, 1, 8, 8), np.float32)
+        with pytest.raises(GenError, match="adds noise but says needs_noise=False"):
+            denoise(sched, x, np.random.default_rng(0), s.backend, DenoiserCall("denoiser", np.int64))
+
+
 def test_bad_first_input_and_non_finite_results_are_refused(bundles, monkeypatch):
     from gen.runtime.schedulers import DDIM
 

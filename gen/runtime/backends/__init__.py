@@ -80,11 +80,11 @@ class Backend:
         if self.closed:
             raise GenError(f"backend {self.name!r} is closed")
 
-    def count(self, component: str, seconds: float) -> None:
-        """Book one network call, so the Sampler can tell the networks' time from its own."""
+    def count(self, component: str, seconds: float, calls: int = 1) -> None:
+        """Book network calls, so the Sampler can tell the networks' time from its own."""
         self.network_seconds += seconds
         self.component_seconds[component] = self.component_seconds.get(component, 0.0) + seconds
-        self.component_calls[component] = self.component_calls.get(component, 0) + 1
+        self.component_calls[component] = self.component_calls.get(component, 0) + calls
 
     def run(self, component: str, feeds: dict[str, np.ndarray]) -> np.ndarray:
         """The output of a single-output component (most are); `outputs` for the others."""

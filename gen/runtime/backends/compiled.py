@@ -34,8 +34,6 @@ class CompileBackend(EagerBackend):
             self._seen.add(shapes)
             print(f"compiling {component} for shapes {dict(shapes[1])} with torch.compile (mode {self.mode}); "
                   "the first call of each shape is slow ...", file=sys.stderr, flush=True)
-        if self.mode == "reduce-overhead":  # a new CUDA-graph replay: the last call's outputs are consumed
-            self._torch.compiler.cudagraph_mark_step_begin()
         return super().forward(component, args)
 
     def describe(self):

@@ -4,10 +4,10 @@ Per step, three sessions run on the backend's providers, passing OrtValues that 
 providers put them: `prepare` (the model input: x / divisor, doubled for guidance, the condition
 appended), the denoiser, and `step` (guidance's mix and the scheduler step, as the scheduler's
 `StepCoefficients`, gen/runtime/graphs). Timesteps, coefficients and the constant feeds are put on
-the device once per call. What still crosses to the device each step is the noise of stochastic
-schedulers (drawn on the host with numpy, so a seed gives the same images on every backend), and
-back to the host the preview when an `on_step` callback wants one; the sample itself comes back once,
-at the end. Previews reach `on_step` as float32 (the host loop's are float64).
+the device once per call, and so is the noise of stochastic schedulers (drawn on the host with
+numpy, so a seed gives the same images on every backend; all steps' at once, up to NOISE_BYTES, and
+step by step past that). What comes back to the host each step is the preview, when an `on_step`
+callback wants one; the sample itself comes back once, at the end. Previews reach `on_step` as float32 (the host loop's are float64).
 
 On the CPU provider the OrtValues live in host memory and the loop is checked there: it gives the host
 loop's images bit for bit (tests/runtime/test_resident_loop.py). On CUDA it is unverified: no GPU was
@@ -28,6 +28,7 @@ from gen.runtime.validate import check_feeds
 
 UNCLIPPED = float("inf")  # the step graph's clip bound for "no clip": Max/Min with it change nothing
 GPU = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
+NOISE_BYTES = 256 << 20  # all steps' noise up front up to this much device memory (SD at 50 steps: 3 MB an image)
 
 
 class ResidentLoop:
@@ -81,6 +82,7 @@ class ResidentLoop:
             self._graphs.clear()  # opened for the CPU before
         constant = {name: self.put(value) for name, value in call.constant.items()}
         per_step = [self.step_inputs(sched, i, t, n, guidance, call) for i, t in enumerate(sched.timesteps)]
+        noises = self.noises(sched, x, rng, steps)
         prepare = None
         if guided or call.condition is not None or any(s["divisor"] is not None for s in per_step):
             prepare = self.graph("prepare_condition" if call.condition is not None else "prepare")
@@ -111,7 +113,7 @@ class ResidentLoop:
             feeds = {"sample": sample, "model_output": out, "previous_x0": previous,
                      "coefficients": inputs["coefficients"], **step_constant}
             if sched.needs_noise:  # drawn every step, used or not, as the host loop draws it
-                feeds["noise"] = self.put(rng.standard_normal(x.shape, dtype=np.float32))
+                feeds["noise"] = noises[i] if noises else self.put(rng.standard_normal(x.shape, dtype=np.float32))
             sample, previous, preview = self.run_graph(step_graph, feeds, ["next_sample", "x0", "preview"])
             if on_step is not None:
                 on_step(i, steps, preview.numpy())
@@ -120,10 +122,20 @@ class ResidentLoop:
             raise GenError(f"{call.component} produced NaN or infinite values while sampling")
         return result
 
+    def noises(self, sched, x: np.ndarray, rng, steps: int) -> list:
+        """Every step's noise on the device before the loop starts (one draw of all of them gives the
+        per-step draws' values), so no step waits on a copy; per step instead past NOISE_BYTES."""
+        if not sched.needs_noise or steps * x.nbytes > NOISE_BYTES:
+            return []
+        drawn = rng.standard_normal((steps, *x.shape), dtype=np.float32)
+        return [self.put(step) for step in drawn]
+
     def step_inputs(self, sched, i: int, t, n: int, guidance: float | None, call: DenoiserCall) -> dict:
         """Step i's device-side inputs: its timestep feed, its coefficients, and its input divisor
         (None where it is 1)."""
         c = sched.coefficients(i, history=i > 0)._asdict()
+        if c["next_noise"] and not sched.needs_noise:
+            raise GenError(f"scheduler {sched.name!r} adds noise but says needs_noise=False: no noise would be drawn")
         c["clip"] = UNCLIPPED if c["clip"] is None else c["clip"]
         c["guidance"] = 0.0 if guidance is None else guidance
         batch = 2 * n if guidance is not None else n
