@@ -25,9 +25,12 @@ def test_bundles_written_by_schema_v1_load_and_sample_the_images_they_gave():
                                                                guidance=2.0)
     eager = Sampler(str(FIXTURES / "bundle-v1-cddpm"), backend="eager").generate(n=2, seed=5, steps=3,
                                                                                  scheduler="ddpm", labels=4)
+    # the fixtures were drawn on an AVX-512 CPU; on an AVX2 one (AMD EPYC, 2026-12-03) ONNX Runtime's
+    # and torch's float32 kernels round differently, and 4 guided steps grow that to 8.7e-5 and 4.9e-6
+    # (an 8-bit image's step is 7.8e-3, so these are still the same images)
     assert np.abs(cgan - ref["cgan"]).max() <= 1e-6
-    assert np.abs(cddpm - ref["cddpm"]).max() <= 1e-6
-    assert np.abs(eager - ref["cddpm_eager"]).max() <= 1e-5
+    assert np.abs(cddpm - ref["cddpm"]).max() <= 5e-4
+    assert np.abs(eager - ref["cddpm_eager"]).max() <= 5e-5
 
 
 @pytest.mark.parametrize("name", ["bundle-v1-cgan", "bundle-v1-cddpm"])
