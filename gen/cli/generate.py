@@ -73,41 +73,42 @@ def generate(
         sampler = Sampler(url, backend="triton", model=model)
     else:
         sampler = Sampler(bundle, backend=backend, device=device, precision=precision, threads=threads)
-    if folder:
-        from gen.cli.folder import translate_folder
+    with sampler:  # closed when done: a served model's client holds a keep-alive connection a stopping Triton waits for
+        if folder:
+            from gen.cli.folder import translate_folder
 
-        extra = {k: v for k, v in (("prompt", prompt), ("negative_prompt", negative_prompt), ("steps", steps),
-                                   ("scheduler", scheduler), ("guidance", guidance), ("strength", strength),
-                                   ("direction", direction)) if v is not None}
-        translate_folder(sampler, image, out, seed=seed, reconstruct=reconstruct, **extra)
-        return
-    t0 = time.perf_counter()
-    if n is None:
-        n = 4 if prompt is not None else 1 if image is not None else 16
-    walk = {}
-    if interpolate is not None:  # n frames from seed A's image to seed B's
-        seed, walk, n = interpolate[0], {"interpolate": interpolate[1]}, frames
-    if reconstruct:
-        images = sampler.reconstruct(image)
-        n = len(images)
-    else:
-        images = sampler.generate(prompt, n=n, seed=seed, steps=steps, scheduler=scheduler, labels=label, guidance=guidance,
-                                  classifier_scale=classifier_scale, negative_prompt=negative_prompt, height=height, width=width, image=image, mask=mask,
-                                  strength=strength, direction=direction, psi=psi, mix_seed=mix_seed,
-                                  mix_layer=mix_layer, **walk)
-    elapsed = time.perf_counter() - t0
-    replaced = os.path.exists(out)
-    if image is not None and len(images) == 1:  # one translated image: as it is, not upscaled in a grid
-        from gen.images import save_image
+            extra = {k: v for k, v in (("prompt", prompt), ("negative_prompt", negative_prompt), ("steps", steps),
+                                       ("scheduler", scheduler), ("guidance", guidance), ("strength", strength),
+                                       ("direction", direction)) if v is not None}
+            translate_folder(sampler, image, out, seed=seed, reconstruct=reconstruct, **extra)
+            return
+        t0 = time.perf_counter()
+        if n is None:
+            n = 4 if prompt is not None else 1 if image is not None else 16
+        walk = {}
+        if interpolate is not None:  # n frames from seed A's image to seed B's
+            seed, walk, n = interpolate[0], {"interpolate": interpolate[1]}, frames
+        if reconstruct:
+            images = sampler.reconstruct(image)
+            n = len(images)
+        else:
+            images = sampler.generate(prompt, n=n, seed=seed, steps=steps, scheduler=scheduler, labels=label, guidance=guidance,
+                                      classifier_scale=classifier_scale, negative_prompt=negative_prompt, height=height, width=width, image=image, mask=mask,
+                                      strength=strength, direction=direction, psi=psi, mix_seed=mix_seed,
+                                      mix_layer=mix_layer, **walk)
+        elapsed = time.perf_counter() - t0
+        replaced = os.path.exists(out)
+        if image is not None and len(images) == 1:  # one translated image: as it is, not upscaled in a grid
+            from gen.images import save_image
 
-        save_image(out, images[0])
-    else:
-        save_grid(out, images, nrow=len(images) if interpolate is not None else None)  # a walk is one strip
-    if replaced:  # a grid is cheap to remake, so it is replaced, but never silently
-        typer.echo(f"(replaced the earlier {out})")
-    if url:
-        typer.echo(f"{n} images in {elapsed:.2f} s from {url} model {model} -> {out}")
-        return
-    d = sampler.backend.describe()
-    typer.echo(f"{n} images in {elapsed:.2f} s on {d['backend']} ({d['device']}, {d['precision']}"
-               f"{', ' + ','.join(sorted({p for v in d.get('providers', {}).values() for p in v})) if d.get('providers') else ''}) -> {out}")
+            save_image(out, images[0])
+        else:
+            save_grid(out, images, nrow=len(images) if interpolate is not None else None)  # a walk is one strip
+        if replaced:  # a grid is cheap to remake, so it is replaced, but never silently
+            typer.echo(f"(replaced the earlier {out})")
+        if url:
+            typer.echo(f"{n} images in {elapsed:.2f} s from {url} model {model} -> {out}")
+            return
+        d = sampler.backend.describe()
+        typer.echo(f"{n} images in {elapsed:.2f} s on {d['backend']} ({d['device']}, {d['precision']}"
+                   f"{', ' + ','.join(sorted({p for v in d.get('providers', {}).values() for p in v})) if d.get('providers') else ''}) -> {out}")

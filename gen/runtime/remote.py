@@ -102,19 +102,22 @@ def server_status(url: str, probe: bool = False) -> dict:
     one request its own code refuses at once (n = 0): that refusal proves the model's process is
     alive and answering, at no cost, and `healthy` says whether it came."""
     scheme, tc, client = connect(url)
-    try:
-        live, ready = client.is_server_live(), client.is_server_ready()
-        index = client.get_model_repository_index()
-    except Exception as e:
-        raise GenError(f"cannot reach Triton at {url}: {_message(e)}") from None
-    if scheme == "grpc":
-        index = [{"name": m.name, "state": m.state, "reason": m.reason} for m in index.models]
-    models = {m["name"]: {"state": m.get("state", ""), "reason": m.get("reason", "")} for m in index}
-    if probe:
-        for name, info in models.items():
-            if info["state"] == "READY":
-                _probe(url, scheme, client, name, info)
-        ready = ready and all(i.get("healthy", True) for i in models.values())
+    try:  # closed at the end: an open keep-alive connection makes a stopping Triton wait out its exit timeout
+        try:
+            live, ready = client.is_server_live(), client.is_server_ready()
+            index = client.get_model_repository_index()
+        except Exception as e:
+            raise GenError(f"cannot reach Triton at {url}: {_message(e)}") from None
+        if scheme == "grpc":
+            index = [{"name": m.name, "state": m.state, "reason": m.reason} for m in index.models]
+        models = {m["name"]: {"state": m.get("state", ""), "reason": m.get("reason", "")} for m in index}
+        if probe:
+            for name, info in models.items():
+                if info["state"] == "READY":
+                    _probe(url, scheme, client, name, info)
+            ready = ready and all(i.get("healthy", True) for i in models.values())
+    finally:
+        client.close()
     return {"url": url, "live": live, "ready": ready, "models": models}
 
 
@@ -135,11 +138,14 @@ def _probe(url: str, scheme: str, client, name: str, info: dict) -> None:
             values[spec["name"]] = (np.array([b"a"], np.object_) if spec.get("data_type") == "TYPE_STRING"
                                     else np.ones(1, {"TYPE_FP32": np.float32, "TYPE_INT64": np.int64}.get(
                                         spec.get("data_type"), np.int32)))
+    remote = RemoteGenerator(url, name)
     try:
-        RemoteGenerator(url, name).infer(values)
+        remote.infer(values)
         answer = "it returned images for n = 0"
     except GenError as e:
         answer = str(e)
+    finally:
+        remote.close()
     info["healthy"] = PROBE_REFUSAL in answer
     if not info["healthy"]:
         info["reason"] = f"does not answer: {answer}"

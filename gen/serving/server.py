@@ -220,11 +220,14 @@ class TritonServer:
         dead = [name for name, info in status["models"].items() if info.get("healthy") is False]
         if dead:
             _, _, client = connect(self.http_url)
-            for name in dead:
-                try:
-                    client.load_model(name)  # a fresh instance, with a fresh stub process
-                except Exception as e:  # tritonclient's own exception type
-                    raise GenError(f"cannot reload model {name}: {e}") from None
+            try:
+                for name in dead:
+                    try:
+                        client.load_model(name)  # a fresh instance, with a fresh stub process
+                    except Exception as e:  # tritonclient's own exception type
+                        raise GenError(f"cannot reload model {name}: {e}") from None
+            finally:
+                client.close()
         return dead
 
     def log_tail(self, lines: int = 20) -> str:

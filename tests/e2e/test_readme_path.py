@@ -1,6 +1,8 @@
 """The README's path, as a user types it: train, export, generate, serve build, serve start, remote
 generate, stop — every command through the `gen` CLI, none failing (few steps: the plumbing is the
-point here; quality has its own checks)."""
+point here; quality has its own checks). The server runs as its own `gen serve start` process; the
+other commands run gen's entry point in this process (the same parsing and messages, without a new
+interpreter importing torch for each)."""
 
 import os
 import signal
@@ -8,11 +10,13 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from gen.errors import GenError
 from gen.serving.server import find_tritonserver
+from tests.cli.test_cli import gen_here
 
 try:
     find_tritonserver()
@@ -28,13 +32,13 @@ def free_port() -> int:
 
 
 def gen(*args, cwd):
-    p = subprocess.run([sys.executable, "-m", "gen", *map(str, args)], capture_output=True, text=True, cwd=cwd)
-    assert p.returncode == 0, f"gen {' '.join(map(str, args))} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}"
-    return p.stdout
+    assert Path.cwd() == cwd  # relative paths, as the README types them
+    return gen_here(*args).stdout
 
 
 @pytest.mark.skipif(not HAVE_TRITON, reason="no tritonserver: pip install --no-deps nvidia-pytriton==0.7.0")
-def test_the_readme_path_reaches_a_served_image(tmp_path):
+def test_the_readme_path_reaches_a_served_image(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     gen("train", "ddpm", "--data", "digits", "--out", "runs/ddpm", "--steps", "40", "--quiet", cwd=tmp_path)
     gen("export", "runs/ddpm", "--out", "bundles/ddpm", "--fp16", cwd=tmp_path)
     out = gen("generate", "bundles/ddpm", "--backend", "ort", "--n", "16", "--steps", "5", "--out", "grid.png", cwd=tmp_path)

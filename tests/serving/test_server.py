@@ -122,6 +122,24 @@ def test_malformed_requests_get_a_named_error_and_the_server_stays_up(server, va
     assert server.live() and server.ready() and server.model_ready("cddpm")
 
 
+def test_status_probes_and_a_closed_sampler_leave_no_connection_open(server):
+    """An open keep-alive connection makes a stopping Triton wait out its 30 s exit timeout (and a
+    supervisor probing every minute would pile them up): gen closes every client it opens."""
+    import psutil
+
+    port = int(server.http_url.rsplit(":", 1)[1])
+
+    def open_to_server():
+        return [c for c in psutil.Process().net_connections("tcp") if c.raddr and c.raddr.port == port
+                and c.status == psutil.CONN_ESTABLISHED]
+
+    before = len(open_to_server())
+    assert server_status(server.http_url, probe=True)["models"]["cddpm"]["healthy"] is True
+    with Sampler(server.http_url, backend="triton", model="gan") as served:
+        served.generate(n=1, seed=0)
+    assert len(open_to_server()) == before
+
+
 def test_a_served_student_keeps_its_step_range(server):
     with pytest.raises(GenError, match="steps = 9 is over this model's limit of 8"):
         RemoteGenerator(server.http_url, "student").infer({"n": np.array([1], np.int32), "steps": np.array([9], np.int32)})
@@ -318,7 +336,8 @@ def test_a_model_whose_stub_died_is_reported_and_reloaded(tmp_path, bundles):
         assert status["models"]["gan"]["healthy"] is False and not status["ready"]
         assert "does not answer" in status["models"]["gan"]["reason"]
         assert srv.restart_unhealthy() == ["gan"]
-        remote = Sampler(srv.http_url, backend="triton", model="gan").generate(n=2, seed=3)
+        with Sampler(srv.http_url, backend="triton", model="gan") as served:
+            remote = served.generate(n=2, seed=3)
         assert np.abs(remote - Sampler(str(bundles["gan"])).generate(n=2, seed=3)).max() <= 1e-5
         assert server_status(srv.http_url, probe=True)["ready"]
         # Triton waits out its exit timeout (30 s) for the killed stub's instance on a graceful stop;

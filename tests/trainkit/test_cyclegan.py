@@ -51,7 +51,7 @@ def test_unpaired_folders_share_size_and_channels_and_bad_specs_are_refused(tmp_
     assert not (tmp_path / "run").exists()
 
 
-def test_training_resumes_bit_identically_and_eval_scores_both_directions(tmp_path, monkeypatch):
+def test_training_resumes_bit_identically_and_eval_scores_both_directions(tmp_path, quick_metric_classifier, monkeypatch):
     from gen.trainkit.families.cyclegan import CycleGANTrainer
 
     whole = train("cyclegan", "digits-thin", str(tmp_path / "whole"), {**TINY, "steps": 8}, progress=False)
@@ -62,10 +62,9 @@ def test_training_resumes_bit_identically_and_eval_scores_both_directions(tmp_pa
             raise KeyboardInterrupt
         return step(self, batch, g, i)
 
-    monkeypatch.setattr(CycleGANTrainer, "train_step", interrupted)
-    with pytest.raises(KeyboardInterrupt):
+    with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
+        patch.setattr(CycleGANTrainer, "train_step", interrupted)
         train("cyclegan", "digits-thin", str(tmp_path / "half"), {**TINY, "steps": 8}, progress=False)
-    monkeypatch.undo()
     resumed = train("cyclegan", "digits-thin", str(tmp_path / "half"), {}, resume=True, progress=False)
     a, _ = load_safetensors(whole.state_path)  # generators, discriminators, optimizers and both image pools
     b, _ = load_safetensors(resumed.state_path)

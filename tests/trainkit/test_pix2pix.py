@@ -54,7 +54,7 @@ def test_paired_folders_match_by_name_and_refuse_what_does_not(tmp_path):
         load_dataset(str(wide), paired=True, side_by_side=True)
 
 
-def test_training_resumes_bit_identically_and_eval_scores_pairs(tmp_path):
+def test_training_resumes_bit_identically_and_eval_scores_pairs(tmp_path, quick_metric_classifier):
     opts = {"width": 8, "batch_size": 4, "steps": 8, **FAST}
     whole = train("pix2pix", "sr4x", str(tmp_path / "whole"), opts, progress=False)
     half = train("pix2pix", "sr4x", str(tmp_path / "half"), {**opts, "steps": 4}, progress=False)
