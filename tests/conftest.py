@@ -20,6 +20,20 @@ def _pinned(tmp_path_factory):
     yield
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _short_int8_timing():
+    """INT8 export times each candidate against fp32 in 5 alternating rounds of about 0.25 s each, so
+    that its speed figure means something. The tests check what the export does with the figures
+    (gates, exclusions, refusals, records), not how exact they are: 2 rounds of about 0.05 s, which
+    saves about 30 s of the suite. `gen export --int8` and benchmarks/int8_digits.sh run the real settings."""
+    import gen.export.int8 as int8
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(int8, "TIMING_ROUNDS", 2)
+        patch.setattr(int8, "ROUND_SECONDS", 0.05)
+        yield
+
+
 @pytest.fixture(scope="session")
 def digits():
     from gen.trainkit.data import load_dataset

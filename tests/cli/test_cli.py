@@ -81,7 +81,7 @@ def test_bad_input_is_one_clear_line_and_a_nonzero_exit(tmp_path, args, message)
 
 def test_train_eval_and_refuse_overwrite(tmp_path):
     out = tmp_path / "gan"
-    gen("train", "gan", "--out", out, "--steps", "30", "--quiet")
+    gen_here("train", "gan", "--out", out, "--steps", "30", "--quiet")
     assert {"config.json", "weights.safetensors", "state.safetensors", "metrics.jsonl", "samples.png"} <= {p.name for p in out.iterdir()}
     before = (out / "weights.safetensors").read_bytes()
     p = gen_here("train", "gan", "--out", out, "--steps", "30", "--quiet", check=False)
@@ -96,7 +96,7 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
     # a VAE draws noise every step (reparameterisation) at a fifth of a DDPM's cost; the DDPM's
     # resume is checked in process (tests/trainkit/test_train.py)
     args = ["train", "vae", "--steps", "60", "--batch-size", "16", "--checkpoint-every", "20", "--quiet"]
-    gen(*args, "--out", tmp_path / "straight")
+    gen_here(*args, "--out", tmp_path / "straight")  # only the killed run needs a process of its own
     killed = tmp_path / "killed"
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
     proc = subprocess.Popen([*GEN, *args, "--out", str(killed)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -106,7 +106,7 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (killed / "weights.safetensors").exists()
-    p = gen(*args, "--out", killed, "--resume", check=False)
+    p = gen_here(*args, "--out", killed, "--resume", check=False)
     assert p.returncode == 0, p.stderr
     a, _ = load_safetensors(tmp_path / "straight" / "weights.safetensors")
     b, _ = load_safetensors(killed / "weights.safetensors")
