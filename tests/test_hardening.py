@@ -15,6 +15,7 @@ from gen.export.onnx_export import export_run
 from gen.runtime.sampler import Sampler
 from gen.serving.repository import build_repository
 from gen.trainkit.train import train
+from tests.cli.test_cli import gen_here
 
 FAST = {"log_every": 10, "sample_every": 1000, "checkpoint_every": 1000}
 QUIET = {"progress": lambda *_: None}
@@ -67,8 +68,7 @@ def test_any_integer_is_a_seed_mapped_the_same_way(bundles):
 
 
 def test_cli_refuses_non_finite_guidance_and_training_rates(bundles, tmp_path):
-    p = subprocess.run([sys.executable, "-m", "gen", "generate", str(bundles["cddpm"]), "--guidance", "nan",
-                        "--out", str(tmp_path / "g.png")], capture_output=True, text=True)
+    p = gen_here("generate", bundles["cddpm"], "--guidance", "nan", "--out", tmp_path / "g.png", check=False)
     assert p.returncode == 2 and "guidance must be a finite number" in p.stderr and not (tmp_path / "g.png").exists()
     with pytest.raises(GenError, match="--lr must be a finite number, got inf"):
         train("gan", "digits", str(tmp_path / "r"), {"lr": float("inf"), "steps": 2}, progress=False)

@@ -35,12 +35,15 @@ def gen_here(*args, check=True):
 
     out, err = io.StringIO(), io.StringIO()
     code = 0
+    threads = torch.get_num_threads()  # a command's --threads must not carry over to the next test
     with mock.patch.object(sys, "argv", ["gen", *map(str, args)]), contextlib.redirect_stdout(out), \
             contextlib.redirect_stderr(err):
         try:
             main()
         except SystemExit as e:
             code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        finally:
+            torch.set_num_threads(threads)
     p = subprocess.CompletedProcess(["gen", *map(str, args)], code, out.getvalue(), err.getvalue())
     if check and code != 0:
         raise AssertionError(f"gen {' '.join(map(str, args))} failed ({code}):\n{p.stdout}\n{p.stderr}")

@@ -1,13 +1,12 @@
 """`gen bench`: one run, every configuration, fair settings, a table, JSON and a plot."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from gen.errors import GenError
 from gen.runtime.bench import plot, run_bench, speedups
+from tests.cli.test_cli import gen_here
 
 
 def test_bench_rows_speedups_and_plot(bundles, tmp_path):
@@ -49,11 +48,11 @@ def test_bad_bench_arguments_are_errors_not_skips(bundles, tmp_path):
 
 def test_bench_cli_writes_json_and_plot(bundles, tmp_path):
     out = tmp_path / "r.json"
-    p = subprocess.run([sys.executable, "-m", "gen", "bench", str(bundles["ddpm"]), "--backends", "ort", "--steps", "2",
-                        "--batch", "1", "--repeats", "1", "--json", str(out)], capture_output=True, text=True)
+    p = gen_here("bench", bundles["ddpm"], "--backends", "ort", "--steps", "2", "--batch", "1", "--repeats", "1",
+                 "--json", out, check=False)  # gen's entry point in process: no new interpreter
     assert p.returncode == 0, p.stderr
     result = json.loads(out.read_text())
     assert result["command"].startswith("gen bench") and len(result["rows"]) == 1
     assert (tmp_path / "r.png").is_file()
-    p = subprocess.run([sys.executable, "-m", "gen", "bench", str(bundles["ddpm"]), "--steps", "0"], capture_output=True, text=True)
+    p = gen_here("bench", bundles["ddpm"], "--steps", "0", check=False)
     assert p.returncode == 2 and "--steps values must be >= 1" in p.stderr

@@ -12,8 +12,11 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def runtime_venv(tmp_path_factory):
     venv = tmp_path_factory.mktemp("runtime-venv")
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "-c", str(REPO / "constraints.txt")]
+    # the venv gets no pip of its own and its packages no bytecode up front: this process's pip installs
+    # into it (--python), 10 s less of the suite than a full venv and pip install
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    pip = [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "-q", "--no-compile",
+           "-c", str(REPO / "constraints.txt")]
     p = subprocess.run([*pip, f"{REPO}[runtime]"], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr[-2000:]
     return venv

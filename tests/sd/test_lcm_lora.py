@@ -22,6 +22,7 @@ from gen.runtime.sampler import Sampler
 from gen.trainkit.lcm_lora import distill_lcm_lora
 from gen.trainkit.sdbase import sample
 from tests.sd.test_lora import captioned_folder
+from tests.cli.test_cli import gen_here
 
 PROMPTS = [f"a handwritten digit {k}" for k in (0, 1, 2, 3)]  # the captions of captioned_folder's first images
 QUIET = {"progress": lambda *_: None}
@@ -180,8 +181,7 @@ def test_bad_input_is_refused_and_nothing_is_written(lcm_run, tmp_path, options,
 def test_the_cli_refuses_by_option_name_and_writes_nothing(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "gen", "distill", "lcm-lora"]
-    p = subprocess.run([*command, "--steps", "0", "--out", str(tmp_path / "out"), "--quiet"], capture_output=True,
-                       text=True, env=env)
+    p = gen_here("distill", "lcm-lora", "--steps", "0", "--out", tmp_path / "out", "--quiet", check=False)
     assert p.returncode == 2 and "--steps must be a positive integer, got 0" in p.stderr, p.stderr
     assert not list(tmp_path.iterdir())
     p = subprocess.run([*command, "--help"], capture_output=True, text=True, env={**env, "COLUMNS": "200"})

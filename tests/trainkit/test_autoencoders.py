@@ -17,7 +17,7 @@ from gen.trainkit.data import load_dataset
 from gen.trainkit.evaluate import evaluate_run
 from gen.trainkit.train import train
 from gen.trainkit.vqvae_prior import train_prior
-from tests.cli.test_cli import gen
+from tests.cli.test_cli import gen_here as gen  # in process: the CLI path without a new interpreter
 
 FAST = {"log_every": 5, "sample_every": 100, "checkpoint_every": 4}
 VQ = {"width": 8, "batch_size": 8, "codebook_size": 16, "code_dim": 4, **FAST}

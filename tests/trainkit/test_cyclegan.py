@@ -12,7 +12,7 @@ from gen.fileio import load_safetensors
 from gen.runtime.sampler import Sampler
 from gen.trainkit.data import load_dataset
 from gen.trainkit.train import train
-from tests.cli.test_cli import gen
+from tests.cli.test_cli import gen_here as gen  # in process: the CLI path without a new interpreter
 
 TINY = {"width": 4, "blocks": 1, "batch_size": 4, "pool_size": 3, "log_every": 5, "sample_every": 100, "checkpoint_every": 4}
 

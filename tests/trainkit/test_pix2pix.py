@@ -14,7 +14,7 @@ from gen.export.onnx_io import psnr
 from gen.runtime.sampler import Sampler
 from gen.trainkit.data import load_dataset
 from gen.trainkit.train import train
-from tests.cli.test_cli import gen
+from tests.cli.test_cli import gen_here as gen  # in process: the CLI path without a new interpreter
 
 FAST = {"log_every": 5, "sample_every": 100, "checkpoint_every": 4}
 

@@ -12,7 +12,7 @@ from gen.fileio import load_safetensors
 from gen.runtime.sampler import Sampler
 from gen.trainkit.families.stylegan import fade_schedule
 from gen.trainkit.train import train
-from tests.cli.test_cli import gen
+from tests.cli.test_cli import gen_here as gen  # in process: the CLI path without a new interpreter
 
 TINY = {"width": 8, "z_dim": 8, "w_dim": 8, "mapping_layers": 2, "batch_size": 4, "r1_every": 2,
         "log_every": 2, "sample_every": 100, "checkpoint_every": 3}
