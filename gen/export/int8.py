@@ -119,6 +119,7 @@ class Plan:
     excluded: list[str] = field(default_factory=list)
     probes: list[dict] = field(default_factory=list)
     record: dict = field(default_factory=dict)
+    best: Candidate | None = None  # the chosen candidate's file and figures, before any gate exclusion
     _fp32: tuple | None = None  # (session, outputs on the probes): loaded once, timed against every candidate
 
     def fp32_reference(self):
@@ -150,8 +151,9 @@ def _plan_component(tmp, name, manifest, feeds, options, work, progress) -> Plan
     plan.excluded = sorted({n.name for n in graph.node for p in options.exclude if fnmatch(n.name, p)})
     plan.probes = [feeds[i] for i in sorted(set(np.linspace(0, len(feeds) - 1, PROBE_CALLS).astype(int)))]
     progress(f"  {name}: calibrating {', '.join(plan.groups)} on {len(feeds)} recorded calls ({options.method}) ...")
+    calibrated = Candidate(tuple(plan.groups), work / f"{name}.{'-'.join(plan.groups)}.int8.onnx")
     try:  # the first quantization calibrates every candidate's tensors; the rest read the cache
-        _quantize(plan, tuple(plan.groups), work / f"{name}.calibrate.onnx", options, feeds=feeds)
+        calibrated.nodes = _quantize(plan, calibrated.groups, calibrated.path, options, feeds=feeds)
     except GenError:
         raise
     except Exception as e:  # onnxruntime's quantizer raises many types; the message is what helps
@@ -161,8 +163,9 @@ def _plan_component(tmp, name, manifest, feeds, options, work, progress) -> Plan
     sizes = [len(plan.groups)] if options.groups else range(1, len(plan.groups) + 1)  # pinned: just that one
     for k in sizes:
         for combo in itertools.combinations(plan.groups, k):
-            c = Candidate(combo, work / f"{name}.{'-'.join(combo)}.int8.onnx")
-            c.nodes = _quantize(plan, combo, c.path, options)
+            c = calibrated if combo == calibrated.groups else Candidate(combo, work / f"{name}.{'-'.join(combo)}.int8.onnx")
+            if c is not calibrated:  # the calibration pass already quantized every group
+                c.nodes = _quantize(plan, combo, c.path, options)
             _measure(c, plan)
             progress(f"    {'+'.join(combo):<26} {c.nodes:>4} nodes  {c.speedup:.2f}x fp32 per call  "
                      f"{c.psnr_db:.1f} dB")
@@ -177,7 +180,7 @@ def _plan_component(tmp, name, manifest, feeds, options, work, progress) -> Plan
         progress(f"  {name}: kept float ({plan.record['kept_float']})")
         plan.prepared = None
         return plan
-    plan.chosen = best.groups
+    plan.chosen, plan.best = best.groups, best
     plan.record = {"candidates": table}
     return plan
 
@@ -322,7 +325,10 @@ def _gate(tmp, manifest, plans, precision, options, work, reference, progress) -
                 path = plan.fp32
             else:
                 path = tmp / f"{plan.name}{suffix}.onnx"
-                _quantize(plan, plan.chosen, path, options, symmetric=symmetric)
+                if _reusable(plan, round_, symmetric):  # the same quantization, already made and measured
+                    shutil.copyfile(plan.best.path, path)
+                else:
+                    _quantize(plan, plan.chosen, path, options, symmetric=symmetric)
             manifest.components[plan.name].files[precision] = parse(ModelFile, file_entry(path), "file")
         write_manifest(tmp / MANIFEST, manifest)
         record = images_vs_fp32(tmp, precision, reference=reference, **options.gate_images)
@@ -345,12 +351,22 @@ def _gate(tmp, manifest, plans, precision, options, work, reference, progress) -
         entry = dict(plan.record)
         if plan.prepared is not None:
             c = Candidate(plan.chosen, tmp / f"{plan.name}{suffix}.onnx")
-            _measure(c, plan)
+            if _reusable(plan, round_, symmetric):
+                c.speedup, c.psnr_db, c.max_abs = plan.best.speedup, plan.best.psnr_db, plan.best.max_abs
+            else:
+                _measure(c, plan)
             entry.update({"groups": list(plan.chosen), "kept_float_nodes": list(plan.excluded),
                           "speedup_per_call": round(c.speedup, 3), "psnr_db": round(c.psnr_db, 2), "max_abs": c.max_abs})
             progress(f"  {plan.name} {precision}: {c.speedup:.2f}x fp32 per call, {c.psnr_db:.1f} dB per call, "
                      f"{len(plan.excluded)} layer(s) kept float")
         manifest.parity.setdefault(plan.name, {})[f"ort_{precision}_vs_fp32"] = entry
+
+
+def _reusable(plan: Plan, round_: int, symmetric: bool) -> bool:
+    """Whether the gate's file is the plan's chosen candidate as it was made: no layer excluded by
+    a gate round yet, the same (asymmetric) activations, and one ONNX file (a big model's external
+    data file is named after its model file, so a copy would point at the wrong one)."""
+    return round_ == 0 and not symmetric and plan.best is not None and not _big(plan.fp32)
 
 
 def _costly_layers(plan: Plan, qdq: Path, work: Path) -> list[tuple[float, str, str]]:

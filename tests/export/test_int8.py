@@ -72,6 +72,33 @@ def test_a_gate_that_cannot_be_met_names_the_costly_layers_and_writes_nothing(ru
     assert list(tmp_path.iterdir()) == []  # no bundle, no staging directory left
 
 
+def test_each_quantization_is_made_and_timed_once(run, tmp_path, monkeypatch):
+    """The calibration pass quantizes every group the graph has, so the search's all-groups candidate
+    is that file, and the gate's first file is the chosen candidate with its figures: none is made or
+    timed again. Byte for byte the same as quantizing again from the cached ranges."""
+    import filecmp
+
+    import gen.export.int8 as int8
+
+    made, real = [], int8._quantize
+
+    def quantize(plan, groups, out, options, feeds=None, symmetric=False):
+        made.append(groups)
+        nodes = real(plan, groups, out, options, feeds=feeds, symmetric=symmetric)
+        if feeds is not None:  # the calibration pass: the same quantization from the cache must match it
+            real(plan, groups, tmp_path / "again.onnx", options)
+            assert filecmp.cmp(out, tmp_path / "again.onnx", shallow=False)
+        return nodes
+
+    monkeypatch.setattr(int8, "_quantize", quantize)
+    out = export_run(str(run), str(tmp_path / "b"), precisions=("fp32", "int8"),
+                     int8=Int8Options(calibration=8, min_psnr=0, min_speedup=0), **QUIET)
+    assert made == [("conv", "linear"), ("conv",), ("linear",)]  # calibration, then the two smaller candidates
+    record = load_bundle(out).manifest.parity["denoiser"]["ort_int8_vs_fp32"]
+    chosen = next(c for c in record["candidates"] if c["groups"] == record["groups"])
+    assert record["speedup_per_call"] == chosen["speedup_per_call"] and record["psnr_db"] == chosen["psnr_db"]
+
+
 def test_excluded_layers_stay_float_and_are_recorded(run, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # a relative --out, and nothing may be dropped into the working directory
     options = Int8Options(calibration=8, min_psnr=0, min_speedup=0, exclude=("*conv_in*", "*conv_out*"))
