@@ -35,7 +35,7 @@ def server(bundles, tmp_path_factory):
     shutil.copytree(bundles["vae"], broken)
     repo = build_repository([str(bundles["gan"]), str(bundles["cddpm"]), str(bundles["cd-student"]), str(bundles["pix2pix"]),
                              str(bundles["cyclegan"]), str(bundles["vqvae-prior"]), str(bundles["stylegan"]), str(bundles["ddpm-guided"]), str(broken)],
-                            str(root / "repo"), names=["gan", "cddpm", "student", "pix2pix", "cyclegan", "vqvae", "stylegan", "guided", "broken"], max_batch=16, instances=4, threads=1,
+                            str(root / "repo"), names=["gan", "cddpm", "student", "pix2pix", "cyclegan", "vqvae", "stylegan", "guided", "broken"], max_batch=16, instances=2, threads=1,
                             components="bls")
     (repo / "broken_decoder" / "1" / "model.onnx").write_bytes(b"this is not an onnx model")
     srv = TritonServer(str(repo), http_port=free_port(), grpc_port=free_port()).start(timeout=120)
@@ -70,7 +70,7 @@ def test_served_images_equal_in_process_ort(server, bundles, scheme, model, bund
 
 
 def test_inline_pipeline_serves_the_same_images(bundles, tmp_path):
-    repo = build_repository([str(bundles["cddpm"])], str(tmp_path / "repo"), names=["cddpm"], threads=1)  # inline: the default
+    repo = build_repository([str(bundles["cddpm"])], str(tmp_path / "repo"), names=["cddpm"], instances=1, threads=1)  # inline: the default
     assert (repo / "cddpm" / "1" / "denoiser.onnx").is_file()
     kwargs = {"n": 2, "steps": 8, "labels": [3, 5], "guidance": 1.5}
     with TritonServer(str(repo), http_port=free_port(), grpc_port=free_port()) as srv:
@@ -80,7 +80,7 @@ def test_inline_pipeline_serves_the_same_images(bundles, tmp_path):
 
 def test_an_int8_repository_serves_the_int8_images(bundles, tmp_path):
     """`gen serve build --precision int8`: the pipeline runs the int8 files, equal to in-process int8."""
-    repo = build_repository([str(bundles["cddpm"])], str(tmp_path / "repo"), names=["q"], threads=1, precision="int8")
+    repo = build_repository([str(bundles["cddpm"])], str(tmp_path / "repo"), names=["q"], instances=1, threads=1, precision="int8")
     assert (repo / "q" / "1" / "denoiser.int8.onnx").is_file()
     kwargs = {"n": 2, "steps": 6, "labels": [3, 5]}
     with TritonServer(str(repo), http_port=free_port(), grpc_port=free_port()) as srv:
@@ -288,7 +288,7 @@ def test_tritonserver_dies_with_a_killed_gen_serve_start(tmp_path, bundles):
     import sys
     import time
 
-    repo = build_repository([str(bundles["gan"])], str(tmp_path / "repo"), threads=1)
+    repo = build_repository([str(bundles["gan"])], str(tmp_path / "repo"), instances=1, threads=1)
     http = free_port()
     shm_before = set(os.listdir("/dev/shm"))
     p = subprocess.Popen([sys.executable, "-m", "gen", "serve", "start", str(repo), "--http-port", str(http),
