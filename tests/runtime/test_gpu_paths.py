@@ -93,8 +93,19 @@ def test_cuda_without_a_gpu_is_refused_on_each_backend(bundles):
     import onnxruntime
 
     if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
-        with pytest.raises(GenError, match="device 'cuda' needs onnxruntime-gpu"):
+        fix = "pip uninstall -y onnxruntime onnxruntime-gpu && pip install onnxruntime-gpu"
+        with pytest.raises(GenError, match="device 'cuda' needs onnxruntime-gpu") as refused:
             Sampler(str(bundles["gan"]), backend="ort", device="cuda")
+        assert fix in str(refused.value) and "never be installed together" in str(refused.value)
+
+
+def test_both_onnxruntime_builds_installed_is_named_with_the_fix():
+    from gen.runtime.backends.ort import cuda_provider_fix
+
+    both = cuda_provider_fix({"onnxruntime": "1.22.0", "onnxruntime-gpu": "1.22.0"})
+    assert "onnxruntime 1.22.0 and onnxruntime-gpu 1.22.0 are both installed" in both
+    assert both.endswith("pip uninstall -y onnxruntime onnxruntime-gpu && pip install onnxruntime-gpu")
+    assert "both installed" not in cuda_provider_fix({"onnxruntime": "1.22.0", "onnxruntime-gpu": None})
 
 
 def test_compile_backend_matches_eager(bundles, capfd, monkeypatch):

@@ -25,6 +25,17 @@ from gen.runtime.backends import Backend
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 
 
+def cuda_provider_fix(installed: dict) -> str:
+    """What to run for ORT's CUDA provider. onnxruntime and onnxruntime-gpu write the same `onnxruntime`
+    package, so with both installed the last one written wins, and uninstalling one breaks the other:
+    the fix removes both first. `installed` maps the two distribution names to versions or None."""
+    fix = "pip uninstall -y onnxruntime onnxruntime-gpu && pip install onnxruntime-gpu"
+    if installed.get("onnxruntime") and installed.get("onnxruntime-gpu"):
+        return (f"onnxruntime {installed['onnxruntime']} and onnxruntime-gpu {installed['onnxruntime-gpu']} are "
+                f"both installed and share one package folder, which holds the CPU build now; run: {fix}")
+    return f"install the GPU build alone (the two must never be installed together): {fix}"
+
+
 def trt_provider_options(bundle, precision: str) -> dict:
     """ORT's TensorRT provider with its engine and timing caches on, in the bundle's cache directory
     (gen.runtime.engines.cache_dir_for), so a session after the first skips the engine build. fp16
@@ -53,7 +64,10 @@ class OrtBackend(Backend):
         available = ort.get_available_providers()
         wanted = [p for p in GPU_PROVIDERS if p in available] if device == "cuda" else []
         if device == "cuda" and not wanted:
-            raise GenError(f"device 'cuda' needs onnxruntime-gpu; this onnxruntime has only {available}")
+            from gen.versions import versions
+
+            fix = cuda_provider_fix(versions(("onnxruntime", "onnxruntime-gpu")))
+            raise GenError(f"device 'cuda' needs onnxruntime-gpu; this onnxruntime has only {available}: {fix}")
         self.providers = [(p, trt_provider_options(bundle, precision)) if p == "TensorrtExecutionProvider" else p
                           for p in wanted] + ["CPUExecutionProvider"]
         self._sessions: dict = {}
