@@ -312,8 +312,11 @@ def _gate(tmp, manifest, plans, precision, options, work, reference, progress) -
     from gen.runtime.manifest import MANIFEST, ModelFile, parse, write_manifest
     from gen.runtime.precision import check_precision
 
+    from gen.runtime.families import get_family
+
     symmetric = precision == "int8-trt"
     suffix = check_precision(precision).suffix
+    discrete = get_family(manifest.family).discrete_sampling
     active = [p for p in plans.values() if p.prepared is not None]
     if not active:
         reasons = "; ".join(f"{p.name}: {p.record.get('kept_float')}" for p in plans.values())
@@ -322,8 +325,13 @@ def _gate(tmp, manifest, plans, precision, options, work, reference, progress) -
                        "--int8-min-speedup 0 to quantize it anyway")
     costly: list[tuple[float, str, str]] = []
     for round_ in range(EXCLUDE_ROUNDS + 1):
+        active = [p for p in active if _int8_nodes(p)]  # a gate round may have kept all of one float
+        if not active:
+            raise GenError(f"int8 ({precision}) images fall below the gate --int8-min-psnr {options.min_psnr} until "
+                           "every quantized layer is kept float, so int8 would change nothing; nothing was "
+                           "written. Export without --int8, or lower the gate")
         for plan in plans.values():
-            if plan.prepared is None:
+            if plan not in active:  # float as planned, or every quantized node kept float by the gate
                 path = plan.fp32
             else:
                 path = tmp / f"{plan.name}{suffix}.onnx"
@@ -335,23 +343,27 @@ def _gate(tmp, manifest, plans, precision, options, work, reference, progress) -
         write_manifest(tmp / MANIFEST, manifest)
         record = images_vs_fp32(tmp, precision, reference=reference, **options.gate_images)
         progress(f"  images {precision} vs fp32: {record['psnr_db']} dB PSNR (gate {options.min_psnr} dB)"
-                 + (f", {sum(len(p.excluded) for p in active)} layer(s) kept float" if round_ else ""))
+                 + (f", {sum(len(p.excluded) for p in plans.values())} layer(s) kept float" if round_ else ""))
         if record["psnr_db"] >= options.min_psnr:
             break
         costly = sorted(x for p in active for x in _costly_layers(p, tmp / f"{p.name}{suffix}.onnx", work))
         fresh = [(db, comp, node) for db, comp, node in costly if node not in plans[comp].excluded]
-        if round_ == EXCLUDE_ROUNDS or not fresh:
+        if round_ == EXCLUDE_ROUNDS or not fresh or discrete:  # keeping layers float cannot stop code flips
             worst = ", ".join(f"{comp}:{node} ({db:.1f} dB)" for db, comp, node in costly[:6]) or "none measurable"
             raise GenError(f"int8 ({precision}) images reach {record['psnr_db']} dB PSNR against fp32, below the gate "
                            f"--int8-min-psnr {options.min_psnr}; the layers that cost most (SQNR of their quantized "
                            f"input): {worst}. Keep them float with --int8-exclude PATTERN, calibrate on more images "
-                           "(--calibration) or another --calibration-method, or lower the gate; nothing was written")
+                           f"(--calibration) or another --calibration-method, or lower the gate; nothing was written"
+                           + (_DISCRETE_NOTE.format(family=manifest.family) if discrete else ""))
         for db, comp, node in fresh[:max(1, len(fresh) // 10)]:  # the worst tenth of what is left
             plans[comp].excluded.append(node)
     manifest.parity[f"images_{precision}_vs_fp32"] = record
     for plan in plans.values():
         entry = dict(plan.record)
-        if plan.prepared is not None:
+        if plan.prepared is not None and plan not in active:
+            entry["kept_float"] = "the gate kept every quantized node float"
+            progress(f"  {plan.name} {precision}: kept float ({entry['kept_float']})")
+        elif plan.prepared is not None:
             c = plan.best
             if not (_reusable(plan, symmetric) and len(plan.record["candidates"]) == 1):
                 # timed again unless the search timed this file alone: the fastest of several timings
@@ -363,6 +375,16 @@ def _gate(tmp, manifest, plans, precision, options, work, reference, progress) -
             progress(f"  {plan.name} {precision}: {c.speedup:.2f}x fp32 per call, {c.psnr_db:.1f} dB per call, "
                      f"{len(plan.excluded)} layer(s) kept float")
         manifest.parity.setdefault(plan.name, {})[f"ort_{precision}_vs_fp32"] = entry
+
+
+_DISCRETE_NOTE = (". A {family} bundle samples discrete codes: one that int8's outputs flip changes every later one, "
+                  "so its images cannot track fp32's, and keeping a few layers float does not fix that. To ship int8 "
+                  "anyway, pass --int8-min-psnr 0 and judge it by distribution: gen eval BUNDLE --precision int8")
+
+
+def _int8_nodes(plan: Plan) -> list[str]:
+    """The nodes the plan's chosen groups quantize, less those kept float."""
+    return [n for g in plan.best.groups for n in plan.groups[g] if n not in plan.excluded]
 
 
 def _reusable(plan: Plan, symmetric: bool) -> bool:
@@ -390,10 +412,10 @@ def _costly_layers(plan: Plan, qdq: Path, work: Path) -> list[tuple[float, str, 
         acts = collect_activations(str(augmented), ReplayReader(plan.probes[:1]))
     errors = {k: sqnr(m["pre_qdq"], m["post_qdq"]) for k, m in create_activation_matching(acts).items()}
     graph = onnx.load(str(plan.prepared), load_external_data=False).graph
-    chosen = {n for g in plan.best.groups for n in plan.groups[g]}
+    chosen = set(_int8_nodes(plan))
     out = []
     for node in graph.node:
-        if node.name not in chosen or node.name in plan.excluded:
+        if node.name not in chosen:
             continue
         scores = [errors[i] for i in node.input if i in errors]
         if scores:

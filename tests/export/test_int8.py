@@ -1,6 +1,7 @@
 """`gen export --int8`: calibrated on recorded sampling runs, selective, gated; and int8 downstream."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -116,6 +117,29 @@ def test_a_candidate_is_reused_only_with_the_float_kept_nodes_it_was_made_with(t
     assert _reusable(plan, symmetric=False) and not _reusable(plan, symmetric=True)
     plan.excluded.append("/b")
     assert not _reusable(plan, symmetric=False)
+
+
+def test_a_gate_that_keeps_every_quantized_layer_float_refuses_int8_as_changing_nothing(run, tmp_path):
+    """The gate keeps layers float round by round; once a component has none left it is float, and
+    a bundle with no int8 layer left is refused (not blamed on --int8-exclude, which left two)."""
+    options = Int8Options(calibration=8, min_psnr=200, min_speedup=0, groups=("conv",), exclude=("/unet/[!c]*",))
+    lines = []
+    with pytest.raises(GenError, match=r"until every quantized layer is kept float, so int8 would change nothing"):
+        export_run(str(run), str(tmp_path / "b"), precisions=("fp32", "int8"), int8=options, progress=lines.append)
+    assert any("2 nodes" in line for line in lines)  # conv_in and conv_out were left to quantize
+    assert sum("images int8 vs fp32" in line for line in lines) == 2  # then kept float one per round
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_discrete_code_sampler_fails_the_gate_at_once_naming_why(bundles, tmp_path):
+    """A VQ-VAE prior draws codes: keeping layers float cannot stop a flipped draw from changing the
+    rest, so the gate does not try, and says how to ship int8 anyway."""
+    prior_run = Path(bundles["vqvae-prior"]).parent / "run-vqvae-prior"
+    lines = []
+    with pytest.raises(GenError, match=r"A vqvae bundle samples discrete codes.*--int8-min-psnr 0.*gen eval BUNDLE --precision int8"):
+        export_run(str(prior_run), str(tmp_path / "b"), precisions=("fp32", "int8"), progress=lines.append,
+                   int8=Int8Options(calibration=8, min_psnr=200, min_speedup=0, groups=("linear",)))
+    assert sum("images int8 vs fp32" in line for line in lines) == 1  # no rounds of keeping layers float
 
 
 def test_excluded_layers_stay_float_and_are_recorded(run, tmp_path, monkeypatch):

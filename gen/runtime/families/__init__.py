@@ -67,6 +67,9 @@ class Family:
     diffusion = False  # has steps (bench sweeps them)
     example = "--n 16 --out grid.png"  # `gen generate BUNDLE ...` options to try first (printed after export)
     variable_size = False  # image size is a request argument, not fixed by the bundle
+    # draws discrete values (codes) from a network's output: one draw that int8 flips changes every
+    # later one, so int8 images cannot track fp32's by PSNR (the export's gate says so)
+    discrete_sampling = False
 
     # -- the bundle ---------------------------------------------------------------------------
     def check_manifest(self, manifest):

@@ -26,6 +26,7 @@ class VqVae(Family):
     components = ("encoder", "decoder")
     Sampling = VqVaeSampling
     encoder = "encoder"
+    discrete_sampling = True
 
     def check_manifest(self, manifest):
         sampling = super().check_manifest(manifest)
