@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     device = "cpu" if args.dry_run else "cuda"
     result = {"command": "python benchmarks/gpu_check.py " + " ".join(argv or sys.argv[1:]), "facts": facts(),
-              "device": device, "ddpm": {}, "gen_sd": {}, "sd": {}}
+              "device": device, "ddpm_bundle": args.ddpm, "ddpm": {}, "gen_sd": {}, "sd": {}}
 
     def left() -> bool:
         return time.perf_counter() - t0 < args.budget_s
