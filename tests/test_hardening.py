@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -75,6 +76,28 @@ def test_cli_refuses_non_finite_guidance_and_training_rates(bundles, tmp_path):
     with pytest.raises(GenError, match="--beta must be a finite number, got nan"):
         train("vae", "digits", str(tmp_path / "r"), {"beta": float("nan"), "steps": 2}, progress=False)
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["generate"], "give a BUNDLE directory (written by `gen export`), or --url and --model"),
+    (["generate", "{ddpm}", "--url", "http://127.0.0.1:1"], "give either a BUNDLE directory or --url, not both"),
+    (["generate", "--url", "http://127.0.0.1:1"], "--url needs --model NAME"),
+    (["generate", "--url", "http://127.0.0.1:1", "--model", "ddpm", "--backend", "eager", "--threads", "2"],
+     "--backend, --threads choose how a local bundle runs"),
+    (["generate", "{ddpm}", "--model", "ddpm"], "--model apply with --url"),
+    (["bench", "{ddpm}", "--concurrency", "4"], "--concurrency apply with --url"),
+    (["generate", "{ddpm}", "--frames", "8"], "--frames counts the images of a latent walk: give --interpolate A B"),
+    (["generate", "{run}"], "is a training run, not a bundle: export it first (`gen export"),
+    (["export", "{run}", "--tolerance", "-1"], "--tolerance is a largest max |difference|: give a finite number >= 0, got -1.0"),
+    (["train", "vae", "--beta", "-1"], "--beta must be >= 0, got -1.0"),
+    (["train", "ddpm", "--data", "digitz"], "--data folder not found: digitz; did you mean the built-in 'digits'?"),
+])
+def test_cli_errors_name_the_flag_and_the_fix(bundles, tmp_path, args, message):
+    names = {"ddpm": bundles["ddpm"], "run": Path(bundles["ddpm"]).parent / "run-ddpm"}
+    out = [] if args[0] == "bench" else ["--out", tmp_path / "out.png"]
+    p = gen_here(*[a.format(**names) for a in args], *out, check=False)
+    assert p.returncode == 2 and message in p.stderr, p.stderr
+    assert not (tmp_path / "out.png").exists()
 
 
 def test_a_diverging_loss_stops_the_run_and_keeps_the_run_it_replaces(tmp_path):

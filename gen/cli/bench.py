@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from gen.cli.options import command_line, require_bundle_or_url
+from gen.cli.options import command_line, given_options, require_bundle_or_url
 from gen.errors import GenError
 from gen.runtime.defaults import BENCH_REPEATS, BENCH_WARMUP
 
@@ -23,6 +23,7 @@ def _ints(text: str, option: str) -> list[int]:
 
 
 def bench(
+    ctx: typer.Context,
     bundle: Annotated[Optional[str], typer.Argument(help="Bundle directory written by `gen export` (or use --url).")] = None,
     url: Annotated[Optional[str], typer.Option(help="Benchmark a served model instead: http://HOST:PORT or grpc://HOST:PORT.")] = None,
     model: Annotated[Optional[str], typer.Option(help="Pipeline model name on the server (with --url).")] = None,
@@ -49,7 +50,8 @@ def bench(
     from gen.fileio import write_json
     from gen.runtime.bench import plot, run_bench, speedups
 
-    require_bundle_or_url(bundle, url)
+    require_bundle_or_url(bundle, url, model, given_options(ctx, ("backends", "precisions", "threads", "device", "repeats", "warmup")),
+                          given_options(ctx, ("model", "concurrency", "requests")))
     if url:
         from gen.serving.loadtest import run_load
 

@@ -33,7 +33,8 @@ def demo(
 
         from gen.demo.app import create_app
     except ImportError:
-        raise GenError("gen demo needs FastAPI and uvicorn: pip install 'gen[demo]'") from None
+        raise GenError("gen demo needs FastAPI and uvicorn, in the demo extra: from the clone, "
+                       "pip install -c constraints.txt -e '.[demo]'") from None
     from gen.demo.models import open_models
 
     if max_body_mb <= 0:

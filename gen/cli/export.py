@@ -45,6 +45,7 @@ def export(
                gen export --model sd --textual-inversion runs/cat-toy --out bundles/cat-toy   (then: --prompt "a photo of a <cat-toy>")
                gen export --model sd --base runs/dreambooth --out bundles/sks   (a full DreamBooth run is a base folder)
     """
+    import math
     from pathlib import Path
 
     from gen.errors import GenError
@@ -70,8 +71,12 @@ def export(
         for path in build_engines(run, "fp16" if fp16 else "fp32", progress=typer.echo):
             typer.echo(f"engine written to {path}")
         return
-    if (run is None) == (model is None):
-        raise GenError("give either a RUN directory or --model NAME (sd, sd-lora, tiny-sd), not both or neither")
+    if run is None and model is None:
+        raise GenError("give a RUN directory (written by `gen train`) or --model NAME (sd, sd-lora, tiny-sd)")
+    if run is not None and model is not None:
+        raise GenError(f"give either a RUN directory or --model NAME, not both (got {run} and --model {model})")
+    if not (math.isfinite(tolerance) and tolerance >= 0):  # a negative one refuses every export after minutes of work
+        raise GenError(f"--tolerance is a largest max |difference|: give a finite number >= 0, got {tolerance}")
     if textual_inversion and run is not None:
         raise GenError("--textual-inversion applies to Stable Diffusion exports (--model sd, sd-lora or tiny-sd)")
     if classifier and run is None:

@@ -8,6 +8,7 @@ import typer
 
 
 def generate(
+    ctx: typer.Context,
     bundle: Annotated[Optional[str], typer.Argument(help="Bundle directory written by `gen export` (or use --url).")] = None,
     url: Annotated[Optional[str], typer.Option(help="A gen model served by Triton: http://HOST:PORT or grpc://HOST:PORT (with --model).")] = None,
     model: Annotated[Optional[str], typer.Option(help="Pipeline model name on the server (with --url).")] = None,
@@ -26,7 +27,7 @@ def generate(
     mix_seed: Annotated[Optional[int], typer.Option(help="StyleGAN style mixing: layers from --mix-layer on take this seed's styles.")] = None,
     mix_layer: Annotated[Optional[int], typer.Option(help="StyleGAN style mixing: first layer that reads --mix-seed (0 = all of them).")] = None,
     interpolate: Annotated[Optional[tuple[int, int]], typer.Option(help="StyleGAN latent walk: two seeds A B; --frames images from A's to B's (a strip, or an animation with --out walk.gif).")] = None,
-    frames: Annotated[int, typer.Option(help="With --interpolate: images in the walk.")] = 16,
+    frames: Annotated[Optional[int], typer.Option(help="With --interpolate: images in the walk (default 16).")] = None,
     reconstruct: Annotated[bool, typer.Option("--reconstruct", help="With --image on an autoencoder bundle (ae, vae, vqvae): encode and decode it.")] = False,
     n: Annotated[Optional[int], typer.Option(help="Number of images (default 16; 4 for text-to-image).")] = None,
     seed: Annotated[int, typer.Option(help="Seed: same seed, same images on every backend.")] = 0,
@@ -36,7 +37,7 @@ def generate(
     guidance: Annotated[Optional[float], typer.Option(help="Classifier-free guidance scale (class-conditional diffusion, or text-to-image: 7.5 by default).")] = None,
     classifier_scale: Annotated[Optional[float], typer.Option(help="Classifier guidance scale towards --label (DDPM bundles exported from `gen train noisy-classifier`; 0 = none).")] = None,
     threads: Annotated[Optional[int], typer.Option(help="CPU threads for the backend.")] = None,
-    out: Annotated[str, typer.Option(help="Image grid to write: .png, .jpg or .webp (one translated --image: that image at its size; --image FOLDER: a folder).")] = "grid.png",
+    out: Annotated[str, typer.Option(help="Image grid to write: .png, .jpg, .webp or .gif (one translated --image: that image at its size; --image FOLDER: a folder).")] = "grid.png",
 ) -> None:
     """Generate images and save them as one PNG grid.
 
@@ -59,11 +60,14 @@ def generate(
     from gen.images import image_format, save_grid
     from gen.runtime.sampler import Sampler
 
-    from gen.cli.options import require_bundle_or_url
+    from gen.cli.options import given_options, require_bundle_or_url
 
     import os
 
-    require_bundle_or_url(bundle, url)
+    require_bundle_or_url(bundle, url, model, given_options(ctx, ("backend", "device", "precision", "threads")),
+                          given_options(ctx, ("model",)))
+    if frames is not None and interpolate is None:
+        raise GenError("--frames counts the images of a latent walk: give --interpolate A B with it (a StyleGAN bundle)")
     if reconstruct and image is None:
         raise GenError("--reconstruct encodes and decodes --image: give --image FILE or --image FOLDER")
     folder = image is not None and os.path.isdir(image)
@@ -87,7 +91,7 @@ def generate(
             n = 4 if prompt is not None else 1 if image is not None else 16
         walk = {}
         if interpolate is not None:  # n frames from seed A's image to seed B's
-            seed, walk, n = interpolate[0], {"interpolate": interpolate[1]}, frames
+            seed, walk, n = interpolate[0], {"interpolate": interpolate[1]}, 16 if frames is None else frames
         if reconstruct:
             images = sampler.reconstruct(image)
             n = len(images)

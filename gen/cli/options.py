@@ -8,10 +8,30 @@ import sys
 from gen.errors import GenError
 
 
-def require_bundle_or_url(bundle: str | None, url: str | None) -> None:
-    """Commands that run either a local bundle or a served model take exactly one of the two."""
-    if (bundle is None) == (url is None):
-        raise GenError("give either a BUNDLE directory or --url (with --model), not both")
+def require_bundle_or_url(bundle: str | None, url: str | None, model: str | None = None,
+                          local_options: tuple = (), served_options: tuple = ()) -> None:
+    """Commands that run either a local bundle or a served model take exactly one of the two; a
+    served model needs --model. Options that steer only the other kind of run are refused rather than
+    silently ignored (`local_options`, `served_options`: the ones the user typed, as flags)."""
+    if bundle is None and url is None:
+        raise GenError("give a BUNDLE directory (written by `gen export`), or --url and --model for a served model")
+    if bundle is not None and url is not None:
+        raise GenError(f"give either a BUNDLE directory or --url, not both (got {bundle} and --url {url})")
+    if url is not None and not model:
+        raise GenError("--url needs --model NAME: the pipeline model's name in the server's repository "
+                       "(`gen serve start` lists them)")
+    if url is not None and local_options:
+        raise GenError(f"{', '.join(local_options)} choose how a local bundle runs; a served model runs as its "
+                       "repository was built (gen serve build): drop them, or give a BUNDLE instead of --url")
+    if bundle is not None and served_options:
+        raise GenError(f"{', '.join(served_options)} apply with --url (a served model); drop them for a local BUNDLE")
+
+
+def given_options(ctx, names: tuple[str, ...]) -> tuple[str, ...]:
+    """Of `names` (parameter names), those the user typed, as their flags: defaults left alone do not count."""
+    # by the enum's name: typer vendors its own click, whose ParameterSource is not click's
+    return tuple("--" + n.replace("_", "-") for n in names
+                 if getattr(ctx.get_parameter_source(n), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP"))
 
 
 def command_line() -> str:

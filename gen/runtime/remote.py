@@ -50,7 +50,7 @@ class RemoteGenerator:
 
     def __init__(self, url: str, model: str | None):
         if not model:
-            raise GenError("backend 'triton' needs model=NAME (the pipeline model's name in the repository)")
+            raise GenError("backend 'triton' needs model=NAME (--model on the command line): the pipeline model's name in the repository")
         self.model = check_model_name(model, "--model")
         self.url = url
         self.scheme, self.tc, self.client = connect(url)

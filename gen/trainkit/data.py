@@ -134,11 +134,18 @@ def digit_images():
     return images, d.target.tolist(), [str(i) for i in range(10)]
 
 
+BUILT_IN = ("digits", "faces")  # datasets gen ships or loads offline, by name
+
+
 def _folder(root: Path):
     if not root.exists():
-        raise GenError(f"--data folder not found: {root}")
+        import difflib
+
+        close = difflib.get_close_matches(str(root), BUILT_IN, n=1)
+        hint = f"; did you mean the built-in {close[0]!r}?" if close else f" (built-in datasets: {', '.join(BUILT_IN)})"
+        raise GenError(f"--data folder not found: {root}{hint}")
     if not root.is_dir():
-        raise GenError(f"--data must be 'digits' or a folder of images; {root} is not a folder")
+        raise GenError(f"--data must be {' or '.join(BUILT_IN)} or a folder of images; {root} is not a folder")
     subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if subdirs:
         groups = [(d.name, sorted(image_files(d))) for d in subdirs]

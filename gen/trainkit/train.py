@@ -27,6 +27,12 @@ def step_generator(seed: int, step: int):
     return torch.Generator().manual_seed(seed * 1_000_003 + step)
 
 
+# options that are loss weights, thresholds or warm-up counts (>= 0), and fractions (EMA decays, dropout rates)
+NON_NEGATIVE = ("beta", "commitment", "cycle_weight", "gp_weight", "identity_weight", "l1_weight", "gan_weight", "r1_gamma",
+                "dead_code_threshold", "warmup")
+FRACTIONS = ("ema_decay", "ema_beta", "label_dropout")
+
+
 def build_config(family: str, data: Dataset, data_spec: str, overrides: dict) -> dict:
     config = defaults(family)
     unknown = set(overrides) - set(config) - set(LOOP)
@@ -46,7 +52,7 @@ def build_config(family: str, data: Dataset, data_spec: str, overrides: dict) ->
     if data.input_channels:  # paired data: what the model reads, beside what it makes
         config["input_channels"] = data.input_channels
     for key in ("steps", "batch_size", "sample_every", "checkpoint_every", "log_every", "n_critic", "latent_dim", "z_dim", "width",
-                "blocks", "pool_size", "w_dim", "mapping_layers", "r1_every", "grid", "codebook_size", "code_dim"):
+                "blocks", "pool_size", "w_dim", "mapping_layers", "r1_every", "grid", "codebook_size", "code_dim", "timesteps"):
         _check_positive(config, key)
     if config["batch_size"] < 2:
         raise GenError(f"--batch-size must be at least 2 (batch statistics need two samples), got {config['batch_size']}")
@@ -55,6 +61,12 @@ def build_config(family: str, data: Dataset, data_spec: str, overrides: dict) ->
             raise GenError(f"--{key.replace('_', '-')} must be a finite number, got {value}")
     if not config["lr"] > 0:
         raise GenError(f"--lr must be positive, got {config['lr']}")
+    for key in NON_NEGATIVE:  # a negative loss weight would train the model away from its goal
+        if isinstance(config.get(key), (int, float)) and config[key] < 0:
+            raise GenError(f"--{key.replace('_', '-')} must be >= 0, got {config[key]}")
+    for key in FRACTIONS:
+        if isinstance(config.get(key), (int, float)) and not 0 <= config[key] < 1:
+            raise GenError(f"--{key.replace('_', '-')} must be in [0, 1), got {config[key]}")
     size = config["image_size"]
     if size < 8 or size & (size - 1):
         raise GenError(f"--image-size must be a power of two >= 8 for these nets, got {size}")

@@ -14,7 +14,7 @@ def test_train_sd_lora_then_generate(tmp_path, sd_bundle):
 
 
 def test_export_arguments_are_checked(tmp_path):
-    for args, message in [((), "give either a RUN directory or --model"),
+    for args, message in [((), "give a RUN directory (written by `gen train`) or --model NAME"),
                           (("runs/x", "--model", "sd"), "give either a RUN directory or --model"),
                           (("--model", "sdxl"), "unknown --model 'sdxl'"),
                           (("--model", "sd", "--base", tmp_path / "missing"), "folder not found")]:

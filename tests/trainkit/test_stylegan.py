@@ -75,7 +75,7 @@ def test_truncation_mixing_and_walk(bundles):
     ({"psi": 1.5}, r"psi must be in \[0, 1\], got 1.5"),
     ({"psi": -0.1}, r"psi must be in \[0, 1\], got -0.1"),
     ({"mix_seed": 3, "mix_layer": 4}, "mix_layer must be between 0 and 3 .*got 4"),
-    ({"mix_layer": 1}, "mix_layer applies with mix_seed"),
+    ({"mix_layer": 1}, r"mix_layer \(--mix-layer\) applies with mix_seed"),
     ({"mix_seed": 3, "interpolate": 4}, "interpolate and mix_seed do not combine"),
     ({"steps": 4}, "steps applies to diffusion bundles; this is a stylegan bundle"),
 ])

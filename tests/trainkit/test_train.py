@@ -120,6 +120,11 @@ def test_bad_options_are_named(tmp_path):
             Image.new("L", (8, 8), i * 50).save(tmp_path / "imgs" / f"{i}.png")
         train("gan", str(tmp_path / "imgs"), str(tmp_path / "b"), {"conditional": True, "steps": 1})
     assert not (tmp_path / "b" / "weights.safetensors").exists()
+    with pytest.raises(GenError, match=r"--beta must be >= 0, got -1"):
+        _train("vae", tmp_path / "c", beta=-1.0)
+    with pytest.raises(GenError, match=r"--ema-decay must be in \[0, 1\), got 1.5"):
+        _train("ddpm", tmp_path / "d", ema_decay=1.5)
+    assert not (tmp_path / "c").exists() and not (tmp_path / "d").exists()
 
 
 def test_a_safetensors_header_length_starting_with_0x80_is_not_mistaken_for_a_pickle(tmp_path):

@@ -28,7 +28,7 @@ class Pix2Pix(Family):
     Sampling = Pix2PixSampling
     takes = ("image",)
     example = "--image IN.png --out OUT.png"
-    required = {"image": "this is an image-to-image bundle: pass image= (a path, a PIL image or an array)"}
+    required = {"image": "this is an image-to-image bundle: pass image= (a path, a PIL image or an array; --image FILE on the command line)"}
 
     def check(self, bundle, args):
         from gen.runtime.image_input import fit_to_model

@@ -63,7 +63,7 @@ class StableDiffusion(DiffusionFamily):
         image, height, width = args.get("image"), args.get("height"), args.get("width")
         if bundle.sampling.inpainting and (image is None or "mask" not in args):
             raise GenError("this is an inpainting model (its UNet reads the mask and the masked image): pass image= "
-                           "and mask= (white is repainted)")
+                           "and mask= (--image and --mask; white is repainted)")
         if image is None:
             given = [k for k in ("mask", "strength") if k in args]
             if given:

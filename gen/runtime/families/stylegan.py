@@ -35,7 +35,7 @@ class StyleGan(Family):
     def check(self, bundle, args):
         num = bundle.sampling.num_ws
         if "mix_layer" in args and "mix_seed" not in args:
-            raise GenError("mix_layer applies with mix_seed: the seed whose styles the layers from mix_layer on take")
+            raise GenError("mix_layer (--mix-layer) applies with mix_seed (--mix-seed): the seed whose styles the layers from mix_layer on take")
         if "mix_seed" in args:
             if "interpolate" in args:
                 raise GenError("interpolate and mix_seed do not combine: walk between two seeds, or mix two")
