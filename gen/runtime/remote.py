@@ -6,6 +6,7 @@ and a client host needs tritonclient, not the server side in gen.serving.
 
 from __future__ import annotations
 
+import threading
 from urllib.parse import urlparse
 
 import numpy as np
@@ -53,8 +54,24 @@ class RemoteGenerator:
             raise GenError("backend 'triton' needs model=NAME (--model on the command line): the pipeline model's name in the repository")
         self.model = check_model_name(model, "--model")
         self.url = url
-        self.scheme, self.tc, self.client = connect(url)
+        self.scheme, self.tc, client = connect(url)
         self.family = "remote"
+        # tritonclient's HTTP client runs on gevent: a client made in one thread fails in another
+        # ("Cannot switch to a different thread"), so a threaded caller (the demo's request handlers)
+        # gets one client per thread; the gRPC client is thread-safe and shared
+        self._shared = threading.get_ident()  # the gRPC client's key
+        self._clients = {self._shared: client}
+        self._lock = threading.Lock()
+
+    @property
+    def client(self):
+        """This thread's client (the one client, for gRPC)."""
+        key = self._shared if self.scheme == "grpc" else threading.get_ident()
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                client = self._clients[key] = self.tc.InferenceServerClient(parse_url(self.url)[1])
+        return client
 
     def generate(self, **arguments) -> np.ndarray:
         """The same keywords as `Sampler.generate`, encoded as the served pipeline's request inputs
@@ -67,7 +84,11 @@ class RemoteGenerator:
         return self.infer(values)["images_float"]
 
     def close(self) -> None:
-        self.client.close()
+        """Closes every thread's client: an open keep-alive connection makes a stopping Triton wait."""
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()
 
     def infer(self, values: dict[str, np.ndarray], outputs=("images_float",)) -> dict[str, np.ndarray]:
         """One raw request: any input names and dtypes (the server validates them)."""

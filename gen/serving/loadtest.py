@@ -40,7 +40,7 @@ def run_load(url: str, model: str, concurrency: list[int], requests: int, n: int
                         return
                     _one(client, i)
             finally:
-                client.client.close()
+                client.close()
 
         def _one(client, i):
             t0 = time.perf_counter()
@@ -55,7 +55,11 @@ def run_load(url: str, model: str, concurrency: list[int], requests: int, n: int
                 if ok is not True:
                     errors.append(f"request {i}: {ok}")
 
-        RemoteGenerator(url, model).generate(n=n, seed=0, steps=steps, labels=labels)  # warm-up
+        warm = RemoteGenerator(url, model)
+        try:
+            warm.generate(n=n, seed=0, steps=steps, labels=labels)  # warm-up
+        finally:
+            warm.close()
         threads = [threading.Thread(target=worker) for _ in range(c)]
         t0 = time.perf_counter()
         for t in threads:
