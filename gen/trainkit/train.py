@@ -198,6 +198,9 @@ def _train(family, fresh, out, overrides, resume, force, progress, label, w) -> 
     if resume:
         tensors, meta = run.load_state()
         start = unpack(tensors, meta, trainer.modules, trainer.optimizers, str(run.state_path))
+        if start >= config["steps"]:  # nothing to train: leave the run exactly as it is
+            raise GenError(f"--resume: {out} has already trained {start} steps (--steps {config['steps']}): nothing to do; "
+                           f"give --steps above {start} to train it further")
         run.truncate_metrics(start)
     else:
         run = target.claim(force) if w.main else run

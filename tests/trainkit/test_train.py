@@ -90,6 +90,12 @@ def test_resume_of_another_family_or_of_nothing_is_refused(tmp_path):
         _train("gan", tmp_path / "run", steps=4, resume=True)
     with pytest.raises(GenError, match="holds no run"):
         _train("gan", tmp_path / "nothing", steps=4, resume=True)
+    files = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}
+    for steps in (1, 2):  # before and at the step it reached: refused, the run left as it was
+        with pytest.raises(GenError, match=rf"--resume: .* has already trained 2 steps \(--steps {steps}\): nothing to do; "
+                                           "give --steps above 2"):
+            _train("vae", tmp_path / "run", steps=steps, resume=True)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()} == files
 
 
 def test_corrupt_truncated_and_pickled_checkpoints_are_refused_clearly(tmp_path):
