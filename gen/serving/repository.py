@@ -102,7 +102,7 @@ def pipeline_config(name: str, bundle, max_n: int, instances: int, components: s
              f"instance_group [ {{ count: {instances} kind: KIND_CPU }} ]",
              _params({"component_prefix": f"{name}_", "max_n": max_n, "components": components,
                       "precision": precision, "threads": threads,
-                      **{f"max_{k}": v for k, v in (limits or {}).items() if v}})]
+                      **{f"max_{k}": v for k, v in (limits or {}).items() if v is not None}})]
     return "\n".join(parts) + "\n"
 
 
@@ -121,6 +121,14 @@ def build_repository(bundles: list[str], out: str, flavour: str = "python", max_
         raise GenError(f"unknown --components {components!r}; choose one of {', '.join(COMPONENT_MODES)}")
     if max_batch < 1 or instances < 1:
         raise GenError(f"--max-batch and --instances must be >= 1, got {max_batch} and {instances}")
+    for key, value in (limits or {}).items():  # None: the family's default; 0 is not a way to say so
+        if value is not None and value < 1:
+            raise GenError(f"--max-{key.replace('_', '-')} must be >= 1, got {value} (leave it out for the default)")
+    if threads is not None:
+        from gen.runtime.backends import MAX_THREADS
+
+        if not 1 <= threads <= MAX_THREADS:  # the served model would fail at load, after the server started
+            raise GenError(f"--threads must be from 1 to {MAX_THREADS}, got {threads} (leave it out for all cores)")
     if not bundles:
         raise GenError("give at least one bundle")
     if names and len(names) != len(bundles):
@@ -146,7 +154,7 @@ def _write_repository(tmp: Path, bundles, names, flavour, max_batch, instances, 
     for bundle_path, name in zip(bundles, names):
         bundle = load_bundle(bundle_path)
         max_n = max_batch // 2 if bundle.spec.guided(bundle) else max_batch
-        bundle.spec.limits_for(bundle, {k: v for k, v in (limits or {}).items() if v})  # refuse bad ones here
+        bundle.spec.limits_for(bundle, {k: v for k, v in (limits or {}).items() if v is not None})  # refuse bad ones here
         if max_n < 1:
             raise GenError(f"--max-batch {max_batch} is too small for {name}: guidance doubles the batch; use >= 2")
         for comp in bundle.components:

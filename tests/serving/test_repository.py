@@ -82,6 +82,19 @@ def test_bad_repository_arguments(bundles, tmp_path):
         build_repository([str(bundles["gan"]), str(bundles["gan"])], str(tmp_path / "r"))
     with pytest.raises(GenError, match="bundle not found"):
         build_repository([str(tmp_path / "nope")], str(tmp_path / "r"))
+    # refused at build, not when the started server loads the model (0 is not "the default")
+    with pytest.raises(GenError, match=r"--max-steps must be >= 1, got 0 \(leave it out for the default\)"):
+        build_repository([str(bundles["gan"])], str(tmp_path / "r"), limits={"steps": 0, "pixels": None})
+    with pytest.raises(GenError, match=r"--threads must be from 1 to 1024, got -1"):
+        build_repository([str(bundles["gan"])], str(tmp_path / "r"), threads=-1)
+    from gen.serving.server import TritonServer
+
+    with pytest.raises(GenError, match="model repository not found: .*nope"):
+        TritonServer(str(tmp_path / "nope"))
     build_repository([str(bundles["gan"])], str(tmp_path / "r"))
     with pytest.raises(GenError, match="already exists; pass --force"):
         build_repository([str(bundles["gan"])], str(tmp_path / "r"))
+    with pytest.raises(GenError, match="--http-port must be a port number from 1 to 65535, got 99999"):
+        TritonServer(str(tmp_path / "r"), http_port=99999)
+    with pytest.raises(GenError, match="--http-port and --grpc-port must differ, got 8000 and 8000"):
+        TritonServer(str(tmp_path / "r"), http_port=8000, grpc_port=8000)
