@@ -91,12 +91,18 @@ def test_cli_refuses_non_finite_guidance_and_training_rates(bundles, tmp_path):
     (["export", "{run}", "--tolerance", "-1"], "--tolerance is a largest max |difference|: give a finite number >= 0, got -1.0"),
     (["train", "vae", "--beta", "-1"], "--beta must be >= 0, got -1.0"),
     (["train", "ddpm", "--data", "digitz"], "--data folder not found: digitz; did you mean the built-in 'digits'?"),
+    (["eval", "{root}/run-pix2pix", "--scheduler", "ddim", "--steps", "5"],
+     "--steps, --scheduler do not apply to a pix2pix run (its gen eval takes no sampling options)"),
+    (["eval", "{root}/run-vae", "--steps", "10"], "--steps does not apply to a vae run (its gen eval takes no sampling options)"),
+    (["eval", "{root}/run-cddpm", "--psi", "0.5"], "--psi does not apply to a ddpm run (its gen eval takes --guidance, --scheduler, --steps)"),
+    (["eval", "{root}/run-ddpm", "--inception", "{root}/none.onnx"], "--inception {root}/none.onnx: file not found"),
 ])
 def test_cli_errors_name_the_flag_and_the_fix(bundles, tmp_path, args, message):
-    names = {"ddpm": bundles["ddpm"], "run": Path(bundles["ddpm"]).parent / "run-ddpm"}
-    out = [] if args[0] == "bench" else ["--out", tmp_path / "out.png"]
+    root = Path(bundles["ddpm"]).parent
+    names = {"ddpm": bundles["ddpm"], "run": root / "run-ddpm", "root": root}
+    out = ["--out", tmp_path / "out.png"] if args[0] in ("generate", "export", "train") else []
     p = gen_here(*[a.format(**names) for a in args], *out, check=False)
-    assert p.returncode == 2 and message in p.stderr, p.stderr
+    assert p.returncode == 2 and message.format(**names) in p.stderr, p.stderr
     assert not (tmp_path / "out.png").exists()
 
 

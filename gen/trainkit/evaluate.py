@@ -128,6 +128,13 @@ def sample_with(sampler, n: int, seed: int, labels=None, batch: int = 500, **opt
     return np.concatenate(out)
 
 
+EVAL_OPTIONS = {"steps", "guidance", "scheduler", "psi", "classifier_scale"}  # the sampling options gen eval passes on
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
 def evaluate_run(run_path: str, n: int = EVAL_N, seed: int = 0, steps: int | None = None,
                  guidance: float | None = None, inception: str | None = None, progress=lambda message: None,
                  scheduler: str | None = None, backend: str | None = None, precision: str | None = None,
@@ -166,6 +173,15 @@ def evaluate_run(run_path: str, n: int = EVAL_N, seed: int = 0, steps: int | Non
 
 
 def _evaluate(run_path, config, sampler, n, seed, options, inception, progress) -> dict:
+    bundle = sampler.bundle
+    # refused before minutes of sampling, not found unused (or missing) afterwards
+    accepted = set(bundle.spec.accepts(bundle)) if bundle.spec.can_generate(bundle) else set()
+    unused = [_flag(k) for k in options if k not in accepted]
+    if unused:
+        raise GenError(f"{', '.join(unused)} {'does' if len(unused) == 1 else 'do'} not apply to a {config['family']} run "
+                       f"(its gen eval takes {', '.join(_flag(a) for a in sorted(accepted & EVAL_OPTIONS)) or 'no sampling options'})")
+    if inception and not Path(inception).is_file():
+        raise GenError(f"--inception {inception}: file not found (an ONNX Inception-v3 feature network)")
     if config.get("input_channels") or config.get("data_b"):  # image-to-image: translations, not samples
         from gen.trainkit.evaluate_translation import evaluate_translation
 
@@ -174,7 +190,6 @@ def _evaluate(run_path, config, sampler, n, seed, options, inception, progress) 
         raise GenError(f"--n must be at least 10 to fit feature statistics, got {n}")
     t0 = time.perf_counter()
     data = load_dataset(config["data"], config["image_size"], config["channels"])
-    bundle = sampler.bundle
     reconstruction = None
     if bundle.spec.encoder is not None and bundle.spec.encoder in bundle.manifest.components:
         progress(f"reconstructing {len(data.test_x)} held-out images ...")
