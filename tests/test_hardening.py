@@ -96,10 +96,23 @@ def test_cli_refuses_non_finite_guidance_and_training_rates(bundles, tmp_path):
     (["eval", "{root}/run-vae", "--steps", "10"], "--steps does not apply to a vae run (its gen eval takes no sampling options)"),
     (["eval", "{root}/run-cddpm", "--psi", "0.5"], "--psi does not apply to a ddpm run (its gen eval takes --guidance, --scheduler, --steps)"),
     (["eval", "{root}/run-ddpm", "--inception", "{root}/none.onnx"], "--inception {root}/none.onnx: file not found"),
+    (["generate", "{ddpm}", "--steps", "0"], "--steps must be at least 1, got 0"),  # library errors, in flags
+    (["generate", "{ddpm}", "--label", "3"], "--label given, but this bundle is unconditional"),
+    (["generate", "{root}/stylegan", "--interpolate", "1", "2", "--frames", "0"], "--frames must be a positive integer, got 0"),
+    (["generate", "{root}/stylegan", "--interpolate", "1", "2", "--n", "4"], "--n does not apply to a latent walk"),
+    (["generate", "{root}/vae", "--image", "{img}"], "--image applies to image-to-image bundles; to encode and decode an image "
+                                                      "with this autoencoder use reconstruct(images) (gen generate --reconstruct"),
+    (["generate", "{root}/pix2pix", "--image", "{img}", "--reconstruct"],
+     "--reconstruct: reconstruct() applies to autoencoder bundles (ae, vae, vqvae); a pix2pix bundle has no encoder"),
+    (["generate", "{root}/pix2pix", "--image", "{img}", "--n", "4"],
+     "--n 4 with one --image: a translation is deterministic, so it would be 4 copies of one image"),
 ])
 def test_cli_errors_name_the_flag_and_the_fix(bundles, tmp_path, args, message):
+    from PIL import Image
+
     root = Path(bundles["ddpm"]).parent
-    names = {"ddpm": bundles["ddpm"], "run": root / "run-ddpm", "root": root}
+    Image.new("L", (16, 16), 128).save(tmp_path / "in.png")
+    names = {"ddpm": bundles["ddpm"], "run": root / "run-ddpm", "root": root, "img": tmp_path / "in.png"}
     out = ["--out", tmp_path / "out.png"] if args[0] in ("generate", "export", "train") else []
     p = gen_here(*[a.format(**names) for a in args], *out, check=False)
     assert p.returncode == 2 and message.format(**names) in p.stderr, p.stderr

@@ -30,6 +30,9 @@ def translate_folder(sampler, folder: str, out: str, seed: int = 0, reconstruct:
     out_dir = Path(out)
     if out_dir.exists() and not out_dir.is_dir():
         raise GenError(f"--out {out} is a file; with --image FOLDER, --out names a folder to write into")
+    if not out_dir.exists() and out_dir.suffix.lower() in IMAGE_SUFFIXES:  # a typo'd file name, not a folder name
+        raise GenError(f"--out {out} looks like an image file; with --image FOLDER, --out names a folder to write "
+                       f"into (e.g. --out {out_dir.with_suffix('')})")
     if out_dir.resolve() == Path(folder).resolve():
         raise GenError("--out must not be the --image folder: the inputs would be overwritten")
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -33,11 +33,12 @@ def generate(
     seed: Annotated[int, typer.Option(help="Seed: same seed, same images on every backend.")] = 0,
     steps: Annotated[Optional[int], typer.Option(help="Diffusion steps (default from the bundle).")] = None,
     scheduler: Annotated[Optional[str], typer.Option(help="Diffusion scheduler: ddpm, ddim, dpm++, euler or lcm.")] = None,
+    eta: Annotated[Optional[float], typer.Option(help="With --scheduler ddim: stochasticity, >= 0 (0, the default, is deterministic; 1 is DDPM-like).")] = None,
     label: Annotated[Optional[int], typer.Option(help="Class label for conditional models (default: cycle through classes).")] = None,
     guidance: Annotated[Optional[float], typer.Option(help="Classifier-free guidance scale (class-conditional diffusion, or text-to-image: 7.5 by default).")] = None,
     classifier_scale: Annotated[Optional[float], typer.Option(help="Classifier guidance scale towards --label (DDPM bundles exported from `gen train noisy-classifier`; 0 = none).")] = None,
     threads: Annotated[Optional[int], typer.Option(help="CPU threads for the backend.")] = None,
-    out: Annotated[str, typer.Option(help="Image grid to write: .png, .jpg, .webp or .gif (one translated --image: that image at its size; --image FOLDER: a folder).")] = "grid.png",
+    out: Annotated[str, typer.Option(help="Image grid to write: .png, .jpg, .webp, or .gif (an animation, one image per frame) (one translated --image: that image at its size; --image FOLDER: a folder).")] = "grid.png",
 ) -> None:
     """Generate images and save them as one PNG grid.
 
@@ -60,7 +61,7 @@ def generate(
     from gen.images import image_format, save_grid
     from gen.runtime.sampler import Sampler
 
-    from gen.cli.options import given_options, require_bundle_or_url
+    from gen.cli.options import flag_message, given_options, require_bundle_or_url
 
     import os
 
@@ -68,6 +69,8 @@ def generate(
                           given_options(ctx, ("model",)))
     if frames is not None and interpolate is None:
         raise GenError("--frames counts the images of a latent walk: give --interpolate A B with it (a StyleGAN bundle)")
+    if interpolate is not None and n is not None:
+        raise GenError("--n does not apply to a latent walk: --frames sets how many images it has")
     if reconstruct and image is None:
         raise GenError("--reconstruct encodes and decodes --image: give --image FILE or --image FOLDER")
     folder = image is not None and os.path.isdir(image)
@@ -86,20 +89,28 @@ def generate(
                                        ("direction", direction)) if v is not None}
             translate_folder(sampler, image, out, seed=seed, reconstruct=reconstruct, **extra)
             return
+        translation = url is None and "image" in sampler.bundle.spec.required  # pix2pix, CycleGAN: deterministic
+        if translation and image is not None and n is not None and n > 1:
+            raise GenError(f"--n {n} with one --image: a translation is deterministic, so it would be {n} copies of one "
+                           "image; give --image FOLDER to translate several")
         t0 = time.perf_counter()
         if n is None:
             n = 4 if prompt is not None else 1 if image is not None else 16
         walk = {}
         if interpolate is not None:  # n frames from seed A's image to seed B's
             seed, walk, n = interpolate[0], {"interpolate": interpolate[1]}, 16 if frames is None else frames
-        if reconstruct:
-            images = sampler.reconstruct(image)
-            n = len(images)
-        else:
-            images = sampler.generate(prompt, n=n, seed=seed, steps=steps, scheduler=scheduler, labels=label, guidance=guidance,
-                                      classifier_scale=classifier_scale, negative_prompt=negative_prompt, height=height, width=width, image=image, mask=mask,
-                                      strength=strength, direction=direction, psi=psi, mix_seed=mix_seed,
-                                      mix_layer=mix_layer, **walk)
+        try:
+            if reconstruct:
+                images = sampler.reconstruct(image)
+                n = len(images)
+            else:
+                images = sampler.generate(prompt, n=n, seed=seed, steps=steps, scheduler=scheduler, labels=label, guidance=guidance,
+                                          classifier_scale=classifier_scale, negative_prompt=negative_prompt, height=height, width=width,
+                                          image=image, mask=mask, strength=strength, direction=direction, psi=psi, mix_seed=mix_seed,
+                                          mix_layer=mix_layer, eta=eta, **walk)
+        except GenError as e:  # the library names its arguments; here the user typed flags
+            raise GenError(flag_message(str(e), e.argument, {"labels": "--label", "n": "--frames" if walk else "--n"}),
+                           e.argument) from None
         elapsed = time.perf_counter() - t0
         replaced = os.path.exists(out)
         if image is not None and len(images) == 1:  # one translated image: as it is, not upscaled in a grid
@@ -111,8 +122,8 @@ def generate(
         if replaced:  # a grid is cheap to remake, so it is replaced, but never silently
             typer.echo(f"(replaced the earlier {out})")
         if url:
-            typer.echo(f"{n} images in {elapsed:.2f} s from {url} model {model} -> {out}")
+            typer.echo(f"{n} image{'s' * (n != 1)} in {elapsed:.2f} s from {url} model {model} -> {out}")
             return
         d = sampler.backend.describe()
-        typer.echo(f"{n} images in {elapsed:.2f} s on {d['backend']} ({d['device']}, {d['precision']}"
+        typer.echo(f"{n} image{'s' * (n != 1)} in {elapsed:.2f} s on {d['backend']} ({d['device']}, {d['precision']}"
                    f"{', ' + ','.join(sorted({p for v in d.get('providers', {}).values() for p in v})) if d.get('providers') else ''}) -> {out}")

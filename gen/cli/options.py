@@ -34,6 +34,19 @@ def given_options(ctx, names: tuple[str, ...]) -> tuple[str, ...]:
                  if getattr(ctx.get_parameter_source(n), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP"))
 
 
+def flag_message(message: str, argument: str | None, flags: dict[str, str] | None = None) -> str:
+    """A library error about a Python argument, worded for the command line: the argument's name at
+    the start becomes its flag (`steps must be ...` -> `--steps must be ...`), else the flag leads."""
+    if not argument:
+        return message
+    flag = (flags or {}).get(argument) or "--" + argument.replace("_", "-")
+    if message.startswith("--"):  # worded for the command line already
+        return message
+    if message.startswith(argument + " "):
+        return flag + message[len(argument):]
+    return f"{flag}: {message}"
+
+
 def command_line() -> str:
     """The command as typed, for results files."""
     return "gen " + " ".join(shlex.quote(a) for a in sys.argv[1:])

@@ -103,6 +103,7 @@ class Sampler:
         if self.remote is not None:
             raise GenError("reconstruct() runs in process on a bundle; a served model answers generate() requests")
         bundle, spec = self.bundle, self.bundle.spec
+        spec.check_encoder(bundle)
         image = fit_to_model(ARGUMENTS["image"].check(images), bundle.image.channels, (bundle.image.height, bundle.image.width))
         if len(image) > self.limits.n:
             raise GenError(f"{len(image)} images is over this model's limit of {self.limits.n} per call; raise it with "

@@ -63,6 +63,9 @@ class Family:
     required: dict[str, str] = {}  # argument -> what to say when it is missing
     # argument -> what to say when it is given to a bundle that does not take it (else a generic line)
     refusals: dict[str, str] = {"labels": "labels given, but this bundle is unconditional"}
+    # an autoencoder's input image is for reconstruct(), not generate()
+    AUTOENCODER_REFUSALS = {"image": "image applies to image-to-image bundles; to encode and decode an image with this "
+                                     "autoencoder use reconstruct(images) (gen generate --reconstruct --image IN.png)"}
     limits = Limits()  # defaults; a family may lower them (big models) or derive them (pixels)
     diffusion = False  # has steps (bench sweeps them)
     example = "--n 16 --out grid.png"  # `gen generate BUNDLE ...` options to try first (printed after export)
@@ -189,15 +192,19 @@ class Family:
         """Images (float NCHW in [-1, 1], fitted to the model) through encoder and decoder."""
         return self.decode(backend, self.encode(backend, images))
 
-    def encode(self, backend, images: np.ndarray) -> np.ndarray:
-        """The encoder's latents of images (float NCHW in [-1, 1]): vectors, or a VQ-VAE's code grid."""
-        bundle = backend.bundle
+    def check_encoder(self, bundle) -> None:
+        """reconstruct() and encode() need the autoencoder's encoder: refused before any input is read."""
         if self.encoder is None:
             raise GenError(f"reconstruct() applies to autoencoder bundles (ae, vae, vqvae); a {self.name} bundle has no "
-                           "encoder")
+                           "encoder", "reconstruct")
         if self.encoder not in bundle.manifest.components:
             raise GenError(f"this {self.name} bundle has no {self.encoder!r} component (exported before gen exported "
                            "encoders): re-export its run with `gen export RUN`")
+
+    def encode(self, backend, images: np.ndarray) -> np.ndarray:
+        """The encoder's latents of images (float NCHW in [-1, 1]): vectors, or a VQ-VAE's code grid."""
+        bundle = backend.bundle
+        self.check_encoder(bundle)
         return backend.run(self.encoder, {bundle.signature(self.encoder)["inputs"][0]["name"]: images})
 
     def decode(self, backend, latents: np.ndarray) -> np.ndarray:
