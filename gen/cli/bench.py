@@ -45,7 +45,6 @@ def bench(
     Examples:  gen bench bundles/ddpm --backends eager,ort --steps 50 --batch 16 --json results.json
                gen bench --url http://127.0.0.1:8000 --model ddpm --concurrency 1,4,8 --requests 200 --steps 50 --batch 1
     """
-    import json
 
     from gen.fileio import write_json
     from gen.runtime.bench import plot, run_bench, speedups
@@ -66,6 +65,14 @@ def bench(
             typer.echo(f"results: {json_out}")
         return
 
+    if plot_out and Path(plot_out).suffix.lower() != ".png":
+        raise GenError(f"--plot {plot_out}: the plot is a PNG; give a .png file name")
+    if steps is not None:
+        from gen.runtime.bundle import load_bundle
+
+        spec = load_bundle(bundle).spec
+        if not spec.diffusion:
+            raise GenError(f"--steps applies to diffusion bundles; this is a {spec.name} bundle (one network call per batch)")
     result = run_bench(bundle, [b.strip() for b in backends.split(",") if b.strip()],
                        [p.strip() for p in precisions.split(",") if p.strip()],
                        _ints(steps or "1,10,50", "--steps"), _ints(batch or "1,16", "--batch"), warmup, repeats, threads, device, log=typer.echo)
@@ -73,7 +80,8 @@ def bench(
     result["speedups"] = speedups(result)
     for s in result["speedups"]:
         ratio = next(v for k, v in s.items() if k.startswith("speedup"))
-        typer.echo(f"{s['backend']}/{s['precision']} batch {s['batch']} steps {s['steps']}: {ratio:.2f}x eager")
+        at_steps = f" steps {s['steps']}" if s.get("steps") is not None else ""
+        typer.echo(f"{s['backend']}/{s['precision']} batch {s['batch']}{at_steps}: {ratio:.2f}x eager")
     if json_out:
         write_json(json_out, result)
         typer.echo(f"results: {json_out}")
@@ -81,4 +89,4 @@ def bench(
     if plot_out:
         typer.echo(f"plot: {plot_out}" if plot(result, plot_out) else "plot skipped: matplotlib is not installed")
     if not json_out:
-        typer.echo(json.dumps(result["speedups"]))
+        typer.echo("(--json FILE keeps every figure: per-component percentiles, images/s, the machine)")

@@ -21,10 +21,16 @@ def require_bundle_or_url(bundle: str | None, url: str | None, model: str | None
         raise GenError("--url needs --model NAME: the pipeline model's name in the server's repository "
                        "(`gen serve start` lists them)")
     if url is not None and local_options:
-        raise GenError(f"{', '.join(local_options)} choose how a local bundle runs; a served model runs as its "
-                       "repository was built (gen serve build): drop them, or give a BUNDLE instead of --url")
+        raise GenError(f"{', '.join(local_options)} {_verb(local_options, 'chooses', 'choose')} how a local bundle runs; "
+                       "a served model runs as its repository was built (gen serve build): drop "
+                       f"{_verb(local_options, 'it', 'them')}, or give a BUNDLE instead of --url")
     if bundle is not None and served_options:
-        raise GenError(f"{', '.join(served_options)} apply with --url (a served model); drop them for a local BUNDLE")
+        raise GenError(f"{', '.join(served_options)} {_verb(served_options, 'applies', 'apply')} with --url (a served "
+                       f"model); drop {_verb(served_options, 'it', 'them')} for a local BUNDLE")
+
+
+def _verb(items, one: str, many: str) -> str:
+    return one if len(items) == 1 else many
 
 
 def given_options(ctx, names: tuple[str, ...]) -> tuple[str, ...]:

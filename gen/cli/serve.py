@@ -80,6 +80,7 @@ def start(
     finally:
         typer.echo("stopping tritonserver ...")
         server.stop()
+        typer.echo("stopped")
     if server.process.returncode not in (0, -15, None) and not stop.is_set():
         typer.echo(f"tritonserver exited with {server.process.returncode}; see {server.log_file}", err=True)
         raise typer.Exit(1)

@@ -81,11 +81,13 @@ class Bundle:
 
 def load_bundle(path: str | Path) -> Bundle:
     path = Path(path)
+    if path.is_file() and path.name == MANIFEST:
+        raise GenError(f"{path} is a bundle's manifest: give the bundle's folder, {path.parent}")
     if not path.is_dir():
         raise GenError(f"bundle not found: {path} (create one with `gen export RUN --out {path}`)")
     if not (path / MANIFEST).exists() and (path / "config.json").is_file():  # the run a bundle is exported from
-        raise GenError(f"{path} is a training run, not a bundle: export it first (`gen export {path} --out bundles/NAME`), "
-                       "then generate from bundles/NAME")
+        raise GenError(f"{path} is a training run, not a bundle: export it first (`gen export {path} --out bundles/NAME`) "
+                       "and give bundles/NAME")
     return open_bundle(path, read_json(path / MANIFEST, "bundle manifest"))
 
 

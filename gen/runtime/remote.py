@@ -25,7 +25,7 @@ def parse_url(url: str) -> tuple[str, str]:
     except ValueError:  # out-of-range or non-numeric port
         port = None
     if u.scheme not in SCHEMES or not u.hostname or not port:
-        raise GenError(f"--url {url!r} must look like http://127.0.0.1:8000 or grpc://127.0.0.1:8001")
+        raise GenError(f"{url!r} is not a server URL: it must look like http://127.0.0.1:8000 or grpc://127.0.0.1:8001")
     return u.scheme, f"{u.hostname}:{u.port}"
 
 
@@ -102,7 +102,13 @@ class RemoteGenerator:
         try:
             result = self.client.infer(self.model, inputs, outputs=requested)
         except Exception as e:  # tritonclient.utils.InferenceServerException, connection errors
-            raise GenError(f"{self.url} model {self.model}: {_message(e)}") from None
+            message = _message(e)
+            if "unexpected inference output" in message:  # a component model answers other outputs
+                message += (f"; {self.model} is not a gen pipeline (a component?): give a pipeline's name, "
+                            f"`gen serve status {self.url}` lists them")
+            elif "is not found" in message:
+                message += f"; `gen serve status {self.url}` lists the served models"
+            raise GenError(f"{self.url} model {self.model}: {message}") from None
         return {o: result.as_numpy(o) for o in outputs}
 
     @staticmethod

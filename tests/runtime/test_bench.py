@@ -56,3 +56,7 @@ def test_bench_cli_writes_json_and_plot(bundles, tmp_path):
     assert (tmp_path / "r.png").is_file()
     p = gen_here("bench", bundles["ddpm"], "--steps", "0", check=False)
     assert p.returncode == 2 and "--steps values must be >= 1" in p.stderr
+    p = gen_here("bench", bundles["gan"], "--steps", "10", check=False)
+    assert p.returncode == 2 and "--steps applies to diffusion bundles; this is a gan bundle" in p.stderr
+    p = gen_here("bench", bundles["ddpm"], "--plot", tmp_path / "p.bmp", check=False)
+    assert p.returncode == 2 and "the plot is a PNG; give a .png file name" in p.stderr

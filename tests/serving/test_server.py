@@ -240,6 +240,15 @@ def test_over_limit_request_is_refused_before_any_allocation_and_the_server_stay
     assert server_status(sd_server.http_url, probe=True)["models"]["sd"]["healthy"] is True
 
 
+@pytest.mark.parametrize("scheme", ["http", "grpc"])
+def test_a_component_or_unknown_model_name_points_to_the_served_pipelines(server, scheme):
+    url = server.http_url if scheme == "http" else server.grpc_url
+    for model, message in (("gan_generator", r"gan_generator is not a gen pipeline \(a component\?\)"),
+                           ("ganx", "`gen serve status")):
+        with Sampler(url, backend="triton", model=model) as s, pytest.raises(GenError, match=message):
+            s.generate(n=1, seed=0)
+
+
 def test_a_bad_direct_component_request_fails_alone(server, bundles):
     """Component models are reachable by clients; one with class_labels out of range gets its own
     error while 24 concurrent correct requests all succeed."""
