@@ -162,6 +162,9 @@ def train_with(out: str, family: str, fresh, overrides: dict, resume: bool = Fal
         return run
 
 
+WARM_STEPS = 10  # steps left out of the time estimate (the first ones allocate and warm caches)
+
+
 def _train(family, fresh, out, overrides, resume, force, progress, label, w) -> RunDir:
     import torch
     from tqdm import tqdm
@@ -233,6 +236,7 @@ def _train(family, fresh, out, overrides, resume, force, progress, label, w) -> 
     last_log = (t0, start)  # metrics.jsonl's steps_per_s is the rate since the previous record
     bar = tqdm(total=steps, initial=start, desc=label, unit="step", disable=not progress or not w.main, dynamic_ncols=True)
     estimated = not progress or not w.main
+    warm = None  # (time, step) once WARM_STEPS steps are done: the estimate's rate is timed from there
     for step in range(start, steps):
         g = step_generator(config["seed"], step)
         if w.size > 1:  # global batches from the step's generator; each rank's noise from its own
@@ -256,9 +260,12 @@ def _train(family, fresh, out, overrides, resume, force, progress, label, w) -> 
         bar.update(1)
         bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()}, refresh=False)
         now = time.perf_counter()
-        if not estimated and (now - t0 > 5 or done - start >= 20):  # once the rate has settled a little
+        if not estimated and warm is None and done - start >= WARM_STEPS:
+            warm = (now, done)
+        elif not estimated and warm is not None and (done - warm[1] >= 50 or now - warm[0] > 10):
+            # timed from past the first steps, whose allocations and caches made an early estimate 25% long
             estimated = True
-            rate = (done - start) / (now - t0)
+            rate = (done - warm[1]) / (now - warm[0])
             bar.write(f"about {_duration((steps - done) / rate)} for the remaining {steps - done} steps at "
                       f"{rate:.2f} steps/s (2 busy cores or another job running make it longer; "
                       "--steps sets the total)")
