@@ -56,21 +56,26 @@ class RemoteGenerator:
         self.url = url
         self.scheme, self.tc, client = connect(url)
         self.family = "remote"
-        # tritonclient's HTTP client runs on gevent: a client made in one thread fails in another
+        # tritonclient's HTTP client runs on gevent: a client made in one thread fails in any other
         # ("Cannot switch to a different thread"), so a threaded caller (the demo's request handlers)
-        # gets one client per thread; the gRPC client is thread-safe and shared
-        self._shared = threading.get_ident()  # the gRPC client's key
-        self._clients = {self._shared: client}
+        # gets one client per thread, keyed by the thread object: Linux reuses a dead thread's id. The
+        # gRPC client is thread-safe and shared.
+        self._clients = [(threading.current_thread(), client)]
         self._lock = threading.Lock()
 
     @property
     def client(self):
-        """This thread's client (the one client, for gRPC)."""
-        key = self._shared if self.scheme == "grpc" else threading.get_ident()
+        """This thread's client (the one client, for gRPC); clients of threads that have ended are closed."""
+        me, stale = threading.current_thread(), []
         with self._lock:
-            client = self._clients.get(key)
-            if client is None:
-                client = self._clients[key] = self.tc.InferenceServerClient(parse_url(self.url)[1])
+            for owner, client in self._clients:
+                if owner is me or self.scheme == "grpc":
+                    return client
+            stale = [c for owner, c in self._clients if not owner.is_alive()]
+            client = self.tc.InferenceServerClient(parse_url(self.url)[1])
+            self._clients = [(o, c) for o, c in self._clients if o.is_alive()] + [(me, client)]
+        for old in stale:  # closing only drops its sockets: safe from another thread
+            old.close()
         return client
 
     def generate(self, **arguments) -> np.ndarray:
@@ -86,7 +91,7 @@ class RemoteGenerator:
     def close(self) -> None:
         """Closes every thread's client: an open keep-alive connection makes a stopping Triton wait."""
         with self._lock:
-            clients, self._clients = list(self._clients.values()), {}
+            clients, self._clients = [c for _, c in self._clients], []
         for client in clients:
             client.close()
 

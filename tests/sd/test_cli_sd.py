@@ -60,7 +60,7 @@ def test_generate_img2img_and_inpainting_from_files(sd_bundle, tmp_path):
     Image.fromarray(mask).save(tmp_path / "mask.png")
     p = gen("generate", sd_bundle, "--prompt", "a red house", "--image", tmp_path / "in.png", "--strength", "0.5",
             "--steps", "4", "--n", "1", "--out", tmp_path / "a.png")
-    assert "1 images" in p.stdout and Image.open(tmp_path / "a.png").size[0] > 0
+    assert "1 image in" in p.stdout and Image.open(tmp_path / "a.png").size[0] > 0
     p = gen("generate", sd_bundle, "--prompt", "a red house", "--image", tmp_path / "in.png", "--mask",
             tmp_path / "mask.png", "--steps", "4", "--n", "1", "--out", tmp_path / "b.png")
     assert (tmp_path / "b.png").is_file()
