@@ -27,8 +27,9 @@ QUIET = {"progress": lambda *_: None}
 def test_an_oversized_text_to_image_call_is_refused_from_the_numbers_alone(sd_bundle):
     s = Sampler(str(sd_bundle))
     t0 = time.perf_counter()
-    with pytest.raises(GenError, match=r"1048576 pixels is over this model's limit of 16384; raise it with "
-                                       r"Sampler\(\.\.\., limits=\{'pixels': N\}\) or `gen serve build --max-pixels N`"):
+    with pytest.raises(GenError, match=r"1048576 pixels is over this model's limit of 16384; raise it in Python with "
+                                       r"Sampler\(\.\.\., limits=\{'pixels': N\}\), or for a served model with "
+                                       r"`gen serve build --max-pixels N`"):
         s.generate("a red house", height=1024, width=1024)
     assert time.perf_counter() - t0 < 1.0 and s.backend.component_calls == {}  # no network ran
     with pytest.raises(GenError, match="n = 17 is over this model's limit of 16"):
@@ -83,13 +84,14 @@ def test_cli_refuses_non_finite_guidance_and_training_rates(bundles, tmp_path):
     (["generate", "{ddpm}", "--url", "http://127.0.0.1:1"], "give either a BUNDLE directory or --url, not both"),
     (["generate", "--url", "http://127.0.0.1:1"], "--url needs --model NAME"),
     (["generate", "--url", "http://127.0.0.1:1", "--model", "ddpm", "--backend", "eager", "--threads", "2"],
-     "--backend, --threads choose how a local bundle runs"),
+     "--backend, --threads apply to a local bundle"),
     (["generate", "{ddpm}", "--model", "ddpm"], "--model applies with --url (a served model); drop it"),
     (["bench", "{ddpm}", "--concurrency", "4"], "--concurrency applies with --url"),
     (["generate", "{ddpm}", "--frames", "8"], "--frames counts the images of a latent walk: give --interpolate A B"),
     (["generate", "{run}"], "is a training run, not a bundle: export it first (`gen export"),
+    (["generate", "--url", "localhost:8000", "--model", "m"], "--url 'localhost:8000' is not a server URL"),
     (["generate", "{ddpm}/gen.json"], "gen.json is a bundle's manifest: give the bundle's folder, {ddpm}"),
-    (["serve", "status", "localhost:8000"], "'localhost:8000' is not a server URL: it must look like http://127.0.0.1:8000"),
+    (["serve", "status", "localhost:8000"], "URL 'localhost:8000' is not a server URL: it must look like http://127.0.0.1:8000"),
     (["export", "{run}", "--tolerance", "-1"], "--tolerance is a largest max |difference|: give a finite number >= 0, got -1.0"),
     (["train", "vae", "--beta", "-1"], "--beta must be >= 0, got -1.0"),
     (["train", "ddpm", "--data", "digitz"], "--data folder not found: digitz; did you mean the built-in 'digits'?"),
@@ -106,6 +108,12 @@ def test_cli_refuses_non_finite_guidance_and_training_rates(bundles, tmp_path):
                                                       "with this autoencoder use reconstruct(images) (gen generate --reconstruct"),
     (["generate", "{root}/pix2pix", "--image", "{img}", "--reconstruct"],
      "--reconstruct: reconstruct() applies to autoencoder bundles (ae, vae, vqvae); a pix2pix bundle has no encoder"),
+    (["generate", "{ddpm}", "--threads", "0"], "--threads must be at least 1 and at most 1024, got 0"),
+    (["generate", "{ddpm}", "--scheduler", "ddpm", "--eta", "0.5"], "--eta = 0.5 applies to the ddim scheduler only"),
+    (["generate", "{root}/vae", "--reconstruct", "--image", "{img}", "--n", "3"], "--n does not apply with --reconstruct"),
+    (["generate", "{root}/pix2pix", "--image", "{root}", "--psi", "0.5", "--n", "3"],
+     "--n, --psi do not apply with --image FOLDER"),
+    (["bench", "--url", "http://127.0.0.1:1", "--model", "m", "--plot", "p.png"], "--plot applies to a local bundle"),
     (["generate", "{root}/pix2pix", "--image", "{img}", "--n", "4"],
      "--n 4 with one --image: a translation is deterministic, so it would be 4 copies of one image"),
 ])

@@ -49,7 +49,7 @@ def bench(
     from gen.fileio import write_json
     from gen.runtime.bench import plot, run_bench, speedups
 
-    require_bundle_or_url(bundle, url, model, given_options(ctx, ("backends", "precisions", "threads", "device", "repeats", "warmup")),
+    require_bundle_or_url(bundle, url, model, given_options(ctx, ("backends", "precisions", "threads", "device", "repeats", "warmup", "plot_out")),
                           given_options(ctx, ("model", "concurrency", "requests")))
     if url:
         from gen.serving.loadtest import run_load

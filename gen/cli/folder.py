@@ -17,7 +17,8 @@ from gen.errors import GenError
 BATCH = 16
 
 
-def translate_folder(sampler, folder: str, out: str, seed: int = 0, reconstruct: bool = False, **arguments) -> None:
+def translate_folder(sampler, folder: str, out: str, seed: int = 0, reconstruct: bool = False, out_given: bool = True,
+                     **arguments) -> None:
     """Every image in `folder` through `sampler` (generate(image=...), or reconstruct() for autoencoders)."""
     import time
 
@@ -28,6 +29,8 @@ def translate_folder(sampler, folder: str, out: str, seed: int = 0, reconstruct:
     if not files:
         raise GenError(f"--image {folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     out_dir = Path(out)
+    if not out_given:  # the default --out is a grid's file name
+        raise GenError("with --image FOLDER, give --out FOLDER: the folder to write the translated images into")
     if out_dir.exists() and not out_dir.is_dir():
         raise GenError(f"--out {out} is a file; with --image FOLDER, --out names a folder to write into")
     if not out_dir.exists() and out_dir.suffix.lower() in IMAGE_SUFFIXES:  # a typo'd file name, not a folder name
@@ -56,5 +59,5 @@ def translate_folder(sampler, folder: str, out: str, seed: int = 0, reconstruct:
                 save_image(target, im)
             bar.update(len(chunk))
     note = f" ({replaced} replaced)" if replaced else ""
-    typer.echo(f"{len(files)} images in {time.perf_counter() - t0:.2f} s -> {out_dir}/{note}")
+    typer.echo(f"{len(files)} image{'s' * (len(files) != 1)} in {time.perf_counter() - t0:.2f} s -> {out_dir}/{note}")
 

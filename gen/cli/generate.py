@@ -61,7 +61,7 @@ def generate(
     from gen.images import image_format, save_grid
     from gen.runtime.sampler import Sampler
 
-    from gen.cli.options import flag_message, given_options, require_bundle_or_url
+    from gen.cli.options import given_options, library_errors_as_flags, require_bundle_or_url
 
     import os
 
@@ -74,32 +74,44 @@ def generate(
     if reconstruct and image is None:
         raise GenError("--reconstruct encodes and decodes --image: give --image FILE or --image FOLDER")
     folder = image is not None and os.path.isdir(image)
+    # what reconstruct() and a folder's translation do not read: refused, not dropped
+    sampling_only = ("n", "steps", "scheduler", "eta", "label", "guidance", "classifier_scale", "psi", "mix_seed", "mix_layer",
+                     "interpolate", "prompt", "negative_prompt", "height", "width", "mask", "strength", "direction")
+    if reconstruct and (unused := given_options(ctx, sampling_only)):
+        raise GenError(f"{', '.join(unused)} {'does' if len(unused) == 1 else 'do'} not apply with --reconstruct "
+                       "(an autoencoder encodes and decodes --image)")
+    if folder and (unused := given_options(ctx, ("n", "eta", "label", "classifier_scale", "psi", "mix_seed", "mix_layer",
+                                                  "interpolate", "height", "width", "mask"))):
+        raise GenError(f"{', '.join(unused)} {'does' if len(unused) == 1 else 'do'} not apply with --image FOLDER "
+                       "(each image in it is translated once, at its own size)")
     if not folder:
         image_format(out)  # a bad --out fails before the images are made
-    if url:
-        sampler = Sampler(url, backend="triton", model=model)
-    else:
-        sampler = Sampler(bundle, backend=backend, device=device, precision=precision, threads=threads)
-    with sampler:  # closed when done: a served model's client holds a keep-alive connection a stopping Triton waits for
-        if folder:
-            from gen.cli.folder import translate_folder
+    flags = {"labels": "--label", "n": "--frames" if interpolate is not None else "--n"}
+    with library_errors_as_flags(flags):  # the library names its arguments; here the user typed flags
+        if url:
+            sampler = Sampler(url, backend="triton", model=model)
+        else:
+            sampler = Sampler(bundle, backend=backend, device=device, precision=precision, threads=threads)
+        with sampler:  # closed when done: a served model's client holds a keep-alive connection a stopping Triton waits for
+            if folder:
+                from gen.cli.folder import translate_folder
 
-            extra = {k: v for k, v in (("prompt", prompt), ("negative_prompt", negative_prompt), ("steps", steps),
-                                       ("scheduler", scheduler), ("guidance", guidance), ("strength", strength),
-                                       ("direction", direction)) if v is not None}
-            translate_folder(sampler, image, out, seed=seed, reconstruct=reconstruct, **extra)
-            return
-        translation = url is None and "image" in sampler.bundle.spec.required  # pix2pix, CycleGAN: deterministic
-        if translation and image is not None and n is not None and n > 1:
-            raise GenError(f"--n {n} with one --image: a translation is deterministic, so it would be {n} copies of one "
-                           "image; give --image FOLDER to translate several")
-        t0 = time.perf_counter()
-        if n is None:
-            n = 4 if prompt is not None else 1 if image is not None else 16
-        walk = {}
-        if interpolate is not None:  # n frames from seed A's image to seed B's
-            seed, walk, n = interpolate[0], {"interpolate": interpolate[1]}, 16 if frames is None else frames
-        try:
+                extra = {k: v for k, v in (("prompt", prompt), ("negative_prompt", negative_prompt), ("steps", steps),
+                                           ("scheduler", scheduler), ("guidance", guidance), ("strength", strength),
+                                           ("direction", direction)) if v is not None}
+                translate_folder(sampler, image, out, seed=seed, reconstruct=reconstruct,
+                                 out_given=given_options(ctx, ("out",)) != (), **extra)
+                return
+            translation = url is None and "image" in sampler.bundle.spec.required  # pix2pix, CycleGAN: deterministic
+            if translation and image is not None and n is not None and n > 1:
+                raise GenError(f"--n {n} with one --image: a translation is deterministic, so it would be {n} copies of "
+                               "one image; give --image FOLDER to translate several")
+            t0 = time.perf_counter()
+            if n is None:
+                n = 4 if prompt is not None else 1 if image is not None else 16
+            walk = {}
+            if interpolate is not None:  # n frames from seed A's image to seed B's
+                seed, walk, n = interpolate[0], {"interpolate": interpolate[1]}, 16 if frames is None else frames
             if reconstruct:
                 images = sampler.reconstruct(image)
                 n = len(images)
@@ -108,22 +120,21 @@ def generate(
                                           classifier_scale=classifier_scale, negative_prompt=negative_prompt, height=height, width=width,
                                           image=image, mask=mask, strength=strength, direction=direction, psi=psi, mix_seed=mix_seed,
                                           mix_layer=mix_layer, eta=eta, **walk)
-        except GenError as e:  # the library names its arguments; here the user typed flags
-            raise GenError(flag_message(str(e), e.argument, {"labels": "--label", "n": "--frames" if walk else "--n"}),
-                           e.argument) from None
-        elapsed = time.perf_counter() - t0
-        replaced = os.path.exists(out)
-        if image is not None and len(images) == 1:  # one translated image: as it is, not upscaled in a grid
-            from gen.images import save_image
+            elapsed = time.perf_counter() - t0
+            describe = None if url else sampler.backend.describe()
+    replaced = os.path.exists(out)
+    if image is not None and len(images) == 1:  # one translated image: as it is, not upscaled in a grid
+        from gen.images import save_image
 
-            save_image(out, images[0])
-        else:
-            save_grid(out, images, nrow=len(images) if interpolate is not None else None)  # a walk is one strip
-        if replaced:  # a grid is cheap to remake, so it is replaced, but never silently
-            typer.echo(f"(replaced the earlier {out})")
-        if url:
-            typer.echo(f"{n} image{'s' * (n != 1)} in {elapsed:.2f} s from {url} model {model} -> {out}")
-            return
-        d = sampler.backend.describe()
-        typer.echo(f"{n} image{'s' * (n != 1)} in {elapsed:.2f} s on {d['backend']} ({d['device']}, {d['precision']}"
-                   f"{', ' + ','.join(sorted({p for v in d.get('providers', {}).values() for p in v})) if d.get('providers') else ''}) -> {out}")
+        save_image(out, images[0])
+    else:
+        save_grid(out, images, nrow=len(images) if interpolate is not None else None)  # a walk is one strip
+    if replaced:  # a grid is cheap to remake, so it is replaced, but never silently
+        typer.echo(f"(replaced the earlier {out})")
+    made = f"{n} image{'s' * (n != 1)} in {elapsed:.2f} s"
+    if url:
+        typer.echo(f"{made} from {url} model {model} -> {out}")
+        return
+    d = describe
+    providers = sorted({p for v in d.get("providers", {}).values() for p in v})
+    typer.echo(f"{made} on {d['backend']} ({d['device']}, {d['precision']}{', ' + ','.join(providers) if providers else ''}) -> {out}")

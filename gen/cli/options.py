@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
 import shlex
 import sys
 
@@ -18,10 +20,10 @@ def require_bundle_or_url(bundle: str | None, url: str | None, model: str | None
     if bundle is not None and url is not None:
         raise GenError(f"give either a BUNDLE directory or --url, not both (got {bundle} and --url {url})")
     if url is not None and not model:
-        raise GenError("--url needs --model NAME: the pipeline model's name in the server's repository "
-                       "(`gen serve start` lists them)")
+        raise GenError(f"--url needs --model NAME: the pipeline model's name in the server's repository "
+                       f"(`gen serve status {url}` lists them)")
     if url is not None and local_options:
-        raise GenError(f"{', '.join(local_options)} {_verb(local_options, 'chooses', 'choose')} how a local bundle runs; "
+        raise GenError(f"{', '.join(local_options)} {_verb(local_options, 'applies', 'apply')} to a local bundle; "
                        "a served model runs as its repository was built (gen serve build): drop "
                        f"{_verb(local_options, 'it', 'them')}, or give a BUNDLE instead of --url")
     if bundle is not None and served_options:
@@ -35,8 +37,9 @@ def _verb(items, one: str, many: str) -> str:
 
 def given_options(ctx, names: tuple[str, ...]) -> tuple[str, ...]:
     """Of `names` (parameter names), those the user typed, as their flags: defaults left alone do not count."""
+    flags = {p.name: max(p.opts, key=len) for p in ctx.command.params}  # e.g. plot_out -> --plot
     # by the enum's name: typer vendors its own click, whose ParameterSource is not click's
-    return tuple("--" + n.replace("_", "-") for n in names
+    return tuple(flags[n] for n in names
                  if getattr(ctx.get_parameter_source(n), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP"))
 
 
@@ -48,9 +51,18 @@ def flag_message(message: str, argument: str | None, flags: dict[str, str] | Non
     flag = (flags or {}).get(argument) or "--" + argument.replace("_", "-")
     if message.startswith("--"):  # worded for the command line already
         return message
-    if message.startswith(argument + " "):
+    if re.match(rf"{re.escape(argument)} (?:(?:must|given|applies|is|takes)\b|= )", message):  # not "height x width = ..."
         return flag + message[len(argument):]
     return f"{flag}: {message}"
+
+
+@contextlib.contextmanager
+def library_errors_as_flags(flags: dict[str, str] | None = None):
+    """Inside: a GenError about a generate() argument is re-raised worded with its flag (flag_message)."""
+    try:
+        yield
+    except GenError as e:
+        raise GenError(flag_message(str(e), e.argument, flags), e.argument) from None
 
 
 def command_line() -> str:

@@ -76,7 +76,8 @@ class Argument:
         """Client side: a request tensor for this argument, after the same checks as in process (the
         server checks again: this is so a bad value is not silently changed on its way there)."""
         if self.served is None:
-            raise GenError(f"{self.name} is not a served input; sample with {self.name} in process")
+            raise GenError(f"{self.name} is not a served input: drop it, or sample with it in process (a bundle, "
+                           "not a server URL)", self.name)
         dtype, _ = _SERVED[self.kind]
         if self.kind == "texts":
             return np.array([p.encode("utf-8") for p in self.check(value)], dtype=np.object_)

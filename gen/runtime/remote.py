@@ -17,15 +17,15 @@ from gen.runtime.names import check_model_name
 SCHEMES = ("http", "grpc")
 
 
-def parse_url(url: str) -> tuple[str, str]:
-    """'http://host:port' or 'grpc://host:port' -> (scheme, 'host:port')."""
+def parse_url(url: str, option: str = "--url") -> tuple[str, str]:
+    """'http://host:port' or 'grpc://host:port' -> (scheme, 'host:port'); `option` names where it was given."""
     u = urlparse(url)
     try:
         port = u.port
     except ValueError:  # out-of-range or non-numeric port
         port = None
     if u.scheme not in SCHEMES or not u.hostname or not port:
-        raise GenError(f"{url!r} is not a server URL: it must look like http://127.0.0.1:8000 or grpc://127.0.0.1:8001")
+        raise GenError(f"{option} {url!r} is not a server URL: it must look like http://127.0.0.1:8000 or grpc://127.0.0.1:8001")
     return u.scheme, f"{u.hostname}:{u.port}"
 
 
@@ -40,8 +40,8 @@ def client_module(scheme: str):
     return tc
 
 
-def connect(url: str):
-    scheme, address = parse_url(url)
+def connect(url: str, option: str = "--url"):
+    scheme, address = parse_url(url, option)
     tc = client_module(scheme)
     return scheme, tc, tc.InferenceServerClient(address)
 
@@ -128,12 +128,12 @@ def _message(e: Exception) -> str:
     return (msg or repr(e)).strip()
 
 
-def server_status(url: str, probe: bool = False) -> dict:
+def server_status(url: str, probe: bool = False, option: str = "URL") -> dict:
     """Liveness, readiness and each model's state. Triton reports a python-backend model READY even
     after its stub process died (e.g. killed for memory); with `probe`, each gen pipeline also gets
     one request its own code refuses at once (n = 0): that refusal proves the model's process is
     alive and answering, at no cost, and `healthy` says whether it came."""
-    scheme, tc, client = connect(url)
+    scheme, tc, client = connect(url, option)
     try:  # closed at the end: an open keep-alive connection makes a stopping Triton wait out its exit timeout
         try:
             live, ready = client.is_server_live(), client.is_server_ready()

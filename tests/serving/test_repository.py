@@ -96,5 +96,5 @@ def test_bad_repository_arguments(bundles, tmp_path):
         build_repository([str(bundles["gan"])], str(tmp_path / "r"))
     with pytest.raises(GenError, match="--http-port must be a port number from 1 to 65535, got 99999"):
         TritonServer(str(tmp_path / "r"), http_port=99999)
-    with pytest.raises(GenError, match="--http-port and --grpc-port must differ, got 8000 and 8000"):
+    with pytest.raises(GenError, match="--http-port and --grpc-port must differ, both are 8000"):
         TritonServer(str(tmp_path / "r"), http_port=8000, grpc_port=8000)

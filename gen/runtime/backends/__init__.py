@@ -123,7 +123,7 @@ def create_backend(name: str, bundle: Bundle, device: str = "cpu", precision: st
     precision = precision or (bundle.default_precision if device == "cuda" else "fp32")
     check_precision(precision)
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS):
-        raise GenError(f"threads must be at least 1 and at most {MAX_THREADS}, got {threads}")
+        raise GenError(f"threads must be at least 1 and at most {MAX_THREADS}, got {threads}", "threads")
     module, cls_name = _REGISTRY[name].split(":")
     cls = getattr(importlib.import_module(module), cls_name)
     cls.check_settings(device, precision)

@@ -120,10 +120,11 @@ class Family:
         return out
 
     def check_limits(self, bundle, args: dict, limits: Limits) -> None:
-        def refuse(what, limit, name):
-            argument = {"pixels": "height", "prompt_chars": "prompt"}.get(name, name)
-            raise GenError(f"{what} is over this model's limit of {limit}; raise it with Sampler(..., "
-                           f"limits={{'{name}': N}}) or `gen serve build {LIMIT_OPTIONS[name]} N`", argument)
+        def refuse(what, limit, name, argument=None):
+            argument = argument or {"pixels": "height", "prompt_chars": "prompt"}.get(name, name)
+            raise GenError(f"{what} is over this model's limit of {limit}; raise it in Python with Sampler(..., "
+                           f"limits={{'{name}': N}}), or for a served model with `gen serve build {LIMIT_OPTIONS[name]} N`",
+                           argument)
 
         count = self.images_per_request(args)
         if count > limits.n:
@@ -138,7 +139,7 @@ class Family:
         for name in ("prompt", "negative_prompt"):
             for p in args.get(name, ()):
                 if len(p) > limits.prompt_chars:
-                    refuse(f"a {name} of {len(p)} characters", f"{limits.prompt_chars} characters", "prompt_chars")
+                    refuse(f"a {name} of {len(p)} characters", f"{limits.prompt_chars} characters", "prompt_chars", name)
 
     def check(self, bundle, args: dict) -> None:
         """Rules across arguments or against the bundle; may normalise `args` in place."""

@@ -24,7 +24,8 @@ class DiffusionFamily(Family):
     def check(self, bundle, args: dict) -> None:
         name = args.get("scheduler") or bundle.sampling.default_scheduler
         if args.get("eta") and name != "ddim":
-            raise GenError(f"eta = {args['eta']} applies to the ddim scheduler only")
+            raise GenError(f"eta = {args['eta']} applies to the ddim scheduler only (this call samples with {name}): "
+                           "ask for scheduler ddim, or drop eta", "eta")
 
     def scheduler(self, bundle, args: dict):
         """The requested scheduler with its timesteps set (bundle defaults where not given)."""
