@@ -97,6 +97,7 @@ def test_cli_refuses_non_finite_guidance_and_training_rates(bundles, tmp_path):
     (["train", "ddpm", "--data", "digitz"], "--data folder not found: digitz; did you mean the built-in 'digits'?"),
     (["eval", "{root}/run-pix2pix", "--scheduler", "ddim", "--steps", "5"],
      "--steps, --scheduler do not apply to a pix2pix run (its gen eval takes no sampling options)"),
+    (["eval", "{root}/run-pix2pix", "--n", "50"], "--n does not apply to a pix2pix run: gen eval scores it on the whole held-out set"),
     (["eval", "{root}/run-vae", "--steps", "10"], "--steps does not apply to a vae run (its gen eval takes no sampling options)"),
     (["eval", "{root}/run-cddpm", "--psi", "0.5"], "--psi does not apply to a ddpm run (its gen eval takes --guidance, --scheduler, --steps)"),
     (["eval", "{root}/run-ddpm", "--inception", "{root}/none.onnx"], "--inception {root}/none.onnx: file not found"),

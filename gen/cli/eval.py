@@ -12,8 +12,8 @@ from gen.trainkit.defaults import EVAL_N
 
 def eval_run(
     run: Annotated[str, typer.Argument(help="Run directory written by `gen train`, or a bundle exported from one (scored on its ONNX files at --precision).")],
-    n: Annotated[int, typer.Option(help="Samples to generate and score (>= 1000 for stable figures).")] = EVAL_N,
-    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    n: Annotated[Optional[int], typer.Option(help=f"Samples to generate and score (>= 1000 for stable figures; default {EVAL_N}).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Sampling seed (default 0).")] = None,
     steps: Annotated[Optional[int], typer.Option(help="Diffusion sampling steps; default from the run.")] = None,
     scheduler: Annotated[Optional[str], typer.Option(help="Diffusion scheduler (ddim, dpm++, euler, ddpm, lcm); default from the run.")] = None,
     guidance: Annotated[Optional[float], typer.Option(help="Classifier-free guidance scale for conditional diffusion.")] = None,

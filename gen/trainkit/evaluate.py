@@ -135,7 +135,7 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def evaluate_run(run_path: str, n: int = EVAL_N, seed: int = 0, steps: int | None = None,
+def evaluate_run(run_path: str, n: int | None = None, seed: int | None = None, steps: int | None = None,
                  guidance: float | None = None, inception: str | None = None, progress=lambda message: None,
                  scheduler: str | None = None, backend: str | None = None, precision: str | None = None,
                  psi: float | None = None, classifier_scale: float | None = None) -> dict:
@@ -143,7 +143,9 @@ def evaluate_run(run_path: str, n: int = EVAL_N, seed: int = 0, steps: int | Non
     replacing) it makes this fail at once rather than score one run and file it under another.
 
     `run_path` may also be a bundle (a gen.json inside): its files are sampled on `backend` (ort) at
-    `precision` (fp32), so an int8 or fp16 bundle is scored as deployed; nothing is written into it."""
+    `precision` (fp32), so an int8 or fp16 bundle is scored as deployed; nothing is written into it.
+    `n` (default EVAL_N) and `seed` (0) are for runs that sample: a translation or a model that cannot
+    sample is scored on the held-out set, so they are refused there rather than ignored."""
     from gen.outputs import output_lock
     from gen.runtime.manifest import MANIFEST
 
@@ -182,6 +184,12 @@ def _evaluate(run_path, config, sampler, n, seed, options, inception, progress) 
                        f"(its gen eval takes {', '.join(_flag(a) for a in sorted(accepted & EVAL_OPTIONS)) or 'no sampling options'})")
     if inception and not Path(inception).is_file():
         raise GenError(f"--inception {inception}: file not found (an ONNX Inception-v3 feature network)")
+    samples = bundle.spec.can_generate(bundle) and not (config.get("input_channels") or config.get("data_b"))
+    given = [flag for flag, value in (("--n", n), ("--seed", seed)) if value is not None]
+    if given and not samples:
+        raise GenError(f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not apply to a {config['family']} run: "
+                       "gen eval scores it on the whole held-out set, not on samples")
+    n, seed = EVAL_N if n is None else n, 0 if seed is None else seed
     if config.get("input_channels") or config.get("data_b"):  # image-to-image: translations, not samples
         from gen.trainkit.evaluate_translation import evaluate_translation
 
