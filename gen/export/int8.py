@@ -96,6 +96,11 @@ def quantize_bundle(tmp: Path, manifest, options: Int8Options, precisions, progr
     try:
         plans = {name: _plan_component(tmp, name, manifest, recorded.get(name, []), options, work, progress)
                  for name in manifest.components}
+        unmatched = [p for p in options.exclude if not any(fnmatch(n, p) for plan in plans.values() for n in plan.excluded)]
+        if unmatched:  # a typo would silently keep nothing float
+            names = sorted({n for plan in plans.values() for ns in plan.groups.values() for n in ns})[:4]
+            raise GenError(f"--int8-exclude {', '.join(unmatched)} matches no quantizable node; node names look like "
+                           f"{', '.join(names) or '(none: no component is quantized)'}; nothing was written")
         reference = sample_images(tmp, "fp32", **options.gate_images)  # every gate round compares with it
         for precision in precisions:
             _gate(tmp, manifest, plans, precision, options, work, reference, progress)
@@ -357,7 +362,7 @@ def _gate(tmp, manifest, plans, precision, options, work, reference, progress) -
                            + (_DISCRETE_NOTE.format(family=manifest.family) if discrete else ""))
         for db, comp, node in fresh[:max(1, len(fresh) // 10)]:  # the worst tenth of what is left
             plans[comp].excluded.append(node)
-    manifest.parity[f"images_{precision}_vs_fp32"] = record
+    demoted = []
     for plan in plans.values():
         entry = dict(plan.record)
         if plan.prepared is not None and plan not in active:
@@ -374,7 +379,25 @@ def _gate(tmp, manifest, plans, precision, options, work, reference, progress) -
                           "speedup_per_call": round(c.speedup, 3), "psnr_db": round(c.psnr_db, 2), "max_abs": c.max_abs})
             progress(f"  {plan.name} {precision}: {c.speedup:.2f}x fp32 per call, {c.psnr_db:.1f} dB per call, "
                      f"{len(plan.excluded)} layer(s) kept float")
+            if c.speedup < options.min_speedup:  # the rule holds for what ships, not only for the search's figure
+                entry["kept_float"] = (f"as gated ({len(plan.excluded)} layer(s) kept float) it ran at {c.speedup:.2f}x "
+                                       f"fp32 per call (--int8-min-speedup {options.min_speedup})")
+                progress(f"  {plan.name} {precision}: kept float ({entry['kept_float']})")
+                demoted.append(plan)
         manifest.parity.setdefault(plan.name, {})[f"ort_{precision}_vs_fp32"] = entry
+    if demoted:
+        if all(p in demoted for p in active):
+            why = "; ".join(f"{p.name}: {manifest.parity[p.name][f'ort_{precision}_vs_fp32']['kept_float']}" for p in demoted)
+            raise GenError(f"int8 ({precision}) does not pay here once gated ({why}); nothing was written. Export "
+                           "without --int8, or pass --int8-min-speedup 0 to ship it anyway")
+        for plan in demoted:
+            for f in tmp.glob(f"{plan.name}{suffix}.onnx*"):  # the model and any external data beside it
+                f.unlink()
+            manifest.components[plan.name].files[precision] = parse(ModelFile, file_entry(plan.fp32), "file")
+        write_manifest(tmp / MANIFEST, manifest)
+        record = images_vs_fp32(tmp, precision, reference=reference, **options.gate_images)  # what now ships
+        progress(f"  images {precision} vs fp32, with {', '.join(p.name for p in demoted)} float: {record['psnr_db']} dB PSNR")
+    manifest.parity[f"images_{precision}_vs_fp32"] = record
 
 
 _DISCRETE_NOTE = (". A {family} bundle samples discrete codes: one that int8's outputs flip changes every later one, "
