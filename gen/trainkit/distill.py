@@ -48,8 +48,10 @@ def distill(teacher: str, out: str, options: dict, method: str = "progressive", 
     def fresh():
         return student_config(method, teacher, {k: v for k, v in options.items() if v is not None})
 
+    extend = ("a progressive student's halvings are all done: distil a new one (another --out) with more "
+              "--halvings or --steps-per-halving") if method == "progressive" else None
     return train_with(out, "ddpm", fresh, {"steps": None}, resume=resume, force=force, progress=progress,
-                      label=f"distill {method}")
+                      label=f"distill {method}", extend=extend)
 
 
 def student_config(method: str, teacher_path: str, options: dict):

@@ -48,8 +48,9 @@ class RunDir:
             return True  # gen's own config.json, damaged: read_config says so by name
         return isinstance(config, dict) and "family" in config
 
-    def check(self, resume: bool, force: bool) -> None:
-        """Refuse a directory that would be overwritten or cannot be resumed; changes nothing."""
+    def check(self, resume: bool, force: bool, resumable: bool = True) -> None:
+        """Refuse a directory that would be overwritten or cannot be resumed; changes nothing.
+        `resumable`: whether the command has --resume (the SD trainers do not), for the message."""
         if resume and force:
             raise GenError("--resume and --force contradict each other: --resume continues the run, --force replaces it")
         if resume:
@@ -64,8 +65,9 @@ class RunDir:
             if not force:
                 what = "another run" if self.is_run() else "other files"
                 raise GenError(
-                    f"--out {self.path} already holds {what}; pass --resume to continue it, "
-                    "--force to replace it, or choose another --out"
+                    f"--out {self.path} already holds {what}; pass "
+                    + ("--resume to continue it, " if resumable else "")
+                    + "--force to replace it, or choose another --out"
                 )
             if not self.is_run():
                 raise GenError(f"--force: {self.path} holds files that are not a gen run; refusing to delete them")

@@ -29,7 +29,7 @@ def begin(defaults: dict, options: dict, positive: tuple[str, ...], out: str, ba
     config = {**defaults, **{k: v for k, v in options.items() if v is not None}}
     check_options(config, positive)
     run = RunDir(out)
-    run.check(resume=False, force=force)
+    run.check(resume=False, force=force, resumable=False)
     say = print if progress else (lambda *_: None)
     return config, run, say, load_base(base, say)
 

@@ -142,7 +142,7 @@ def train(family: str, data_spec: str, out: str, overrides: dict, image_size: in
 
 
 def train_with(out: str, family: str, fresh, overrides: dict, resume: bool = False, force: bool = False,
-               progress: bool = True, label: str | None = None) -> RunDir:
+               progress: bool = True, label: str | None = None, extend: str | None = None) -> RunDir:
     """The loop every trainer shares (training and distillation): `fresh()` gives a new run's
     (config, data); a resumed run reads its own config. One writer at a time per `out`."""
     from gen.outputs import absolute, output_lock, remove_stale
@@ -152,7 +152,7 @@ def train_with(out: str, family: str, fresh, overrides: dict, resume: bool = Fal
     w = world()  # under torchrun: this process's rank; rank 0 alone writes (gen.trainkit.distributed)
     with output_lock(out) if w.main else contextlib.nullcontext():
         try:
-            run = _train(family, fresh, out, overrides, resume, force, progress, label or f"train {family}", w)
+            run = _train(family, fresh, out, overrides, resume, force, progress, label or f"train {family}", w, extend)
         except BaseException:
             if w.main:
                 remove_stale(absolute(out))  # a replacement that did not finish leaves no staging behind
@@ -165,7 +165,8 @@ def train_with(out: str, family: str, fresh, overrides: dict, resume: bool = Fal
 WARM_STEPS = 10  # steps left out of the time estimate (the first ones allocate and warm caches)
 
 
-def _train(family, fresh, out, overrides, resume, force, progress, label, w) -> RunDir:
+def _train(family, fresh, out, overrides, resume, force, progress, label, w, extend=None) -> RunDir:
+    """`extend`: how to train a finished run further, where it is not a larger --steps."""
     import torch
     from tqdm import tqdm
 
@@ -202,8 +203,8 @@ def _train(family, fresh, out, overrides, resume, force, progress, label, w) -> 
         tensors, meta = run.load_state()
         start = unpack(tensors, meta, trainer.modules, trainer.optimizers, str(run.state_path))
         if start >= config["steps"]:  # nothing to train: leave the run exactly as it is
-            raise GenError(f"--resume: {out} has already trained {start} steps (--steps {config['steps']}): nothing to do; "
-                           f"give --steps above {start} to train it further")
+            raise GenError(f"--resume: {out} has already trained {start} steps (it asks for {config['steps']}): nothing to do; "
+                           + (extend or f"give --steps above {start} to train it further"))
         run.truncate_metrics(start)
     else:
         run = target.claim(force) if w.main else run

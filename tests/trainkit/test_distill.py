@@ -62,6 +62,8 @@ def test_student_resumes_bit_identically(teacher, tmp_path, monkeypatch):
     a, _ = load_safetensors(whole / "weights.safetensors")
     b, _ = load_safetensors(part / "weights.safetensors")
     assert a.keys() == b.keys() and all(bool((a[k] == b[k]).all()) for k in a)
+    with pytest.raises(GenError, match="a progressive student's halvings are all done: distil a new one"):
+        distill(str(teacher), str(part), {}, resume=True, progress=False)  # finished: the hint is not --steps
 
 
 def test_bad_teachers_and_settings_are_refused(teacher, tmp_path):

@@ -10,6 +10,7 @@ import torch
 
 from gen.errors import GenError
 from gen.fileio import load_safetensors
+from gen.trainkit.rundir import RunDir
 from gen.trainkit.train import load_run, sample_run, train
 
 FAST = {"log_every": 5, "sample_every": 10, "checkpoint_every": 10}
@@ -73,6 +74,8 @@ def test_refuses_to_overwrite_a_run_unless_forced(tmp_path):
     with pytest.raises(GenError, match="already holds another run; pass --resume .* --force"):
         _train("vae", tmp_path / "run", steps=2, seed=5)
     assert run.weights_path.read_bytes() == before
+    with pytest.raises(GenError, match=r"already holds another run; pass --force to replace it"):  # SD trainers: no --resume
+        RunDir(str(run.path)).check(resume=False, force=False, resumable=False)
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
     with pytest.raises(GenError, match="other files"):
@@ -92,7 +95,7 @@ def test_resume_of_another_family_or_of_nothing_is_refused(tmp_path):
         _train("gan", tmp_path / "nothing", steps=4, resume=True)
     files = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}
     for steps in (1, 2):  # before and at the step it reached: refused, the run left as it was
-        with pytest.raises(GenError, match=rf"--resume: .* has already trained 2 steps \(--steps {steps}\): nothing to do; "
+        with pytest.raises(GenError, match=rf"--resume: .* has already trained 2 steps \(it asks for {steps}\): nothing to do; "
                                            "give --steps above 2"):
             _train("vae", tmp_path / "run", steps=steps, resume=True)
     assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()} == files
