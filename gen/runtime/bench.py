@@ -63,9 +63,10 @@ def run_bench(bundle: str, backends: list[str], precisions: list[str], steps: li
         raise GenError(f"--repeats must be >= 1 and --warmup >= 0, got {repeats} and {warmup}")
     from gen.runtime.backends import backend_names
     from gen.runtime.bundle import load_bundle
-    from gen.runtime.precision import PRECISIONS
+    from gen.runtime.precision import PRECISIONS, check_precision
 
-    spec = load_bundle(bundle).spec  # a bad path or manifest is an error, not a skipped row
+    loaded = load_bundle(bundle)  # a bad path or manifest is an error, not a skipped row
+    spec = loaded.spec
     for name, given, allowed in (("backend", backends, backend_names()), ("precision", precisions, PRECISIONS)):
         bad = [v for v in given if v not in allowed]
         if bad or not given:
@@ -76,6 +77,12 @@ def run_bench(bundle: str, backends: list[str], precisions: list[str], steps: li
     rows, skipped, described = [], [], {}
     for backend in backends:
         for precision in precisions:
+            missing = [c for c, comp in loaded.components.items() if precision not in comp.files]
+            if missing and backend != "eager":  # found here, not half-way through the rows already timed
+                reason = f"the bundle has no {precision} {missing[0]} (re-export with {check_precision(precision).export_hint})"
+                skipped.append({"backend": backend, "precision": precision, "reason": reason})
+                log(f"skip {backend}/{precision}: {reason}")
+                continue
             try:
                 sampler = Sampler(bundle, backend=backend, device=device, precision=precision, threads=threads)
             except GenError as e:  # this combination cannot run here (no torch, no GPU, no fp16 file)

@@ -26,10 +26,12 @@ def test_bench_rows_speedups_and_plot(bundles, tmp_path):
     assert plot(result, str(tmp_path / "bench.png")) and (tmp_path / "bench.png").stat().st_size > 1000
 
 
-def test_cpu_fp16_eager_is_skipped_with_its_reason(bundles):
-    result = run_bench(str(bundles["gan"]), ["eager", "ort"], ["fp16"], [1], [1], repeats=1, log=lambda *_: None)
+def test_cpu_fp16_eager_and_a_precision_not_exported_are_skipped_with_their_reasons(bundles):
+    result = run_bench(str(bundles["gan"]), ["eager", "ort"], ["fp16", "int8"], [1], [1], repeats=1, log=lambda *_: None)
     assert [(r["backend"], r["precision"], r["steps"]) for r in result["rows"]] == [("ort", "fp16", None)]
     assert "eager fp16 needs device 'cuda'" in result["skipped"][0]["reason"]
+    assert result["skipped"][-1] == {"backend": "ort", "precision": "int8",
+                                     "reason": "the bundle has no int8 generator (re-export with --int8)"}
 
 
 def test_int8_is_benched_beside_fp32_and_eager_int8_is_skipped(bundles):
