@@ -90,6 +90,11 @@ def test_cli_refuses_non_finite_guidance_and_training_rates(bundles, tmp_path):
     (["generate", "{ddpm}", "--frames", "8"], "--frames counts the images of a latent walk: give --interpolate A B"),
     (["generate", "{run}"], "is a training run, not a bundle: export it first (`gen export"),
     (["generate", "--url", "localhost:8000", "--model", "m"], "--url 'localhost:8000' is not a server URL"),
+    (["export", "{sdrun}"], "holds an adaptation of a Stable Diffusion base (sd-lora), which gen does not train further "
+                            "or score here: export it with `gen export --model sd-lora --lora {sdrun}`"),
+    (["distill", "progressive", "{sdrun}"], "export it with `gen export --model sd-lora --lora {sdrun}`"),
+    (["train", "dreambooth", "--num-class-images", "4"], "--num-class-images applies with --prior-preservation"),
+    (["export", "--model", "tiny-sd", "--lora-scale", "0.5"], "--lora-scale applies when a LoRA is fused"),
     (["generate", "{ddpm}/gen.json"], "gen.json is a bundle's manifest: give the bundle's folder, {ddpm}"),
     (["serve", "status", "localhost:8000"], "URL 'localhost:8000' is not a server URL: it must look like http://127.0.0.1:8000"),
     (["export", "{run}", "--tolerance", "-1"], "--tolerance is a largest max |difference|: give a finite number >= 0, got -1.0"),
@@ -123,8 +128,11 @@ def test_cli_errors_name_the_flag_and_the_fix(bundles, tmp_path, args, message):
 
     root = Path(bundles["ddpm"]).parent
     Image.new("L", (16, 16), 128).save(tmp_path / "in.png")
-    names = {"ddpm": bundles["ddpm"], "run": root / "run-ddpm", "root": root, "img": tmp_path / "in.png"}
-    out = ["--out", tmp_path / "out.png"] if args[0] in ("generate", "export", "train") else []
+    (tmp_path / "sd-run").mkdir()  # what gen train sd-lora writes beside its lora.safetensors
+    (tmp_path / "sd-run" / "config.json").write_text(json.dumps({"family": "sd-lora", "base": "tiny-sd"}))
+    names = {"ddpm": bundles["ddpm"], "run": root / "run-ddpm", "root": root, "img": tmp_path / "in.png",
+             "sdrun": tmp_path / "sd-run"}
+    out = ["--out", tmp_path / "out.png"] if args[0] in ("generate", "export", "train", "distill") else []
     p = gen_here(*[a.format(**names) for a in args], *out, check=False)
     assert p.returncode == 2 and message.format(**names) in p.stderr, p.stderr
     assert not (tmp_path / "out.png").exists()

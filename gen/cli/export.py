@@ -71,6 +71,8 @@ def export(
         for path in build_engines(run, "fp16" if fp16 else "fp32", progress=typer.echo):
             typer.echo(f"engine written to {path}")
         return
+    if lora_scale != 1.0 and lora is None and model != "sd-lora":  # nothing would be fused at that scale
+        raise GenError("--lora-scale applies when a LoRA is fused: with --lora RUN, or --model sd-lora")
     if run is None and model is None:
         raise GenError("give a RUN directory (written by `gen train`) or --model NAME (sd, sd-lora, tiny-sd)")
     if run is not None and model is not None:

@@ -331,6 +331,7 @@ Resolution = Annotated[Optional[int], typer.Option(help="Training image size, di
 
 @app.command()
 def dreambooth(
+    ctx: typer.Context,
     out: Annotated[str, typer.Option(help="Run directory to create (a diffusers pipeline folder without --lora).")] = "runs/dreambooth",
     data: Instances = "cat", base: Base = None,
     instance_prompt: Annotated[str, typer.Option(help="The prompt that names the subject with a rare identifier.")] = "a photo of sks cat",
@@ -353,8 +354,14 @@ def dreambooth(
     Then:     gen export --model sd-lora --lora runs/sks --out bundles/sks        (--lora)
               gen export --model sd --base runs/sks --out bundles/sks             (full: the run is a base folder)
     """
+    from gen.cli.options import given_options
+    from gen.errors import GenError
     from gen.trainkit.dreambooth import train_dreambooth
 
+    for needs, on, names in (("--prior-preservation", prior_preservation, ("num_class_images", "prior_loss_weight")),
+                             ("--lora", lora, ("rank",))):
+        if not on and (unused := given_options(ctx, names)):  # refused, not silently ignored
+            raise GenError(f"{', '.join(unused)} {'applies' if len(unused) == 1 else 'apply'} with {needs}")
     options = {"steps": steps, "lr": lr, "batch_size": batch_size, "rank": rank, "num_class_images": num_class_images,
                "prior_loss_weight": prior_loss_weight, "resolution": resolution, "seed": seed}
     run, changes = train_dreambooth(base, data, out, instance_prompt, options, class_prompt=class_prompt,

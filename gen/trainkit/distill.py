@@ -59,7 +59,7 @@ def student_config(method: str, teacher_path: str, options: dict):
     from gen.fileio import check_safetensors
     from gen.trainkit.data import load_dataset
     from gen.trainkit.defaults import LOOP
-    from gen.trainkit.families import trainer_class
+    from gen.trainkit.families import refuse_sd_run, trainer_class
     from gen.trainkit.rundir import RunDir
 
     defaults = METHODS[method]
@@ -68,6 +68,7 @@ def student_config(method: str, teacher_path: str, options: dict):
         raise GenError(f"unknown options for distill {method}: {', '.join(sorted(unknown))}")
     teacher = RunDir(teacher_path)
     tconfig = teacher.read_config()
+    refuse_sd_run(tconfig["family"], teacher_path)
     if not getattr(trainer_class(tconfig["family"]), "diffusion", False):
         raise GenError(f"the teacher {teacher_path} is a {tconfig['family']} run; distillation needs a diffusion run "
                        "(gen train ddpm)")

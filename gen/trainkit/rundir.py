@@ -145,6 +145,10 @@ class RunDir:
 
     def load_weights(self) -> dict:
         if not self.weights_path.is_file():
+            if self.is_run():
+                from gen.trainkit.families import refuse_sd_run
+
+                refuse_sd_run(self.read_config().get("family"), self.path)
             raise GenError(f"{self.path} has no weights.safetensors yet; let `gen train` finish or --resume it")
         tensors, _ = load_safetensors(self.weights_path)
         return tensors

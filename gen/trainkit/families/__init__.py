@@ -25,7 +25,20 @@ def families() -> tuple[str, ...]:
     return tuple(sorted(m.name for m in pkgutil.iter_modules(__path__)))
 
 
+# runs of the Stable Diffusion trainers: adaptations of a base, exported with it, not trained end to end here
+SD_RUN_EXPORTS = {"sd-lora": "gen export --model sd-lora --lora RUN", "lcm-lora": "gen export --model sd-lora --lora RUN",
+                  "textual-inversion": "gen export --model sd --textual-inversion RUN",
+                  "dreambooth": "gen export --model sd-lora --lora RUN (a --lora run) or gen export --model sd --base RUN"}
+
+
+def refuse_sd_run(family: str, path) -> None:
+    if family in SD_RUN_EXPORTS:
+        raise GenError(f"{path} holds an adaptation of a Stable Diffusion base ({family}), which gen does not train "
+                       f"further or score here: export it with `{SD_RUN_EXPORTS[family].replace('RUN', str(path))}`")
+
+
 def trainer_class(family: str):
+    refuse_sd_run(family, "RUN")
     if family not in families():
         raise GenError(f"unknown model family {family!r}; choose one of {', '.join(families())}")
     module = importlib.import_module(f"{__name__}.{family}")
