@@ -225,12 +225,16 @@ def _cwd(path: Path):
 
 @contextmanager
 def _quiet():
-    """ONNX Runtime's quantizer logs advice through the root logger on every call; silence it for the
-    call only (gen changes no logger's level for good)."""
+    """ONNX Runtime's quantizer logs advice through the root logger on every call, and its percentile
+    calibrator prints its settings; silence both for the call only (gen changes no logger's level for good)."""
+    import contextlib
+    import io
+
     previous = logging.root.manager.disable
     logging.disable(logging.WARNING)
     try:
-        yield
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
     finally:
         logging.disable(previous)
 

@@ -70,7 +70,7 @@ def run_bench(bundle: str, backends: list[str], precisions: list[str], steps: li
     for name, given, allowed in (("backend", backends, backend_names()), ("precision", precisions, PRECISIONS)):
         bad = [v for v in given if v not in allowed]
         if bad or not given:
-            raise GenError(f"unknown {name} {bad or given}; choose from {', '.join(allowed)}")
+            raise GenError(f"unknown {name} {', '.join(map(repr, bad)) or '(none given)'}; choose from {', '.join(allowed)}")
     if threads is not None and threads < 1:
         raise GenError(f"--threads must be at least 1, got {threads}")
     threads = threads or os.cpu_count() or 1
