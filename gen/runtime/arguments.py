@@ -86,7 +86,7 @@ class Argument:
         if self.kind == "labels":
             items = list(np.atleast_1d(np.asarray(value, dtype=object)).reshape(-1))
             if not items or any(isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) for v in items):
-                raise GenError(f"labels must be integers, got {value!r}")
+                raise GenError(f"labels must be integers, got {value!r}", "labels")
             value = [int(v) for v in items]
         else:
             value = self.check(value)

@@ -28,7 +28,7 @@ class CycleGAN(Pix2Pix):
         direction = args.setdefault("direction", "AtoB")
         if direction not in DIRECTIONS:
             raise GenError(f"direction must be AtoB (domain A {bundle.sampling.data!r} -> B {bundle.sampling.data_b!r}) "
-                           f"or BtoA, got {direction!r}")
+                           f"or BtoA, got {direction!r}", "direction")
         super().check(bundle, args)
 
     def component(self, args) -> str:

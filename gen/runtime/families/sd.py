@@ -103,7 +103,7 @@ class StableDiffusion(DiffusionFamily):
         multiple = max(8, s.vae_scale_factor * s.unet_multiple)
         for name, v in (("height", height), ("width", width)):
             if v < multiple or v % multiple:
-                raise GenError(f"{name} must be a positive multiple of {multiple} for this model, got {v!r}")
+                raise GenError(f"{name} must be a positive multiple of {multiple} for this model, got {v!r}", name)
         return int(height), int(width)
 
     def routine(self, backend):

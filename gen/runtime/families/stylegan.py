@@ -42,7 +42,7 @@ class StyleGan(Family):
             layer = args.setdefault("mix_layer", num // 2)
             if not 0 <= layer < num:
                 raise GenError(f"mix_layer must be between 0 and {num - 1} (this model's synthesis has {num} style inputs), "
-                               f"got {layer}")
+                               f"got {layer}", "mix_layer")
 
     def sample(self, backend, n, rng, args, on_step=None):
         s = backend.bundle.sampling
