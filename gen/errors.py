@@ -1,6 +1,11 @@
 """User-facing errors: one exception type the CLI turns into a one-line message and exit code 2."""
 
 
+def agree(items, one: str, many: str) -> str:
+    """The verb (or pronoun) that agrees with a list of refused options: one for one, many for more."""
+    return one if len(items) == 1 else many
+
+
 class GenError(Exception):
     """A problem the user can fix (bad argument, bad file); the message says what and how.
     `argument` names the generate() argument at fault where there is one (the demo's 422 says it)."""

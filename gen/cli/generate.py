@@ -57,7 +57,7 @@ def generate(
     """
     import time
 
-    from gen.errors import GenError
+    from gen.errors import GenError, agree
     from gen.images import image_format, save_grid
     from gen.runtime.sampler import Sampler
 
@@ -78,11 +78,11 @@ def generate(
     sampling_only = ("n", "steps", "scheduler", "eta", "label", "guidance", "classifier_scale", "psi", "mix_seed", "mix_layer",
                      "interpolate", "prompt", "negative_prompt", "height", "width", "mask", "strength", "direction")
     if reconstruct and (unused := given_options(ctx, sampling_only)):
-        raise GenError(f"{', '.join(unused)} {'does' if len(unused) == 1 else 'do'} not apply with --reconstruct "
+        raise GenError(f"{', '.join(unused)} {agree(unused, 'does', 'do')} not apply with --reconstruct "
                        "(an autoencoder encodes and decodes --image)")
     if folder and (unused := given_options(ctx, ("n", "eta", "label", "classifier_scale", "psi", "mix_seed", "mix_layer",
                                                   "interpolate", "height", "width", "mask"))):
-        raise GenError(f"{', '.join(unused)} {'does' if len(unused) == 1 else 'do'} not apply with --image FOLDER "
+        raise GenError(f"{', '.join(unused)} {agree(unused, 'does', 'do')} not apply with --image FOLDER "
                        "(each image in it is translated once, at its own size)")
     if not folder:
         image_format(out)  # a bad --out fails before the images are made
@@ -100,7 +100,7 @@ def generate(
                                            ("scheduler", scheduler), ("guidance", guidance), ("strength", strength),
                                            ("direction", direction)) if v is not None}
                 translate_folder(sampler, image, out, seed=seed, reconstruct=reconstruct,
-                                 out_given=given_options(ctx, ("out",)) != (), **extra)
+                                 out_given=bool(given_options(ctx, ("out",))), **extra)
                 return
             translation = url is None and "image" in sampler.bundle.spec.required  # pix2pix, CycleGAN: deterministic
             if translation and image is not None and n is not None and n > 1:
@@ -121,7 +121,7 @@ def generate(
                                           image=image, mask=mask, strength=strength, direction=direction, psi=psi, mix_seed=mix_seed,
                                           mix_layer=mix_layer, eta=eta, **walk)
             elapsed = time.perf_counter() - t0
-            describe = None if url else sampler.backend.describe()
+            d = None if url else sampler.backend.describe()
     replaced = os.path.exists(out)
     if image is not None and len(images) == 1:  # one translated image: as it is, not upscaled in a grid
         from gen.images import save_image
@@ -135,6 +135,5 @@ def generate(
     if url:
         typer.echo(f"{made} from {url} model {model} -> {out}")
         return
-    d = describe
     providers = sorted({p for v in d.get("providers", {}).values() for p in v})
     typer.echo(f"{made} on {d['backend']} ({d['device']}, {d['precision']}{', ' + ','.join(providers) if providers else ''}) -> {out}")

@@ -7,7 +7,7 @@ import re
 import shlex
 import sys
 
-from gen.errors import GenError
+from gen.errors import GenError, agree
 
 
 def require_bundle_or_url(bundle: str | None, url: str | None, model: str | None = None,
@@ -23,16 +23,12 @@ def require_bundle_or_url(bundle: str | None, url: str | None, model: str | None
         raise GenError(f"--url needs --model NAME: the pipeline model's name in the server's repository "
                        f"(`gen serve status {url}` lists them)")
     if url is not None and local_options:
-        raise GenError(f"{', '.join(local_options)} {_verb(local_options, 'applies', 'apply')} to a local bundle; "
+        raise GenError(f"{', '.join(local_options)} {agree(local_options, 'applies', 'apply')} to a local bundle; "
                        "a served model runs as its repository was built (gen serve build): drop "
-                       f"{_verb(local_options, 'it', 'them')}, or give a BUNDLE instead of --url")
+                       f"{agree(local_options, 'it', 'them')}, or give a BUNDLE instead of --url")
     if bundle is not None and served_options:
-        raise GenError(f"{', '.join(served_options)} {_verb(served_options, 'applies', 'apply')} with --url (a served "
-                       f"model); drop {_verb(served_options, 'it', 'them')} for a local BUNDLE")
-
-
-def _verb(items, one: str, many: str) -> str:
-    return one if len(items) == 1 else many
+        raise GenError(f"{', '.join(served_options)} {agree(served_options, 'applies', 'apply')} with --url (a served "
+                       f"model); drop {agree(served_options, 'it', 'them')} for a local BUNDLE")
 
 
 def given_options(ctx, names: tuple[str, ...]) -> tuple[str, ...]:

@@ -355,13 +355,13 @@ def dreambooth(
               gen export --model sd --base runs/sks --out bundles/sks             (full: the run is a base folder)
     """
     from gen.cli.options import given_options
-    from gen.errors import GenError
+    from gen.errors import GenError, agree
     from gen.trainkit.dreambooth import train_dreambooth
 
     for needs, on, names in (("--prior-preservation", prior_preservation, ("num_class_images", "prior_loss_weight")),
                              ("--lora", lora, ("rank",))):
         if not on and (unused := given_options(ctx, names)):  # refused, not silently ignored
-            raise GenError(f"{', '.join(unused)} {'applies' if len(unused) == 1 else 'apply'} with {needs}")
+            raise GenError(f"{', '.join(unused)} {agree(unused, 'applies', 'apply')} with {needs}")
     options = {"steps": steps, "lr": lr, "batch_size": batch_size, "rank": rank, "num_class_images": num_class_images,
                "prior_loss_weight": prior_loss_weight, "resolution": resolution, "seed": seed}
     run, changes = train_dreambooth(base, data, out, instance_prompt, options, class_prompt=class_prompt,

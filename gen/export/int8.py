@@ -366,7 +366,7 @@ def _gate(tmp, manifest, plans, precision, options, work, reference, progress) -
                            + (_DISCRETE_NOTE.format(family=manifest.family) if discrete else ""))
         for db, comp, node in fresh[:max(1, len(fresh) // 10)]:  # the worst tenth of what is left
             plans[comp].excluded.append(node)
-    demoted = []
+    demoted: dict[str, str] = {}  # component -> why it ships float after all
     for plan in plans.values():
         entry = dict(plan.record)
         if plan.prepared is not None and plan not in active:
@@ -387,20 +387,20 @@ def _gate(tmp, manifest, plans, precision, options, work, reference, progress) -
                 entry["kept_float"] = (f"as gated ({len(plan.excluded)} layer(s) kept float) it ran at {c.speedup:.2f}x "
                                        f"fp32 per call (--int8-min-speedup {options.min_speedup})")
                 progress(f"  {plan.name} {precision}: kept float ({entry['kept_float']})")
-                demoted.append(plan)
+                demoted[plan.name] = entry["kept_float"]
         manifest.parity.setdefault(plan.name, {})[f"ort_{precision}_vs_fp32"] = entry
     if demoted:
-        if all(p in demoted for p in active):
-            why = "; ".join(f"{p.name}: {manifest.parity[p.name][f'ort_{precision}_vs_fp32']['kept_float']}" for p in demoted)
+        if all(p.name in demoted for p in active):
+            why = "; ".join(f"{name}: {reason}" for name, reason in demoted.items())
             raise GenError(f"int8 ({precision}) does not pay here once gated ({why}); nothing was written. Export "
                            "without --int8, or pass --int8-min-speedup 0 to ship it anyway")
-        for plan in demoted:
-            for f in tmp.glob(f"{plan.name}{suffix}.onnx*"):  # the model and any external data beside it
+        for name in demoted:
+            for f in tmp.glob(f"{name}{suffix}.onnx*"):  # the model and any external data beside it
                 f.unlink()
-            manifest.components[plan.name].files[precision] = parse(ModelFile, file_entry(plan.fp32), "file")
+            manifest.components[name].files[precision] = parse(ModelFile, file_entry(plans[name].fp32), "file")
         write_manifest(tmp / MANIFEST, manifest)
         record = images_vs_fp32(tmp, precision, reference=reference, **options.gate_images)  # what now ships
-        progress(f"  images {precision} vs fp32, with {', '.join(p.name for p in demoted)} float: {record['psnr_db']} dB PSNR")
+        progress(f"  images {precision} vs fp32, with {', '.join(demoted)} float: {record['psnr_db']} dB PSNR")
     manifest.parity[f"images_{precision}_vs_fp32"] = record
 
 

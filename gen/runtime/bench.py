@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from gen.errors import GenError
-from gen.runtime.defaults import BENCH_REPEATS, BENCH_WARMUP
+from gen.runtime.defaults import BENCH_REPEATS, BENCH_STEPS, BENCH_WARMUP
 
 
 def _percentiles(samples: list[float]) -> dict:
@@ -55,7 +55,7 @@ def _time(fn, warmup: int, repeats: int) -> list[float]:
     return out
 
 
-def run_bench(bundle: str, backends: list[str], precisions: list[str], steps: list[int], batches: list[int],
+def run_bench(bundle: str, backends: list[str], precisions: list[str], steps: list[int] | None, batches: list[int],
               warmup: int = BENCH_WARMUP, repeats: int = BENCH_REPEATS, threads: int | None = None, device: str = "cpu", log=print) -> dict:
     from gen.runtime.sampler import Sampler
 
@@ -71,6 +71,9 @@ def run_bench(bundle: str, backends: list[str], precisions: list[str], steps: li
         bad = [v for v in given if v not in allowed]
         if bad or not given:
             raise GenError(f"unknown {name} {', '.join(map(repr, bad)) or '(none given)'}; choose from {', '.join(allowed)}")
+    if steps is not None and not spec.diffusion:
+        raise GenError(f"--steps applies to diffusion bundles; this is a {spec.name} bundle (one network call per batch)")
+    steps = steps or list(BENCH_STEPS)
     if threads is not None and threads < 1:
         raise GenError(f"--threads must be at least 1, got {threads}")
     threads = threads or os.cpu_count() or 1

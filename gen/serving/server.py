@@ -142,14 +142,15 @@ class TritonServer:
         if not (self.repository / "gen-repository.json").is_file() and not any(self.repository.glob("*/config.pbtxt")):
             raise GenError(f"{repository} is not a model repository (build one with `gen serve build`)")
         ports = {"--http-port": http_port, "--grpc-port": grpc_port, "metrics_port": metrics_port or None}  # 0: off
-        for option, port in ports.items():
-            if port is not None and not 1 <= port <= 65535:
-                raise GenError(f"{option} must be a port number from 1 to 65535, got {port}")
         used = {}
         for option, port in ports.items():
-            if port is not None and port in used:
+            if port is None:
+                continue
+            if not 1 <= port <= 65535:
+                raise GenError(f"{option} must be a port number from 1 to 65535, got {port}")
+            if port in used:
                 raise GenError(f"{used[port]} and {option} must differ, both are {port}")
-            used.setdefault(port, option)
+            used[port] = option
         self.host, self.http_port, self.grpc_port, self.metrics_port = host, http_port, grpc_port, metrics_port
         self.log_file = Path(log_file) if log_file else self.repository.parent / f"{self.repository.name}.tritonserver.log"
         self.verbose = verbose

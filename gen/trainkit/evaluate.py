@@ -15,7 +15,7 @@ import numpy as np
 
 from gen.cache import cache_dir
 from gen.trainkit.defaults import EVAL_N
-from gen.errors import GenError
+from gen.errors import GenError, agree
 from gen.fileio import load_safetensors, save_safetensors, write_json
 from gen.trainkit.data import Dataset, load_dataset
 from gen.trainkit.metrics import frechet_distance_of, inception_style_score, precision_recall
@@ -180,17 +180,17 @@ def _evaluate(run_path, config, sampler, n, seed, options, inception, progress) 
     accepted = set(bundle.spec.accepts(bundle)) if bundle.spec.can_generate(bundle) else set()
     unused = [_flag(k) for k in options if k not in accepted]
     if unused:
-        raise GenError(f"{', '.join(unused)} {'does' if len(unused) == 1 else 'do'} not apply to a {config['family']} run "
+        raise GenError(f"{', '.join(unused)} {agree(unused, 'does', 'do')} not apply to a {config['family']} run "
                        f"(its gen eval takes {', '.join(_flag(a) for a in sorted(accepted & EVAL_OPTIONS)) or 'no sampling options'})")
     if inception and not Path(inception).is_file():
         raise GenError(f"--inception {inception}: file not found (an ONNX Inception-v3 feature network)")
-    samples = bundle.spec.can_generate(bundle) and not (config.get("input_channels") or config.get("data_b"))
+    translation = bool(config.get("input_channels") or config.get("data_b"))  # image-to-image: translations, not samples
     given = [flag for flag, value in (("--n", n), ("--seed", seed)) if value is not None]
-    if given and not samples:
-        raise GenError(f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not apply to a {config['family']} run: "
+    if given and (translation or not bundle.spec.can_generate(bundle)):
+        raise GenError(f"{', '.join(given)} {agree(given, 'does', 'do')} not apply to a {config['family']} run: "
                        "gen eval scores it on the whole held-out set, not on samples")
     n, seed = EVAL_N if n is None else n, 0 if seed is None else seed
-    if config.get("input_channels") or config.get("data_b"):  # image-to-image: translations, not samples
+    if translation:
         from gen.trainkit.evaluate_translation import evaluate_translation
 
         return evaluate_translation(run_path, config, sampler, progress)

@@ -27,7 +27,7 @@ def test_bench_rows_speedups_and_plot(bundles, tmp_path):
 
 
 def test_cpu_fp16_eager_and_a_precision_not_exported_are_skipped_with_their_reasons(bundles):
-    result = run_bench(str(bundles["gan"]), ["eager", "ort"], ["fp16", "int8"], [1], [1], repeats=1, log=lambda *_: None)
+    result = run_bench(str(bundles["gan"]), ["eager", "ort"], ["fp16", "int8"], None, [1], repeats=1, log=lambda *_: None)
     assert [(r["backend"], r["precision"], r["steps"]) for r in result["rows"]] == [("ort", "fp16", None)]
     assert "eager fp16 needs device 'cuda'" in result["skipped"][0]["reason"]
     assert result["skipped"][-1] == {"backend": "ort", "precision": "int8",
