@@ -114,17 +114,25 @@ def grayscale(images: np.ndarray) -> np.ndarray:
     return np.stack([np.asarray(Image.fromarray(im).convert("L"), dtype=np.uint8)[..., None] for im in rgb])
 
 
+def to_channels(image: np.ndarray, channels: int) -> np.ndarray:
+    """uint8 NHWC images with `channels` channels, as Pillow's `convert` would make them (diffusers'
+    image processor converts to RGB the same way): colour to gray by ITU-R 601-2 luma, gray to colour
+    by copying it into each channel, an alpha channel dropped."""
+    have = image.shape[-1]
+    if have == channels:
+        return image
+    if channels == 1:
+        return grayscale(image)
+    if channels == 3:
+        return np.ascontiguousarray(image[..., :3] if have >= 3 else np.repeat(image[..., :1], 3, axis=-1))
+    raise GenError(f"image has {have} channel(s); this model reads {channels}")
+
+
 def fit_to_model(image: np.ndarray, channels: int, size: tuple[int, int]) -> np.ndarray:
     """uint8 NHWC images fitted to a model that reads `channels` at `size` (height, width), by one
-    rule: a colour image given to a model that reads gray is converted (ITU-R 601-2 luma, Pillow's),
-    a gray one given to a colour model is refused, and an image of another size is resized (Lanczos)
-    when it is square like the model's, refused otherwise (cropping is the caller's choice)."""
-    if image.shape[-1] != channels:
-        if channels == 1 and image.shape[-1] in (3, 4):
-            image = grayscale(image)
-        else:
-            raise GenError(f"image has {image.shape[-1]} channel(s); this model reads {channels} "
-                           f"({'gray' if channels == 1 else 'RGB'})")
+    rule: channels converted as Pillow would (`to_channels`), and an image of another size resized
+    (Lanczos) when it is square like the model's, refused otherwise (cropping is the caller's choice)."""
+    image = to_channels(image, channels)
     h, w = image.shape[1:3]
     if (h, w) != tuple(size):
         if h != w:

@@ -22,6 +22,7 @@ from gen.errors import GenError
 from gen.runtime.denoise import DenoiserCall, denoise
 from gen.runtime.families import Limits
 from gen.runtime.families.diffusion import DiffusionFamily, DiffusionSampling
+from gen.runtime.image_input import to_channels
 from gen.runtime.validate import example_feeds
 
 BENCH_PROMPT = "a photograph of an astronaut riding a horse"
@@ -69,6 +70,7 @@ class StableDiffusion(DiffusionFamily):
             if given:
                 raise GenError(f"{given[0]} applies to image-to-image sampling: pass an image as well")
         else:
+            image = args["image"] = to_channels(image, bundle.image.channels)
             self.check_image(bundle, args, image)
             if height is None and width is None:  # the image's own size, which must suit the model
                 try:
@@ -81,9 +83,7 @@ class StableDiffusion(DiffusionFamily):
 
     @staticmethod
     def check_image(bundle, args, image):
-        """Channels, count and the mask's size; resizing waits for the routine (after the limits)."""
-        if image.shape[-1] != bundle.image.channels:
-            raise GenError(f"image has {image.shape[-1]} channel(s); this model takes {bundle.image.channels} (RGB)")
+        """Count and the mask's size; resizing waits for the routine (after the limits)."""
         prompts = len(args.get("prompt", [""]))
         if len(image) not in (1, prompts):
             raise GenError(f"image: give one image, or one per prompt ({prompts}); got {len(image)}")
