@@ -29,8 +29,11 @@ def _run(method: str, run: str, out: str, options: dict, resume: bool, force: bo
     from gen.trainkit.distill import distill
 
     student = distill(run, out, options, method=method, resume=resume, force=force, progress=not quiet)
-    report_written(f"student written to {student.path}  (samples at 1/2/4 steps: {student.path}/samples_*steps.png; "
-               f"export: gen export {student.path})")
+    from gen.trainkit.rundir import STEP_GRID
+
+    steps = "/".join(map(str, sorted(int(m[1]) for p in student.path.iterdir() if (m := STEP_GRID.fullmatch(p.name)))))
+    report_written(f"student written to {student.path}  (samples at {steps} steps: {student.path}/samples_*steps.png; "
+                   f"export: gen export {student.path})")
 
 
 @app.command()

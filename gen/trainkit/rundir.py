@@ -5,6 +5,7 @@
     RUN/state.safetensors    every module, optimizer and EMA tensor plus the step, for --resume
     RUN/metrics.jsonl        one JSON object per logged step
     RUN/samples/step_N.png   sample grids during training; RUN/samples.png the final grid
+    RUN/samples_<k>steps.png a few-step student's final grid at k steps (gen distill)
     RUN/eval.json            written by `gen eval`
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -22,9 +24,14 @@ RUN_FILES = ("config.json", "weights.safetensors", "state.safetensors", "metrics
              "lora.safetensors", "samples_before.png", "samples_after.png",  # `gen train sd-lora|dreambooth --lora`
              "learned_embeds.safetensors",  # `gen train textual-inversion`
              "model_index.json")  # a full `gen train dreambooth`: a diffusers pipeline folder
+STEP_GRID = re.compile(r"samples_(\d+)steps\.png")  # a few-step student's grid at each step count
 # what --force replaces; anything else in a replaced run is carried over as the user's own
 RUN_DIRS = ("samples", "class_images", "unet", "vae", "text_encoder", "tokenizer", "scheduler", "feature_extractor",
             "safety_checker")
+
+
+def written_by_gen(name: str) -> bool:
+    return name in RUN_FILES or name in RUN_DIRS or bool(STEP_GRID.fullmatch(name))
 
 
 class RunDir:
@@ -101,7 +108,7 @@ class RunDir:
 
         def keep_foreign(old: Path, new: Path) -> None:  # after the swap: a kill before it loses nothing
             for entry in old.iterdir():
-                if entry.name not in RUN_FILES and entry.name not in RUN_DIRS and not (new / entry.name).exists():
+                if not written_by_gen(entry.name) and not (new / entry.name).exists():
                     os.replace(entry, new / entry.name)
 
         replace_dir(work.path, self.path, keep=keep_foreign)

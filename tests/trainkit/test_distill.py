@@ -25,6 +25,7 @@ def test_student_is_a_few_step_bundle(teacher, tmp_path):
     student = distill(str(teacher), str(tmp_path / "s"), STUDENT, progress=False).path
     config = json.loads((student / "config.json").read_text())
     assert config["prediction"] == "v" and config["sample_steps"] == 2 and config["steps"] == 6
+    assert sorted(p.name for p in student.glob("samples_*steps.png")) == ["samples_1steps.png", "samples_2steps.png"]
     bundle = export_run(str(student), str(tmp_path / "b"), progress=lambda *_: None)
     manifest = json.loads((bundle / "gen.json").read_text())
     assert manifest["sampling"]["student"]["steps"] == 2 and manifest["sampling"]["default_steps"] == 2
@@ -93,9 +94,17 @@ def test_bad_teachers_and_settings_are_refused(teacher, tmp_path):
 def test_a_conditional_teacher_gives_a_conditional_one_pass_student(tmp_path):
     teacher = train("ddpm", "digits", str(tmp_path / "ct"), {**TINY, "steps": 10, "conditional": True},
                     progress=False).path
-    student = distill(str(teacher), str(tmp_path / "cs"), {**STUDENT, "halvings": 1, "guidance": 2.0}, progress=False).path
+    student = distill(str(teacher), str(tmp_path / "cs"), {**STUDENT, "start_steps": 6, "halvings": 1, "guidance": 2.0},
+                      progress=False).path
     config = json.loads((student / "config.json").read_text())
     assert config["guidance"] == 1.0 and config["distill"]["teacher_guidance"] == 2.0  # folded in
+    grids = sorted(p.name for p in student.glob("samples_*steps.png"))
+    assert grids == ["samples_1steps.png", "samples_2steps.png", "samples_3steps.png"]  # the student's own 3, not 4
+    (student / "notes.txt").write_text("mine")
+    distill(str(teacher), str(student), {**STUDENT, "halvings": 1, "guidance": 2.0}, force=True, progress=False)
+    grids = sorted(p.name for p in student.glob("samples_*steps.png"))  # --force: the old 3-step grid goes, notes stay
+    assert grids == ["samples_1steps.png", "samples_2steps.png", "samples_4steps.png"]
+    assert (student / "notes.txt").read_text() == "mine"
     bundle = export_run(str(student), str(tmp_path / "cb"), progress=lambda *_: None)
     s = Sampler(str(bundle))
     a, b = s.generate(n=2, labels=3), s.generate(n=2, labels=7)
@@ -223,3 +232,11 @@ def test_bad_consistency_settings_are_refused(teacher, tmp_path, options, messag
     with pytest.raises(GenError, match=message):
         distill(str(teacher), str(tmp_path / "s"), {**CONSISTENCY, **options}, method="consistency", progress=False)
     assert not (tmp_path / "s").exists()
+
+
+def test_the_cli_names_the_grids_it_wrote(teacher, tmp_path):
+    from tests.cli.test_cli import gen_here
+
+    p = gen_here("distill", "progressive", teacher, "--out", tmp_path / "s", "--start-steps", "8", "--halvings", "2",
+                 "--steps-per-halving", "3", "--batch-size", "8", "--quiet")
+    assert "samples at 1/2 steps" in p.stdout and f"gen export {tmp_path / 's'}" in p.stdout

@@ -13,7 +13,7 @@ from gen.nets.families.ddpm import scheduler_config
 from gen.runtime.schedulers import alphas_cumprod
 from gen.trainkit.families.ddpm import DdpmTrainer
 
-GRID_STEPS = (1, 2, 4)  # a student's extra sample grids (samples_<k>steps.png): few-step quality at a glance
+GRID_STEPS = (1, 2, 4, 8)  # a student's extra sample grids (samples_<k>steps.png): few-step quality at a glance
 
 
 def x0_eps(out, z, alpha, sigma, prediction: str):
@@ -26,7 +26,11 @@ def x0_eps(out, z, alpha, sigma, prediction: str):
 class StudentBase(DdpmTrainer):
     """A v-prediction DDPM trainer (EMA, AdamW, DDIM sample grids) with a frozen teacher."""
 
-    grid_steps = GRID_STEPS
+    @property
+    def grid_steps(self) -> tuple[int, ...]:
+        """GRID_STEPS up to the student's own step count, and that count (a 3-step student: 1, 2, 3)."""
+        n = self.config["sample_steps"]
+        return tuple(sorted({k for k in GRID_STEPS if k <= n} | {n}))
 
     def __init__(self, config: dict):
         super().__init__(config)
