@@ -14,7 +14,7 @@ app = typer.Typer(help="Distil a diffusion run into a few-step student (a run li
                   no_args_is_help=True)
 
 # the options both methods take, stated once
-Teacher = Annotated[str, typer.Argument(help="The teacher: a run directory from `gen train ddpm`.")]
+Teacher = Annotated[str, typer.Argument(help="The teacher: a run directory from `gen train ddpm` (or an N-step progressive student, to halve again with --start-steps N).")]
 Out = Annotated[str, typer.Option(help="Student run directory to create (refused if it holds a run, unless --resume or --force).")]
 Lr = Annotated[float, typer.Option(help="AdamW learning rate.")]
 BatchSize = Annotated[int, typer.Option(help="Batch size.")]

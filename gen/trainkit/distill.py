@@ -74,6 +74,7 @@ def student_config(method: str, teacher_path: str, options: dict):
                        "(gen train ddpm)")
     check_safetensors(teacher.weights_path)
     o = {**defaults, **options}
+    _refuse_unfit_student_teacher(method, tconfig.get("distill"), o, teacher_path)
     for key in ("start_steps", "halvings", "steps_per_halving", "steps", "skip", "student_steps", "batch_size", "warmup"):
         if key in o and (isinstance(o[key], bool) or not isinstance(o[key], int) or o[key] < 1):
             raise GenError(f"--{key.replace('_', '-')} must be a positive integer, got {o[key]!r}")
@@ -93,6 +94,24 @@ def student_config(method: str, teacher_path: str, options: dict):
     config["guidance"] = 1.0  # folded in: the student samples in one pass
     data = load_dataset(tconfig["data"], tconfig["image_size"], tconfig["channels"])
     return config, data
+
+
+def _refuse_unfit_student_teacher(method: str, taught: dict | None, o: dict, teacher_path: str) -> None:
+    """A student teaches only what it was trained for: a progressive student's N-step DDIM trajectory
+    starts another round of halving (--start-steps N); a consistency student, or a progressive one asked
+    for another method or step count, is not an ODE solver to learn from, so its own teacher is named."""
+    if not taught:
+        return
+    n, origin = taught["steps"], taught["teacher"]
+    if taught["method"] == "progressive" and method == "progressive":
+        if o["start_steps"] != n:
+            raise GenError(f"--start-steps {o['start_steps']}: {teacher_path} is a {n}-step progressive student, "
+                           f"trained for {n}-step sampling only; continue its halving with --start-steps {n}, or "
+                           f"distil from its teacher {origin}")
+        return
+    raise GenError(f"{teacher_path} is a {n}-step {taught['method']} student, not a teacher for {method} distillation "
+                   f"(it is not trained to follow the teacher's ODE at the steps this method needs); "
+                   f"distil from its teacher {origin}")
 
 
 def _progressive_plan(o: dict, tconfig: dict, record: dict):

@@ -240,3 +240,18 @@ def test_the_cli_names_the_grids_it_wrote(teacher, tmp_path):
     p = gen_here("distill", "progressive", teacher, "--out", tmp_path / "s", "--start-steps", "8", "--halvings", "2",
                  "--steps-per-halving", "3", "--batch-size", "8", "--quiet")
     assert "samples at 1/2 steps" in p.stdout and f"gen export {tmp_path / 's'}" in p.stdout
+
+
+def test_a_student_teaches_only_what_it_was_trained_for(teacher, tmp_path):
+    two = distill(str(teacher), str(tmp_path / "two"), STUDENT, progress=False).path  # a 2-step student
+    with pytest.raises(GenError, match=rf"--start-steps 8: .* is a 2-step progressive student, trained for 2-step "
+                                       rf"sampling only; continue its halving with --start-steps 2, or distil from its "
+                                       rf"teacher {teacher}"):
+        distill(str(two), str(tmp_path / "a"), STUDENT, progress=False)
+    with pytest.raises(GenError, match=f"is a 2-step progressive student, not a teacher for consistency distillation.* "
+                                       f"distil from its teacher {teacher}"):
+        distill(str(two), str(tmp_path / "b"), CONSISTENCY, method="consistency", progress=False)
+    one = distill(str(two), str(tmp_path / "one"), {**STUDENT, "start_steps": 2, "halvings": 1}, progress=False).path
+    config = json.loads((one / "config.json").read_text())
+    assert config["sample_steps"] == 1 and config["distill"]["teacher"] == str(two.resolve())
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
