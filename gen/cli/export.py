@@ -96,10 +96,7 @@ def export(
             attached = {"state": with_classifier(run, classifier), "also_from": (classifier,)}
         path = export_run(run, out, precisions=precisions, opset=opset, force=force, tolerance=tolerance, progress=typer.echo,
                           int8=int8_options, **attached)
-        from gen.runtime.bundle import load_bundle
-
-        typer.echo(f"bundle written to {path}  (try: gen generate {path} {(b := load_bundle(path)).spec.example_for(b)})")
-        return
+        return _written(path)
     from gen.export.sd_export import export_sd
     from gen.recipes.registry import check_model
 
@@ -107,4 +104,11 @@ def export(
     out = out or str(Path("bundles") / model)
     path = export_sd(model, out, base=base, lora=lora, lora_scale=lora_scale, precisions=precisions, opset=opset, force=force,
                      tolerance=tolerance, progress=typer.echo, int8=int8_options, embeddings=tuple(textual_inversion or ()))
-    typer.echo(f"bundle written to {path}  (try: gen generate {path} --prompt \"a red house\" --n 4 --out grid.png)")
+    _written(path)
+
+
+def _written(path) -> None:
+    from gen.runtime.bundle import load_bundle
+
+    bundle = load_bundle(path)
+    typer.echo(f"bundle written to {path}  (try: gen generate {path} {bundle.spec.example_for(bundle)})")

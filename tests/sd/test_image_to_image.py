@@ -158,7 +158,9 @@ def test_an_inpainting_model_needs_image_and_mask(inpainting_base, photo):
     _, bundle = inpainting_base
     from gen.runtime.bundle import load_bundle
 
-    assert load_bundle(str(bundle)).sampling.inpainting
+    b = load_bundle(str(bundle))
+    assert b.sampling.inpainting
+    assert b.spec.example_for(b) == '--prompt "a red house" --image IN.png --mask MASK.png --out OUT.png'  # after export
     for kwargs in ({}, {"image": photo}):
         with pytest.raises(GenError, match="this is an inpainting model .*pass image= and mask="):
             Sampler(str(bundle)).generate("a boat", steps=2, **kwargs)

@@ -64,6 +64,10 @@ def test_textual_inversion_loads_in_diffusers_and_gen_matches_it(inversion):
     assert np.abs(gen_images(bundle, prompts, 4, backend="eager") - ref).max() <= 1e-3
     plain = diffusers_images(build_tiny_sd(), prompts, seed=4)
     assert np.abs(plain - ref).mean() > 1e-3  # the token means something now
+    from gen.runtime.bundle import load_bundle
+
+    b = load_bundle(bundle)  # the command `gen export` suggests trying uses the learned token
+    assert b.spec.example_for(b) == '--prompt "a photo of <cat-toy>" --n 4 --out grid.png'
 
 
 def test_textual_inversion_refuses_a_known_token_and_an_empty_folder(tmp_path):

@@ -51,6 +51,15 @@ class StableDiffusion(DiffusionFamily):
     # squared: 16 images at up to 4x the native pixels (1024 x 1024 for SD 1.5) per call
     limits = Limits(n=16, steps=500)
 
+    def example_for(self, bundle) -> str:
+        """A prompt with the bundle's first learned token (textual inversion), and an inpainting
+        model's image and mask."""
+        tokens = [e["tokens"][0] for e in bundle.manifest.source.get("textual_inversion") or () if e.get("tokens")]
+        prompt = f"a photo of {tokens[0]}" if tokens else "a red house"
+        if bundle.sampling.inpainting:
+            return f'--prompt "{prompt}" --image IN.png --mask MASK.png --out OUT.png'
+        return f'--prompt "{prompt}" --n 4 --out grid.png'
+
     def check_manifest(self, manifest):
         if manifest.text is None:
             raise GenError("lacks 'text' (the tokenizer and its settings) that every sd bundle has")
