@@ -63,9 +63,6 @@ class Family:
     required: dict[str, str] = {}  # argument -> what to say when it is missing
     # argument -> what to say when it is given to a bundle that does not take it (else a generic line)
     refusals: dict[str, str] = {"labels": "labels given, but this bundle is unconditional"}
-    # an autoencoder's input image is for reconstruct(), not generate()
-    AUTOENCODER_REFUSALS = {"image": "image applies to image-to-image bundles; to encode and decode an image with this "
-                                     "autoencoder use reconstruct(images) (gen generate --reconstruct --image IN.png)"}
     limits = Limits()  # defaults; a family may lower them (big models) or derive them (pixels)
     diffusion = False  # has steps (bench sweeps them)
     example = "--n 16 --out grid.png"  # `gen generate BUNDLE ...` options to try first (printed after export)
@@ -107,8 +104,7 @@ class Family:
         out = {}
         for name, (spec, value) in given(arguments, f"this {self.name} bundle takes {', '.join(accepted)}").items():
             if name not in accepted:
-                raise GenError(self.refusals.get(name) or
-                               f"{name} applies to {spec.applies_to}; this is a {self.name} bundle", name)
+                raise GenError(self.refusal(name) or f"{name} applies to {spec.applies_to}; this is a {self.name} bundle", name)
             out[name] = spec.check(value)
         for name, message in self.required.items():
             if name not in out:
@@ -192,6 +188,14 @@ class Family:
     def reconstruct(self, backend, images: np.ndarray) -> np.ndarray:
         """Images (float NCHW in [-1, 1], fitted to the model) through encoder and decoder."""
         return self.decode(backend, self.encode(backend, images))
+
+    def refusal(self, name: str) -> str | None:
+        """What to say when `name` is given to a bundle that does not take it; None: the generic line.
+        An autoencoder's input image is for reconstruct(), not generate()."""
+        if name == "image" and self.encoder is not None:
+            return ("image applies to image-to-image bundles; to encode and decode an image with this autoencoder use "
+                    "reconstruct(images) (gen generate --reconstruct --image IN.png)")
+        return self.refusals.get(name)
 
     def check_encoder(self, bundle) -> None:
         """reconstruct() and encode() need the autoencoder's encoder: refused before any input is read."""

@@ -19,7 +19,6 @@ class Autoencoder(Family):
     components = ("encoder", "decoder")
     Sampling = AeSampling
     encoder = "encoder"
-    refusals = {**Family.refusals, **Family.AUTOENCODER_REFUSALS}
     example = "--reconstruct --image IN.png --out OUT.png"
 
     def can_generate(self, bundle) -> bool:

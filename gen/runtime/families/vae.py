@@ -20,7 +20,6 @@ class Vae(Family):
     components = ("decoder",)
     Sampling = VaeSampling
     encoder = "encoder"
-    refusals = {**Family.refusals, **Family.AUTOENCODER_REFUSALS}
 
     def sample(self, backend, n, rng, args, on_step=None):
         z = rng.standard_normal((n, backend.bundle.sampling.latent_dim), dtype=np.float32)

@@ -26,7 +26,6 @@ class VqVae(Family):
     components = ("encoder", "decoder")
     Sampling = VqVaeSampling
     encoder = "encoder"
-    refusals = {**Family.refusals, **Family.AUTOENCODER_REFUSALS}
     discrete_sampling = True
 
     def check_manifest(self, manifest):
