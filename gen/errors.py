@@ -1,6 +1,11 @@
 """User-facing errors: one exception type the CLI turns into a one-line message and exit code 2."""
 
 
+def flag(name: str) -> str:
+    """The CLI flag of an option or argument name: batch_size -> --batch-size."""
+    return "--" + name.replace("_", "-")
+
+
 def agree(items, one: str, many: str) -> str:
     """The verb (or pronoun) that agrees with a list of refused options: one for one, many for more."""
     return one if len(items) == 1 else many

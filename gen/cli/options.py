@@ -7,7 +7,7 @@ import re
 import shlex
 import sys
 
-from gen.errors import GenError, agree
+from gen.errors import GenError, agree, flag
 
 
 def require_bundle_or_url(bundle: str | None, url: str | None, model: str | None = None,
@@ -44,12 +44,12 @@ def flag_message(message: str, argument: str | None, flags: dict[str, str] | Non
     the start becomes its flag (`steps must be ...` -> `--steps must be ...`), else the flag leads."""
     if not argument:
         return message
-    flag = (flags or {}).get(argument) or "--" + argument.replace("_", "-")
+    name = (flags or {}).get(argument) or flag(argument)
     if message.startswith("--"):  # worded for the command line already
         return message
     if re.match(rf"{re.escape(argument)} (?:(?:must|given|applies|is|takes)\b|= )", message):  # not "height x width = ..."
-        return flag + message[len(argument):]
-    return f"{flag}: {message}"
+        return name + message[len(argument):]
+    return f"{name}: {message}"
 
 
 @contextlib.contextmanager

@@ -57,6 +57,7 @@ def distill(teacher: str, out: str, options: dict, method: str = "progressive", 
 def student_config(method: str, teacher_path: str, options: dict):
     """The student run's config (the teacher's, re-targeted) and the teacher's data, after every check."""
     from gen.fileio import check_safetensors
+    from gen.trainkit.checks import check_lr, check_positive_ints
     from gen.trainkit.data import load_dataset
     from gen.trainkit.defaults import LOOP
     from gen.trainkit.families import refuse_sd_run, trainer_class
@@ -75,11 +76,9 @@ def student_config(method: str, teacher_path: str, options: dict):
     check_safetensors(teacher.weights_path)
     o = {**defaults, **options}
     _refuse_unfit_student_teacher(method, tconfig.get("distill"), o, teacher_path)
-    for key in ("start_steps", "halvings", "steps_per_halving", "steps", "skip", "student_steps", "batch_size", "warmup"):
-        if key in o and (isinstance(o[key], bool) or not isinstance(o[key], int) or o[key] < 1):
-            raise GenError(f"--{key.replace('_', '-')} must be a positive integer, got {o[key]!r}")
-    if not (isinstance(o["lr"], (int, float)) and 0 < o["lr"] < math.inf):
-        raise GenError(f"--lr must be a positive finite number, got {o['lr']!r}")
+    check_positive_ints(o, ("start_steps", "halvings", "steps_per_halving", "steps", "skip", "student_steps",
+                            "batch_size", "warmup"))
+    check_lr(o)
     guidance = tconfig["guidance"] if o["guidance"] is None else o["guidance"]
     if not (isinstance(guidance, (int, float)) and 0 <= guidance < math.inf):
         raise GenError(f"--guidance must be a finite number >= 0, got {guidance!r}")

@@ -15,7 +15,7 @@ import numpy as np
 
 from gen.cache import cache_dir
 from gen.trainkit.defaults import EVAL_N
-from gen.errors import GenError, agree
+from gen.errors import GenError, agree, flag
 from gen.fileio import load_safetensors, save_safetensors, write_json
 from gen.trainkit.data import Dataset, load_dataset
 from gen.trainkit.metrics import frechet_distance_of, inception_style_score, precision_recall
@@ -131,10 +131,6 @@ def sample_with(sampler, n: int, seed: int, labels=None, batch: int = 500, **opt
 EVAL_OPTIONS = {"steps", "guidance", "scheduler", "psi", "classifier_scale"}  # the sampling options gen eval passes on
 
 
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
 def evaluate_run(run_path: str, n: int | None = None, seed: int | None = None, steps: int | None = None,
                  guidance: float | None = None, inception: str | None = None, progress=lambda message: None,
                  scheduler: str | None = None, backend: str | None = None, precision: str | None = None,
@@ -178,10 +174,10 @@ def _evaluate(run_path, config, sampler, n, seed, options, inception, progress) 
     bundle = sampler.bundle
     # refused before minutes of sampling, not found unused (or missing) afterwards
     accepted = set(bundle.spec.accepts(bundle)) if bundle.spec.can_generate(bundle) else set()
-    unused = [_flag(k) for k in options if k not in accepted]
+    unused = [flag(k) for k in options if k not in accepted]
     if unused:
         raise GenError(f"{', '.join(unused)} {agree(unused, 'does', 'do')} not apply to a {config['family']} run "
-                       f"(its gen eval takes {', '.join(_flag(a) for a in sorted(accepted & EVAL_OPTIONS)) or 'no sampling options'})")
+                       f"(its gen eval takes {', '.join(flag(a) for a in sorted(accepted & EVAL_OPTIONS)) or 'no sampling options'})")
     if inception and not Path(inception).is_file():
         raise GenError(f"--inception {inception}: file not found (an ONNX Inception-v3 feature network)")
     translation = bool(config.get("input_channels") or config.get("data_b"))  # image-to-image: translations, not samples

@@ -9,15 +9,13 @@ are computed once and every step is UNet work only.
 from __future__ import annotations
 
 from gen.errors import GenError
+from gen.trainkit.checks import check_lr, check_positive_ints
 
 
 def check_options(config: dict, positive: tuple[str, ...]) -> None:
     """Refuse non-positive counts and learning rates by option name, before anything is loaded."""
-    for key in positive:
-        if not isinstance(config[key], int) or isinstance(config[key], bool) or config[key] < 1:
-            raise GenError(f"--{key.replace('_', '-')} must be a positive integer, got {config[key]!r}")
-    if not config["lr"] > 0:
-        raise GenError(f"--lr must be positive, got {config['lr']}")
+    check_positive_ints(config, positive)
+    check_lr(config)
 
 
 def begin(defaults: dict, options: dict, positive: tuple[str, ...], out: str, base: str | None, force: bool,

@@ -12,7 +12,8 @@ import time
 
 import numpy as np
 
-from gen.errors import GenError
+from gen.errors import GenError, flag
+from gen.trainkit.checks import check_lr, check_positive_ints
 from gen.trainkit.data import Dataset, load_dataset
 from gen.trainkit.defaults import LOOP
 from gen.trainkit.families import defaults, trainer_class, trainer_for
@@ -51,22 +52,21 @@ def build_config(family: str, data: Dataset, data_spec: str, overrides: dict) ->
     )
     if data.input_channels:  # paired data: what the model reads, beside what it makes
         config["input_channels"] = data.input_channels
-    for key in ("steps", "batch_size", "sample_every", "checkpoint_every", "log_every", "n_critic", "latent_dim", "z_dim", "width",
-                "blocks", "pool_size", "w_dim", "mapping_layers", "r1_every", "grid", "codebook_size", "code_dim", "timesteps"):
-        _check_positive(config, key)
+    check_positive_ints(config, ("steps", "batch_size", "sample_every", "checkpoint_every", "log_every", "n_critic",
+                                 "latent_dim", "z_dim", "width", "blocks", "pool_size", "w_dim", "mapping_layers",
+                                 "r1_every", "grid", "codebook_size", "code_dim", "timesteps"))
     if config["batch_size"] < 2:
         raise GenError(f"--batch-size must be at least 2 (batch statistics need two samples), got {config['batch_size']}")
     for key, value in config.items():  # --lr inf or --beta nan would train NaN weights
         if isinstance(value, float) and not math.isfinite(value):
-            raise GenError(f"--{key.replace('_', '-')} must be a finite number, got {value}")
-    if not config["lr"] > 0:
-        raise GenError(f"--lr must be positive, got {config['lr']}")
+            raise GenError(f"{flag(key)} must be a finite number, got {value}")
+    check_lr(config)
     for key in NON_NEGATIVE:  # a negative loss weight would train the model away from its goal
         if isinstance(config.get(key), (int, float)) and config[key] < 0:
-            raise GenError(f"--{key.replace('_', '-')} must be >= 0, got {config[key]}")
+            raise GenError(f"{flag(key)} must be >= 0, got {config[key]}")
     for key in FRACTIONS:
         if isinstance(config.get(key), (int, float)) and not 0 <= config[key] < 1:
-            raise GenError(f"--{key.replace('_', '-')} must be in [0, 1), got {config[key]}")
+            raise GenError(f"{flag(key)} must be in [0, 1), got {config[key]}")
     size = config["image_size"]
     if size < 8 or size & (size - 1):
         raise GenError(f"--image-size must be a power of two >= 8 for these nets, got {size}")
@@ -95,17 +95,9 @@ def stage_source(run_path: str, family: str, command: str, purpose: str, default
         what = f"a {config['stage']} run" if config.get("stage") else f"a {config['family']} run"
         raise GenError(f"{run_path} is {what}; {purpose}")
     o = {**defaults, **options}
-    for key in positive:
-        if isinstance(o[key], bool) or not isinstance(o[key], int) or o[key] < 1:
-            raise GenError(f"--{key.replace('_', '-')} must be a positive integer, got {o[key]!r}")
-    if not (isinstance(o["lr"], (int, float)) and 0 < o["lr"] < math.inf):
-        raise GenError(f"--lr must be a positive finite number, got {o['lr']!r}")
+    check_positive_ints(o, positive)
+    check_lr(o)
     return source, config, o
-
-
-def _check_positive(config: dict, key: str) -> None:
-    if key in config and (not isinstance(config[key], int) or config[key] < 1):
-        raise GenError(f"--{key.replace('_', '-')} must be at least 1, got {config[key]}")
 
 
 def make_trainer(config: dict):
@@ -184,7 +176,7 @@ def _train(family, fresh, out, overrides, resume, force, progress, label, w, ext
             raise GenError(f"--resume: {out} is a {config['family']} run, not {family}")
         if overrides.get("steps") is not None:
             config["steps"] = overrides["steps"]
-            _check_positive(config, "steps")
+            check_positive_ints(config, ("steps",))
         data = load_run_data(config)
     else:
         config, data = fresh()

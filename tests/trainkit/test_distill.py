@@ -182,7 +182,7 @@ def test_heun_solver_is_closer_to_the_exact_teacher_path_than_ddim(teacher):
 
         def forward(self, z, t, class_labels=None):
             ab = self.alpha_bar[t].view(-1, 1, 1, 1).float()
-            a, s, var = ab.sqrt(), (1 - ab).sqrt(), 0.25
+            s, var = (1 - ab).sqrt(), 0.25
             return types.SimpleNamespace(sample=s * z / (ab * var + 1 - ab))  # E[eps | z_t]
 
     errors = {}

@@ -119,7 +119,7 @@ def test_corrupt_truncated_and_pickled_checkpoints_are_refused_clearly(tmp_path)
 
 
 def test_bad_options_are_named(tmp_path):
-    with pytest.raises(GenError, match="--steps must be at least 1"):
+    with pytest.raises(GenError, match="--steps must be a positive integer, got 0"):
         _train("vae", tmp_path / "a", steps=0)
     with pytest.raises(GenError, match="--conditional needs labelled data"):
         from PIL import Image
@@ -162,7 +162,7 @@ def test_force_keeps_the_old_run_when_the_new_arguments_are_bad(tmp_path):
         train("vae", "digits", str(run.path), {"steps": 2}, image_size=10, force=True, progress=False)
     with pytest.raises(GenError, match="--batch-size must be at least 2"):
         train("gan", "digits", str(run.path), {"steps": 2, "batch_size": 1}, force=True, progress=False)
-    with pytest.raises(GenError, match="--n-critic must be at least 1"):
+    with pytest.raises(GenError, match="--n-critic must be a positive integer, got 0"):
         train("gan", "digits", str(run.path), {"steps": 2, "n_critic": 0}, force=True, progress=False)
     assert run.weights_path.read_bytes() == before
     umask = os.umask(0)
