@@ -115,7 +115,7 @@ def test_cli_refuses_non_finite_guidance_and_training_rates(bundles, tmp_path):
     (["generate", "{root}/pix2pix", "--image", "{img}", "--reconstruct"],
      "--reconstruct: reconstruct() applies to autoencoder bundles (ae, vae, vqvae); a pix2pix bundle has no encoder"),
     (["generate", "{ddpm}", "--threads", "0"], "--threads must be at least 1 and at most 1024, got 0"),
-    (["generate", "{ddpm}", "--scheduler", "ddpm", "--eta", "0.5"], "--eta = 0.5 applies to the ddim scheduler only"),
+    (["generate", "{ddpm}", "--scheduler", "ddpm", "--eta", "0.5"], "--eta 0.5 applies to the ddim scheduler only"),
     (["generate", "{root}/vae", "--reconstruct", "--image", "{img}", "--n", "3"], "--n does not apply with --reconstruct"),
     (["generate", "{root}/pix2pix", "--image", "{root}", "--psi", "0.5", "--n", "3"],
      "--n, --psi do not apply with --image FOLDER"),

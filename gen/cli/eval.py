@@ -33,10 +33,13 @@ def eval_run(
                gen eval runs/stylegan --psi 0.7 --json psi07.json               (truncation: precision up, recall down)
                gen eval runs/noisy-classifier --classifier-scale 2              (classifier guidance: label accuracy)
     """
+    from gen.cli.options import library_errors_as_flags
     from gen.trainkit.evaluate import evaluate_run
 
-    result = evaluate_run(run, n=n, seed=seed, steps=steps, guidance=guidance, scheduler=scheduler, psi=psi, inception=inception, classifier_scale=classifier_scale,
-                          backend=backend, precision=precision, progress=lambda message: typer.echo(message, err=True))
+    with library_errors_as_flags():  # "steps must be ..." from the sampler reads "--steps must be ..."
+        result = evaluate_run(run, n=n, seed=seed, steps=steps, guidance=guidance, scheduler=scheduler, psi=psi,
+                              inception=inception, classifier_scale=classifier_scale, backend=backend,
+                              precision=precision, progress=lambda message: typer.echo(message, err=True))
     if json_out:
         from gen.fileio import write_json
 

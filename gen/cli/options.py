@@ -41,13 +41,17 @@ def given_options(ctx, names: tuple[str, ...]) -> tuple[str, ...]:
 
 def flag_message(message: str, argument: str | None, flags: dict[str, str] | None = None) -> str:
     """A library error about a Python argument, worded for the command line: the argument's name at
-    the start becomes its flag (`steps must be ...` -> `--steps must be ...`), else the flag leads."""
+    the start becomes its flag (`steps must be ...` -> `--steps must be ...`, `steps = 9 is ...` ->
+    `--steps 9 is ...`), else the flag leads."""
     if not argument:
         return message
     name = (flags or {}).get(argument) or flag(argument)
     if message.startswith("--"):  # worded for the command line already
         return message
-    if re.match(rf"{re.escape(argument)} (?:(?:must|given|applies|is|takes)\b|= )", message):  # not "height x width = ..."
+    valued = re.match(rf"{re.escape(argument)} = (\S+) ", message)  # "steps = 9 is ..." -> "--steps 9 is ..."
+    if valued:
+        return f"{name} {valued[1]} {message[valued.end():]}"
+    if re.match(rf"{re.escape(argument)} (?:must|given|applies|is|takes)\b", message):  # not "height x width = ..."
         return name + message[len(argument):]
     return f"{name}: {message}"
 

@@ -181,7 +181,7 @@ def _evaluate(run_path, config, sampler, n, seed, options, inception, progress) 
     if inception and not Path(inception).is_file():
         raise GenError(f"--inception {inception}: file not found (an ONNX Inception-v3 feature network)")
     translation = bool(config.get("input_channels") or config.get("data_b"))  # image-to-image: translations, not samples
-    given = [flag for flag, value in (("--n", n), ("--seed", seed)) if value is not None]
+    given = [name for name, value in (("--n", n), ("--seed", seed)) if value is not None]
     if given and (translation or not bundle.spec.can_generate(bundle)):
         raise GenError(f"{', '.join(given)} {agree(given, 'does', 'do')} not apply to a {config['family']} run: "
                        "gen eval scores it on the whole held-out set, not on samples")

@@ -34,7 +34,7 @@ def test_student_is_a_few_step_bundle(teacher, tmp_path):
     assert images.shape == (4, 1, 8, 8) and s.backend.component_calls == {"denoiser": 2}  # 2 steps, no arguments
     assert np.abs(Sampler(str(bundle), backend="eager").generate(n=4) - images).max() <= 1e-4
     s.generate(n=1, steps=8)
-    with pytest.raises(GenError, match="steps = 9 is over this model's limit of 8"):
+    with pytest.raises(GenError, match=r"steps = 9 is past this student's range of 1..8: it was distilled to sample in [24] steps"):
         s.generate(n=1, steps=9)
     from gen.runtime.bench import run_bench
 
@@ -129,7 +129,7 @@ def test_consistency_student_is_a_4_step_lcm_bundle(teacher, tmp_path):
     assert np.abs(Sampler(str(bundle), backend="eager").generate(n=3, seed=5) - images).max() <= 1e-4
     one = s.generate(n=3, seed=5, steps=1)
     assert one.shape == images.shape and not np.array_equal(one, images)
-    with pytest.raises(GenError, match="steps = 9 is over this model's limit of 8"):
+    with pytest.raises(GenError, match=r"steps = 9 is past this student's range of 1..8: it was distilled to sample in [24] steps"):
         s.generate(n=1, steps=9)
 
 
@@ -240,6 +240,10 @@ def test_the_cli_names_the_grids_it_wrote(teacher, tmp_path):
     p = gen_here("distill", "progressive", teacher, "--out", tmp_path / "s", "--start-steps", "8", "--halvings", "2",
                  "--steps-per-halving", "3", "--batch-size", "8", "--quiet")
     assert "samples at 1/2 steps" in p.stdout and f"gen export {tmp_path / 's'}" in p.stdout
+    for steps, message in (("9", "--steps 9 is past this student's range of 1..8: it was distilled to sample in 2 steps"),
+                           ("0", "--steps must be at least 1, got 0")):  # gen eval words the sampler's errors as flags
+        p = gen_here("eval", tmp_path / "s", "--steps", steps, check=False)
+        assert p.returncode == 2 and message in p.stderr, p.stderr
 
 
 def test_a_student_teaches_only_what_it_was_trained_for(teacher, tmp_path):

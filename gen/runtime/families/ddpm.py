@@ -11,6 +11,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from gen.errors import GenError
 from gen.runtime.arguments import class_labels
 from gen.runtime.denoise import DenoiserCall, denoise
 from gen.runtime.families.diffusion import DiffusionFamily, DiffusionSampling
@@ -58,6 +59,15 @@ class Ddpm(DiffusionFamily):
         if student:
             limits = dataclasses.replace(limits, steps=int(student["max_steps"]))
         return limits.merged(overrides)
+
+    def check_limits(self, bundle, args, limits):
+        """A student's step range is what it learned, not a cost guard: said as such, with no limit to raise."""
+        student = bundle.sampling.student
+        if student and args.get("steps", 0) > limits.steps == int(student["max_steps"]):
+            raise GenError(f"steps = {args['steps']} is past this student's range of 1..{limits.steps}: it was distilled "
+                           f"to sample in {student['steps']} steps and more do not help it (for many-step sampling use "
+                           "its teacher)", "steps")
+        super().check_limits(bundle, args, limits)
 
     def check(self, bundle, args):
         classifier = bundle.sampling.classifier
