@@ -156,6 +156,18 @@ def server_status(url: str, probe: bool = False, option: str = "URL") -> dict:
 PROBE_REFUSAL = "is outside 1.."  # what a live gen pipeline answers to n = 0 (triton_models.PipelineModel)
 
 
+def _filler(spec: dict) -> np.ndarray:
+    """The smallest input of a config's data type and dims (variable sizes as 1) that Triton accepts,
+    e.g. a 1x1x1x1 uint8 image: the pipeline refuses n = 0 before reading it."""
+    from tritonclient.utils import triton_to_np_dtype
+
+    shape = [max(int(d), 1) for d in spec.get("dims", [1])]
+    kind = spec.get("data_type", "TYPE_INT32").removeprefix("TYPE_")
+    if kind == "STRING":
+        return np.full(shape, b"a", np.object_)
+    return np.ones(shape, triton_to_np_dtype(kind))
+
+
 def _probe(url: str, scheme: str, client, name: str, info: dict) -> None:
     """Ask a gen pipeline model (one whose config names its components) for n = 0 images."""
     try:
@@ -167,9 +179,7 @@ def _probe(url: str, scheme: str, client, name: str, info: dict) -> None:
     values = {"n": np.array([0], np.int32)}
     for spec in config.get("input", []):  # Triton itself refuses a request without its required inputs
         if spec["name"] != "n" and not spec.get("optional"):
-            values[spec["name"]] = (np.array([b"a"], np.object_) if spec.get("data_type") == "TYPE_STRING"
-                                    else np.ones(1, {"TYPE_FP32": np.float32, "TYPE_INT64": np.int64}.get(
-                                        spec.get("data_type"), np.int32)))
+            values[spec["name"]] = _filler(spec)
     remote = RemoteGenerator(url, name)
     try:
         remote.infer(values)

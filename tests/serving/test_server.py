@@ -135,7 +135,9 @@ def test_status_probes_and_a_closed_sampler_leave_no_connection_open(server):
                 and c.status == psutil.CONN_ESTABLISHED}
 
     before = open_to_server()  # earlier tests' unclosed RemoteGenerators may still hold some
-    assert server_status(server.http_url, probe=True)["models"]["cddpm"]["healthy"] is True
+    models = server_status(server.http_url, probe=True)["models"]
+    pipelines = ["gan", "cddpm", "student", "pix2pix", "cyclegan", "vqvae", "stylegan", "guided"]  # image inputs too
+    assert {m: models[m].get("healthy") for m in pipelines} == dict.fromkeys(pipelines, True), models
     with Sampler(server.http_url, backend="triton", model="gan") as served:
         served.generate(n=1, seed=0)
         answers = []
