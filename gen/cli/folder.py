@@ -38,11 +38,17 @@ def translate_folder(sampler, folder: str, out: str, seed: int = 0, reconstruct:
                        f"into (e.g. --out {out_dir.with_suffix('')})")
     if out_dir.resolve() == Path(folder).resolve():
         raise GenError("--out must not be the --image folder: the inputs would be overwritten")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    stems = {}
+    for f in files:
+        stems.setdefault(f.stem, []).append(f.name)
+    clashes = [names for names in stems.values() if len(names) > 1]
+    if clashes:  # x.png and x.jpg would both be written as x.png, the second over the first
+        raise GenError(f"--image {folder}: {' and '.join(clashes[0])} would both be written as {out}/{Path(clashes[0][0]).stem}.png"
+                       f"{f' ({len(clashes)} such groups)' if len(clashes) > 1 else ''}; rename or move one of them")
     prompt = arguments.pop("prompt", None)
     batch = BATCH if prompt is None else 1  # text-to-image img2img: one image per prompt and call
     t0, replaced = time.perf_counter(), 0
-    with typer.progressbar(length=len(files), label="translating") as bar:
+    with typer.progressbar(length=len(files), label="reconstructing" if reconstruct else "translating") as bar:
         for i in range(0, len(files), batch):
             chunk = files[i:i + batch]
             try:
@@ -51,9 +57,18 @@ def translate_folder(sampler, folder: str, out: str, seed: int = 0, reconstruct:
                 batches = [np.concatenate(images)] if len(sizes) == 1 else images  # mixed sizes go one by one
             except GenError as e:
                 raise GenError(f"{e}; {i} image(s) were written to {out}") from None
-            outputs = np.concatenate([sampler.reconstruct(b) if reconstruct else
-                                      sampler.generate(prompt, image=b, seed=seed, n=len(b), **arguments) for b in batches])
-            for f, im in zip(chunk, outputs):
+            outputs, done = [], 0
+            for b in batches:
+                try:
+                    outputs.append(sampler.reconstruct(b) if reconstruct else
+                                   sampler.generate(prompt, image=b, seed=seed, n=len(b), **arguments))
+                except GenError as e:  # e.g. a non-square image: which file, and what was kept
+                    names = [f.name for f in chunk[done:done + len(b)]]
+                    which = names[0] if len(names) == 1 else f"{names[0]} (and {len(names) - 1} more of its size)"
+                    raise GenError(f"{which}: {e}; {i + done} image(s) were written to {out}", e.argument) from None
+                done += len(b)
+            out_dir.mkdir(parents=True, exist_ok=True)  # only once there is something to write
+            for f, im in zip(chunk, np.concatenate(outputs)):
                 target = out_dir / f"{f.stem}.png"
                 replaced += target.exists()
                 save_image(target, im)

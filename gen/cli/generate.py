@@ -38,7 +38,7 @@ def generate(
     guidance: Annotated[Optional[float], typer.Option(help="Classifier-free guidance scale (class-conditional diffusion, or text-to-image: 7.5 by default).")] = None,
     classifier_scale: Annotated[Optional[float], typer.Option(help="Classifier guidance scale towards --label (DDPM bundles exported from `gen train noisy-classifier`; 0 = none).")] = None,
     threads: Annotated[Optional[int], typer.Option(help="CPU threads for the backend.")] = None,
-    out: Annotated[str, typer.Option(help="Image grid to write: .png, .jpg, .webp, or .gif (an animation, one image per frame) (one translated --image: that image at its size; --image FOLDER: a folder).")] = "grid.png",
+    out: Annotated[str, typer.Option(help="Image grid to write: .png, .jpg, .webp, or .gif (an animation, one image per frame) (one translated --image: that one image, not a grid, at the model's size; --image FOLDER: a folder).")] = "grid.png",
 ) -> None:
     """Generate images and save them as one PNG grid.
 

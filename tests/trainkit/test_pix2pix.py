@@ -108,3 +108,18 @@ def test_cli_translates_one_image_and_a_folder(bundles, tmp_path):
     (tmp_path / "in" / "bad.png").write_bytes(b"nope")
     p = gen("generate", bundles["pix2pix"], "--image", tmp_path / "in", "--out", tmp_path / "out2", check=False)
     assert p.returncode == 2 and "cannot read" in p.stderr and "bad.png" in p.stderr
+
+
+def test_a_folder_that_cannot_be_translated_whole_is_named_and_leaves_no_empty_output(bundles, tmp_path):
+    rng = np.random.default_rng(3)
+    (tmp_path / "in").mkdir()
+    Image.fromarray(rng.integers(0, 256, (40, 60), dtype=np.uint8)).save(tmp_path / "in" / "wide.png")
+    p = gen("generate", bundles["pix2pix"], "--image", tmp_path / "in", "--out", tmp_path / "out", check=False)
+    assert p.returncode == 2 and "wide.png: image is 60x40" in p.stderr and "0 image(s) were written" in p.stderr
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "in" / "wide.png").unlink()
+    for suffix in (".png", ".jpg"):  # the same name twice: both would be written as x.png
+        Image.fromarray(rng.integers(0, 256, (32, 32), dtype=np.uint8)).save(tmp_path / "in" / f"x{suffix}")
+    p = gen("generate", bundles["pix2pix"], "--image", tmp_path / "in", "--out", tmp_path / "out", check=False)
+    assert p.returncode == 2 and f"x.jpg and x.png would both be written as {tmp_path / 'out'}/x.png" in p.stderr, p.stderr
+    assert not (tmp_path / "out").exists()
