@@ -96,6 +96,8 @@ def test_cli_refuses_non_finite_guidance_and_training_rates(bundles, tmp_path):
     (["train", "dreambooth", "--num-class-images", "4"], "--num-class-images applies with --prior-preservation"),
     (["export", "--model", "tiny-sd", "--lora-scale", "0.5"], "--lora-scale applies when a LoRA is fused"),
     (["generate", "{ddpm}/gen.json"], "gen.json is a bundle's manifest: give the bundle's folder, {ddpm}"),
+    (["export", "{ddpm}"], "{ddpm} is an exported bundle (gen.json), not a run: give the run directory it was exported from"),
+    (["export", "{run}", "--classifier", "{ddpm}"], "--classifier: {ddpm} is an exported bundle (gen.json), not a run"),
     (["serve", "status", "localhost:8000"], "URL 'localhost:8000' is not a server URL: it must look like http://127.0.0.1:8000"),
     (["export", "{run}", "--tolerance", "-1"], "--tolerance is a largest max |difference|: give a finite number >= 0, got -1.0"),
     (["train", "vae", "--beta", "-1"], "--beta must be >= 0, got -1.0"),

@@ -152,7 +152,11 @@ def with_classifier(ddpm_run: str, classifier_run: str) -> tuple[dict, dict]:
     from gen.trainkit.rundir import RunDir
 
     run, source = RunDir(ddpm_run), RunDir(classifier_run)
-    config, theirs = run.read_config(), source.read_config()
+    config = run.read_config()
+    try:
+        theirs = source.read_config()
+    except GenError as e:
+        raise GenError(f"--classifier: {e}") from None
     if theirs.get("family") != "ddpm" or theirs.get("stage") != "classifier":
         raise GenError(f"--classifier {classifier_run} is not a run of `gen train noisy-classifier`")
     if config["family"] != "ddpm" or config.get("stage"):

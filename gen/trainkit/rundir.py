@@ -121,6 +121,11 @@ class RunDir:
         if not self.path.is_dir():
             raise GenError(f"run directory not found: {self.path}")
         if not self.config_path.is_file():
+            from gen.runtime.manifest import MANIFEST
+
+            if (self.path / MANIFEST).is_file():  # the commands that take a bundle read it as one
+                raise GenError(f"{self.path} is an exported bundle ({MANIFEST}), not a run: give the run directory "
+                               "it was exported from (`gen train` wrote it)")
             raise GenError(f"{self.path} is not a gen run (no config.json); train one with `gen train`")
         return check_config(read_json(self.config_path, "run config"), self.config_path)
 
