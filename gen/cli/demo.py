@@ -37,15 +37,23 @@ def demo(
                        "pip install -c constraints.txt -e '.[demo]'") from None
     from gen.demo.models import open_models
 
+    from gen.ports import bind
+
     if max_body_mb <= 0:
         raise GenError(f"--max-body-mb must be positive, got {max_body_mb}")
-    models = open_models(bundles or [], url, model, backend, concurrency, queue, threads)
+    sock = bind(host, port, "--port")  # before the models load and the banner says where it listens
+    try:
+        models = open_models(bundles or [], url, model, backend, concurrency, queue, threads)
+    except BaseException:
+        sock.close()
+        raise
     app = create_app(models, max_body=int(max_body_mb * 2**20))
     where = "this machine only" if host in ("127.0.0.1", "localhost", "::1") else "THE NETWORK: anyone who can reach it can generate"
     typer.echo(f"gen demo: {', '.join(models)} on http://{host}:{port}  (listening on {host}: {where}; "
                f"--host changes it)  API: http://{host}:{port}/api", err=False)
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
     finally:
+        sock.close()
         for m in models.values():
             m.close()

@@ -62,14 +62,20 @@ def decode_image(value, name: str) -> np.ndarray:
     data = value.split(",", 1)[1] if value.startswith("data:") else value
     try:
         raw = base64.b64decode(data, validate=True)
+    except ValueError:
+        looks_like_path = value.startswith(("/", "~")) or "." in value  # never in base64
+        raise GenError(f"{name} is not valid base64; send the image's bytes as base64 (a data URL such as "
+                       f"data:image/png;base64,...){'; file paths are not accepted' if looks_like_path else ''}",
+                       name) from None
+    try:
         with Image.open(io.BytesIO(raw)) as im:
             if im.width * im.height > MAX_UPLOAD_PIXELS:
                 raise GenError(f"{name} is {im.width}x{im.height}; uploads are limited to {MAX_UPLOAD_PIXELS} pixels", name)
             im.load()
             pic = im.convert("RGB" if im.mode not in ("L", "RGB") else im.mode)
-    except (ValueError, UnidentifiedImageError, OSError, Image.DecompressionBombError):
-        raise GenError(f"{name} must be an image as base64 (a data URL such as data:image/png;base64,...); "
-                       "file paths are not accepted", name) from None
+    except (ValueError, UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
+        raise GenError(f"{name}: the base64 decodes to {len(raw)} bytes that are not a readable image "
+                       f"({str(e).splitlines()[0] if str(e) else type(e).__name__}); send a PNG, JPEG or WebP", name) from None
     a = np.asarray(pic, dtype=np.uint8)
     return (a[..., None] if a.ndim == 2 else a)[None]
 
@@ -95,6 +101,9 @@ def parse_request(body: dict, models: dict):
     for k in IMAGE_ARGUMENTS:
         if k in arguments:
             arguments[k] = decode_image(arguments[k], k)
+        elif k in models[name].required:  # the library's own message speaks of paths and --image
+            raise GenError(f"{k}: this model translates an input image; send it as base64 (a data URL such as "
+                           "data:image/png;base64,...)", k)
     if isinstance(arguments.get("negative_prompt"), str) and not arguments["negative_prompt"].strip():
         arguments.pop("negative_prompt")  # an empty box on the page means none
     if "seed" in arguments:  # checked here too: the response echoes it

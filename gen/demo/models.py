@@ -69,6 +69,7 @@ class DemoModel:
         self.executor = ThreadPoolExecutor(self.concurrency + self.queue, thread_name_prefix=f"demo-{self.name}")
         s = self.sampler()  # open it now: a bad bundle or URL fails at start, not at the first click
         self.previews = s.remote is None and s.bundle.spec.diffusion and not s.bundle.manifest.text
+        self.required = () if s.remote is not None else tuple(s.bundle.spec.required)  # e.g. pix2pix's image
 
     # -- samplers ------------------------------------------------------------------------------
     def sampler(self, precision: str | None = None):

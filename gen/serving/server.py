@@ -48,17 +48,10 @@ def _alive(pid: int) -> bool:
 def check_ports_free(host: str, ports) -> None:
     """Refuse to start where something already listens: Triton would fail to bind, or worse, the
     readiness probe would find the other server and report it as ours."""
-    import socket
+    from gen.ports import bind
 
     for port in ports:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        with socket.socket(family, socket.SOCK_STREAM) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closing socket (TIME_WAIT) is fine
-            try:
-                sock.bind((host, port))
-            except OSError as e:
-                raise GenError(f"port {port} on {host} is already in use ({e.strerror}); stop what listens there "
-                               "or choose other ports (--http-port, --grpc-port)") from None
+        bind(host, port, "--http-port, --grpc-port").close()
 
 
 def _can_tie_lifetime() -> bool:

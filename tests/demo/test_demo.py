@@ -185,6 +185,10 @@ def test_api_equals_the_sampler_and_names_bad_arguments(demo):
         ({"model": "cddpm", "labels": 99}, "labels", "label 99 is out of range"),
         ({"model": "cddpm", "stepz": 3}, "stepz", "stepz: unknown argument"),
         ({"model": "sd", "prompt": "x", "image": "/etc/passwd"}, "image", "file paths are not accepted"),
+        ({"model": "sd", "prompt": "x", "image": base64.b64encode(b"just text").decode()}, "image",
+         "the base64 decodes to 9 bytes that are not a readable image"),
+        ({"model": "pix2pix"}, "image", "image: this model translates an input image; send it as base64"),
+        ({"model": "cddpm", "scheduler": "foo"}, "scheduler", "unknown scheduler 'foo'"),
         ({"model": "sd"}, "prompt", "pass a prompt"),
         ({"model": "nope"}, "model", "unknown model 'nope'"),
         ({"model": ["cddpm"]}, "model", "unknown model"),
@@ -252,3 +256,15 @@ def test_busy_model_answers_429_and_a_dropped_client_cancels_its_run(demo):
     assert runs()["cancelled"] == before["cancelled"] + 1 and runs()["completed"] == before["completed"]
     status, _, _ = post(url, {"model": "sd", "prompt": "a boat", "steps": 2})  # the server is still up and free
     assert status == 200
+
+
+def test_a_port_in_use_is_refused_before_the_demo_announces_itself(bundles):
+    from tests.cli.test_cli import gen_here
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        p = gen_here("demo", bundles["gan"], "--port", port, check=False)
+    assert p.returncode == 2 and f"port {port} on 127.0.0.1 is already in use" in p.stderr and "(--port)" in p.stderr
+    assert "gen demo:" not in p.stdout

@@ -36,9 +36,12 @@ class DiffusionFamily(Family):
         name = args.get("scheduler") or s.default_scheduler
         try:
             sched = make_scheduler(name, s.scheduler_config, **({"eta": args.get("eta", 0.0)} if name == "ddim" else {}))
+        except ValueError as e:
+            raise GenError(str(e), "scheduler") from None
+        try:
             sched.set_timesteps(int(steps))
         except ValueError as e:
-            raise GenError(str(e)) from None
+            raise GenError(str(e), "steps") from None
         return sched
 
     def guidance(self, bundle, args: dict) -> float:
