@@ -29,6 +29,7 @@ def bench(
     model: Annotated[Optional[str], typer.Option(help="Pipeline model name on the server (with --url).")] = None,
     concurrency: Annotated[str, typer.Option(help="With --url: comma-separated concurrent client counts.")] = "1,4,8",
     requests: Annotated[int, typer.Option(help="With --url: requests per concurrency level.")] = 100,
+    image: Annotated[Optional[str], typer.Option(help="With --url: the input image every request sends, for an image-to-image model (pix2pix, CycleGAN; a local bundle uses a mid-gray image at its size).")] = None,
     backends: Annotated[str, typer.Option(help="Comma-separated backends: eager, ort.")] = "eager,ort",
     precisions: Annotated[str, typer.Option(help="Comma-separated precisions: fp32, fp16, int8, int8-trt (those the bundle was exported with; eager runs fp32 on cpu, others are skipped with the reason).")] = "fp32",
     steps: Annotated[Optional[str], typer.Option(help="Comma-separated diffusion step counts (default 1,10,50; with --url, the model's default).")] = None,
@@ -44,20 +45,26 @@ def bench(
 
     Examples:  gen bench bundles/ddpm --backends eager,ort --steps 50 --batch 16 --json results.json
                gen bench --url http://127.0.0.1:8000 --model ddpm --concurrency 1,4,8 --requests 200 --steps 50 --batch 1
+               gen bench --url grpc://127.0.0.1:8001 --model colorize --image gray.png --requests 100
     """
     from gen.fileio import write_json
     from gen.runtime.bench import plot, run_bench, speedups
 
     require_bundle_or_url(bundle, url, model, given_options(ctx, ("backends", "precisions", "threads", "device", "repeats", "warmup", "plot_out")),
-                          given_options(ctx, ("model", "concurrency", "requests")))
+                          given_options(ctx, ("model", "concurrency", "requests", "image")))
     if url:
         from gen.serving.loadtest import run_load
 
         step_list, batch_list = (_ints(steps, "--steps") if steps else [None]), _ints(batch or "1", "--batch")
         if len(step_list) > 1 or len(batch_list) > 1:
             raise GenError("with --url, give one --steps and one --batch value (a load test sweeps --concurrency only)")
+        extra = {}
+        if image:
+            from gen.runtime.image_input import as_uint8_nhwc
+
+            extra["image"] = as_uint8_nhwc(image, "--image")
         rows = run_load(url, model, _ints(concurrency, "--concurrency"), requests, n=batch_list[0],
-                        steps=step_list[0], log=typer.echo)
+                        steps=step_list[0], log=typer.echo, **extra)
         result = {"url": url, "model": model, "rows": rows, "command": command_line()}
         if json_out:
             write_json(json_out, result)

@@ -111,6 +111,8 @@ class RemoteGenerator:
             if "unexpected inference output" in message:  # a component model answers other outputs
                 message += (f"; {self.model} is not a gen pipeline (a component?): give a pipeline's name, "
                             f"`gen serve status {self.url}` lists them")
+            elif "unexpected inference input" in message:  # an argument of another family, e.g. psi to a DDPM
+                message += f"; {self.model} does not take this argument"
             elif "is not found" in message:
                 message += f"; `gen serve status {self.url}` lists the served models"
             raise GenError(f"{self.url} model {self.model}: {message}") from None

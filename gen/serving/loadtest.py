@@ -15,8 +15,9 @@ from gen.errors import GenError
 
 
 def run_load(url: str, model: str, concurrency: list[int], requests: int, n: int = 1, steps: int | None = None,
-             labels=None, check=None, log=print) -> list[dict]:
-    """For each concurrency c: `requests` requests spread over c threads, each with its own client.
+             labels=None, check=None, log=print, **arguments) -> list[dict]:
+    """For each concurrency c: `requests` requests spread over c threads, each with its own client;
+    `arguments` go with every request (e.g. the input image of an image-to-image model).
 
     `check(i, images)` may verify every result (e.g. against in-process images for seed i); a failed
     check or a server error is counted, never raised mid-run.
@@ -45,7 +46,7 @@ def run_load(url: str, model: str, concurrency: list[int], requests: int, n: int
         def _one(client, i):
             t0 = time.perf_counter()
             try:
-                images = client.generate(n=n, seed=i, steps=steps, labels=labels)
+                images = client.generate(n=n, seed=i, steps=steps, labels=labels, **arguments)
                 ok = check(i, images) if check else True
             except Exception as e:  # any failure is counted against the run, never lost with the thread
                 ok = f"{type(e).__name__}: {e}"
@@ -57,7 +58,7 @@ def run_load(url: str, model: str, concurrency: list[int], requests: int, n: int
 
         warm = RemoteGenerator(url, model)
         try:
-            warm.generate(n=n, seed=0, steps=steps, labels=labels)  # warm-up
+            warm.generate(n=n, seed=0, steps=steps, labels=labels, **arguments)  # warm-up
         finally:
             warm.close()
         threads = [threading.Thread(target=worker) for _ in range(c)]

@@ -25,6 +25,7 @@ from gen.runtime.arguments import ARGUMENTS
 from gen.runtime.remote import PROBE_REFUSAL  # what the health probe (n = 0) must hear from a live model
 
 ARGUMENTS_BY_SERVED = {a.served: a for a in ARGUMENTS.values() if a.served}
+RAISE_BATCH = "; `gen serve build --max-batch N` raises it"  # the fix, in the batch refusals
 
 def _pb():
     import triton_python_backend_utils as pb_utils
@@ -168,9 +169,10 @@ class PipelineModel:
             raise GenError("input 'n' is required")
         n, count = values["n"], self.spec.images_per_request(values)
         if n < 1 or n > self.max_n:
-            raise GenError(f"n = {n} {PROBE_REFUSAL}{self.max_n} (the largest batch this model serves)")
+            raise GenError(f"n = {n} {PROBE_REFUSAL}{self.max_n} (the largest batch this model serves{RAISE_BATCH})")
         if count > self.max_n:
-            raise GenError(f"n x prompts = {count} images is over {self.max_n} (the largest batch this model serves)")
+            raise GenError(f"n x prompts = {count} images is over {self.max_n} (the largest batch this model serves"
+                           f"{RAISE_BATCH})")
         return values
 
 

@@ -106,15 +106,36 @@ def test_200_requests_from_8_concurrent_clients_all_correct(server, bundles):
     assert row["completed"] == 200
 
 
+
+def test_gen_bench_load_tests_an_image_to_image_model_with_its_image(server, bundles, tmp_path):
+    from PIL import Image
+
+    from tests.cli.test_cli import gen_here
+
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32), dtype=np.uint8)).save(tmp_path / "in.png")
+    p = gen_here("bench", "--url", server.grpc_url, "--model", "pix2pix", "--image", tmp_path / "in.png",
+                 "--concurrency", "2", "--requests", "6", "--json", tmp_path / "load.json")
+    import json
+
+    (row,) = json.loads((tmp_path / "load.json").read_text())["rows"]
+    assert row["completed"] == 6 and row["errors"] == 0, row
+    p = gen_here("bench", "--url", server.grpc_url, "--model", "pix2pix", "--requests", "2", check=False)
+    assert p.returncode == 2 and "this is an image-to-image bundle: pass image=" in p.stderr, p.stderr
+    p = gen_here("bench", str(bundles["pix2pix"]), "--image", tmp_path / "in.png", check=False)
+    assert p.returncode == 2 and "--image applies with --url" in p.stderr
+
+
 @pytest.mark.parametrize("values,message", [
     ({"n": np.array([2.0], np.float32)}, "input 'n' data-type is 'FP32', but model 'cddpm' expects 'INT32'"),
     ({"n": np.array([1, 2], np.int32)}, r"unexpected shape for input 'n' for model 'cddpm'. Expected \[1\], got \[2\]"),
     ({"seed": np.array([1], np.int64)}, "input 'n' is required"),
-    ({"n": np.array([9], np.int32)}, "n = 9 is outside 1..8"),
+    ({"n": np.array([9], np.int32)}, r"n = 9 is outside 1..8 \(the largest batch this model serves; `gen serve build --max-batch N` raises it\)"),
     ({"n": np.array([1], np.int32), "label": np.array([10], np.int32)}, "label 10 is out of range"),
     ({"n": np.array([1], np.int32), "steps": np.array([0], np.int32)}, "steps must be at least 1"),
     ({"n": np.array([1], np.int32), "scheduler": np.array([b"heun"], np.object_)}, "unknown scheduler 'heun'"),
     ({"n": np.array([2], np.int32), "label": np.array([1, 2, 3], np.int32)}, "expected one label or 2"),
+    ({"n": np.array([1], np.int32), "psi": np.array([0.5], np.float32)},
+     "unexpected inference input 'psi' for model 'cddpm'.*; cddpm does not take this argument"),
 ])
 def test_malformed_requests_get_a_named_error_and_the_server_stays_up(server, values, message):
     for url in (server.http_url, server.grpc_url):
