@@ -1,7 +1,8 @@
 """Images given to `generate(image=..., mask=...)`: whatever a caller has, as one canonical form.
 
-A path, a PIL image, a list of either, or an array (HW, HWC, NHWC or NCHW; uint8 0..255, or float in
-gen's own [-1, 1] range) becomes uint8 NHWC. uint8 is what a served request carries, so an image
+A path, a PIL image, a list of either, or an array (HW, HWC, CHW, NHWC or NCHW; uint8 0..255, or
+float in gen's own [-1, 1] range) becomes uint8 NHWC. A 3-D array is one image (3 or 4 leading sizes:
+CHW colour), never a stack: give several gray images as N x H x W x 1, or as a list. uint8 is what a served request carries, so an image
 given in process and the same image sent to Triton reach the model as the same numbers. Preparing
 them for a network (resizing to the requested size, scaling to [-1, 1], a mask binarised at the
 latent resolution) is the family's job.
@@ -66,15 +67,20 @@ def _from_pil(im, name: str) -> np.ndarray:
 
 
 def _from_array(a: np.ndarray, name: str) -> np.ndarray:
+    """HW, HWC, CHW (3 or 4 leading channels), NHWC or NCHW. A 3-D array whose first size is 2 is
+    refused rather than guessed: two gray images and a gray+alpha CHW image look the same."""
+    shape = list(a.shape)
     if a.ndim == 2:
         a = a[None, ..., None]
     elif a.ndim == 3:
-        a = a[None] if a.shape[-1] in CHANNELS else a.transpose(1, 2, 0)[None] if a.shape[0] in CHANNELS else a
+        a = a[None] if a.shape[-1] in CHANNELS else a.transpose(1, 2, 0)[None] if a.shape[0] in (1, 3, 4) else a
     elif a.ndim == 4 and a.shape[-1] not in CHANNELS and a.shape[1] in CHANNELS:
         a = a.transpose(0, 2, 3, 1)
     if a.ndim != 4 or a.shape[-1] not in CHANNELS or 0 in a.shape:
-        raise GenError(f"{name}: an array of shape {list(a.shape)} is not an image; give HW, HWC, NHWC or NCHW "
-                       "with 1, 3 or 4 channels")
+        stack = (f"; for {shape[0]} gray images give shape {[shape[0], *shape[1:], 1]} or a list"
+                 if len(shape) == 3 and shape[-1] not in CHANNELS else "")
+        raise GenError(f"{name}: an array of shape {shape} is not an image; give HW, HWC, CHW, NHWC or NCHW with "
+                       f"1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA) channels{stack}")
     if a.dtype == np.uint8:
         return np.ascontiguousarray(a)
     if a.dtype.kind != "f":

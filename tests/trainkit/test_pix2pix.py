@@ -89,7 +89,9 @@ def test_bundle_ort_eager_fp16_and_image_rules(bundles):
     for kwargs, message in [({}, "this is an image-to-image bundle: pass image="),
                             ({"image": np.zeros((32, 48), np.uint8)}, "image is 48x32; this model takes 32x32"),
                             ({"image": gray, "n": 2}, "n = 2 but 3 images were given"),
-                            ({"image": gray[0], "steps": 3}, "steps applies to diffusion bundles")]:
+                            ({"image": gray[0], "steps": 3}, "steps applies to diffusion bundles"),
+                            ({"image": gray[:2, ..., 0]},  # two gray images or one gray+alpha CHW: not guessed
+                             r"for 2 gray images give shape \[2, 32, 32, 1\] or a list")]:
         with pytest.raises(GenError, match=message):
             Sampler(str(bundles["pix2pix"])).generate(**kwargs)
 
