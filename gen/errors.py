@@ -6,6 +6,11 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def with_article(name: str) -> str:
+    """`name` with its article, as read aloud: a gan, a vae, an ae, an sd (ess-dee) bundle."""
+    return f"{'an' if name[:1].lower() in 'aeio' or name.lower().startswith('sd') else 'a'} {name}"
+
+
 def agree(items, one: str, many: str) -> str:
     """The verb (or pronoun) that agrees with a list of refused options: one for one, many for more."""
     return one if len(items) == 1 else many

@@ -46,8 +46,8 @@ def image_format(path: str | os.PathLike) -> str:
     """The file format a path's suffix names (a grid is written in it, not as PNG under any name)."""
     from gen.errors import GenError
 
-    if os.path.isdir(path):
-        raise GenError(f"--out {path} is a directory; give a file name such as {os.path.join(str(path), 'grid.png')}")
+    if os.path.isdir(path) or str(path).endswith(("/", os.sep)):
+        raise GenError(f"--out {path} names a folder; give a file name such as {os.path.join(str(path), 'grid.png')}")
     suffix = os.path.splitext(str(path))[1].lower()
     if suffix not in FORMATS:
         raise GenError(f"--out {path}: unknown image type {suffix or '(none)'!r}; use {', '.join(FORMATS)}")

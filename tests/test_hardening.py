@@ -96,6 +96,9 @@ def test_cli_refuses_non_finite_guidance_and_training_rates(bundles, tmp_path):
     (["train", "dreambooth", "--num-class-images", "4"], "--num-class-images applies with --prior-preservation"),
     (["export", "--model", "tiny-sd", "--lora-scale", "0.5"], "--lora-scale applies when a LoRA is fused"),
     (["generate", "{ddpm}/gen.json"], "gen.json is a bundle's manifest: give the bundle's folder, {ddpm}"),
+    (["generate", "{root}/pix2pix", "--image", "{img}", "--out", "{root}/new/"],
+     "--out {root}/new/ names a folder; give a file name such as {root}/new/grid.png"),
+    (["eval", "{root}/run-ddpm", "--psi", "0.5"], "--psi does not apply to a ddpm run"),
     (["export", "{ddpm}"], "{ddpm} is an exported bundle (gen.json), not a run: give the run directory it was exported from"),
     (["export", "{run}", "--classifier", "{ddpm}"], "--classifier: {ddpm} is an exported bundle (gen.json), not a run"),
     (["serve", "status", "localhost:8000"], "URL 'localhost:8000' is not a server URL: it must look like http://127.0.0.1:8000"),
@@ -134,7 +137,7 @@ def test_cli_errors_name_the_flag_and_the_fix(bundles, tmp_path, args, message):
     (tmp_path / "sd-run" / "config.json").write_text(json.dumps({"family": "sd-lora", "base": "tiny-sd"}))
     names = {"ddpm": bundles["ddpm"], "run": root / "run-ddpm", "root": root, "img": tmp_path / "in.png",
              "sdrun": tmp_path / "sd-run"}
-    out = ["--out", tmp_path / "out.png"] if args[0] in ("generate", "export", "train", "distill") else []
+    out = ["--out", tmp_path / "out.png"] if args[0] in ("generate", "export", "train", "distill") and "--out" not in args else []
     p = gen_here(*[a.format(**names) for a in args], *out, check=False)
     assert p.returncode == 2 and message.format(**names) in p.stderr, p.stderr
     assert not (tmp_path / "out.png").exists()

@@ -11,7 +11,7 @@ from gen.export.int8_options import Int8Options
 
 
 def export(
-    run: Annotated[Optional[str], typer.Argument(help="Run directory written by `gen train gan|vae|ddpm` (or use --model).")] = None,
+    run: Annotated[Optional[str], typer.Argument(help="Run directory written by `gen train` or `gen distill`, any family (or use --model for Stable Diffusion).")] = None,
     model: Annotated[Optional[str], typer.Option(help="A named recipe instead of a run: sd (a base), sd-lora (base + LoRA, fused) or tiny-sd (built-in toy SD).")] = None,
     base: Annotated[Optional[str], typer.Option(help="With --model: base Stable Diffusion, a diffusers-format folder or a model id already in the HF cache. sd-lora without it uses tiny-sd.")] = None,
     lora: Annotated[Optional[str], typer.Option(help="With --model sd-lora: a diffusers-format LoRA .safetensors or folder (pytorch_lora_weights.safetensors), or a run from `gen train sd-lora` or `gen distill lcm-lora`. An LCM-LoRA (a gen lcm-lora run, a model card tagged lcm, or 'lcm' in its name) makes the bundle default to the lcm scheduler, 4 steps, guidance 1.")] = None,

@@ -40,7 +40,8 @@ def generate(
     threads: Annotated[Optional[int], typer.Option(help="CPU threads for the backend.")] = None,
     out: Annotated[str, typer.Option(help="Image grid to write: .png, .jpg, .webp, or .gif (an animation, one image per frame) (one translated --image: that one image, not a grid, at the model's size; --image FOLDER: a folder).")] = "grid.png",
 ) -> None:
-    """Generate images and save them as one PNG grid.
+    """Generate images and save them: a grid (PNG, JPEG, WebP; a GIF animates a StyleGAN walk), one
+    translated or reconstructed --image, or a folder of them for --image FOLDER.
 
     Examples:  gen generate bundles/ddpm --backend ort --n 16 --seed 0 --steps 20 --scheduler ddim --out grid.png
                gen generate bundles/sd-lora --prompt "a red house" --negative-prompt blurry --steps 20 --n 4

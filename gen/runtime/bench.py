@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from gen.errors import GenError
+from gen.errors import GenError, with_article
 from gen.runtime.defaults import BENCH_REPEATS, BENCH_STEPS, BENCH_WARMUP
 
 
@@ -72,7 +72,7 @@ def run_bench(bundle: str, backends: list[str], precisions: list[str], steps: li
         if bad or not given:
             raise GenError(f"unknown {name} {', '.join(map(repr, bad)) or '(none given)'}; choose from {', '.join(allowed)}")
     if steps is not None and not spec.diffusion:
-        raise GenError(f"--steps applies to diffusion bundles; this is a {spec.name} bundle (one network call per batch)")
+        raise GenError(f"--steps applies to diffusion bundles; this is {with_article(spec.name)} bundle (one network call per batch)")
     steps = steps or list(BENCH_STEPS)
     if threads is not None and threads < 1:
         raise GenError(f"--threads must be at least 1, got {threads}")

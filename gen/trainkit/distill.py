@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 
-from gen.errors import GenError
+from gen.errors import GenError, with_article
 
 # Each method's defaults (the CLI shows them; the distillers say why). guidance None: the teacher's own.
 PROGRESSIVE = {"start_steps": 16, "halvings": 2, "steps_per_halving": 1000, "lr": 2e-4, "batch_size": 64,
@@ -71,7 +71,7 @@ def student_config(method: str, teacher_path: str, options: dict):
     tconfig = teacher.read_config()
     refuse_sd_run(tconfig["family"], teacher_path)
     if not getattr(trainer_class(tconfig["family"]), "diffusion", False):
-        raise GenError(f"the teacher {teacher_path} is a {tconfig['family']} run; distillation needs a diffusion run "
+        raise GenError(f"the teacher {teacher_path} is {with_article(tconfig['family'])} run; distillation needs a diffusion run "
                        "(gen train ddpm)")
     check_safetensors(teacher.weights_path)
     o = {**defaults, **options}

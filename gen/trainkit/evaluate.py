@@ -15,7 +15,7 @@ import numpy as np
 
 from gen.cache import cache_dir
 from gen.trainkit.defaults import EVAL_N
-from gen.errors import GenError, agree, flag
+from gen.errors import GenError, agree, flag, with_article
 from gen.fileio import load_safetensors, save_safetensors, write_json
 from gen.trainkit.data import Dataset, load_dataset
 from gen.trainkit.metrics import frechet_distance_of, inception_style_score, precision_recall
@@ -176,14 +176,14 @@ def _evaluate(run_path, config, sampler, n, seed, options, inception, progress) 
     accepted = set(bundle.spec.accepts(bundle)) if bundle.spec.can_generate(bundle) else set()
     unused = [flag(k) for k in options if k not in accepted]
     if unused:
-        raise GenError(f"{', '.join(unused)} {agree(unused, 'does', 'do')} not apply to a {config['family']} run "
+        raise GenError(f"{', '.join(unused)} {agree(unused, 'does', 'do')} not apply to {with_article(config['family'])} run "
                        f"(its gen eval takes {', '.join(flag(a) for a in sorted(accepted & EVAL_OPTIONS)) or 'no sampling options'})")
     if inception and not Path(inception).is_file():
         raise GenError(f"--inception {inception}: file not found (an ONNX Inception-v3 feature network)")
     translation = bool(config.get("input_channels") or config.get("data_b"))  # image-to-image: translations, not samples
     given = [name for name, value in (("--n", n), ("--seed", seed)) if value is not None]
     if given and (translation or not bundle.spec.can_generate(bundle)):
-        raise GenError(f"{', '.join(given)} {agree(given, 'does', 'do')} not apply to a {config['family']} run: "
+        raise GenError(f"{', '.join(given)} {agree(given, 'does', 'do')} not apply to {with_article(config['family'])} run: "
                        "gen eval scores it on the whole held-out set, not on samples")
     n, seed = EVAL_N if n is None else n, 0 if seed is None else seed
     if translation:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from gen.errors import GenError
+from gen.errors import GenError, with_article
 from gen.nets.components import is_conditional, sub_state
 from gen.trainkit.defaults import CLASSIFIER_DEFAULTS
 
@@ -160,7 +160,7 @@ def with_classifier(ddpm_run: str, classifier_run: str) -> tuple[dict, dict]:
     if theirs.get("family") != "ddpm" or theirs.get("stage") != "classifier":
         raise GenError(f"--classifier {classifier_run} is not a run of `gen train noisy-classifier`")
     if config["family"] != "ddpm" or config.get("stage"):
-        what = "a classifier run already" if config.get("stage") else f"a {config['family']} run"
+        what = "a classifier run already" if config.get("stage") else f"{with_article(config['family'])} run"
         raise GenError(f"--classifier attaches a noisy classifier to a DDPM run; {ddpm_run} is {what}")
     for key, what in MUST_MATCH:
         if config[key] != theirs[key]:

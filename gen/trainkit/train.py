@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from gen.errors import GenError, flag
+from gen.errors import GenError, flag, with_article
 from gen.trainkit.checks import check_lr, check_positive_ints
 from gen.trainkit.data import Dataset, load_dataset
 from gen.trainkit.defaults import LOOP
@@ -92,7 +92,7 @@ def stage_source(run_path: str, family: str, command: str, purpose: str, default
     source = RunDir(run_path)
     config = source.read_config()
     if config["family"] != family or config.get("stage"):
-        what = f"a {config['stage']} run" if config.get("stage") else f"a {config['family']} run"
+        what = f"a {config['stage']} run" if config.get("stage") else f"{with_article(config['family'])} run"
         raise GenError(f"{run_path} is {what}; {purpose}")
     o = {**defaults, **options}
     check_positive_ints(o, positive)
@@ -173,7 +173,7 @@ def _train(family, fresh, out, overrides, resume, force, progress, label, w, ext
     if resume:
         config = run.read_config()
         if config["family"] != family:
-            raise GenError(f"--resume: {out} is a {config['family']} run, not {family}")
+            raise GenError(f"--resume: {out} is {with_article(config['family'])} run, not {family}")
         if overrides.get("steps") is not None:
             config["steps"] = overrides["steps"]
             check_positive_ints(config, ("steps",))

@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from gen.errors import GenError
+from gen.errors import GenError, with_article
 from gen.runtime.arguments import ARGUMENTS, COMMON, given
 
 _REGISTRY: dict = {}
@@ -104,7 +104,7 @@ class Family:
         out = {}
         for name, (spec, value) in given(arguments, f"this {self.name} bundle takes {', '.join(accepted)}").items():
             if name not in accepted:
-                raise GenError(self.refusal(name) or f"{name} applies to {spec.applies_to}; this is a {self.name} bundle", name)
+                raise GenError(self.refusal(name) or f"{name} applies to {spec.applies_to}; this is {with_article(self.name)} bundle", name)
             out[name] = spec.check(value)
         for name, message in self.required.items():
             if name not in out:
