@@ -36,7 +36,6 @@ def demo(
         raise GenError("gen demo needs FastAPI and uvicorn, in the demo extra: from the clone, "
                        "pip install -c constraints.txt -e '.[demo]'") from None
     from gen.demo.models import open_models
-
     from gen.ports import bind
 
     if max_body_mb <= 0:

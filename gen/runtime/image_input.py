@@ -2,10 +2,10 @@
 
 A path, a PIL image, a list of either, or an array (HW, HWC, CHW, NHWC or NCHW; uint8 0..255, or
 float in gen's own [-1, 1] range) becomes uint8 NHWC. A 3-D array is one image (3 or 4 leading sizes:
-CHW colour), never a stack: give several gray images as N x H x W x 1, or as a list. uint8 is what a served request carries, so an image
-given in process and the same image sent to Triton reach the model as the same numbers. Preparing
-them for a network (resizing to the requested size, scaling to [-1, 1], a mask binarised at the
-latent resolution) is the family's job.
+CHW colour), never a stack: give several gray images as N x H x W x 1, or as a list. uint8 is what a
+served request carries, so an image given in process and the same image sent to Triton reach the
+model as the same numbers. Preparing them for a network (resizing to the requested size, scaling to
+[-1, 1], a mask binarised at the latent resolution) is the family's job.
 """
 
 from __future__ import annotations
