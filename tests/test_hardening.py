@@ -115,6 +115,8 @@ def test_cli_refuses_non_finite_guidance_and_training_rates(bundles, tmp_path):
     (["generate", "{ddpm}", "--label", "3"], "--label given, but this bundle is unconditional"),
     (["generate", "{root}/stylegan", "--interpolate", "1", "2", "--frames", "0"], "--frames must be a positive integer, got 0"),
     (["generate", "{root}/stylegan", "--interpolate", "1", "2", "--n", "4"], "--n does not apply to a latent walk"),
+    (["generate", "{root}/stylegan", "--interpolate", "1", "--out", "{root}/w.gif"],
+     "--interpolate takes two seeds A B (whole numbers), got '1' '--out'; give both right after it"),
     (["generate", "{root}/vae", "--image", "{img}"], "--image applies to image-to-image bundles; to encode and decode an image "
                                                       "with this autoencoder use reconstruct(images) (gen generate --reconstruct"),
     (["generate", "{root}/pix2pix", "--image", "{img}", "--reconstruct"],

@@ -7,6 +7,19 @@ from typing import Annotated, Optional
 import typer
 
 
+def _two_seeds(pair: Optional[tuple[str, str]]) -> Optional[tuple[int, int]]:
+    """--interpolate A B as two integers; parsed here so that a missing seed (`--interpolate 1 --out w.gif`
+    swallows `--out`) is named with what was read instead of Typer's bare "not a valid integer"."""
+    if pair is None:
+        return None
+    try:
+        return int(pair[0]), int(pair[1])
+    except ValueError:
+        from gen.errors import GenError
+        raise GenError(f"--interpolate takes two seeds A B (whole numbers), got {pair[0]!r} {pair[1]!r}; "
+                       "give both right after it, e.g. --interpolate 1 2") from None
+
+
 def generate(
     ctx: typer.Context,
     bundle: Annotated[Optional[str], typer.Argument(help="Bundle directory written by `gen export` (or use --url).")] = None,
@@ -26,7 +39,7 @@ def generate(
     psi: Annotated[Optional[float], typer.Option(help="StyleGAN truncation in [0, 1]: 1 none, lower pulls towards the average image.")] = None,
     mix_seed: Annotated[Optional[int], typer.Option(help="StyleGAN style mixing: layers from --mix-layer on take this seed's styles.")] = None,
     mix_layer: Annotated[Optional[int], typer.Option(help="StyleGAN style mixing: first layer that reads --mix-seed (0 = all of them).")] = None,
-    interpolate: Annotated[Optional[tuple[int, int]], typer.Option(help="StyleGAN latent walk: two seeds A B; --frames images from A's to B's (a strip, or an animation with --out walk.gif).")] = None,
+    interpolate: Annotated[Optional[tuple[str, str]], typer.Option(callback=_two_seeds, help="StyleGAN latent walk: two seeds A B; --frames images from A's to B's (a strip, or an animation with --out walk.gif).")] = None,
     frames: Annotated[Optional[int], typer.Option(help="With --interpolate: images in the walk (default 16).")] = None,
     reconstruct: Annotated[bool, typer.Option("--reconstruct", help="With --image on an autoencoder bundle (ae, vae, vqvae): encode and decode it.")] = False,
     n: Annotated[Optional[int], typer.Option(help="Number of images (default 16; 4 for text-to-image).")] = None,
