@@ -103,20 +103,26 @@ def refuse_current_dir(out: Path) -> None:
                        "the folder, which would leave this shell in a deleted one: give a folder below it")
 
 
+def refuse_sources(out, sources) -> None:
+    """`out` may neither be, nor contain, nor lie inside any of the command's inputs (None, or a name
+    that is no path here, such as `digits` or a model id: nothing to protect)."""
+    out_r = Path(out).resolve()
+    for src in sources:
+        if src is None or not Path(src).exists():
+            continue
+        s = Path(src).resolve()
+        if out_r == s or s in out_r.parents or out_r in s.parents:
+            raise GenError(f"--out {out} is, contains or lies inside the input {src}; writing there would "
+                           "destroy it: choose another --out")
+
+
 def check_replaceable(out: Path, markers: tuple[str, ...], what: str, force: bool, sources=()) -> None:
     """Refuse to write over anything but an earlier result gen wrote, and never over a source.
 
     `markers`: files that make a directory gen's own (gen.json for a bundle, ...); `sources`: the
     command's inputs, which `out` may neither be, nor contain, nor lie inside."""
     refuse_current_dir(out)
-    out_r = out.resolve()
-    for src in sources:
-        if src is None:
-            continue
-        s = Path(src).resolve()
-        if out_r == s or s in out_r.parents or out_r in s.parents:
-            raise GenError(f"--out {out} is, contains or lies inside the input {src}; writing there would "
-                           "destroy it: choose another --out")
+    refuse_sources(out, sources)
     if not out.exists():
         return
     if not out.is_dir():

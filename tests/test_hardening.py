@@ -315,6 +315,26 @@ def test_force_does_not_take_a_foreign_config_json_for_a_run(tmp_path):
     assert (model / "config.json").read_text() == '{"architectures": ["UNet2DModel"]}'
 
 
+def test_training_never_writes_into_its_own_inputs(tmp_path):
+    from PIL import Image
+
+    from gen.trainkit.noisy_classifier import train_noisy_classifier
+
+    data = tmp_path / "pictures"
+    data.mkdir()
+    for i in range(4):
+        Image.new("L", (8, 8), 40 * i).save(data / f"{i}.png")
+    with pytest.raises(GenError, match=r"--out .*pictures/run is, contains or lies inside the input .*pictures"):
+        train("vae", str(data), str(data / "run"), {"steps": 1}, progress=False)
+    run = train("ddpm", "digits", str(tmp_path / "ddpm"), {"widths": [8, 16], "batch_size": 8, "steps": 2, **FAST},
+                progress=False).path
+    before = (run / "weights.safetensors").read_bytes()
+    with pytest.raises(GenError, match=r"--out .*ddpm is, contains or lies inside the input"):
+        train_noisy_classifier(str(run), str(run), {"steps": 2}, force=True, progress=False)
+    assert (run / "weights.safetensors").read_bytes() == before and sorted(data.iterdir()) == sorted(
+        data / f"{i}.png" for i in range(4))
+
+
 def test_one_label_in_a_list_is_every_images_label(bundles):
     s = Sampler(str(bundles["cgan"]))
     assert np.array_equal(s.generate(n=3, labels=[4]), s.generate(n=3, labels=4))

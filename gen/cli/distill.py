@@ -66,7 +66,7 @@ def progressive(
 def consistency(
     run: Teacher,
     out: Out = "runs/consistency",
-    steps: Annotated[int, typer.Option(help="Optimisation steps.")] = CONSISTENCY["steps"],
+    steps: Annotated[Optional[int], typer.Option(help=f"Optimisation steps (default {CONSISTENCY['steps']}); with --resume, the new total.")] = None,
     solver: Annotated[str, typer.Option(help=f"The teacher's ODE step: {' or '.join(SOLVERS)} (heun: second order, two teacher calls).")] = CONSISTENCY["solver"],
     skip: Annotated[int, typer.Option(help="Timesteps one teacher step spans (must divide the teacher's; 20 of 1000: a 50-point grid).")] = CONSISTENCY["skip"],
     loss: Annotated[str, typer.Option(help=f"Distance between student and target: {' or '.join(LOSSES)}.")] = CONSISTENCY["loss"],

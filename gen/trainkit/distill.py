@@ -48,10 +48,27 @@ def distill(teacher: str, out: str, options: dict, method: str = "progressive", 
     def fresh():
         return student_config(method, teacher, {k: v for k, v in options.items() if v is not None})
 
+    if resume:
+        _refuse_other_method(out, method)
     extend = ("a progressive student's halvings are all done: distil a new one (another --out) with more "
               "--halvings or --steps-per-halving") if method == "progressive" else None
-    return train_with(out, "ddpm", fresh, {"steps": None}, resume=resume, force=force, progress=progress,
-                      label=f"distill {method}", extend=extend)
+    steps = options.get("steps") if resume else None  # --resume --steps N: the new total (consistency)
+    return train_with(out, "ddpm", fresh, {"steps": steps}, resume=resume, force=force, progress=progress,
+                      label=f"distill {method}", extend=extend, sources=[teacher])
+
+
+def _refuse_other_method(out: str, method: str) -> None:
+    """--resume continues a student with the method that started it, not another one's loop."""
+    from gen.trainkit.rundir import RunDir
+
+    run = RunDir(out)
+    if not run.is_run():
+        return  # RunDir.check names what is missing
+    taught = run.read_config().get("distill")
+    if not taught:
+        raise GenError(f"--resume: {out} is not a distilled student; resume it with gen train, or drop --resume")
+    if taught["method"] != method:
+        raise GenError(f"--resume: {out} is a {taught['method']} student; resume it with gen distill {taught['method']}")
 
 
 def student_config(method: str, teacher_path: str, options: dict):

@@ -65,7 +65,7 @@ def _train(base, data, out, instance_prompt, class_prompt, prior, lora, class_da
     if not (options.get("prior_loss_weight") or 0) >= 0:
         raise GenError(f"--prior-loss-weight must be >= 0, got {options['prior_loss_weight']}", "prior_loss_weight")
     config, run, say, resolved = begin({**DEFAULTS, "lr": LR[mode]}, options,
-                                       ("steps", "batch_size", "rank", "num_class_images"), out, base, force, progress)
+                                       ("steps", "batch_size", "rank", "num_class_images"), out, base, force, progress, data=data)
     pipe = resolved.pipe
     size = native_size(pipe, config["resolution"])
     images = load_instances(data, size)

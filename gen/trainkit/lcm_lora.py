@@ -59,7 +59,7 @@ def _distill(base, data, out, options, force, progress):
     if not config["guidance"] >= 1:
         raise GenError(f"--guidance must be >= 1 (1: no guidance to fold in), got {config['guidance']}")
     run = RunDir(out)
-    run.check(resume=False, force=force, resumable=False)
+    run.check(resume=False, force=force, resumable=False, sources=(base, data))
     import torch  # after the checks that need no model, so those refusals are instant
 
     say = print if progress else (lambda *_: None)

@@ -42,7 +42,8 @@ def _train_lora(base, data, out, options, force, progress):
     from gen.recipes.registry import LORA_FILE
     from gen.trainkit.sdbase import begin, denoising_loss, encode, sample, save_grid, train_adapter, training_set
 
-    config, run, say, resolved = begin(DEFAULTS, options, ("rank", "steps", "batch_size"), out, base, force, progress)
+    config, run, say, resolved = begin(DEFAULTS, options, ("rank", "steps", "batch_size"), out, base, force,
+                                       progress, data=data)
     pipe = resolved.pipe
     size, images, captions = training_set(pipe, data, config["resolution"], config["max_images"])
     config.update(base=resolved.base, data=data, resolution=size, images=len(captions), family="sd-lora",

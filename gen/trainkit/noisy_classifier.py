@@ -112,7 +112,7 @@ def train_noisy_classifier(ddpm_run: str, out: str, options: dict, resume: bool 
         return classifier_config(ddpm_run, {k: v for k, v in options.items() if v is not None})
 
     return train_with(out, "ddpm", fresh, {"steps": options.get("steps") if resume else None}, resume=resume,
-                      force=force, progress=progress, label="train noisy-classifier")
+                      force=force, progress=progress, label="train noisy-classifier", sources=[ddpm_run])
 
 
 def classifier_config(ddpm_run: str, options: dict):

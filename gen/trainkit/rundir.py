@@ -55,9 +55,13 @@ class RunDir:
             return True  # gen's own config.json, damaged: read_config says so by name
         return isinstance(config, dict) and "family" in config
 
-    def check(self, resume: bool, force: bool, resumable: bool = True) -> None:
+    def check(self, resume: bool, force: bool, resumable: bool = True, sources=()) -> None:
         """Refuse a directory that would be overwritten or cannot be resumed; changes nothing.
-        `resumable`: whether the command has --resume (the SD trainers do not), for the message."""
+        `resumable`: whether the command has --resume (the SD trainers do not), for the message;
+        `sources`: the command's inputs (teacher run, data folder, base), which the run must not overlap."""
+        from gen.outputs import refuse_sources
+
+        refuse_sources(self.path, sources)
         if resume and force:
             raise GenError("--resume and --force contradict each other: --resume continues the run, --force replaces it")
         if resume:

@@ -19,7 +19,7 @@ def check_options(config: dict, positive: tuple[str, ...]) -> None:
 
 
 def begin(defaults: dict, options: dict, positive: tuple[str, ...], out: str, base: str | None, force: bool,
-          progress: bool):
+          progress: bool, data: str | None = None):
     """What every SD trainer does first: (config = defaults with the given options, the output's
     RunDir after its checks, a print-or-nothing `say`, the resolved base)."""
     from gen.trainkit.rundir import RunDir
@@ -27,7 +27,7 @@ def begin(defaults: dict, options: dict, positive: tuple[str, ...], out: str, ba
     config = {**defaults, **{k: v for k, v in options.items() if v is not None}}
     check_options(config, positive)
     run = RunDir(out)
-    run.check(resume=False, force=force, resumable=False)
+    run.check(resume=False, force=force, resumable=False, sources=(base, data))
     say = print if progress else (lambda *_: None)
     return config, run, say, load_base(base, say)
 

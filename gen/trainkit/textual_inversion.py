@@ -59,7 +59,8 @@ def _train(base, data, out, token, init_token, options, force, progress):
     from gen.trainkit.sdbase import (begin, denoising_loss, latents, native_size, prompt_changes, sample, save_grid,
                                      token_ids, train_adapter)
 
-    config, run, _, resolved = begin(DEFAULTS, options, ("steps", "batch_size", "num_vectors"), out, base, force, progress)
+    config, run, _, resolved = begin(DEFAULTS, options, ("steps", "batch_size", "num_vectors"), out, base, force,
+                                     progress, data=data)
     pipe = resolved.pipe
     tokenizer, text_encoder = pipe.tokenizer, pipe.text_encoder
     check_token(tokenizer, token)

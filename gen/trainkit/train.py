@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -130,17 +131,19 @@ def train(family: str, data_spec: str, out: str, overrides: dict, image_size: in
                             direction=overrides.get("direction"), side_by_side=bool(overrides.get("side_by_side")))
         return build_config(family, data, data_spec, overrides), data
 
-    return train_with(out, family, fresh, overrides, resume=resume, force=force, progress=progress)
+    folders = [d for d in (data_spec, overrides.get("data_b")) if d and Path(d).exists()]  # --data DIR
+    return train_with(out, family, fresh, overrides, resume=resume, force=force, progress=progress, sources=folders)
 
 
 def train_with(out: str, family: str, fresh, overrides: dict, resume: bool = False, force: bool = False,
-               progress: bool = True, label: str | None = None, extend: str | None = None) -> RunDir:
+               progress: bool = True, label: str | None = None, extend: str | None = None, sources=()) -> RunDir:
     """The loop every trainer shares (training and distillation): `fresh()` gives a new run's
-    (config, data); a resumed run reads its own config. One writer at a time per `out`."""
+    (config, data); a resumed run reads its own config. One writer at a time per `out`.
+    `sources`: the command's inputs (a teacher run, a data folder), which `out` must not overlap."""
     from gen.outputs import absolute, output_lock, remove_stale
     from gen.trainkit.distributed import finish, world
 
-    RunDir(out).check(resume=resume, force=force)
+    RunDir(out).check(resume=resume, force=force, sources=sources)
     w = world()  # under torchrun: this process's rank; rank 0 alone writes (gen.trainkit.distributed)
     with output_lock(out) if w.main else contextlib.nullcontext():
         try:

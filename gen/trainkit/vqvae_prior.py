@@ -86,7 +86,7 @@ def train_prior(vqvae_run: str, out: str, options: dict, resume: bool = False, f
         return prior_config(vqvae_run, {k: v for k, v in options.items() if v is not None})
 
     return train_with(out, "vqvae", fresh, {"steps": options.get("steps") if resume else None}, resume=resume,
-                      force=force, progress=progress, label="train vqvae-prior")
+                      force=force, progress=progress, label="train vqvae-prior", sources=[vqvae_run])
 
 
 def prior_config(vqvae_run: str, options: dict):

@@ -259,3 +259,26 @@ def test_a_student_teaches_only_what_it_was_trained_for(teacher, tmp_path):
     config = json.loads((one / "config.json").read_text())
     assert config["sample_steps"] == 1 and config["distill"]["teacher"] == str(two.resolve())
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_resume_takes_a_new_total_and_refuses_another_method(teacher, tmp_path):
+    options = {**CONSISTENCY, "steps": 4}
+    student = distill(str(teacher), str(tmp_path / "cd"), options, method="consistency", progress=False).path
+    with pytest.raises(GenError, match=r"has already trained 4 steps \(it asks for 4\)"):
+        distill(str(teacher), str(student), {"steps": None}, method="consistency", resume=True, progress=False)
+    distill(str(teacher), str(student), {"steps": 6}, method="consistency", resume=True, progress=False)
+    assert json.loads((student / "config.json").read_text())["steps"] == 6
+    assert json.loads((student / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 6
+    with pytest.raises(GenError, match=r"--resume: .*cd is a consistency student; resume it with gen distill consistency"):
+        distill(str(teacher), str(student), {}, method="progressive", resume=True, progress=False)
+    with pytest.raises(GenError, match=r"--resume: .*teacher is not a distilled student"):
+        distill(str(teacher), str(teacher), {}, method="consistency", resume=True, progress=False)
+
+
+@pytest.mark.parametrize("where", ["teacher", "teacher/student"])
+def test_force_never_writes_over_or_into_the_teacher(teacher, tmp_path, where):
+    before = (teacher / "weights.safetensors").read_bytes()
+    out = teacher.parent / where.replace("teacher", teacher.name)
+    with pytest.raises(GenError, match=r"is, contains or lies inside the input .*teacher; writing there would destroy it"):
+        distill(str(teacher), str(out), {**CONSISTENCY, "steps": 2}, method="consistency", force=True, progress=False)
+    assert (teacher / "weights.safetensors").read_bytes() == before and not (teacher / "student").exists()
