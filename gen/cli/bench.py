@@ -76,6 +76,10 @@ def bench(
     result = run_bench(bundle, [b.strip() for b in backends.split(",") if b.strip()],
                        [p.strip() for p in precisions.split(",") if p.strip()],
                        _ints(steps, "--steps") if steps else None, _ints(batch or "1,16", "--batch"), warmup, repeats, threads, device, log=typer.echo)
+    if not result["rows"]:  # a results file and plot of nothing would only look like a measurement
+        raise GenError("nothing was measured: every configuration was skipped (the reasons are above); nothing was "
+                       "written. Choose --backends / --precisions / --steps this bundle and machine run, e.g. "
+                       "--backends ort --precisions fp32")
     result["command"] = command_line()
     result["speedups"] = speedups(result)
     for s in result["speedups"]:

@@ -62,3 +62,7 @@ def test_bench_cli_writes_json_and_plot(bundles, tmp_path):
     assert p.returncode == 2 and "--steps applies to diffusion bundles; this is a gan bundle" in p.stderr
     p = gen_here("bench", bundles["ddpm"], "--plot", tmp_path / "p.bmp", check=False)
     assert p.returncode == 2 and "the plot is a PNG; give a .png file name" in p.stderr
+    p = gen_here("bench", bundles["ddpm"], "--backends", "ort", "--precisions", "fp16", "--steps", "2",
+                 "--json", tmp_path / "none.json", check=False)  # the bundle has no fp16 file: all skipped
+    assert p.returncode == 2 and "nothing was measured: every configuration was skipped" in p.stderr
+    assert "skip ort/fp16" in p.stdout and not (tmp_path / "none.json").exists() and not (tmp_path / "none.png").exists()
