@@ -127,6 +127,7 @@ def test_cli_refuses_non_finite_guidance_and_training_rates(bundles, tmp_path):
     (["generate", "{root}/pix2pix", "--image", "{root}", "--psi", "0.5", "--n", "3"],
      "--n, --psi do not apply with --image FOLDER"),
     (["bench", "--url", "http://127.0.0.1:1", "--model", "m", "--plot", "p.png"], "--plot applies to a local bundle"),
+    (["export", "{run}", "--int8-trt"], "--int8-trt: these options apply only with --int8"),
     (["generate", "{root}/pix2pix", "--image", "{img}", "--n", "4"],
      "--n 4 with one --image: a translation is deterministic, so it would be 4 copies of one image"),
 ])

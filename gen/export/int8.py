@@ -21,7 +21,8 @@ calibration). What pays here, component by component, on the staged bundle:
 
 The `int8-trt` variant (on request) quantizes the same nodes with symmetric s8
 activations (zero points 0), the explicit-quantization form TensorRT builds from; ORT runs it here
-for the gate, TensorRT itself is not verified (no TensorRT on these machines).
+for the PSNR gate, but not for the speed rule (ORT's CPU speed of TensorRT's form says nothing of
+TensorRT's; the figure is recorded). TensorRT itself is not verified (no TensorRT on these machines).
 """
 
 from __future__ import annotations
@@ -383,7 +384,9 @@ def _gate(tmp, manifest, plans, precision, options, work, reference, progress) -
                           "speedup_per_call": round(c.speedup, 3), "psnr_db": round(c.psnr_db, 2), "max_abs": c.max_abs})
             progress(f"  {plan.name} {precision}: {c.speedup:.2f}x fp32 per call, {c.psnr_db:.1f} dB per call, "
                      f"{len(plan.excluded)} layer(s) kept float")
-            if c.speedup < options.min_speedup:  # the rule holds for what ships, not only for the search's figure
+            if symmetric:  # TensorRT's form: ORT's CPU speed says nothing of TensorRT's, so it is only recorded
+                entry["speedup_note"] = "ORT CPU figure, recorded only: int8-trt is for TensorRT and not speed-gated here"
+            elif c.speedup < options.min_speedup:  # the rule holds for what ships, not only for the search's figure
                 entry["kept_float"] = (f"as gated ({len(plan.excluded)} layer(s) kept float) it ran at {c.speedup:.2f}x "
                                        f"fp32 per call (--int8-min-speedup {options.min_speedup})")
                 progress(f"  {plan.name} {precision}: kept float ({entry['kept_float']})")
