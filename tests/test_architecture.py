@@ -130,3 +130,11 @@ print(sorted(changed_env), before[1] == after[1], umask_before == umask_after, s
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert p.returncode == 0, p.stderr[-2000:]
     assert p.stdout.split("\n")[-2] == "[] True True []", p.stdout
+
+
+def test_the_sampler_is_importable_where_the_readme_says():
+    import gen
+    from gen.runtime import Sampler
+    from gen.runtime.sampler import Sampler as Defined
+
+    assert Sampler is Defined is gen.Sampler
