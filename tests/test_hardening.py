@@ -158,6 +158,16 @@ def test_a_diverging_loss_stops_the_run_and_keeps_the_run_it_replaces(tmp_path):
                for v in r.values())
 
 
+def test_a_new_run_that_diverges_before_its_first_checkpoint_leaves_no_dead_end(tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    for out in (tmp_path / "new", mine):
+        with pytest.raises(GenError, match=r"training diverged at step \d+: .*no checkpoint was written yet, so .* is left as it was"):
+            train("vae", "digits", str(out), {"width": 8, "batch_size": 8, "steps": 50, "lr": 1e12, **FAST}, progress=False)
+    assert not (tmp_path / "new").exists() and mine.is_dir() and not any(mine.iterdir())
+    train("vae", "digits", str(tmp_path / "new"), {"width": 8, "batch_size": 8, "steps": 2, **FAST}, progress=False)  # no --force
+
+
 def test_images_of_16_bit_and_float_modes_are_scaled_not_clipped(tmp_path):
     from PIL import Image
 

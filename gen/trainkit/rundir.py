@@ -104,6 +104,20 @@ class RunDir:
         self.path.mkdir(parents=True, exist_ok=True)
         return self
 
+    def discard_unstarted(self, keep_dir: bool) -> bool:
+        """A new run stopped before its first checkpoint holds only its config and logs: nothing to
+        resume, yet its config.json would refuse the next try (--resume has no checkpoint, a plain run
+        sees "another run"). Remove what gen wrote there (another's files stay, and the folder itself
+        with `keep_dir`: it was there before); True if it did."""
+        if not self.is_run() or self.state_path.is_file() or self.weights_path.is_file():
+            return False
+        for entry in self.path.iterdir():
+            if written_by_gen(entry.name):
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+        if not keep_dir and not any(self.path.iterdir()):
+            self.path.rmdir()
+        return True
+
     def commit(self, work: "RunDir") -> None:
         """Put a finished run written by `claim` in place; files gen did not write stay with it."""
         if work.path == self.path:

@@ -144,6 +144,7 @@ def train_with(out: str, family: str, fresh, overrides: dict, resume: bool = Fal
     from gen.trainkit.distributed import finish, world
 
     RunDir(out).check(resume=resume, force=force, sources=sources)
+    existed = Path(out).exists()
     w = world()  # under torchrun: this process's rank; rank 0 alone writes (gen.trainkit.distributed)
     with output_lock(out) if w.main else contextlib.nullcontext():
         try:
@@ -151,6 +152,8 @@ def train_with(out: str, family: str, fresh, overrides: dict, resume: bool = Fal
         except BaseException:
             if w.main:
                 remove_stale(absolute(out))  # a replacement that did not finish leaves no staging behind
+                if not resume:
+                    RunDir(out).discard_unstarted(keep_dir=existed)
             finish(w, ok=False)
             raise
         finish(w, ok=True)
@@ -247,7 +250,7 @@ def _train(family, fresh, out, overrides, resume, force, progress, label, w, ext
             bar.close()
             k, v = next(iter(bad.items()))
             kept = (f"the last checkpoint (step {last_checkpoint}) is kept: --resume continues from it"
-                    if last_checkpoint else "no checkpoint was written yet")
+                    if last_checkpoint else f"no checkpoint was written yet, so {out} is left as it was")
             if run is not target:
                 kept = f"the run being replaced in {out} is untouched"
             raise GenError(f"training diverged at step {step + 1}: {k} = {v}; {kept}. Lower --lr or change "
