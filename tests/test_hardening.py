@@ -214,6 +214,26 @@ def test_same_size_corruption_of_a_component_is_refused_at_load(bundles, tmp_pat
         Sampler(str(b))
 
 
+@pytest.mark.parametrize("backend", ["ort", "eager"])
+def test_modified_eager_weights_are_refused_whichever_backend_runs(bundles, tmp_path, backend):
+    from gen.fileio import load_safetensors, save_safetensors
+
+    b = tmp_path / "b"
+    shutil.copytree(bundles["ddpm"], b)
+    listed = sorted(f["path"] for f in json.loads((b / "gen.json").read_text())["weights_files"])
+    assert listed == ["weights/config.json", "weights/weights.safetensors"]
+    path = b / "weights" / "weights.safetensors"
+    tensors, meta = load_safetensors(path)
+    name = next(iter(tensors))
+    tensors[name] = tensors[name] + 1  # same size, other numbers
+    save_safetensors(path, tensors, meta)
+    with pytest.raises(GenError, match="weights.safetensors is corrupt or modified .* re-export the bundle"):
+        Sampler(str(b), backend=backend)
+    path.unlink()
+    with pytest.raises(GenError, match="eager weights file is missing: .*weights.safetensors; re-export the bundle"):
+        Sampler(str(b), backend=backend)
+
+
 # -- writes that cannot destroy or mix --------------------------------------------------------
 
 @pytest.fixture(scope="module")

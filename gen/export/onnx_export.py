@@ -14,7 +14,8 @@ from pathlib import Path
 
 from gen.export.defaults import DEFAULT_OPSET, DEFAULT_TOLERANCE
 from gen.export.onnx_io import (check_images, check_opset, export_checked,
-                                export_precisions, file_entry, refuse_existing, staged_bundle)
+                                export_precisions, file_entry, record_weights, refuse_existing,
+                                staged_bundle)
 from gen.fileio import save_safetensors, write_json
 from gen.runtime.manifest import MANIFEST, write_manifest
 from gen.versions import versions
@@ -65,6 +66,7 @@ def export_run(run_path: str, out: str, precisions=("fp32",), opset: int = DEFAU
             manifest.source["also_from"] = [str(Path(p).resolve()) for p in also_from]
         manifest.export = {"opset": opset}
         manifest.versions = versions(("gen", "torch", "diffusers", "onnx", "onnxruntime"))
+        record_weights(tmp, manifest)
         write_manifest(tmp / MANIFEST, manifest)
         check_images(tmp, tmp / MANIFEST, manifest, precisions, progress, int8=int8, n=8, seed=0)
     return out

@@ -141,6 +141,22 @@ def _trace_to_onnx(module, inputs, in_names, out_names, axes, path, opset) -> No
                           do_constant_folding=True)
 
 
+def record_weights(bundle_dir: Path, manifest) -> None:
+    """Size and sha256 of every file under the manifest's eager weights paths (files or folders),
+    relative to the bundle, so that a corrupt weights file is refused at load as a component's is."""
+    from gen.cache import sha256_of
+    from gen.runtime.manifest import ModelFile, parse
+
+    files = []
+    for named in manifest.weights.values():
+        p = bundle_dir / named
+        for f in sorted(p.rglob("*")) if p.is_dir() else [p]:
+            if f.is_file():
+                rel = f.relative_to(bundle_dir).as_posix()
+                files.append(parse(ModelFile, {"path": rel, "bytes": f.stat().st_size, "sha256": sha256_of(f)}, rel))
+    manifest.weights_files = files
+
+
 def file_entry(path: Path) -> dict:
     from gen.cache import sha256_of
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from gen.errors import GenError
 from gen.export.defaults import DEFAULT_OPSET, DEFAULT_TOLERANCE
 from gen.export.onnx_io import (check_images, check_opset, export_checked,
-                                export_precisions, refuse_existing, staged_bundle)
+                                export_precisions, record_weights, refuse_existing, staged_bundle)
 from gen.recipes.lcm import KEYS as LCM_KEYS
 from gen.runtime.manifest import MANIFEST, write_manifest
 from gen.runtime.precision import check_precision
@@ -73,6 +73,7 @@ def export_sd(model: str, out: str, base: str | None = None, lora: str | None = 
             raise GenError("the base's tokenizer could not be saved as tokenizer.json (a fast tokenizer is needed)")
         save_weights(pipe, tmp / "weights")
         manifest = _manifest(pipe, resolved, entries, parities, precisions, opset, vae_scale, unet_multiple)
+        record_weights(tmp, manifest)
         write_manifest(tmp / MANIFEST, manifest)
         if image_check or any(check_precision(p).calibrated for p in precisions):  # int8 is made by its gate
             check_images(tmp, tmp / MANIFEST, manifest, precisions, progress, int8=int8, prompt="a red house by a lake",
