@@ -251,6 +251,17 @@ def test_force_replaces_only_what_gen_wrote(run_dir, tmp_path, bundles):
     with pytest.raises(GenError, match="not a gen model repository"):
         build_repository([str(bundles["gan"])], str(mine), force=True)
     assert (mine / "thesis.tex").read_text() == "years of work"
+    (mine / "gen.json").write_text("{}")  # the name alone does not make it gen's
+    with pytest.raises(GenError, match=r"--force: .*mine holds gen.json \(not a gen bundle manifest\), which gen did not write"):
+        export_run(str(run_dir), str(mine), force=True, **QUIET)
+    bundle = tmp_path / "b"
+    export_run(str(run_dir), str(bundle), **QUIET)
+    (bundle / "notes.txt").write_text("mine")
+    with pytest.raises(GenError, match=r"--force: .*b holds notes.txt, which gen did not write; .*move them out"):
+        export_run(str(run_dir), str(bundle), force=True, **QUIET)
+    (bundle / "notes.txt").unlink()
+    export_run(str(run_dir), str(bundle), force=True, **QUIET)  # gen's own files alone: replaced
+    assert (mine / "thesis.tex").read_text() == "years of work" and (mine / "gen.json").read_text() == "{}"
     for out in (run_dir, run_dir / "bundle", run_dir.parent):
         with pytest.raises(GenError, match="is, contains or lies inside the input"):
             export_run(str(run_dir), str(out), force=True, **QUIET)

@@ -31,6 +31,32 @@ def refuse_existing(out: Path, force: bool, sources=()) -> None:
     """Called before any slow work, and again under the lock: an existing bundle needs --force, and
     --force replaces only a bundle (never a user's folder, never the export's own input)."""
     check_replaceable(out, (MANIFEST,), "bundle", force, sources)
+    if force and (out / MANIFEST).is_file():
+        foreign = _not_written_by_gen(out)
+        if foreign:
+            raise GenError(f"--force: {out} holds {', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''}, which gen "
+                           "did not write; --force replaces only what gen wrote: move them out or choose another --out")
+
+
+def _not_written_by_gen(out: Path) -> list[str]:
+    """What a bundle folder holds beyond its manifest's files (top-level names), or ["gen.json (not a gen
+    bundle manifest)"] when gen.json is someone else's: the file name alone proves nothing."""
+    from gen.fileio import read_json
+    from gen.runtime.manifest import FORMAT, read_manifest
+
+    try:
+        data = read_json(out / MANIFEST, "bundle manifest")
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise GenError("not gen's")
+        manifest = read_manifest(data, str(out / MANIFEST))
+    except GenError:
+        return [f"{MANIFEST} (not a gen bundle manifest)"]
+    named = [f.path for c in manifest.components.values() for f in c.files.values()]
+    named += [f.external_data.path for c in manifest.components.values() for f in c.files.values() if f.external_data]
+    named += list(manifest.weights.values()) + [f.path for f in manifest.weights_files]
+    named += [manifest.text.tokenizer] if manifest.text else []
+    ours = {MANIFEST, "trt"} | {Path(p).parts[0] for p in named}  # trt/: gen export BUNDLE --trt's engines
+    return sorted(e.name for e in out.iterdir() if e.name not in ours)
 
 
 @contextmanager
