@@ -7,8 +7,8 @@ def flag(name: str) -> str:
 
 
 def with_article(name: str) -> str:
-    """`name` with its article, as read aloud: a gan, a vae, an ae, an sd (ess-dee) bundle."""
-    return f"{'an' if name[:1].lower() in 'aeio' or name.lower().startswith('sd') else 'a'} {name}"
+    """`name` with its article, as read aloud: a gan, a vae, an ae, an sd (ess-dee) bundle, an unconditional ddpm."""
+    return f"{'an' if name[:1].lower() in 'aeio' or name.lower().startswith(('sd', 'un')) else 'a'} {name}"
 
 
 def agree(items, one: str, many: str) -> str:

@@ -76,7 +76,8 @@ def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
     try:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise GenError(f"{what} {path} is not valid JSON ({e}); restore it or re-create the run") from None
+        fix = "re-export the bundle" if what.startswith("bundle") else "restore it or re-create the run"
+        raise GenError(f"{what} {path} is not valid JSON ({e}); {fix}") from None
 
 
 def check_safetensors(path: str | os.PathLike) -> dict:

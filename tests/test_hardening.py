@@ -55,8 +55,9 @@ def test_huge_n_and_threads_are_refused(bundles):
 @pytest.mark.parametrize("kwargs,message", [
     ({"guidance": float("nan")}, "guidance must be a finite number, got nan"),
     ({"guidance": float("inf")}, "guidance must be a finite number, got inf"),
-    ({"eta": float("inf"), "scheduler": "ddim"}, "eta must be >= 0, got inf"),
+    ({"eta": float("inf"), "scheduler": "ddim"}, "eta must be a finite number >= 0, got inf"),
     ({"seed": 1.5}, "seed must be an integer"),
+    ({"eta": True, "scheduler": "ddim"}, r"eta must be a finite number >= 0, got True"),
 ])
 def test_non_finite_and_mistyped_numbers_are_refused(bundles, kwargs, message):
     with pytest.raises(GenError, match=message):
@@ -98,7 +99,7 @@ def test_cli_refuses_non_finite_guidance_and_training_rates(bundles, tmp_path):
     (["generate", "{ddpm}/gen.json"], "gen.json is a bundle's manifest: give the bundle's folder, {ddpm}"),
     (["generate", "{root}/pix2pix", "--image", "{img}", "--out", "{root}/new/"],
      "--out {root}/new/ names a folder; give a file name such as {root}/new/grid.png"),
-    (["eval", "{root}/run-ddpm", "--psi", "0.5"], "--psi does not apply to a ddpm run"),
+    (["eval", "{root}/run-ddpm", "--psi", "0.5"], "--psi does not apply to an unconditional ddpm run"),
     (["export", "{ddpm}"], "{ddpm} is an exported bundle (gen.json), not a run: give the run directory it was exported from"),
     (["export", "{run}", "--classifier", "{ddpm}"], "--classifier: {ddpm} is an exported bundle (gen.json), not a run"),
     (["serve", "status", "localhost:8000"], "URL 'localhost:8000' is not a server URL: it must look like http://127.0.0.1:8000"),

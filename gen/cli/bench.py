@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from gen.cli.options import command_line, given_options, require_bundle_or_url
+from gen.cli.options import BACKENDS_HELP, command_line, given_options, require_bundle_or_url
 from gen.errors import GenError
 from gen.runtime.defaults import BENCH_REPEATS, BENCH_WARMUP
 
@@ -19,7 +19,7 @@ def _ints(text: str, option: str) -> list[int]:
         raise GenError(f"{option} takes comma-separated integers, got {text!r}") from None
     if not values or min(values) < 1:
         raise GenError(f"{option} values must be >= 1, got {text!r}")
-    return values
+    return list(dict.fromkeys(values))  # 1,1 is one configuration, timed once
 
 
 def bench(
@@ -30,7 +30,7 @@ def bench(
     concurrency: Annotated[str, typer.Option(help="With --url: comma-separated concurrent client counts.")] = "1,4,8",
     requests: Annotated[int, typer.Option(help="With --url: requests per concurrency level.")] = 100,
     image: Annotated[Optional[str], typer.Option(help="With --url: the input image every request sends, for an image-to-image model (pix2pix, CycleGAN; a local bundle uses a mid-gray image at its size).")] = None,
-    backends: Annotated[str, typer.Option(help="Comma-separated backends: eager, ort.")] = "eager,ort",
+    backends: Annotated[str, typer.Option(help=f"Comma-separated backends: {BACKENDS_HELP}.")] = "eager,ort",
     precisions: Annotated[str, typer.Option(help="Comma-separated precisions: fp32, fp16, int8, int8-trt (those the bundle was exported with; eager runs fp32 on cpu, others are skipped with the reason).")] = "fp32",
     steps: Annotated[Optional[str], typer.Option(help="Comma-separated diffusion step counts (default 1,10,50; with --url, the model's default).")] = None,
     batch: Annotated[Optional[str], typer.Option(help="Comma-separated batch sizes (default 1,16; with --url, one value, default 1).")] = None,

@@ -6,6 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from gen.cli.options import BACKENDS_HELP
+
 
 def demo(
     bundles: Annotated[Optional[list[str]], typer.Argument(help="Bundle directories written by `gen export`; one page each.")] = None,
@@ -16,7 +18,7 @@ def demo(
     concurrency: Annotated[int, typer.Option(help="Generations one model runs at a time.")] = 1,
     queue: Annotated[int, typer.Option(help="Requests one model lets wait beyond those; more get 429 with Retry-After.")] = 2,
     max_body_mb: Annotated[float, typer.Option(help="Largest request body (an uploaded image travels in it), in MiB.")] = 8.0,
-    backend: Annotated[str, typer.Option(help="Backend for the bundles: ort or eager.")] = "ort",
+    backend: Annotated[str, typer.Option(help=f"Backend for the bundles: {BACKENDS_HELP}.")] = "ort",
     threads: Annotated[Optional[int], typer.Option(help="CPU threads per model (default: the backend's). The same count as a local Sampler gives the same bytes.")] = None,
 ) -> None:
     """Try bundles in a browser: each gets a page with its own controls (prompt, label, steps, scheduler,

@@ -15,6 +15,7 @@ app = typer.Typer(help="Distil a diffusion run into a few-step student (a run li
 
 # the options both methods take, stated once
 Teacher = Annotated[str, typer.Argument(help="The teacher: a run directory from `gen train ddpm` (or an N-step progressive student, to halve again with --start-steps N).")]
+CdTeacher = Annotated[str, typer.Argument(help="The teacher: a run directory from `gen train ddpm` (not a distilled student: distil from its teacher).")]
 Out = Annotated[str, typer.Option(help="Student run directory to create (refused if it holds a run, unless --resume or --force).")]
 Lr = Annotated[float, typer.Option(help="AdamW learning rate.")]
 BatchSize = Annotated[int, typer.Option(help="Batch size.")]
@@ -40,7 +41,7 @@ def _run(method: str, run: str, out: str, options: dict, resume: bool, force: bo
 def progressive(
     run: Teacher,
     out: Out = "runs/student",
-    start_steps: Annotated[int, typer.Option(help="DDIM steps of the teacher the first halving learns from (a power of two).")] = PROGRESSIVE["start_steps"],
+    start_steps: Annotated[int, typer.Option(help="DDIM steps of the teacher the first halving learns from (divisible by 2 ** --halvings: 16 halved twice is 4, 12 is 3).")] = PROGRESSIVE["start_steps"],
     halvings: Annotated[int, typer.Option(help="How many times to halve the step count (16 with 2 halvings: a 4-step student).")] = PROGRESSIVE["halvings"],
     steps_per_halving: Annotated[int, typer.Option(help="Optimisation steps per halving.")] = PROGRESSIVE["steps_per_halving"],
     lr: Lr = PROGRESSIVE["lr"],
@@ -64,7 +65,7 @@ def progressive(
 
 @app.command()
 def consistency(
-    run: Teacher,
+    run: CdTeacher,
     out: Out = "runs/consistency",
     steps: Annotated[Optional[int], typer.Option(help=f"Optimisation steps (default {CONSISTENCY['steps']}); with --resume, the new total.")] = None,
     solver: Annotated[str, typer.Option(help=f"The teacher's ODE step: {' or '.join(SOLVERS)} (heun: second order, two teacher calls).")] = CONSISTENCY["solver"],

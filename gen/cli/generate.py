@@ -6,6 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from gen.cli.options import BACKENDS_HELP
+
 
 def _two_seeds(pair: Optional[tuple[str, str]]) -> Optional[tuple[int, int]]:
     """--interpolate A B as two integers; parsed here so that a missing seed (`--interpolate 1 --out w.gif`
@@ -25,7 +27,7 @@ def generate(
     bundle: Annotated[Optional[str], typer.Argument(help="Bundle directory written by `gen export` (or use --url).")] = None,
     url: Annotated[Optional[str], typer.Option(help="A gen model served by Triton: http://HOST:PORT or grpc://HOST:PORT (with --model).")] = None,
     model: Annotated[Optional[str], typer.Option(help="Pipeline model name on the server (with --url).")] = None,
-    backend: Annotated[str, typer.Option(help="eager (PyTorch) or ort (ONNX Runtime; needs no torch).")] = "ort",
+    backend: Annotated[str, typer.Option(help=f"{BACKENDS_HELP}.")] = "ort",
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     precision: Annotated[Optional[str], typer.Option(help="fp32, fp16, or int8 / int8-trt when the bundle was exported with --int8 (ort on cpu) (default: fp32 on cpu, where ORT runs fp16 through casts; the bundle's on cuda).")] = None,
     prompt: Annotated[Optional[str], typer.Option(help="Text prompt (text-to-image bundles, e.g. from `gen export --model sd-lora`).")] = None,

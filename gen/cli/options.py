@@ -9,6 +9,10 @@ import sys
 
 from gen.errors import GenError, agree, flag
 
+# every backend gen.runtime registers, for the --backend help of each command that samples
+BACKENDS_HELP = ("eager (PyTorch), ort (ONNX Runtime; needs no torch), compile (torch.compile; CUDA graphs on a GPU) "
+                 "or trt (TensorRT engines; needs TensorRT and a GPU, unverified here)")
+
 
 def require_bundle_or_url(bundle: str | None, url: str | None, model: str | None = None,
                           local_options: tuple = (), served_options: tuple = ()) -> None:

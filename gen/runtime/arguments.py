@@ -35,11 +35,20 @@ class Argument:
     high: float | None = None  # largest valid value (numbers)
     served: str | None = None  # request input name on Triton; None: in-process only
 
+    def _also(self) -> str:
+        """The rule beyond the type, for a message that says both ("a finite number >= 0")."""
+        rule = self.rule.removeprefix("an integer").removeprefix("a positive integer").strip()
+        if self.rule.startswith("a positive integer"):
+            rule = "at least 1"
+        return f" {rule}" if rule.startswith(("in ", ">", "<")) else f", {rule}" if rule else ""
+
     def check(self, value):
         """The value in its canonical Python form, or a GenError naming the argument."""
         if self.kind in ("int", "seed"):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or \
-                    (self.low is not None and value < self.low):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):  # True is no step count
+                raise GenError(f"{self.name} must be an integer{self._also()}, got {value!r} "
+                               f"({type(value).__name__})", self.name)
+            if self.low is not None and value < self.low:
                 raise GenError(f"{self.name} must be {self.rule or 'an integer'}, got {value!r}", self.name)
             # any integer is a seed: mapped to numpy's 64-bit range the same way in process and served
             return int(value) % SEED_RANGE if self.kind == "seed" else int(value)
@@ -47,7 +56,7 @@ class Argument:
             if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
                     or not math.isfinite(value) or (self.low is not None and value < self.low) \
                     or (self.high is not None and value > self.high):
-                raise GenError(f"{self.name} must be {self.rule or 'a finite number'}, got {value!r}", self.name)
+                raise GenError(f"{self.name} must be a finite number{self._also()}, got {value!r}", self.name)
             return float(value)
         if self.kind == "fraction":
             if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \

@@ -175,8 +175,10 @@ def _evaluate(run_path, config, sampler, n, seed, options, inception, progress) 
     # refused before minutes of sampling, not found unused (or missing) afterwards
     accepted = set(bundle.spec.accepts(bundle)) if bundle.spec.can_generate(bundle) else set()
     unused = [flag(k) for k in options if k not in accepted]
+    kind = ("unconditional " if not bundle.manifest.conditioning.num_classes and config["family"] in ("ddpm", "gan")
+            else "") + config["family"]  # conditional runs of these take --guidance / --label
     if unused:
-        raise GenError(f"{', '.join(unused)} {agree(unused, 'does', 'do')} not apply to {with_article(config['family'])} run "
+        raise GenError(f"{', '.join(unused)} {agree(unused, 'does', 'do')} not apply to {with_article(kind)} run "
                        f"(its gen eval takes {', '.join(flag(a) for a in sorted(accepted & EVAL_OPTIONS)) or 'no sampling options'})")
     if inception and not Path(inception).is_file():
         raise GenError(f"--inception {inception}: file not found (an ONNX Inception-v3 feature network)")

@@ -72,13 +72,14 @@ def test_info_reports_versions_and_backends():
     (["train", "transformer"], "No such command 'transformer'"),
     (["train", "gan", "--loss", "wasserstein"], "'wasserstein' is not one of"),
     (["train", "gan", "--data", "/no/such/folder", "--out", "{tmp}/r"], "error: --data folder not found: /no/such/folder"),
-    (["train", "vae", "--data", "{tmp}", "--out", "{tmp}/r"], "holds no images"),
+    (["train", "vae", "--data", "{tmp}", "--out", "{tmp}-run"], "holds no images"),
+    (["train", "vae", "--data", "{tmp}", "--out", "{tmp}/r"], "--out {tmp}/r is, contains or lies inside the input {tmp}"),
     (["eval", "{tmp}/absent"], "error: run directory not found"),
 ])
 def test_bad_input_is_one_clear_line_and_a_nonzero_exit(tmp_path, args, message):
     p = gen(*[a.format(tmp=tmp_path) for a in args], check=False)
     assert p.returncode == 2, p.stderr
-    assert message in p.stderr
+    assert message.format(tmp=tmp_path) in p.stderr
     assert "Traceback" not in p.stderr
 
 

@@ -81,7 +81,8 @@ def test_trt_without_tensorrt_names_what_to_install(bundles, tmp_path):
     from tests.cli.test_cli import gen
 
     r = gen("export", bundles["ddpm"], "--trt", check=False)
-    assert r.returncode != 0 and "pip install tensorrt-cu12" in r.stderr
+    assert r.returncode != 0 and "gen export --trt needs TensorRT and a CUDA GPU: pip install tensorrt-cu12" in r.stderr
+    assert "gen generate BUNDLE --backend ort" in r.stderr  # export itself has no --backend
 
 
 @pytest.mark.skipif(HAS_CUDA, reason="a CUDA GPU is present")

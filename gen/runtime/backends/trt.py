@@ -30,19 +30,23 @@ import numpy as np
 from gen.errors import GenError
 from gen.runtime.backends import Backend
 
-INSTALL = ("backend 'trt' needs TensorRT and a CUDA GPU: pip install tensorrt-cu12 (NVIDIA's wheels, CUDA 12) "
-           "with a CUDA build of torch; or use --backend ort --device cuda (its TensorRT execution provider) "
-           "or --backend ort on the CPU")
+INSTALL = ("{what} needs TensorRT and a CUDA GPU: pip install tensorrt-cu12 (NVIDIA's wheels, CUDA 12) "
+           "with a CUDA build of torch; {instead}")
+INSTEAD = {  # what to do without TensorRT, in the words of the command that needed it
+    "backend 'trt'": "or use --backend ort --device cuda (its TensorRT execution provider) or --backend ort on the CPU",
+    "gen export --trt": "without it, run the bundle as it is: gen generate BUNDLE --backend ort (add --device cuda "
+                        "for ORT's TensorRT execution provider)",
+}
 SHIPPED = "trt"  # BUNDLE/trt/: engines written by `gen export BUNDLE --trt`
 REFITTABLE = ("unet",)  # components whose weights a LoRA swap replaces
 GRAPHS_PER_COMPONENT = 8  # CUDA graphs kept per component, one per set of input shapes (a sampling loop has one)
 
 
-def import_tensorrt():
+def import_tensorrt(what: str = "backend 'trt'"):
     try:
         import tensorrt
     except ImportError:
-        raise GenError(INSTALL) from None
+        raise GenError(INSTALL.format(what=what, instead=INSTEAD[what])) from None
     return tensorrt
 
 
@@ -219,7 +223,7 @@ def build_engines(bundle_path: str, precision: str = "fp32", progress=print) -> 
     """`gen export BUNDLE --trt`: every component's engine into BUNDLE/trt/ for this host."""
     from gen.runtime.bundle import load_bundle
 
-    trt = import_tensorrt()
+    trt = import_tensorrt("gen export --trt")
     host_facts()
     bundle = load_bundle(bundle_path)
     backend = TrtBackend(bundle, "cuda", precision, None)

@@ -65,8 +65,8 @@ class Ddpm(DiffusionFamily):
         student = bundle.sampling.student
         if student and args.get("steps", 0) > limits.steps == int(student["max_steps"]):
             raise GenError(f"steps = {args['steps']} is past this student's range of 1..{limits.steps}: it was distilled "
-                           f"to sample in {student['steps']} steps and more do not help it (for many-step sampling use "
-                           "its teacher)", "steps")
+                           f"to sample in {student['steps']} steps and was not trained for more (for many-step sampling "
+                           "use its teacher)", "steps")
         super().check_limits(bundle, args, limits)
 
     def check(self, bundle, args):
