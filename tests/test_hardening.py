@@ -129,6 +129,9 @@ def test_cli_refuses_non_finite_guidance_and_training_rates(bundles, tmp_path):
      "--n, --psi do not apply with --image FOLDER"),
     (["bench", "--url", "http://127.0.0.1:1", "--model", "m", "--plot", "p.png"], "--plot applies to a local bundle"),
     (["export", "{run}", "--int8-trt"], "--int8-trt: these options apply only with --int8"),
+    (["export", "{ddpm}", "--trt", "--opset", "17", "--out", "{root}/elsewhere"],
+     "--out, --opset: not used by --trt, which writes the engines into BUNDLE/trt/"),
+    (["export", "{run}", "--out", ""], "--out is empty; give the bundle folder to write"),
     (["generate", "{root}/pix2pix", "--image", "{img}", "--n", "4"],
      "--n 4 with one --image: a translation is deterministic, so it would be 4 copies of one image"),
 ])

@@ -6,18 +6,20 @@ from typing import Annotated, List, Optional
 
 import typer
 
+from gen.cli.options import given_options
 from gen.export.defaults import DEFAULT_OPSET, DEFAULT_TOLERANCE, OPSETS
 from gen.export.int8_options import Int8Options
 
 
 def export(
+    ctx: typer.Context,
     run: Annotated[Optional[str], typer.Argument(help="Run directory written by `gen train` or `gen distill`, any family (or use --model for Stable Diffusion).")] = None,
     model: Annotated[Optional[str], typer.Option(help="A named recipe instead of a run: sd (a base), sd-lora (base + LoRA, fused) or tiny-sd (built-in toy SD).")] = None,
     base: Annotated[Optional[str], typer.Option(help="With --model: base Stable Diffusion, a diffusers-format folder or a model id already in the HF cache. sd-lora without it uses tiny-sd.")] = None,
     lora: Annotated[Optional[str], typer.Option(help="With --model sd-lora: a diffusers-format LoRA .safetensors or folder (pytorch_lora_weights.safetensors), or a run from `gen train sd-lora` or `gen distill lcm-lora`. An LCM-LoRA (a gen lcm-lora run, a model card tagged lcm, or 'lcm' in its name) makes the bundle default to the lcm scheduler, 4 steps, guidance 1.")] = None,
     lora_scale: Annotated[float, typer.Option(help="LoRA strength when fusing (1 = as trained).")] = 1.0,
     textual_inversion: Annotated[Optional[List[str]], typer.Option(help="With --model: a textual inversion to fold in (repeatable): a run of `gen train textual-inversion`, a diffusers-format folder or its learned_embeds.safetensors. Its token joins the bundle's tokenizer and its vectors the text encoder, so prompts on a gen[runtime] host can use it.")] = None,
-    out: Annotated[str, typer.Option(help="Bundle directory to write (gen.json + one .onnx per component + weights/). Default: bundles/<run name>, or bundles/<model>.")] = "",
+    out: Annotated[Optional[str], typer.Option(help="Bundle directory to write (gen.json + one .onnx per component + weights/). Default: bundles/<run name>, or bundles/<model>.")] = None,
     fp16: Annotated[bool, typer.Option(help="Also write fp16 components (fp32 inputs/outputs kept) and record fp16-vs-fp32 parity.")] = False,
     int8: Annotated[bool, typer.Option(help="Also write int8 components (<component>.int8.onnx): static QDQ calibrated on the components' real inputs recorded while the fp32 bundle samples, op types and float-kept layers chosen by measurement, gated on whole sampling runs against fp32. A component int8 does not speed up keeps its float file.")] = False,
     calibration: Annotated[Optional[int], typer.Option(help="With --int8: images whose whole sampling runs are recorded for calibration (every step of each; one prompt each for text-to-image). Default: 64, or 8 prompts for text-to-image (a UNet call costs seconds on a CPU).")] = None,
@@ -66,6 +68,11 @@ def export(
 
         if run is None or not (Path(run) / MANIFEST).is_file():
             raise GenError("--trt builds the engines of an exported bundle: gen export BUNDLE --trt")
+        unused = given_options(ctx, ("model", "base", "lora", "lora_scale", "textual_inversion", "out", "int8", "opset",
+                                     "tolerance", "classifier", "force"))
+        if unused:  # only --fp16 (the engines' precision) goes with --trt
+            raise GenError(f"{', '.join(unused)}: not used by --trt, which writes the engines into BUNDLE/trt/ "
+                           "(--fp16 picks their precision); drop them")
         from gen.runtime.backends.trt import build_engines
 
         for path in build_engines(run, "fp16" if fp16 else "fp32", progress=typer.echo):
@@ -81,6 +88,8 @@ def export(
         raise GenError(f"--tolerance is a largest max |difference|: give a finite number >= 0, got {tolerance}")
     if textual_inversion and run is not None:
         raise GenError("--textual-inversion applies to Stable Diffusion exports (--model sd, sd-lora or tiny-sd)")
+    if out is not None and not out.strip():  # --out "" (an unset shell variable) is not a request for the default
+        raise GenError("--out is empty; give the bundle folder to write, or leave --out out for bundles/<name>")
     if classifier and run is None:
         raise GenError("--classifier attaches a noisy classifier to a DDPM RUN; it does not apply to --model exports")
     if run is not None:

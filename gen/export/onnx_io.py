@@ -53,7 +53,7 @@ def _not_written_by_gen(out: Path) -> list[str]:
         return [f"{MANIFEST} (not a gen bundle manifest)"]
     named = [f.path for c in manifest.components.values() for f in c.files.values()]
     named += [f.external_data.path for c in manifest.components.values() for f in c.files.values() if f.external_data]
-    named += list(manifest.weights.values()) + [f.path for f in manifest.weights_files]
+    named += list(manifest.weights.values()) + [f.path for f in manifest.weights_files or ()]
     named += [manifest.text.tokenizer] if manifest.text else []
     ours = {MANIFEST, "trt"} | {Path(p).parts[0] for p in named}  # trt/: gen export BUNDLE --trt's engines
     return sorted(e.name for e in out.iterdir() if e.name not in ours)

@@ -54,9 +54,10 @@ class Argument:
             return int(value) % SEED_RANGE if self.kind == "seed" else int(value)
         if self.kind == "float":
             if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
-                    or not math.isfinite(value) or (self.low is not None and value < self.low) \
-                    or (self.high is not None and value > self.high):
+                    or not math.isfinite(value):
                 raise GenError(f"{self.name} must be a finite number{self._also()}, got {value!r}", self.name)
+            if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+                raise GenError(f"{self.name} must be {self.rule}, got {value!r}", self.name)
             return float(value)
         if self.kind == "fraction":
             if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \

@@ -108,7 +108,7 @@ def open_bundle(path: Path, data) -> Bundle:
                 if not data.is_file():
                     raise GenError(f"bundle {path}: {name} ({precision}) weights file is missing: {data}")
                 _check_file(path, data, f.external_data.bytes, f.external_data.sha256)
-    for f in bundle.manifest.weights_files:  # the eager backend's weights, checked whichever backend runs
+    for f in bundle.manifest.weights_files or ():  # the eager backend's weights, checked whichever backend runs
         p = bundle.resolve(f.path)
         if not p.is_file():
             raise GenError(f"bundle {path}: eager weights file is missing: {p}; re-export the bundle")

@@ -107,7 +107,7 @@ class Manifest:
     weights: dict[str, str] = field(default_factory=dict)  # eager backend: family-defined paths
     # every file under `weights` with its size and sha256, checked at load like the components' files
     # (bundles exported before 2026-12-04 lack it: their eager weights are read unchecked)
-    weights_files: list[ModelFile] = field(default_factory=list)
+    weights_files: Optional[list[ModelFile]] = None
     source: dict[str, Any] = field(default_factory=dict)
     export: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, Optional[str]] = field(default_factory=dict)

@@ -180,8 +180,10 @@ def _evaluate(run_path, config, sampler, n, seed, options, inception, progress) 
     if unused:
         raise GenError(f"{', '.join(unused)} {agree(unused, 'does', 'do')} not apply to {with_article(kind)} run "
                        f"(its gen eval takes {', '.join(flag(a) for a in sorted(accepted & EVAL_OPTIONS)) or 'no sampling options'})")
-    if inception and not Path(inception).is_file():
-        raise GenError(f"--inception {inception}: file not found (an ONNX Inception-v3 feature network)")
+    if inception:
+        from gen.trainkit.inception import inception_session
+
+        inception = inception_session(inception)
     translation = bool(config.get("input_channels") or config.get("data_b"))  # image-to-image: translations, not samples
     given = [name for name, value in (("--n", n), ("--seed", seed)) if value is not None]
     if given and (translation or not bundle.spec.can_generate(bundle)):
@@ -194,6 +196,8 @@ def _evaluate(run_path, config, sampler, n, seed, options, inception, progress) 
         return evaluate_translation(run_path, config, sampler, progress)
     if n < 10:
         raise GenError(f"--n must be at least 10 to fit feature statistics, got {n}")
+    if accepted:  # bad values (--steps 0, --scheduler foo) refused now, not after minutes of training and sampling
+        bundle.spec.bind(bundle, {k: v for k, v in options.items() if v is not None}, sampler.limits)
     t0 = time.perf_counter()
     data = load_dataset(config["data"], config["image_size"], config["channels"])
     reconstruction = None

@@ -16,18 +16,25 @@ import numpy as np
 from gen.errors import GenError
 
 
-def inception_features(onnx_path: str, images: np.ndarray, batch: int = 50) -> np.ndarray:
+def inception_session(onnx_path: str):
+    """The feature network's ORT session, opened before any sampling so that a bad file costs nothing."""
     import onnxruntime as ort
-    import torch
-    import torch.nn.functional as F
 
     path = Path(onnx_path)
     if not path.is_file():
-        raise GenError(f"--inception file not found: {path}")
+        raise GenError(f"--inception {path}: file not found (an ONNX Inception-v3 feature network)")
     try:
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
         raise GenError(f"--inception {path} is not a loadable ONNX model: {str(e).splitlines()[0]}") from None
+
+
+def inception_features(network, images: np.ndarray, batch: int = 50) -> np.ndarray:
+    """`network`: an ONNX file or the session inception_session opened."""
+    import torch
+    import torch.nn.functional as F
+
+    session = inception_session(network) if isinstance(network, (str, Path)) else network
     inp = session.get_inputs()[0]
     out = []
     for i in range(0, len(images), batch):

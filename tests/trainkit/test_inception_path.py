@@ -48,9 +48,27 @@ def test_eval_reports_fid_inception(feature_onnx, tmp_path):
 
 
 def test_bad_inception_files_are_named(tmp_path):
-    with pytest.raises(GenError, match="--inception file not found"):
+    with pytest.raises(GenError, match=r"--inception .*none.onnx: file not found"):
         inception_features(str(tmp_path / "none.onnx"), np.zeros((1, 1, 8, 8), np.float32))
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"garbage")
     with pytest.raises(GenError, match="is not a loadable ONNX model"):
         inception_features(str(bad), np.zeros((1, 1, 8, 8), np.float32))
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"steps": 0}, "steps must be at least 1, got 0"),
+    ({"scheduler": "foo"}, "unknown scheduler 'foo'"),
+    ({"inception": "BAD"}, "is not a loadable ONNX model"),
+])
+def test_eval_refuses_bad_arguments_before_any_data_or_sampling(tmp_path, monkeypatch, options, message):
+    import gen.trainkit.evaluate as evaluate
+
+    run = train("ddpm", "digits", str(tmp_path / "run"), {"widths": [8, 16], "batch_size": 8, "steps": 2,
+                                                           "sample_every": 1000, "checkpoint_every": 1000}, progress=False)
+    (tmp_path / "bad.onnx").write_bytes(b"garbage")
+    options = {k: str(tmp_path / "bad.onnx") if v == "BAD" else v for k, v in options.items()}
+    monkeypatch.setattr(evaluate, "load_dataset", lambda *a, **k: pytest.fail("the data was loaded before the check"))
+    with pytest.raises(GenError, match=message):
+        evaluate.evaluate_run(str(run.path), n=20, **options)
+    assert not run.eval_path.exists()

@@ -22,7 +22,11 @@ class DiffusionFamily(Family):
     takes = ("steps", "scheduler", "eta", "guidance")
 
     def check(self, bundle, args: dict) -> None:
+        from gen.runtime.schedulers import scheduler_names
+
         name = args.get("scheduler") or bundle.sampling.default_scheduler
+        if name not in scheduler_names():  # refused with the other arguments, before any network runs
+            raise GenError(f"unknown scheduler {name!r}; choose one of {', '.join(scheduler_names())}", "scheduler")
         if args.get("eta") and name != "ddim":
             raise GenError(f"eta = {args['eta']} applies to the ddim scheduler only (this call samples with {name}): "
                            "ask for scheduler ddim, or drop eta", "eta")
