@@ -48,11 +48,9 @@ def output_lock(out: str | os.PathLike, option: str = "--out") -> Iterator[Path]
             if e.errno not in (errno.EAGAIN, errno.EACCES):
                 raise
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            raise GenError(f"{option} {out} is being written by another gen process (pid {holder}); "
-                           f"wait for it to finish or choose another {option}") from None
+            raise GenError(busy_message(option, out, holder)) from None
         if not _same_file(fd, lock):  # the holder removed it between our open and our lock: it is taken
-            raise GenError(f"{option} {out} is being written by another gen process; wait for it to finish "
-                           f"or choose another {option}")
+            raise GenError(busy_message(option, out, None))
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         try:
@@ -60,6 +58,32 @@ def output_lock(out: str | os.PathLike, option: str = "--out") -> Iterator[Path]
             yield out
         finally:
             lock.unlink(missing_ok=True)  # while still holding it; a late opener sees the inode change
+    finally:
+        os.close(fd)
+
+
+def busy_message(option: str, out: Path, holder: str | None) -> str:
+    pid = f" (pid {holder})" if holder else ""
+    other = f" or choose another {option}" if option == "--out" else ""  # an input (eval's RUN) has no other
+    return f"{option} {out} is being written by another gen process{pid}; wait for it to finish{other}"
+
+
+def writer_of(out: str | os.PathLike) -> str | None:
+    """The pid of the gen process writing `out` now, or None: for a check that failed on a half-written
+    output, to name the writer instead of what is missing."""
+    import fcntl
+
+    lock = absolute(out).parent / f".{absolute(out).name}.lock"
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    except OSError:
+        return os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
     finally:
         os.close(fd)
 

@@ -284,6 +284,8 @@ def test_a_second_writer_to_the_same_output_is_refused_at_once(run_dir, tmp_path
             export_run(str(run_dir), str(out), **QUIET)
         with pytest.raises(GenError, match="is being written by another gen process"):
             train("gan", "digits", str(out), {"steps": 1}, progress=False)
+        with pytest.raises(GenError, match=rf"is being written by another gen process \(pid {holder.pid}\)"):
+            train("gan", "digits", str(out), {"steps": 1}, resume=True, progress=False)  # not "no checkpoint"
         assert time.perf_counter() - t0 < 10
     finally:
         holder.kill()

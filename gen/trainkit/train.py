@@ -143,7 +143,15 @@ def train_with(out: str, family: str, fresh, overrides: dict, resume: bool = Fal
     from gen.outputs import absolute, output_lock, remove_stale
     from gen.trainkit.distributed import finish, world
 
-    RunDir(out).check(resume=resume, force=force, sources=sources)
+    try:
+        RunDir(out).check(resume=resume, force=force, sources=sources)
+    except GenError:
+        from gen.outputs import busy_message, writer_of
+
+        holder = writer_of(out)  # a run being written has no checkpoint yet: name its writer instead
+        if holder:
+            raise GenError(busy_message("--out", out, holder)) from None
+        raise
     existed = Path(out).exists()
     w = world()  # under torchrun: this process's rank; rank 0 alone writes (gen.trainkit.distributed)
     with output_lock(out) if w.main else contextlib.nullcontext():
