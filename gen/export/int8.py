@@ -81,6 +81,15 @@ class Candidate:
     excluded: tuple[str, ...] = ()  # the nodes kept float when it was made: a gate round may add more
 
 
+def _refuse_unmatched(patterns, names, examples) -> None:
+    """--int8-exclude patterns that match none of `names`: a typo would silently keep nothing float."""
+    unmatched = [p for p in patterns if not any(fnmatch(n, p) for n in names)]
+    if unmatched:
+        shown = sorted(set(examples))[:4]
+        raise GenError(f"--int8-exclude {', '.join(unmatched)} matches no quantizable node; node names look like "
+                       f"{', '.join(shown) or '(none: no component is quantized)'}; nothing was written")
+
+
 def quantize_bundle(tmp: Path, manifest, options: Int8Options, precisions, progress=print) -> None:
     """Add the int8 variants (those of `precisions` that are calibrated) to the staged bundle at
     `tmp`, record their figures in `manifest` and rewrite it; GenError, leaving the bundle to be
@@ -90,6 +99,13 @@ def quantize_bundle(tmp: Path, manifest, options: Int8Options, precisions, progr
     from gen.runtime.manifest import MANIFEST, write_manifest
 
     options.check()
+    if options.exclude:  # a typo is refused now, not after minutes of calibration
+        import onnx
+
+        graphs = [onnx.load(str(tmp / c.files["fp32"].path), load_external_data=False).graph
+                  for c in manifest.components.values()]
+        _refuse_unmatched(options.exclude, [n.name for g in graphs for n in g.node],
+                          [n.name for g in graphs for n in g.node if n.op_type in ("Conv", "MatMul", "Gemm")])
     images = options.calibration or CALIBRATION_DEFAULTS["prompts" if manifest.text is not None else "images"]
     recorded = record_calibration(tmp, images, options.seed, progress=progress)
     work = tmp / ".int8-work"
@@ -97,11 +113,8 @@ def quantize_bundle(tmp: Path, manifest, options: Int8Options, precisions, progr
     try:
         plans = {name: _plan_component(tmp, name, manifest, recorded.get(name, []), options, work, progress)
                  for name in manifest.components}
-        unmatched = [p for p in options.exclude if not any(fnmatch(n, p) for plan in plans.values() for n in plan.excluded)]
-        if unmatched:  # a typo would silently keep nothing float
-            names = sorted({n for plan in plans.values() for ns in plan.groups.values() for n in ns})[:4]
-            raise GenError(f"--int8-exclude {', '.join(unmatched)} matches no quantizable node; node names look like "
-                           f"{', '.join(names) or '(none: no component is quantized)'}; nothing was written")
+        _refuse_unmatched(options.exclude, [n for plan in plans.values() for n in plan.excluded],
+                          [n for plan in plans.values() for ns in plan.groups.values() for n in ns])
         reference = sample_images(tmp, "fp32", **options.gate_images)  # every gate round compares with it
         for precision in precisions:
             _gate(tmp, manifest, plans, precision, options, work, reference, progress)
