@@ -160,6 +160,13 @@ def check_replaceable(out: Path, markers: tuple[str, ...], what: str, force: boo
                        "--force replaces only what gen wrote: remove them yourself or choose another --out")
 
 
+def refuse_foreign(out: Path, foreign: list[str]) -> None:
+    """--force over a gen output that holds something gen did not write (named): refused, not deleted."""
+    if foreign:
+        raise GenError(f"--force: {out} holds {', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''}, which gen "
+                       "did not write; --force replaces only what gen wrote: move them out or choose another --out")
+
+
 def replace_dir(tmp: Path, out: Path, keep=None) -> None:
     """Swap a finished directory (bundle, repository, run) into place; the old one goes only after.
     `keep(old, new)` may move what should survive from the old directory into the new one first."""

@@ -265,6 +265,16 @@ def test_force_replaces_only_what_gen_wrote(run_dir, tmp_path, bundles):
         export_run(str(run_dir), str(bundle), force=True, **QUIET)
     (bundle / "notes.txt").unlink()
     export_run(str(run_dir), str(bundle), force=True, **QUIET)  # gen's own files alone: replaced
+    repo = tmp_path / "repo"
+    build_repository([str(bundles["gan"])], str(repo))
+    (repo / "my_model").mkdir()
+    with pytest.raises(GenError, match=r"--force: .*repo holds my_model, which gen did not write"):
+        build_repository([str(bundles["gan"])], str(repo), force=True)
+    (repo / "my_model").rmdir()
+    build_repository([str(bundles["gan"])], str(repo), force=True)
+    (mine / "gen-repository.json").write_text("[]")
+    with pytest.raises(GenError, match=r"holds gen-repository.json \(not a gen repository's\)"):
+        build_repository([str(bundles["gan"])], str(mine), force=True)
     assert (mine / "thesis.tex").read_text() == "years of work" and (mine / "gen.json").read_text() == "{}"
     for out in (run_dir, run_dir / "bundle", run_dir.parent):
         with pytest.raises(GenError, match="is, contains or lies inside the input"):

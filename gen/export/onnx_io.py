@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from gen.errors import GenError
-from gen.outputs import check_replaceable, output_lock, staged_dir
+from gen.outputs import check_replaceable, output_lock, refuse_foreign, staged_dir
 from gen.runtime.manifest import MANIFEST
 
 from gen.export.defaults import OPSETS
@@ -32,10 +32,7 @@ def refuse_existing(out: Path, force: bool, sources=()) -> None:
     --force replaces only a bundle (never a user's folder, never the export's own input)."""
     check_replaceable(out, (MANIFEST,), "bundle", force, sources)
     if force and (out / MANIFEST).is_file():
-        foreign = _not_written_by_gen(out)
-        if foreign:
-            raise GenError(f"--force: {out} holds {', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''}, which gen "
-                           "did not write; --force replaces only what gen wrote: move them out or choose another --out")
+        refuse_foreign(out, _not_written_by_gen(out))
 
 
 def _not_written_by_gen(out: Path) -> list[str]:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from gen.errors import GenError
 from gen.fileio import write_bytes
-from gen.outputs import check_replaceable, output_lock, staged_dir
+from gen.outputs import check_replaceable, output_lock, refuse_foreign, staged_dir
 from gen.runtime.bundle import load_bundle
 from gen.runtime.manifest import MANIFEST
 from gen.runtime.names import check_model_name
@@ -139,14 +139,32 @@ def build_repository(bundles: list[str], out: str, flavour: str = "python", max_
     if len(set(names)) != len(names):
         raise GenError(f"model names must be unique, got {names}; pass --name for each bundle")
     out_path = Path(out)
-    check_replaceable(out_path, (REPOSITORY_MARKER,), "model repository", force, bundles)
+    _refuse_replacing(out_path, force, bundles)
     threads = threads or os.cpu_count() or 1
     with output_lock(out_path):
-        check_replaceable(out_path, (REPOSITORY_MARKER,), "model repository", force, bundles)
+        _refuse_replacing(out_path, force, bundles)
         with staged_dir(out_path, "build") as tmp:
             _write_repository(tmp, bundles, names, flavour, max_batch, instances, dynamic_batching, threads,
                               precision, components, limits)
     return out_path
+
+
+def _refuse_replacing(out: Path, force: bool, bundles) -> None:
+    """Only a repository gen built is replaced, and only when it holds nothing else (a user's model,
+    notes): the marker must be gen's, and every entry one of the models it lists."""
+    check_replaceable(out, (REPOSITORY_MARKER,), "model repository", force, bundles)
+    if not (force and (out / REPOSITORY_MARKER).is_file()):
+        return
+    try:
+        models = json.loads((out / REPOSITORY_MARKER).read_text()).get("models")
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        models = None
+    if not (isinstance(models, list) and all(isinstance(m, str) and m for m in models)):
+        return refuse_foreign(out, [f"{REPOSITORY_MARKER} (not a gen repository's)"])
+    def ours(name: str) -> bool:  # the marker, a pipeline model, or one of its NAME_COMPONENT models
+        return name == REPOSITORY_MARKER or any(name == m or name.startswith(f"{m}_") for m in models)
+
+    refuse_foreign(out, sorted(e.name for e in out.iterdir() if not ours(e.name)))
 
 
 def _write_repository(tmp: Path, bundles, names, flavour, max_batch, instances, dynamic_batching, threads,
