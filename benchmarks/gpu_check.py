@@ -58,18 +58,21 @@ def main(argv=None) -> int:
     def left() -> bool:
         return time.perf_counter() - t0 < args.budget_s
 
-    try:
-        result["ddpm"] = ddpm_paths(args.ddpm, device, args.dry_run, left)
-    except Exception:
-        result["ddpm"] = {"error": traceback.format_exc(limit=3)}
-    for key, stage in (("gen_sd", gen_sd_paths), ("sd", sd_paths)):
-        if left():
+    def save() -> None:
+        """Written after every row, so a run killed at its time limit still brings back what it measured."""
+        result["seconds"] = round(time.perf_counter() - t0, 1)
+        (out / "gpu_check.json").write_text(json.dumps(result, indent=2) + "\n")
+
+    stages = (("ddpm", lambda: ddpm_paths(args.ddpm, device, args.dry_run, left, result["ddpm"], save)),
+              ("gen_sd", lambda: gen_sd_paths(Path(args.work), device, args.dry_run, left, result["gen_sd"], save)),
+              ("sd", lambda: sd_paths(Path(args.work), device, args.dry_run, left, result["sd"], save)))
+    for key, stage in stages:
+        if key == "ddpm" or left():
             try:
-                result[key] = stage(Path(args.work), device, args.dry_run, left)
+                stage()
             except Exception:
-                result[key] = {"error": traceback.format_exc(limit=3)}
-    result["seconds"] = round(time.perf_counter() - t0, 1)
-    (out / "gpu_check.json").write_text(json.dumps(result, indent=2) + "\n")
+                result[key]["error"] = traceback.format_exc(limit=3)
+        save()
     print(summary(result))
     return 0
 
@@ -108,17 +111,19 @@ def timed(fn, warmup: int, repeats: int) -> tuple[float, object]:
     return round(1000 * statistics.median(times), 3), out
 
 
-def ddpm_paths(bundle: str, device: str, dry: bool, left) -> dict:
+def ddpm_paths(bundle: str, device: str, dry: bool, left, into: dict, save) -> None:
     from gen.runtime.sampler import Sampler
 
     kw = {"n": 4 if dry else 16, "steps": 5 if dry else 50, "scheduler": "ddim", "seed": 0}
+    rows = {}
+    into.update(arguments=kw, paths=rows)
     reference = Sampler(bundle, backend="ort", precision="fp32").generate(**kw)
     # "host loop": the denoising loop stepped on the host (resident_loop off), beside the device-resident
     # loop of the row before it; trt is recorded as an error where TensorRT is absent
-    paths = [("eager", "fp32", ""), ("eager", "fp16", ""), ("eager", "fp16", "host loop"), ("compile", "fp32", ""),
-             ("compile", "fp16", ""), ("ort", "fp32", ""), ("ort", "fp16", ""), ("ort", "fp16", "host loop"),
-             ("trt", "fp32", ""), ("trt", "fp16", "")]
-    rows = {}
+    # compile last: its first calls compile for a minute or more, and the budget may end there
+    paths = [("eager", "fp32", ""), ("eager", "fp16", ""), ("eager", "fp16", "host loop"), ("ort", "fp32", ""),
+             ("ort", "fp16", ""), ("ort", "fp16", "host loop"), ("trt", "fp32", ""), ("trt", "fp16", ""),
+             ("compile", "fp16", ""), ("compile", "fp32", "")]
     for backend, precision, variant in paths:
         name = " ".join(filter(None, (backend, device, precision, variant)))
         if not left():
@@ -136,10 +141,10 @@ def ddpm_paths(bundle: str, device: str, dry: bool, left) -> dict:
         except Exception as e:
             rows[name] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
         print(name, json.dumps(rows[name])[:300], flush=True)
-    return {"arguments": kw, "paths": rows}
+        save()
 
 
-def sd_paths(work: Path, device: str, dry: bool, left) -> dict:
+def sd_paths(work: Path, device: str, dry: bool, left, into: dict, save) -> None:
     import torch
     from diffusers import DDIMScheduler, StableDiffusionPipeline
 
@@ -159,6 +164,7 @@ def sd_paths(work: Path, device: str, dry: bool, left) -> dict:
     t = torch.tensor([500, 500])
     text = torch.randn(2, 77, pipe.text_encoder.config.hidden_size, generator=g)
     rows = {}
+    into.update(size=size, unet_channels=list(channels), paths=rows)
     with torch.inference_mode():
         cpu_out = pipe.unet.float()(x, t, text).sample  # the CPU fp32 reference, one call
     unet32 = pipe.unet.to(device, torch.float32)
@@ -173,6 +179,7 @@ def sd_paths(work: Path, device: str, dry: bool, left) -> dict:
     reps = 3 if dry else 20
     ms, ref = timed(call(unet32, torch.float32), 2, reps)
     rows["unet eager fp32"] = {"ms": ms, "max_abs_vs_cpu_fp32": float((ref - cpu_out).abs().max())}
+    save()
     unet16 = pipe.unet.to(device, torch.float16) if device == "cuda" else None
     if unet16 is not None and left():
         ms, out = timed(call(unet16, torch.float16), 2, reps)
@@ -186,6 +193,7 @@ def sd_paths(work: Path, device: str, dry: bool, left) -> dict:
             rows["unet compile fp16"] = {"ms": ms, "compile_s": round(compile_s, 1), "max_abs_vs_fp32": float((out - ref).abs().max())}
         except Exception as e:
             rows["unet compile fp16"] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
+        save()
         for name in ("unet eager fp16", "unet compile fp16"):
             if "ms" in rows.get(name, {}):
                 rows[name]["speedup_vs_eager_fp32"] = round(rows["unet eager fp32"]["ms"] / rows[name]["ms"], 2)
@@ -198,16 +206,16 @@ def sd_paths(work: Path, device: str, dry: bool, left) -> dict:
 
         ms, _ = timed(end_to_end, 1, 5)
         rows["end to end fp16 eager, 20 steps, guidance"] = {"ms": ms}
+        save()
         if "ms" in rows.get("unet compile fp16", {}):
             pipe.unet = torch.compile(pipe.unet, mode="reduce-overhead", dynamic=False)
             ms, _ = timed(end_to_end, 2, 5)
             rows["end to end fp16 compiled UNet, 20 steps, guidance"] = {"ms": ms}
     for k, v in rows.items():
         print(k, json.dumps(v), flush=True)
-    return {"size": size, "unet_channels": list(channels), "paths": rows}
 
 
-def gen_sd_paths(work: Path, device: str, dry: bool, left) -> dict:
+def gen_sd_paths(work: Path, device: str, dry: bool, left, into: dict, save) -> None:
     """gen's own SD path on the sd_peers model: the base exported to a bundle (fp32 + fp16), then
     `Sampler.generate` end to end (text encoder, 20 DDIM steps with guidance 7.5, VAE decoder) on each
     backend; parity against eager fp32 on the same device. The issue's targets read off these rows:
@@ -223,7 +231,7 @@ def gen_sd_paths(work: Path, device: str, dry: bool, left) -> dict:
     if not (bundle / "gen.json").is_file():
         export_sd("sd", str(bundle), base=str(base), precisions=("fp32", "fp16"), image_check=False,
                   progress=lambda *_: None)
-    export_s = round(time.perf_counter() - t, 1)
+    into["export_s"] = round(time.perf_counter() - t, 1)
     size = 64 if dry else 512
     kw = {"prompt": "a red house by a lake", "steps": 20, "guidance": 7.5, "scheduler": "ddim", "height": size,
           "width": size, "seed": 0}
@@ -232,6 +240,7 @@ def gen_sd_paths(work: Path, device: str, dry: bool, left) -> dict:
     paths = dict.fromkeys([("eager", "fp32", ""), ("eager", half, ""), ("eager", half, "host loop"), ("ort", half, ""),
                            ("ort", half, "host loop"), ("compile", half, ""), ("trt", half, "")])
     rows, reference = {}, None
+    into.update(arguments=kw, paths=rows)
     for backend, precision, variant in paths:
         name = " ".join(filter(None, (backend, device, precision, variant)))
         if not left():
@@ -259,11 +268,11 @@ def gen_sd_paths(work: Path, device: str, dry: bool, left) -> dict:
             if s is not None:
                 s.close()  # a failed row's models leave the GPU before the next row
         print(name, json.dumps(rows[name])[:300], flush=True)
+        save()
     eager = rows.get(f"eager {device} fp32", {}).get("ms")
     for row in rows.values():
         if eager and "ms" in row:
             row["speedup_vs_eager_fp32"] = round(eager / row["ms"], 2)
-    return {"arguments": kw, "export_s": export_s, "paths": rows}
 
 
 def summary(result: dict) -> str:
