@@ -8,8 +8,9 @@ The denoising loop runs on the device (`resident_loop`, gen.runtime.backends.ort
 the network's output and the scheduler step stay in ORT's memory across steps, bound by IO binding.
 Other calls bind their inputs from the host and copy their outputs back.
 
-Verified here on the CPU provider only: the CUDA and TensorRT providers and the IO-binding paths have
-not run on a GPU yet (no GPU was available while this was written). The TensorRT provider gets its
+Verified on the CPU provider only: the CUDA and TensorRT providers and the IO-binding paths have not
+run on a GPU (the one GPU host lent, an H200, had only the CPU onnxruntime; there device="cuda" was
+refused with the install line, as tested here). The TensorRT provider gets its
 engine and timing caches under the bundle's cache directory.
 """
 

