@@ -14,15 +14,7 @@
 set -euo pipefail
 out="${1:?usage: benchmarks/gpu_check.sh OUTDIR [gpu_check.py options]}"
 shift
-cd "$(dirname "$0")/.."
-python="${PYTHON:-python3}"
-[ -x .venv/bin/python ] && python=.venv/bin/python
-if ! "$python" -c "import diffusers" 2>/dev/null && compgen -G ".whl/*.whl" > /dev/null; then
-    "$python" -m pip install -q --no-deps --no-index --target build/gpu-pkgs .whl/*.whl
-    export PYTHONPATH="$PWD/build/gpu-pkgs${PYTHONPATH:+:$PYTHONPATH}"
-fi
-"$python" -c "import gen" 2>/dev/null || export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-"$python" -c "import diffusers, gen" || { echo "gen or diffusers is missing: run benchmarks/gpu_wheels.sh where pip can download, and carry .whl" >&2; exit 2; }
+source "$(dirname "$0")/gpu_env.sh"
 ddpm=bundles/ddpm
 [ -f "$ddpm/gen.json" ] || ddpm=build/gpu-check/ddpm-short  # made here and carried, or trained below
 if [ ! -f "$ddpm/gen.json" ]; then

@@ -1,6 +1,6 @@
 """Every family's bundle on CUDA (eager fp32 / fp16, compile fp16 with CUDA graphs) against the CPU's
 eager fp32 images of the same seed. Skipped without a CUDA GPU; run on a GPU host with
-`python -m pytest -m gpu -s tests/runtime/test_cuda_families.py` (each case prints its figures).
+`bash benchmarks/gpu_tests.sh OUTDIR` (pytest -m gpu -s; each case prints its figures).
 Timed GPU paths: benchmarks/gpu_check.sh."""
 
 import importlib.util
