@@ -4,8 +4,8 @@ On CUDA it compiles with mode="reduce-overhead", which captures CUDA graphs for 
 bundle runs at; elsewhere with the default mode. Compilation happens on the first call of each
 input shape and takes seconds to minutes, so that call says so on stderr; later calls reuse it.
 Tested on CPU (parity with eager) and run on an H200 (benchmarks/gpu_check.sh, 2026-12-04): fp16 with
-CUDA graphs 14x eager fp32 on the default DDPM and 7x end to end on a 220M-parameter SD UNet at
-512x512 (docs/RESULTS.md, issue 16).
+CUDA graphs ran 14x eager fp32 on the default DDPM, and 7x end to end on an SD model (220M-parameter
+UNet) at 512x512 (docs/RESULTS.md, issue 16).
 `GEN_COMPILE_BACKEND` picks torch.compile's backend (default inductor; "aot_eager" or "eager" to
 debug a model, or to test gen's plumbing without a C++ build).
 """
