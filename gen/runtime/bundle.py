@@ -99,21 +99,20 @@ def open_bundle(path: Path, data) -> Bundle:
         raise GenError(f"bundle {path} has no tokenizer ({text.tokenizer} is missing); re-export it")
     for name, comp in bundle.components.items():
         for precision, f in comp.files.items():
-            p = bundle.resolve(f.path)
-            if not p.is_file():
-                raise GenError(f"bundle {path}: {name} ({precision}) file is missing: {p}")
-            _check_file(path, p, f.bytes, f.sha256)
+            _check_named(bundle, f, f"{name} ({precision}) file is missing")
             if f.external_data is not None:  # weights beside a model over protobuf's 2 GB limit
-                data = bundle.resolve(f.external_data.path)
-                if not data.is_file():
-                    raise GenError(f"bundle {path}: {name} ({precision}) weights file is missing: {data}")
-                _check_file(path, data, f.external_data.bytes, f.external_data.sha256)
+                _check_named(bundle, f.external_data, f"{name} ({precision}) weights file is missing")
     for f in bundle.manifest.weights_files or ():  # the eager backend's weights, checked whichever backend runs
-        p = bundle.resolve(f.path)
-        if not p.is_file():
-            raise GenError(f"bundle {path}: eager weights file is missing: {p}; re-export the bundle")
-        _check_file(path, p, f.bytes, f.sha256)
+        _check_named(bundle, f, "eager weights file is missing", "; re-export the bundle")
     return bundle
+
+
+def _check_named(bundle: Bundle, f, missing: str, fix: str = "") -> None:
+    """A file the manifest names (path, bytes, sha256): present, and as exported."""
+    p = bundle.resolve(f.path)
+    if not p.is_file():
+        raise GenError(f"bundle {bundle.path}: {missing}: {p}{fix}")
+    _check_file(bundle.path, p, f.bytes, f.sha256)
 
 
 def _check_file(bundle_path: Path, p: Path, size: int, sha256: str | None) -> None:
