@@ -131,7 +131,7 @@ def train(family: str, data_spec: str, out: str, overrides: dict, image_size: in
                             direction=overrides.get("direction"), side_by_side=bool(overrides.get("side_by_side")))
         return build_config(family, data, data_spec, overrides), data
 
-    folders = [d for d in (data_spec, overrides.get("data_b")) if d and Path(d).exists()]  # --data DIR
+    folders = [d for d in (data_spec, overrides.get("data_b")) if d]  # --data DIR (a name like digits is skipped)
     return train_with(out, family, fresh, overrides, resume=resume, force=force, progress=progress, sources=folders)
 
 
