@@ -6,8 +6,8 @@ yardstick (stable-fast: about 104 UNet it/s on an H100 for SD 1.5).
     python benchmarks/gpu_sd15.py OUTDIR --dry-run   # this CPU, a tiny UNet: checks the script only
 
 Random weights: latency does not depend on them. The pipeline is built in memory from SD 1.5's
-configs (UNet 320-640-1280-1280, CLIP ViT-L/14 text encoder, KL-f8 VAE; benchmarks/sd15_fullsize.py
-has the same configs and saves them). Times are medians after warm-up; each call ends on the host
+configs (UNet 320-640-1280-1280, CLIP ViT-L/14 text encoder, KL-f8 VAE) by benchmarks/sd15_fullsize.py,
+which also saves them for its export run. Times are medians after warm-up; each call ends on the host
 (`.cpu()` or numpy images), so they are CUDA-synchronised. The JSON is rewritten after every row.
 """
 
@@ -23,33 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.gpu_check import facts, timed  # noqa: E402
-
-
-def build_pipeline(dry: bool):
-    import torch
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-
-    from gen.recipes.clip_vocab import vocabulary, write_tokenizer_files
-    from gen.recipes.tiny_sd import SCHEDULER_CONFIG
-
-    vocab = vocabulary()
-    torch.manual_seed(0)
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=1 if dry else 12,
-        num_attention_heads=12, max_position_embeddings=77, hidden_act="quick_gelu", projection_dim=768,
-        bos_token_id=vocab["<|startoftext|>"], eos_token_id=vocab["<|endoftext|>"], pad_token_id=vocab["<|endoftext|>"]))
-    unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768,
-                                **({"block_out_channels": (32, 64, 64, 64), "layers_per_block": 1} if dry else {}))
-    vae = AutoencoderKL(block_out_channels=(32, 32, 32, 32) if dry else (128, 256, 512, 512), layers_per_block=2,
-                        latent_channels=4, down_block_types=("DownEncoderBlock2D",) * 4,
-                        up_block_types=("UpDecoderBlock2D",) * 4, sample_size=512)
-    tokenizer = CLIPTokenizer.from_pretrained(str(write_tokenizer_files(Path("build/gpu-sd15-tok"))))
-    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-                                   scheduler=DDIMScheduler.from_config(SCHEDULER_CONFIG), safety_checker=None,
-                                   feature_extractor=None, requires_safety_checker=False)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+from benchmarks.sd15_fullsize import sd15_pipeline  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -74,7 +48,13 @@ def main(argv=None) -> int:
         result["seconds"] = round(time.perf_counter() - t0, 1)
         (out / "gpu_sd15.json").write_text(json.dumps(result, indent=2) + "\n")
 
-    pipe = build_pipeline(args.dry_run)
+    from diffusers import DDIMScheduler
+
+    from gen.recipes.tiny_sd import SCHEDULER_CONFIG
+
+    pipe = sd15_pipeline(Path("build/gpu-sd15-tok"), tiny=args.dry_run)
+    pipe.scheduler = DDIMScheduler.from_config(SCHEDULER_CONFIG)
+    pipe.set_progress_bar_config(disable=True)
     result["parameters_millions"] = {k: round(sum(p.numel() for p in getattr(pipe, k).parameters()) / 1e6, 1)
                                      for k in ("text_encoder", "unet", "vae")}
     g = torch.Generator().manual_seed(0)

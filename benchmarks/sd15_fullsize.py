@@ -26,7 +26,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def build_sd15(folder: Path) -> dict:
+def sd15_pipeline(tokenizer_dir: Path, tiny: bool = False):
+    """A random-weight StableDiffusionPipeline in SD 1.5's architecture, in memory; `tiny` shrinks every
+    part (one text layer, UNet 32-64-64-64, VAE 32 wide) for a rehearsal of a script on a CPU."""
     import torch
     from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
@@ -38,17 +40,23 @@ def build_sd15(folder: Path) -> dict:
     torch.manual_seed(0)
     with torch.no_grad():
         text_encoder = CLIPTextModel(CLIPTextConfig(
-            vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-            max_position_embeddings=77, hidden_act="quick_gelu", projection_dim=768,
+            vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=1 if tiny else 12,
+            num_attention_heads=12, max_position_embeddings=77, hidden_act="quick_gelu", projection_dim=768,
             bos_token_id=vocab["<|startoftext|>"], eos_token_id=vocab["<|endoftext|>"], pad_token_id=vocab["<|endoftext|>"]))
-        unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768)  # the defaults are SD 1.5's layout
-        vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4,
-                            down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-                            sample_size=512)
-    tokenizer = CLIPTokenizer.from_pretrained(str(write_tokenizer_files(folder / "_tok")))
-    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+        # the defaults are SD 1.5's layout
+        unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768,
+                                    **({"block_out_channels": (32, 64, 64, 64), "layers_per_block": 1} if tiny else {}))
+        vae = AutoencoderKL(block_out_channels=(32,) * 4 if tiny else (128, 256, 512, 512), layers_per_block=2,
+                            latent_channels=4, down_block_types=("DownEncoderBlock2D",) * 4,
+                            up_block_types=("UpDecoderBlock2D",) * 4, sample_size=512)
+    tokenizer = CLIPTokenizer.from_pretrained(str(write_tokenizer_files(tokenizer_dir)))
+    return StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
                                    scheduler=PNDMScheduler.from_config(SCHEDULER_CONFIG), safety_checker=None,
                                    feature_extractor=None, requires_safety_checker=False)
+
+
+def build_sd15(folder: Path) -> dict:
+    pipe = sd15_pipeline(folder / "_tok")
     pipe.save_pretrained(str(folder), safe_serialization=True)
     return {k: sum(p.numel() for p in getattr(pipe, k).parameters()) for k in ("text_encoder", "unet", "vae")}
 
