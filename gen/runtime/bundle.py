@@ -58,6 +58,7 @@ class Bundle:
 
     def onnx_path(self, component: str, precision: str = "fp32") -> Path:
         files = self.components[component].files
+        precision = check_precision(precision).file
         if precision not in files:
             have = ", ".join(sorted(files))
             hint = check_precision(precision).export_hint

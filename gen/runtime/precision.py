@@ -8,6 +8,9 @@ fp16 is a per-file conversion. The int8 variants are calibrated: they are made f
 bundle (its components' real inputs, recorded while it samples) and gated on whole sampling runs
 (gen.export.int8). A component that int8 does not speed up keeps its float file under the int8 name,
 so every int8 bundle runs as one precision.
+
+bf16 has no file of its own: it is how OpenVINO computes the fp32 file on CPUs that have bfloat16
+instructions (its `INFERENCE_PRECISION_HINT`), so `reads` names the variant it runs.
 """
 
 from __future__ import annotations
@@ -24,6 +27,12 @@ class Precision:
     export_hint: str  # the export flag that writes this variant
     float_dtype: str  # what the network computes in (inputs and outputs stay float32)
     calibrated: bool = False  # made from recorded sampling runs of the bundle, not file by file
+    reads: str | None = None  # a compute precision that runs another variant's file (bf16 runs fp32's)
+
+    @property
+    def file(self) -> str:
+        """The component file variant this precision runs."""
+        return self.reads or self.name
 
 
 _PRECISIONS = {p.name: p for p in (
@@ -33,6 +42,8 @@ _PRECISIONS = {p.name: p for p in (
     Precision("int8", ".int8", "--int8", "int8", calibrated=True),
     # s8 symmetric activations, zero points 0: TensorRT's explicit-quantization form (ORT runs it too)
     Precision("int8-trt", ".int8-trt", "--int8 --int8-trt", "int8", calibrated=True),
+    # OpenVINO on CPUs with native bf16 (AVX-512 BF16, AMX): the fp32 file, computed in bfloat16
+    Precision("bf16", "", "the default export", "bfloat16", reads="fp32"),
 )}
 PRECISIONS = tuple(_PRECISIONS)
 

@@ -34,6 +34,7 @@ def register_backend(name: str, where: str) -> None:
 register_backend("eager", "gen.runtime.backends.eager:EagerBackend")
 register_backend("ort", "gen.runtime.backends.ort:OrtBackend")
 register_backend("compile", "gen.runtime.backends.compiled:CompileBackend")
+register_backend("openvino", "gen.runtime.backends.openvino:OpenVinoBackend")
 register_backend("trt", "gen.runtime.backends.trt:TrtBackend")  # unverified: no TensorRT here
 
 
