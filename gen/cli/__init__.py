@@ -19,6 +19,7 @@ from gen.cli import generate as generate_cmd
 from gen.cli import info as info_cmd
 from gen.cli import serve as serve_cmd
 from gen.cli import train as train_cmd
+from gen.cli import tune as tune_cmd
 from gen.errors import GenError
 
 app = typer.Typer(
@@ -35,6 +36,7 @@ app.command("eval")(eval_cmd.eval_run)
 app.command("export")(export_cmd.export)
 app.command("generate")(generate_cmd.generate)
 app.command("bench")(bench_cmd.bench)
+app.command("tune")(tune_cmd.tune)
 app.add_typer(serve_cmd.app, name="serve")
 app.command("demo")(demo_cmd.demo)
 app.command("info")(info_cmd.info)

@@ -27,7 +27,7 @@ def generate(
     bundle: Annotated[Optional[str], typer.Argument(help="Bundle directory written by `gen export` (or use --url).")] = None,
     url: Annotated[Optional[str], typer.Option(help="A gen model served by Triton: http://HOST:PORT or grpc://HOST:PORT (with --model).")] = None,
     model: Annotated[Optional[str], typer.Option(help="Pipeline model name on the server (with --url).")] = None,
-    backend: Annotated[str, typer.Option(help=f"{BACKENDS_HELP}.")] = "ort",
+    backend: Annotated[str, typer.Option(help=f"{BACKENDS_HELP}.")] = "auto",
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     precision: Annotated[Optional[str], typer.Option(help="fp32, fp16, or int8 / int8-trt when the bundle was exported with --int8 (ort on cpu) (default: fp32 on cpu, where ORT runs fp16 through casts; the bundle's on cuda).")] = None,
     prompt: Annotated[Optional[str], typer.Option(help="Text prompt (text-to-image bundles, e.g. from `gen export --model sd-lora`).")] = None,
@@ -151,5 +151,7 @@ def generate(
     if url:
         typer.echo(f"{made} from {url} model {model} -> {out}")
         return
+    if sampler.plan_note:
+        typer.echo(sampler.plan_note)
     providers = sorted({p for v in d.get("providers", {}).values() for p in v})
     typer.echo(f"{made} on {d['backend']} ({d['device']}, {d['precision']}{', ' + ','.join(providers) if providers else ''}) -> {out}")

@@ -10,8 +10,9 @@ import sys
 from gen.errors import GenError, agree, flag
 
 # every backend gen.runtime registers, for the --backend help of each command that samples
-BACKENDS_HELP = ("eager (PyTorch), ort (ONNX Runtime; needs no torch), compile (torch.compile; CUDA graphs on a GPU) "
-                 "or trt (TensorRT engines; needs TensorRT and a GPU, unverified here)")
+BACKENDS_HELP = ("auto (this host's plan from `gen tune`, else ort fp32), eager (PyTorch), ort (ONNX Runtime; needs "
+                 "no torch), openvino (OpenVINO on the CPU: pip install 'gen[openvino]'), compile (torch.compile; CUDA "
+                 "graphs on a GPU) or trt (TensorRT engines; needs TensorRT and a GPU, unverified here)")
 
 
 def require_bundle_or_url(bundle: str | None, url: str | None, model: str | None = None,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gen.errors import GenError
-from gen.runtime.backends.ort import OrtBackend
+from gen.runtime.backends.recording import RecordingBackend  # noqa: F401  (the tests build it from here too)
 
 # images per recorded call, below every family's limit; the call sizes bench and serving use
 CALIBRATION_BATCH = 16
@@ -26,19 +26,6 @@ CALIBRATION_PROMPTS = (
     "an abstract pattern of blue and gold", "a vintage car parked in front of a diner",
     "a forest path in autumn", "a robot reading a book in a library",
 )
-
-
-class RecordingBackend(OrtBackend):
-    """ORT fp32 that keeps a copy of every feed, per component, in call order."""
-
-    def __init__(self, bundle, threads: int | None = None):
-        super().__init__(bundle, "cpu", "fp32", threads)
-        self.recorded: dict[str, list[dict]] = {}
-        self.resident_loop = False  # every step's feeds must pass through _run to be recorded
-
-    def _run(self, component, feeds):
-        self.recorded.setdefault(component, []).append({k: v.copy() for k, v in feeds.items()})
-        return super()._run(component, feeds)
 
 
 def record_calibration(bundle_dir: Path, images: int, seed: int, threads: int | None = None,

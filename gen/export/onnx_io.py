@@ -18,6 +18,8 @@ import numpy as np
 from gen.errors import GenError
 from gen.outputs import check_replaceable, output_lock, refuse_foreign, staged_dir
 from gen.runtime.manifest import MANIFEST
+from gen.runtime.plan import PLANS
+from gen.runtime.quality import psnr  # noqa: F401  (export, int8 and the tests judge images by it)
 
 from gen.export.defaults import OPSETS
 
@@ -52,7 +54,8 @@ def _not_written_by_gen(out: Path) -> list[str]:
     named += [f.external_data.path for c in manifest.components.values() for f in c.files.values() if f.external_data]
     named += list(manifest.weights.values()) + [f.path for f in manifest.weights_files or ()]
     named += [manifest.text.tokenizer] if manifest.text else []
-    ours = {MANIFEST, "trt"} | {Path(p).parts[0] for p in named}  # trt/: gen export BUNDLE --trt's engines
+    # trt/: gen export BUNDLE --trt's engines; plans/: gen tune's per-host plans (stale once re-exported)
+    ours = {MANIFEST, "trt", PLANS} | {Path(p).parts[0] for p in named}
     return sorted(e.name for e in out.iterdir() if e.name not in ours)
 
 
@@ -230,27 +233,15 @@ def precision_variant(precision: str, fp32: Path, example: Example, fp32_out: np
     return out, {"max_abs": float(np.abs(a - b).max()), "psnr_db": psnr(a, b, peak=float(np.abs(a).max()) or 1.0)}
 
 
-def psnr(reference: np.ndarray, test: np.ndarray, peak: float = 2.0) -> float:
-    """PSNR in dB; `peak` is the signal's range (2 for images in [-1, 1])."""
-    mse = float(np.mean((np.asarray(reference, np.float64) - np.asarray(test, np.float64)) ** 2))
-    return float("inf") if mse == 0 else float(10.0 * np.log10(peak**2 / mse))
-
-
 def sample_images(bundle_dir: Path, precision: str, **generate_kwargs) -> np.ndarray:
     """One Sampler call through ORT at `precision`, with what the family needs beyond n and seed
     (an input image for image-to-image) unless given; for a model that cannot sample (an autoencoder),
     its reconstructions of `n` seeded random images."""
+    from gen.runtime.quality import check_images
     from gen.runtime.sampler import Sampler
 
     with Sampler(str(bundle_dir), backend="ort", precision=precision) as s:
-        bundle = s.bundle
-        if not bundle.spec.can_generate(bundle):  # an autoencoder without a prior: its reconstructions instead
-            img = bundle.image
-            rng = np.random.default_rng(generate_kwargs.get("seed", 0))
-            return s.reconstruct(rng.integers(0, 256, (generate_kwargs.get("n", 8), img.height, img.width, img.channels),
-                                              dtype=np.uint8))
-        needed = {k: v for k, v in bundle.spec.bench_arguments(None, bundle).items() if v is not None}
-        return s.generate(**{**needed, **generate_kwargs})
+        return check_images(s, **generate_kwargs)
 
 
 def images_vs_fp32(bundle_dir: Path, precision: str, reference: np.ndarray | None = None, **generate_kwargs) -> dict:

@@ -18,21 +18,25 @@ from gen.runtime.bundle import load_bundle
 
 OUTPUTS = ("np", "pil", "uint8")
 REMOTE = "triton"
+AUTO = "auto"  # this host's plan (gen tune), else ort fp32
 
 
 class Sampler:
     """`bundle` is a bundle directory, or a server URL with backend="triton" and `model=NAME`.
 
-    `backend` is one of the registered backends ("eager", "ort", ...), "triton", or an already-built
-    Backend instance. Use it as a context manager (or call `close()`) to release sessions early.
+    `backend` is one of the registered backends ("eager", "ort", "openvino", ...), "triton", an
+    already-built Backend instance, or "auto" (the default): the plan `gen tune` measured for this host
+    (gen.runtime.plan), else ORT fp32; `plan_note` says which and why. Naming a device other than "cpu"
+    or a precision with "auto" means ORT, as before plans existed. Use it as a context manager (or call `close()`) to release sessions early.
     `limits` raises or lowers what one call may ask for (gen.runtime.families.Limits: n, steps,
     pixels, prompt_chars); the family's defaults apply otherwise.
     """
 
-    def __init__(self, bundle, backend="ort", device: str = "cpu", precision: str | None = None,
+    def __init__(self, bundle, backend=AUTO, device: str = "cpu", precision: str | None = None,
                  threads: int | None = None, model: str | None = None, limits: dict | None = None):
         self.last_timing: dict = {}
         self.remote = None
+        self.plan_note = None
         self._routine = None  # the family's sampling routine, built on first use
         if isinstance(backend, Backend):
             self.bundle, self.backend = backend.bundle, backend
@@ -45,9 +49,15 @@ class Sampler:
             from gen.runtime.remote import RemoteGenerator
 
             self.remote = RemoteGenerator(str(bundle), model)
+        elif backend == AUTO and device == "cpu" and precision is None:
+            from gen.runtime.plan import planned_backend
+
+            self.bundle = load_bundle(bundle)
+            self.backend, self.plan_note = planned_backend(self.bundle, threads)
         else:
+            backend = "ort" if backend == AUTO else backend
             if backend not in backend_names():
-                raise GenError(f"unknown backend {backend!r}; choose one of {', '.join((*backend_names(), REMOTE))}")
+                raise GenError(f"unknown backend {backend!r}; choose one of {', '.join((*backend_names(), AUTO, REMOTE))}")
             self.bundle = load_bundle(bundle)
             self.backend = create_backend(backend, self.bundle, device, precision, threads)
         # what one call may ask for; a served model's server enforces its own

@@ -94,26 +94,33 @@ def component_config(name: str, signature: dict, flavour: str, max_batch: int, d
 
 
 def pipeline_config(name: str, bundle, max_n: int, instances: int, components: str, precision: str, threads: int,
-                    limits: dict | None = None) -> str:
+                    limits: dict | None = None, planned: bool = False) -> str:
     """The pipeline model's config: its request inputs and outputs are the family's (gen.runtime.families)."""
     spec = bundle.spec
     parts = [f'name: "{name}"', 'backend: "python"', "max_batch_size: 0",
              _io_block("input", spec.served_inputs(bundle), False), _io_block("output", spec.served_outputs(bundle), False),
              f"instance_group [ {{ count: {instances} kind: KIND_CPU }} ]",
              _params({"component_prefix": f"{name}_", "max_n": max_n, "components": components,
-                      "precision": precision, "threads": threads,
+                      "precision": precision, "threads": threads, "backend": "auto" if planned else "ort",
                       **{f"max_{k}": v for k, v in (limits or {}).items() if v is not None}})]
     return "\n".join(parts) + "\n"
 
 
 def build_repository(bundles: list[str], out: str, flavour: str = "python", max_batch: int = 64, instances: int = 4,
                      names: list[str] | None = None, dynamic_batching: bool = True, threads: int | None = None,
-                     precision: str = "fp32", force: bool = False, components: str = "inline",
-                     limits: dict | None = None) -> Path:
+                     precision: str | None = None, force: bool = False, components: str = "inline",
+                     limits: dict | None = None, log=lambda *_: None) -> Path:
     """`limits` (steps, pixels, prompt_chars; n comes from max_batch) override the families' defaults
-    in the served pipelines (gen.runtime.families.Limits)."""
+    in the served pipelines (gen.runtime.families.Limits).
+
+    With no `precision`, an inline python pipeline runs its bundle's plan for this host (gen tune), when
+    there is one: the plan and the files it chose travel into the repository, and the served model
+    checks the plan against its own host when it loads (a foreign one falls back to ORT fp32, logged).
+    Otherwise, and for the component models, `precision` (default fp32) is served."""
     from gen.runtime.precision import check_precision
 
+    use_plan = precision is None and flavour == "python" and components == "inline"
+    precision = precision or "fp32"
     check_precision(precision)
     if flavour not in FLAVOURS:
         raise GenError(f"unknown --flavour {flavour!r}; choose one of {', '.join(FLAVOURS)}")
@@ -145,7 +152,7 @@ def build_repository(bundles: list[str], out: str, flavour: str = "python", max_
         _refuse_replacing(out_path, force, bundles)
         with staged_dir(out_path, "build") as tmp:
             _write_repository(tmp, bundles, names, flavour, max_batch, instances, dynamic_batching, threads,
-                              precision, components, limits)
+                              precision, components, limits, use_plan, log)
     return out_path
 
 
@@ -168,9 +175,15 @@ def _refuse_replacing(out: Path, force: bool, bundles) -> None:
 
 
 def _write_repository(tmp: Path, bundles, names, flavour, max_batch, instances, dynamic_batching, threads,
-                      precision, components, limits) -> None:
+                      precision, components, limits, use_plan=False, log=lambda *_: None) -> None:
+    from gen.runtime.plan import PLANS, load_plan
+    from gen.runtime.precision import check_precision
+
     for bundle_path, name in zip(bundles, names):
         bundle = load_bundle(bundle_path)
+        plan = load_plan(bundle) if use_plan else None
+        if plan is not None:
+            log(f"{name}: {plan.note}")
         max_n = max_batch // 2 if bundle.spec.guided(bundle) else max_batch
         bundle.spec.limits_for(bundle, {k: v for k, v in (limits or {}).items() if v is not None})  # refuse bad ones here
         if max_n < 1:
@@ -197,14 +210,20 @@ def _write_repository(tmp: Path, bundles, names, flavour, max_batch, instances, 
         if bundle.manifest.text is not None:  # the pipeline tokenizes prompts itself
             tokenizer = bundle.resolve(bundle.manifest.text.tokenizer)
             shutil.copytree(tokenizer.parent, d / "1" / tokenizer.parent.relative_to(bundle.path.resolve()))
+        served = {comp: {precision} for comp in bundle.components}
+        if plan is not None and plan.plan is not None:  # the plan's files, and the plan, travel with the pipeline
+            served = {comp: {precision, check_precision(p).file} for comp, (_, p) in plan.choices().items()}
+            (d / "1" / PLANS).mkdir()
+            shutil.copyfile(plan.path, d / "1" / PLANS / plan.path.name)
         if components == "inline":  # the pipeline runs the networks itself: it needs the files
-            for comp in bundle.components:
-                for src in (bundle.onnx_path(comp, precision), bundle.external_data_path(comp, precision)):
-                    if src:
-                        _link_or_copy(src, d / "1" / src.name)
+            for comp, variants in served.items():
+                for variant in sorted(variants):
+                    for src in (bundle.onnx_path(comp, variant), bundle.external_data_path(comp, variant)):
+                        if src and not (d / "1" / src.name).exists():
+                            _link_or_copy(src, d / "1" / src.name)
         write_bytes(d / "1" / "model.py", SHIM.format(cls="PipelineModel", paths=environment_paths()).encode())
         write_bytes(d / "config.pbtxt", pipeline_config(name, bundle, max_n, instances, components, precision, threads,
-                                                                limits).encode())
+                                                        limits, planned=plan is not None and plan.plan is not None).encode())
     write_bytes(tmp / REPOSITORY_MARKER, json.dumps({
         "models": names, "flavour": flavour, "components": components, "max_batch": max_batch, "dynamic_batching": dynamic_batching,
         "python": sys.executable}, indent=2).encode())

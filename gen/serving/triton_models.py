@@ -16,6 +16,7 @@ imported lazily.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -128,7 +129,14 @@ class PipelineModel:
             # files sit beside gen.json), one server round trip less per network call.
             from gen.runtime.backends import create_backend
 
-            backend = create_backend("ort", bundle, "cpu", params.get("precision", "fp32"), int(params.get("threads", 0)) or None)
+            threads = int(params.get("threads", 0)) or None
+            if params.get("backend") == "auto":  # gen serve build found this bundle's plan (gen tune) and copied it
+                from gen.runtime.plan import planned_backend
+
+                backend, note = planned_backend(bundle, threads)
+                print(f"gen pipeline {args['model_name']}: {note}", file=sys.stderr, flush=True)  # into Triton's log
+            else:
+                backend = create_backend("ort", bundle, "cpu", params.get("precision", "fp32"), threads)
         else:
             backend = BlsBackend(bundle, "cpu", "fp32", None)
         limits = {"n": self.max_n, **{k: int(params[f"max_{k}"]) for k in ("steps", "pixels", "prompt_chars")
