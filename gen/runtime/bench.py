@@ -16,10 +16,18 @@ import numpy as np
 from gen.errors import GenError, with_article
 from gen.runtime.defaults import BENCH_REPEATS, BENCH_STEPS, BENCH_WARMUP
 
+PLAN = "plan"  # the precision column of `--backends auto` rows: the plan chooses per component
+
+
+WIDE = 1.5  # a row whose p95 is past 1.5x its median was disturbed while timed
+
 
 def _percentiles(samples: list[float]) -> dict:
     a = np.asarray(samples)
-    return {"median_ms": float(np.median(a) * 1e3), "p95_ms": float(np.percentile(a, 95) * 1e3), "runs": len(a)}
+    q1, q3 = np.percentile(a, [25, 75])
+    med = float(np.median(a))
+    return {"median_ms": med * 1e3, "p95_ms": float(np.percentile(a, 95) * 1e3), "runs": len(a),
+            "iqr_ms": float(q3 - q1) * 1e3, "wide_spread": bool(np.percentile(a, 95) > WIDE * med)}
 
 
 def reset_peak_rss() -> bool:
@@ -57,7 +65,8 @@ def _time(fn, warmup: int, repeats: int) -> list[float]:
 
 def run_bench(bundle: str, backends: list[str], precisions: list[str], steps: list[int] | None, batches: list[int],
               warmup: int = BENCH_WARMUP, repeats: int = BENCH_REPEATS, threads: int | None = None, device: str = "cpu", log=print) -> dict:
-    from gen.runtime.sampler import Sampler
+    from gen.runtime.host import LoadWatch
+    from gen.runtime.sampler import AUTO, Sampler
 
     if repeats < 1 or warmup < 0:
         raise GenError(f"--repeats must be >= 1 and --warmup >= 0, got {repeats} and {warmup}")
@@ -67,7 +76,7 @@ def run_bench(bundle: str, backends: list[str], precisions: list[str], steps: li
 
     loaded = load_bundle(bundle)  # a bad path or manifest is an error, not a skipped row
     spec = loaded.spec
-    for name, given, allowed in (("backend", backends, backend_names()), ("precision", precisions, PRECISIONS)):
+    for name, given, allowed in (("backend", backends, (*backend_names(), AUTO)), ("precision", precisions, PRECISIONS)):
         bad = [v for v in given if v not in allowed]
         if bad or not given:
             raise GenError(f"unknown {name} {', '.join(map(repr, bad)) or '(none given)'}; choose from {', '.join(allowed)}")
@@ -79,22 +88,27 @@ def run_bench(bundle: str, backends: list[str], precisions: list[str], steps: li
     threads = threads or os.cpu_count() or 1
     rows, skipped, described = [], [], {}
     for backend in backends:
-        for precision in precisions:
-            missing = [c for c, comp in loaded.components.items() if precision not in comp.files]
+        for precision in ([PLAN] if backend == AUTO else precisions):  # the plan picks its own precisions
+            missing = [] if backend == AUTO else \
+                [c for c, comp in loaded.components.items() if check_precision(precision).file not in comp.files]
             if missing and backend != "eager":  # found here, not half-way through the rows already timed
                 reason = f"the bundle has no {precision} {missing[0]} (re-export with {check_precision(precision).export_hint})"
                 skipped.append({"backend": backend, "precision": precision, "reason": reason})
                 log(f"skip {backend}/{precision}: {reason}")
                 continue
             try:
-                sampler = Sampler(bundle, backend=backend, device=device, precision=precision, threads=threads)
+                sampler = Sampler(bundle, backend=backend, device=device, threads=threads,
+                                  precision=None if precision == PLAN else precision)
             except GenError as e:  # this combination cannot run here (no torch, no GPU, no fp16 file)
                 skipped.append({"backend": backend, "precision": precision, "reason": str(e)})
                 log(f"skip {backend}/{precision}: {e}")
                 continue
-            described[f"{backend}/{precision}"] = sampler.backend.describe()
+            described[f"{backend}/{precision}"] = {**sampler.backend.describe(), "plan_note": sampler.plan_note}
+            if sampler.plan_note:
+                log(f"auto: {sampler.plan_note}")
             for batch in batches:
                 per_config = reset_peak_rss()
+                watch = LoadWatch().start()
                 comps = {}
                 for c in sampler.bundle.components:
                     feeds = spec.example_feeds(sampler.bundle, c, batch)
@@ -113,24 +127,31 @@ def run_bench(bundle: str, backends: list[str], precisions: list[str], steps: li
                         overheads.append(sampler.last_timing["overhead_s"] / sampler.last_timing["total_s"])
 
                     e2e = _percentiles(_time(once, warmup, repeats))
-                    row = {"backend": backend, "precision": precision, "batch": batch, "steps": s,
+                    load = watch.stop()
+                    row = {"load": load, "busy": load["busy"],"backend": backend, "precision": precision, "batch": batch, "steps": s,
                            "end_to_end": e2e, "images_per_s": batch / (e2e["median_ms"] / 1e3),
                            "sampler_overhead_fraction": float(np.median(overheads[warmup:] or overheads)),
                            "components": comps, "peak_rss_mib": peak_rss_mib(),
                            "peak_rss_scope": "this backend/precision/batch" if per_config else "process so far"}
                     rows.append(row)
                     log(_row_line(row))
+                    watch = LoadWatch().start()  # the next step count's own window
             sampler.close()
-    return {"bundle": str(bundle), "rows": rows, "skipped": skipped, "backends": described,
+    busy = [r for r in rows if r["busy"] or r["end_to_end"]["wide_spread"]]
+    if busy:
+        log(f"warning: {len(busy)} of {len(rows)} rows were timed on a busy host or spread wide (marked 'busy' / "
+            f"'wide_spread' in the JSON; '!' above): {next((r['busy'] for r in busy if r['busy']), 'p95 past 1.5x the median')}")
+    return {"bundle": str(bundle), "rows": rows, "skipped": skipped, "backends": described, "busy_rows": len(busy),
             "environment": environment(threads), "settings": {"warmup": warmup, "repeats": repeats, "device": device}}
 
 
 def _row_line(r: dict) -> str:
     steps = "-" if r["steps"] is None else r["steps"]
     e = r["end_to_end"]
-    return (f"{r['backend']:>6} {r['precision']:>5} batch {r['batch']:>3} steps {steps:>4}  "
+    flag = " !" if r.get("busy") or e.get("wide_spread") else ""
+    return (f"{r['backend']:>8} {r['precision']:>5} batch {r['batch']:>3} steps {steps:>4}  "
             f"median {e['median_ms']:9.2f} ms  p95 {e['p95_ms']:9.2f} ms  {r['images_per_s']:9.1f} img/s  "
-            f"overhead {100 * r['sampler_overhead_fraction']:4.1f}%  peak RSS {r['peak_rss_mib']:7.1f} MiB")
+            f"overhead {100 * r['sampler_overhead_fraction']:4.1f}%  peak RSS {r['peak_rss_mib']:7.1f} MiB{flag}")
 
 
 def speedups(result: dict, baseline: str = "eager") -> list[dict]:
@@ -157,7 +178,7 @@ def environment(threads: int) -> dict:
         pass
     from gen.versions import versions as installed
 
-    versions = {k: v for k, v in installed(("gen", "numpy", "torch", "diffusers", "onnxruntime", "onnxruntime-gpu")).items() if v}
+    versions = {k: v for k, v in installed(("gen", "numpy", "torch", "diffusers", "onnxruntime", "onnxruntime-gpu", "openvino")).items() if v}
     return {"cpu": cpu, "cpu_count": os.cpu_count(), "threads": threads, "python": platform.python_version(),
             "platform": platform.platform(), "versions": versions}
 
