@@ -11,8 +11,11 @@ calibration). What pays here, component by component, on the staged bundle:
    u8 activations, after `quant_pre_process`) is run for each combination of the node groups the
    graph has (convolutions, transposed convolutions, linear layers, activation-by-activation matrix
    products such as attention's), and each candidate is timed against fp32 on recorded calls spread
-   over the sampling run, alternating. The fastest is kept; a component that no candidate
-   makes faster keeps its float file under the int8 name (recorded, with the figure).
+   over the sampling run, in alternating blocks (gen.runtime.speed): a candidate pays only when the
+   90% interval of its speed-up lies above `min_speedup`; blocks are added while it straddles the
+   rule, and a candidate still straddling it at the time cap is *undecided* — never shipped, never
+   called slower, and the export says to re-run on idle cores. The fastest is kept; a component that no
+   candidate makes faster keeps its float file under the int8 name (recorded, with the figure).
 3. Sensitive layers by measurement: the int8 bundle samples from the same noise as fp32 and its
    images' PSNR is the gate (`min_psnr`). Below it, the quantized inputs with the lowest
    signal-to-quantization-noise ratio (ONNX Runtime's qdq_loss_debug, on a recorded call) have their
@@ -29,11 +32,8 @@ from __future__ import annotations
 
 import itertools
 import logging
-import math
 import os
 import shutil
-import statistics
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
@@ -43,14 +43,15 @@ import numpy as np
 
 from gen.errors import GenError
 from gen.export.int8_options import CALIBRATION_DEFAULTS, GROUPS, Int8Options
+from gen.runtime.speed import FASTER, NOT_FASTER, UNDECIDED
 
 # node groups tried in every combination present in the graph; everything else stays float.
 # Matrix products split by what they multiply: a layer's weights (int8 GEMM kernels pay) or two
 # activations (attention's scores and values, where quantizing both sides per call often does not).
 _OP_TYPES = {"conv": ("Conv",), "convtranspose": ("ConvTranspose",), "linear": ("MatMul", "Gemm"), "attention": ("MatMul",)}
 PROBE_CALLS = 4  # recorded calls, spread over the sampling run, that time and score each candidate
-TIMING_ROUNDS = 5  # alternating fp32/int8 rounds per candidate (median)
-ROUND_SECONDS = 0.25  # a round repeats the probe calls until it lasts about this long
+ROUND_SECONDS = 0.25  # a block repeats the probe calls until each side lasts about this long
+MEASURE_SECONDS = 20.0  # per candidate: blocks are added while its interval straddles the rule, up to this
 EXCLUDE_ROUNDS = 4  # gate rounds, each keeping the worst-measured layers in float
 STRIDE = 16  # calls per calibration chunk: bounds the calibrator's memory on big models
 
@@ -75,6 +76,7 @@ class Candidate:
     groups: tuple[str, ...]
     path: Path
     speedup: float = 0.0
+    speed: dict = field(default_factory=dict)  # gen.runtime.speed's summary: interval, blocks, decision
     psnr_db: float = 0.0  # per call, on the probe calls
     max_abs: float = 0.0
     nodes: int = 0  # nodes quantized
@@ -187,17 +189,16 @@ def _plan_component(tmp, name, manifest, feeds, options, work, progress) -> Plan
                                                                         excluded=tuple(plan.excluded))
             if c is not calibrated:  # the calibration pass already quantized every group
                 c.nodes = _quantize(plan, combo, c.path, options)
-            _measure(c, plan)
-            progress(f"    {'+'.join(combo):<26} {c.nodes:>4} nodes  {c.speedup:.2f}x fp32 per call  "
-                     f"{c.psnr_db:.1f} dB")
+            _measure(c, plan, options.min_speedup)
+            progress(f"    {'+'.join(combo):<26} {c.nodes:>4} nodes  {_speed_text(c)}  {c.psnr_db:.1f} dB")
             candidates.append(c)
     best = max(candidates, key=lambda c: c.speedup)
-    table = [{"groups": list(c.groups), "nodes": c.nodes, "speedup_per_call": round(c.speedup, 3), "psnr_db": round(c.psnr_db, 2)}
-             for c in candidates]
-    if best.speedup < options.min_speedup:
-        plan.record = {"kept_float": f"int8 does not pay here: the fastest, {'+'.join(best.groups)}, ran at "
-                                     f"{best.speedup:.2f}x fp32 per call (--int8-min-speedup {options.min_speedup})",
-                       "candidates": table}
+    table = [{"groups": list(c.groups), "nodes": c.nodes, "speedup_per_call": round(c.speedup, 3),
+              "speed": c.speed, "psnr_db": round(c.psnr_db, 2)} for c in candidates]
+    if best.speed["decision"] != FASTER:
+        plan.record = {"kept_float": f"{_verdict(best.speed['decision'])}: the fastest, {'+'.join(best.groups)}, ran at "
+                                     f"{_speed_text(best)} (--int8-min-speedup {options.min_speedup})",
+                       "candidates": table, "decision": best.speed["decision"]}
         progress(f"  {name}: kept float ({plan.record['kept_float']})")
         plan.prepared = None
         return plan
@@ -300,27 +301,23 @@ def _session(path: Path):
     return ort_session(path)
 
 
-def _measure(c: Candidate, plan: Plan) -> None:
-    """Per-call speed against fp32 and error on the plan's probe calls. Timed in alternating rounds,
-    each long enough (ROUND_SECONDS) that a small net's milliseconds are not lost in timer noise; the
-    ratio is of the medians."""
+def _measure(c: Candidate, plan: Plan, threshold: float) -> None:
+    """Per-call speed against fp32 and error on the plan's probe calls: timed in alternating blocks,
+    each long enough (ROUND_SECONDS) that a small net's milliseconds are not lost in timer noise,
+    until the speed-up's interval is clear of `threshold` or MEASURE_SECONDS have passed."""
+    from gen.runtime.speed import Race
+
     feeds = plan.probes
     a, ref = plan.fp32_reference()
     b = _session(c.path)
     got = [b.run(None, f)[0] for f in feeds]  # also the warm-up
-    t0 = time.perf_counter()
-    for f in feeds:
-        a.run(None, f)
-    repeats = max(1, math.ceil(ROUND_SECONDS / max(time.perf_counter() - t0, 1e-6)))
-    ta, tb = [], []
-    for _ in range(TIMING_ROUNDS):
-        for sess, times in ((a, ta), (b, tb)):
-            t0 = time.perf_counter()
-            for _ in range(repeats):
-                for f in feeds:
-                    sess.run(None, f)
-            times.append(time.perf_counter() - t0)
-    c.speedup = statistics.median(ta) / statistics.median(tb)
+
+    def calls(sess):
+        return lambda: [sess.run(None, f) for f in feeds]
+
+    c.speed = Race({"fp32": calls(a), "int8": calls(b)}, "fp32", threshold, max_seconds=MEASURE_SECONDS,
+                   block_seconds=ROUND_SECONDS).run()["int8"]
+    c.speedup = c.speed["speedup"]
     r, g = np.concatenate([x.ravel() for x in ref]), np.concatenate([x.ravel() for x in got])
     from gen.export.onnx_io import psnr
 
@@ -343,6 +340,8 @@ def _gate(tmp, manifest, plans, precision, options, work, reference, progress) -
     active = [p for p in plans.values() if p.prepared is not None]
     if not active:
         reasons = "; ".join(f"{p.name}: {p.record.get('kept_float')}" for p in plans.values())
+        if any(p.record.get("decision") == UNDECIDED for p in plans.values()):
+            raise GenError(f"int8's speed-up is undecided here ({reasons}); nothing was written. {_NOISY}")
         raise GenError(f"int8 would change nothing in this bundle ({reasons}); nothing was written. "
                        "Export without --int8 (fp32 is this model's fastest CPU precision), or pass "
                        "--int8-min-speedup 0 to quantize it anyway")
@@ -392,22 +391,26 @@ def _gate(tmp, manifest, plans, precision, options, work, reference, progress) -
                 # timed again unless the search timed this file alone: the fastest of several timings
                 # is biased upward by the noise that made it win
                 c = Candidate(plan.best.groups, tmp / f"{plan.name}{suffix}.onnx")
-                _measure(c, plan)
+                _measure(c, plan, options.min_speedup)
             entry.update({"groups": list(c.groups), "kept_float_nodes": list(plan.excluded),
-                          "speedup_per_call": round(c.speedup, 3), "psnr_db": round(c.psnr_db, 2), "max_abs": c.max_abs})
-            progress(f"  {plan.name} {precision}: {c.speedup:.2f}x fp32 per call, {c.psnr_db:.1f} dB per call, "
+                          "speedup_per_call": round(c.speedup, 3), "speed": c.speed, "psnr_db": round(c.psnr_db, 2),
+                          "max_abs": c.max_abs})
+            progress(f"  {plan.name} {precision}: {_speed_text(c)}, {c.psnr_db:.1f} dB per call, "
                      f"{len(plan.excluded)} layer(s) kept float")
             if symmetric:  # TensorRT's form: ORT's CPU speed says nothing of TensorRT's, so it is only recorded
                 entry["speedup_note"] = "ORT CPU figure, recorded only: int8-trt is for TensorRT and not speed-gated here"
-            elif c.speedup < options.min_speedup:  # the rule holds for what ships, not only for the search's figure
-                entry["kept_float"] = (f"as gated ({len(plan.excluded)} layer(s) kept float) it ran at {c.speedup:.2f}x "
-                                       f"fp32 per call (--int8-min-speedup {options.min_speedup})")
+            elif c.speed["decision"] != FASTER:  # the rule holds for what ships, not only for the search's figure
+                entry["kept_float"] = (f"{_verdict(c.speed['decision'])} as gated ({len(plan.excluded)} layer(s) kept "
+                                       f"float): it ran at {_speed_text(c)} (--int8-min-speedup {options.min_speedup})")
                 progress(f"  {plan.name} {precision}: kept float ({entry['kept_float']})")
                 demoted[plan.name] = entry["kept_float"]
         manifest.parity.setdefault(plan.name, {})[f"ort_{precision}_vs_fp32"] = entry
     if demoted:
         if all(p.name in demoted for p in active):
             why = "; ".join(f"{name}: {reason}" for name, reason in demoted.items())
+            if any(UNDECIDED in reason for reason in demoted.values()):
+                raise GenError(f"int8 ({precision})'s speed-up is undecided here once gated ({why}); nothing was "
+                               f"written. {_NOISY}")
             raise GenError(f"int8 ({precision}) does not pay here once gated ({why}); nothing was written. Export "
                            "without --int8, or pass --int8-min-speedup 0 to ship it anyway")
         for name in demoted:
@@ -418,6 +421,20 @@ def _gate(tmp, manifest, plans, precision, options, work, reference, progress) -
         record = images_vs_fp32(tmp, precision, reference=reference, **options.gate_images)  # what now ships
         progress(f"  images {precision} vs fp32, with {', '.join(demoted)} float: {record['psnr_db']} dB PSNR")
     manifest.parity[f"images_{precision}_vs_fp32"] = record
+
+
+_NOISY = ("The timings were too noisy to tell (another process on these cores?): re-run on idle cores; "
+          "--int8-min-speedup 0 ships int8 without the speed rule")
+
+
+def _verdict(decision: str) -> str:
+    return "int8 does not pay here" if decision == NOT_FASTER else f"{UNDECIDED}, too noisy to tell"
+
+
+def _speed_text(c: Candidate) -> str:
+    from gen.runtime.speed import describe
+
+    return f"{describe(c.speed)} fp32 per call" if c.speed else f"{c.speedup:.2f}x fp32 per call"
 
 
 _DISCRETE_NOTE = (". A {family} bundle samples discrete codes: one that int8's outputs flip changes every later one, "
