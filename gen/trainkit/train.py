@@ -121,8 +121,9 @@ def grid_labels(config: dict, n: int):
 
 
 def train(family: str, data_spec: str, out: str, overrides: dict, image_size: int | None = None,
-          resume: bool = False, force: bool = False, progress: bool = True) -> RunDir:
-    """Train into `out` (one writer at a time: a second `gen train` into it fails at once)."""
+          resume: bool = False, force: bool = False, progress: bool = True, threads: int | None = None) -> RunDir:
+    """Train into `out` (one writer at a time: a second `gen train` into it fails at once). `threads`
+    pins torch's thread count; by default it adapts to other jobs (gen.trainkit.threads)."""
 
     def fresh():
         cls = trainer_class(family)
@@ -132,11 +133,13 @@ def train(family: str, data_spec: str, out: str, overrides: dict, image_size: in
         return build_config(family, data, data_spec, overrides), data
 
     folders = [d for d in (data_spec, overrides.get("data_b")) if d]  # --data DIR (a name like digits is skipped)
-    return train_with(out, family, fresh, overrides, resume=resume, force=force, progress=progress, sources=folders)
+    return train_with(out, family, fresh, overrides, resume=resume, force=force, progress=progress, sources=folders,
+                      threads=threads)
 
 
 def train_with(out: str, family: str, fresh, overrides: dict, resume: bool = False, force: bool = False,
-               progress: bool = True, label: str | None = None, extend: str | None = None, sources=()) -> RunDir:
+               progress: bool = True, label: str | None = None, extend: str | None = None, sources=(),
+               threads: int | None = None) -> RunDir:
     """The loop every trainer shares (training and distillation): `fresh()` gives a new run's
     (config, data); a resumed run reads its own config. One writer at a time per `out`.
     `sources`: the command's inputs (a teacher run, a data folder), which `out` must not overlap."""
@@ -156,7 +159,8 @@ def train_with(out: str, family: str, fresh, overrides: dict, resume: bool = Fal
     w = world()  # under torchrun: this process's rank; rank 0 alone writes (gen.trainkit.distributed)
     with output_lock(out) if w.main else contextlib.nullcontext():
         try:
-            run = _train(family, fresh, out, overrides, resume, force, progress, label or f"train {family}", w, extend)
+            run = _train(family, fresh, out, overrides, resume, force, progress, label or f"train {family}", w, extend,
+                         threads)
         except BaseException:
             if w.main:
                 remove_stale(absolute(out))  # a replacement that did not finish leaves no staging behind
@@ -171,7 +175,7 @@ def train_with(out: str, family: str, fresh, overrides: dict, resume: bool = Fal
 WARM_STEPS = 10  # steps left out of the time estimate (the first ones allocate and warm caches)
 
 
-def _train(family, fresh, out, overrides, resume, force, progress, label, w, extend=None) -> RunDir:
+def _train(family, fresh, out, overrides, resume, force, progress, label, w, extend=None, threads=None) -> RunDir:
     """`extend`: how to train a finished run further, where it is not a larger --steps."""
     import torch
     from tqdm import tqdm
@@ -179,6 +183,7 @@ def _train(family, fresh, out, overrides, resume, force, progress, label, w, ext
     from gen.images import save_grid
     from gen.trainkit import distributed
     from gen.trainkit.checkpoint import pack, unpack
+    from gen.trainkit.threads import ThreadGovernor
 
     target = RunDir(out)
     if w.main:  # another rank would race rank 0's claim of the directory
@@ -243,6 +248,9 @@ def _train(family, fresh, out, overrides, resume, force, progress, label, w, ext
     last_log = (t0, start)  # metrics.jsonl's steps_per_s is the rate since the previous record
     bar = tqdm(total=steps, initial=start, desc=label, unit="step", disable=not progress or not w.main, dynamic_ncols=True)
     estimated = not progress or not w.main
+    governor = ThreadGovernor(threads, log=bar.write) if w.size == 1 else None  # ranks keep torchrun's pinning
+    if governor and progress:
+        bar.write(f"training on {governor.describe()}")
     warm = None  # (time, step) once WARM_STEPS steps are done: the estimate's rate is timed from there
     for step in range(start, steps):
         g = step_generator(config["seed"], step)
@@ -264,6 +272,8 @@ def _train(family, fresh, out, overrides, resume, force, progress, label, w, ext
             raise GenError(f"training diverged at step {step + 1}: {k} = {v}; {kept}. Lower --lr or change "
                            "the loss settings")
         done = step + 1
+        if governor:
+            governor.tick()
         bar.update(1)
         bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()}, refresh=False)
         now = time.perf_counter()
