@@ -28,6 +28,8 @@ def export(
     int8_exclude: Annotated[Optional[List[str]], typer.Option(help="With --int8: keep nodes whose name matches this pattern in float (fnmatch, e.g. '*conv_in*'; repeatable). Export names the costliest layers when the gate fails.")] = None,
     int8_min_psnr: Annotated[float, typer.Option(help="With --int8: the gate. int8 images from the same noise as fp32 must reach this PSNR (dB) or export fails, writing nothing.")] = Int8Options.min_psnr,
     int8_min_speedup: Annotated[float, typer.Option(help="With --int8: quantize a component only if int8 runs it at least this much faster than fp32 per call, as measured during export (0: always, e.g. for size).")] = Int8Options.min_speedup,
+    int8_openvino: Annotated[bool, typer.Option(help="With --int8: also write <component>.int8-ov.xml/.bin for --backend openvino, quantized by NNCF on the same recorded inputs (conv, conv+linear or hybrid: linear weights-only), each timed against OpenVINO f32 and gated on image PSNR; needs pip install 'gen[openvino-int8]'.")] = False,
+    int8_openvino_only: Annotated[bool, typer.Option(help="With --int8 --int8-openvino: write only the OpenVINO int8 files, not ONNX Runtime's.")] = False,
     int8_trt: Annotated[bool, typer.Option(help="With --int8: also write <component>.int8-trt.onnx with symmetric int8 activations, the explicit-quantization form TensorRT builds from (precision int8-trt; gated on image PSNR, not on CPU speed; TensorRT itself is unverified here).")] = False,
     opset: Annotated[int, typer.Option(help=f"ONNX opset ({OPSETS[0]}-{OPSETS[1]}).")] = DEFAULT_OPSET,
     tolerance: Annotated[float, typer.Option(help="Largest eager-vs-ONNX Runtime difference accepted (max abs).")] = DEFAULT_TOLERANCE,
@@ -52,17 +54,21 @@ def export(
 
     from gen.errors import GenError
 
-    precisions = ("fp32",) + (("fp16",) if fp16 else ()) + (("int8",) if int8 else ()) + (("int8-trt",) if int8_trt else ())
+    precisions = ("fp32",) + (("fp16",) if fp16 else ()) + (("int8",) if int8 and not int8_openvino_only else ()) \
+        + (("int8-trt",) if int8_trt else ()) + (("int8-ov",) if int8_openvino else ())
     int8_options = Int8Options(calibration=calibration, method=calibration_method, exclude=tuple(int8_exclude or ()),
                                groups=tuple(g.strip() for g in (int8_groups or "").split(",") if g.strip()),
                                min_psnr=int8_min_psnr, min_speedup=int8_min_speedup)
     int8_options.check()
-    given = [flag for flag, on in (("--int8-trt", int8_trt), ("--int8-exclude", int8_exclude), ("--int8-groups", int8_groups), ("--calibration", calibration is not None),
+    given = [flag for flag, on in (("--int8-trt", int8_trt), ("--int8-openvino", int8_openvino),
+                                   ("--int8-openvino-only", int8_openvino_only), ("--int8-exclude", int8_exclude), ("--int8-groups", int8_groups), ("--calibration", calibration is not None),
                                    ("--calibration-method", calibration_method != Int8Options.method),
                                    ("--int8-min-psnr", int8_min_psnr != Int8Options.min_psnr),
                                    ("--int8-min-speedup", int8_min_speedup != Int8Options.min_speedup)) if on]
-    if given and "int8" not in precisions:
+    if given and not int8:
         raise GenError(f"{', '.join(given)}: these options apply only with --int8")
+    if int8_openvino_only and not int8_openvino:
+        raise GenError("--int8-openvino-only goes with --int8-openvino (it drops ONNX Runtime's int8 files, not OpenVINO's)")
     if trt:
         from gen.runtime.manifest import MANIFEST
 

@@ -45,6 +45,8 @@ from gen.errors import GenError
 from gen.export.int8_options import CALIBRATION_DEFAULTS, GROUPS, Int8Options
 from gen.runtime.speed import FASTER, NOT_FASTER, UNDECIDED
 
+OPENVINO = "int8-ov"  # made by NNCF for the openvino backend (gen.export.int8_openvino), not by ORT's quantizer
+
 # node groups tried in every combination present in the graph; everything else stays float.
 # Matrix products split by what they multiply: a layer's weights (int8 GEMM kernels pay) or two
 # activations (attention's scores and values, where quantizing both sides per call often does not).
@@ -112,14 +114,20 @@ def quantize_bundle(tmp: Path, manifest, options: Int8Options, precisions, progr
     recorded = record_calibration(tmp, images, options.seed, progress=progress)
     work = tmp / ".int8-work"
     work.mkdir()
+    ort_precisions = [p for p in precisions if p != OPENVINO]
     try:
-        plans = {name: _plan_component(tmp, name, manifest, recorded.get(name, []), options, work, progress)
-                 for name in manifest.components}
-        _refuse_unmatched(options.exclude, [n for plan in plans.values() for n in plan.excluded],
-                          [n for plan in plans.values() for ns in plan.groups.values() for n in ns])
         reference = sample_images(tmp, "fp32", **options.gate_images)  # every gate round compares with it
-        for precision in precisions:
+        if ort_precisions:
+            plans = {name: _plan_component(tmp, name, manifest, recorded.get(name, []), options, work, progress)
+                     for name in manifest.components}
+            _refuse_unmatched(options.exclude, [n for plan in plans.values() for n in plan.excluded],
+                              [n for plan in plans.values() for ns in plan.groups.values() for n in ns])
+        for precision in ort_precisions:
             _gate(tmp, manifest, plans, precision, options, work, reference, progress)
+        if OPENVINO in precisions:
+            from gen.export.int8_openvino import quantize_openvino
+
+            quantize_openvino(tmp, manifest, options, recorded, reference, progress)
         manifest.export["int8"] = {"calibration_images": images, "method": options.method,
                                    "min_psnr_db": options.min_psnr, "exclude": list(options.exclude),
                                    "calls_recorded": {k: len(v) for k, v in recorded.items()}}

@@ -187,7 +187,8 @@ def file_entry(path: Path) -> dict:
     from gen.cache import sha256_of
 
     entry = {"path": path.name, "bytes": path.stat().st_size, "sha256": sha256_of(path)}
-    data = path.with_name(path.name + ".data")
+    # the weights beside the model: ONNX external data (<name>.data), or OpenVINO IR's <stem>.bin
+    data = path.with_suffix(".bin") if path.suffix == ".xml" else path.with_name(path.name + ".data")
     if data.exists():
         entry["external_data"] = {"path": data.name, "bytes": data.stat().st_size, "sha256": sha256_of(data)}
     return entry
@@ -233,22 +234,23 @@ def precision_variant(precision: str, fp32: Path, example: Example, fp32_out: np
     return out, {"max_abs": float(np.abs(a - b).max()), "psnr_db": psnr(a, b, peak=float(np.abs(a).max()) or 1.0)}
 
 
-def sample_images(bundle_dir: Path, precision: str, **generate_kwargs) -> np.ndarray:
-    """One Sampler call through ORT at `precision`, with what the family needs beyond n and seed
+def sample_images(bundle_dir: Path, precision: str, backend: str = "ort", **generate_kwargs) -> np.ndarray:
+    """One Sampler call through `backend` (ORT) at `precision`, with what the family needs beyond n and seed
     (an input image for image-to-image) unless given; for a model that cannot sample (an autoencoder),
     its reconstructions of `n` seeded random images."""
     from gen.runtime.quality import check_images
     from gen.runtime.sampler import Sampler
 
-    with Sampler(str(bundle_dir), backend="ort", precision=precision) as s:
+    with Sampler(str(bundle_dir), backend=backend, precision=precision) as s:
         return check_images(s, **generate_kwargs)
 
 
-def images_vs_fp32(bundle_dir: Path, precision: str, reference: np.ndarray | None = None, **generate_kwargs) -> dict:
+def images_vs_fp32(bundle_dir: Path, precision: str, reference: np.ndarray | None = None, backend: str = "ort",
+                   **generate_kwargs) -> dict:
     """End to end: the same Sampler call through ORT fp32 (or its `reference` images, already
-    sampled) and `precision`, the way users will compare them."""
+    sampled) and `precision` on `backend`, the way users will compare them."""
     a = sample_images(bundle_dir, "fp32", **generate_kwargs) if reference is None else reference
-    b = sample_images(bundle_dir, precision, **generate_kwargs)
+    b = sample_images(bundle_dir, precision, backend=backend, **generate_kwargs)
     return {"psnr_db": round(psnr(a, b), 2), "max_abs": float(np.abs(a - b).max()), **generate_kwargs}
 
 

@@ -42,6 +42,8 @@ _PRECISIONS = {p.name: p for p in (
     Precision("int8", ".int8", "--int8", "int8", calibrated=True),
     # s8 symmetric activations, zero points 0: TensorRT's explicit-quantization form (ORT runs it too)
     Precision("int8-trt", ".int8-trt", "--int8 --int8-trt", "int8", calibrated=True),
+    # OpenVINO IR quantized by NNCF (<component>.int8-ov.xml + .bin), for the openvino backend
+    Precision("int8-ov", ".int8-ov", "--int8 --int8-openvino", "int8", calibrated=True),
     # OpenVINO on CPUs with native bf16 (AVX-512 BF16, AMX): the fp32 file, computed in bfloat16
     Precision("bf16", "", "the default export", "bfloat16", reads="fp32"),
 )}

@@ -323,3 +323,45 @@ def test_an_int8_speed_up_too_noisy_to_tell_is_undecided_and_writes_nothing(run,
         export_run(str(run), str(tmp_path / "b"), precisions=("fp32", "int8"), int8=Int8Options(calibration=4, min_psnr=0),
                    **QUIET)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_nncf_int8_for_openvino_is_written_as_ir_recorded_and_gated(run, tmp_path):
+    """--int8-openvino: NNCF quantizes the denoiser on the recorded feeds, the IR and its weights are
+    named in gen.json (size and sha256), the openvino backend runs it near fp32, ORT refuses it."""
+    pytest.importorskip("nncf", reason="NNCF is not installed (pip install 'gen[openvino-int8]')")
+    from gen.runtime.quality import psnr
+
+    out = export_run(str(run), str(tmp_path / "b"), precisions=("fp32", "int8-ov"),
+                     int8=Int8Options(calibration=4, min_psnr=20, min_speedup=0, groups=("conv",)), **QUIET)
+    m = json.loads((out / "gen.json").read_text())
+    entry = m["components"]["denoiser"]["files"]["int8-ov"]
+    assert entry["path"] == "denoiser.int8-ov.xml" and entry["external_data"]["path"] == "denoiser.int8-ov.bin"
+    record = m["parity"]["denoiser"]["openvino_int8-ov_vs_fp32"]
+    assert record["chosen"] == "conv" and record["speed"]["decision"] == "faster" and record["speed"]["blocks"] >= 5
+    assert m["parity"]["images_int8-ov_vs_fp32"]["psnr_db"] >= 20
+    with Sampler(str(out), backend="ort") as a, Sampler(str(out), backend="openvino", precision="int8-ov") as b:
+        assert psnr(a.generate(n=4, seed=0), b.generate(n=4, seed=0)) >= 20
+    with pytest.raises(GenError, match="does not run int8-ov on cpu"):
+        Sampler(str(out), backend="ort", precision="int8-ov")
+
+
+def test_nncf_int8_below_the_gate_writes_nothing(run, tmp_path):
+    pytest.importorskip("nncf", reason="NNCF is not installed (pip install 'gen[openvino-int8]')")
+    with pytest.raises(GenError, match=r"int8 on OpenVINO: images reach .* below the gate --int8-min-psnr 200, with every "
+                                       r"candidate tried; nothing was written"):
+        export_run(str(run), str(tmp_path / "b"), precisions=("fp32", "int8-ov"),
+                   int8=Int8Options(calibration=4, min_psnr=200, min_speedup=0, groups=("conv",)), **QUIET)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--int8-openvino"], "--int8-openvino: these options apply only with --int8"),
+    (["--int8", "--int8-openvino-only"], "--int8-openvino-only goes with --int8-openvino"),
+])
+def test_openvino_int8_flags_are_refused_out_of_place(run, tmp_path, flags, message):
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "gen", "export", str(run), "--out", str(tmp_path / "b"), *flags],
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and message in p.stderr and not (tmp_path / "b").exists()

@@ -10,7 +10,8 @@ it can lose; gen's per-host plan (gen.runtime.plan) measures which wins where.
   process skips compilation; `describe()` reports each compile's time and whether the cache served it.
 - Precisions: fp32 (f32 kernels), bf16 (the fp32 file computed in bfloat16; refused where the CPU
   lacks bf16 instructions, where OpenVINO would quietly run f32), int8 (the bundle's int8 QDQ file,
-  which OpenVINO runs with its own int8 kernels). What really ran is read back from the compiled model.
+  which OpenVINO runs with its own int8 kernels), int8-ov (IR quantized for OpenVINO by NNCF:
+  `gen export --int8 --int8-openvino`, gen.export.int8_openvino). What really ran is read back from the compiled model.
 - Threads are pinned (`INFERENCE_NUM_THREADS`), one stream, latency hint: one request at a time.
 - The denoising loop runs on the host (gen.runtime.denoise): on a CPU OpenVINO's tensors are host
   memory already, so a device-resident loop (ORT's) would save only a few element-wise numpy ops.
@@ -29,7 +30,7 @@ from gen.errors import GenError
 from gen.runtime.backends import Backend
 
 SHAPES_KEPT = 4  # compiled shapes per component (n and image size vary little in one process)
-HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}  # int8 nodes run int8 whatever the float hint
+HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32", "int8-ov": "f32"}  # int8 nodes run int8 whatever the float hint
 EXTRA = "pip install 'gen[openvino]'"
 
 
@@ -72,7 +73,7 @@ def shared_core():
 class OpenVinoBackend(Backend):
     name = "openvino"
     devices = ("cpu",)
-    precisions = {"cpu": ("fp32", "bf16", "int8")}
+    precisions = {"cpu": ("fp32", "bf16", "int8", "int8-ov")}
     precision_notes = {"cpu/fp16": "backend 'openvino' computes fp32, bf16 (on CPUs with bf16 instructions) or int8 "
                                    "on a CPU; fp16 files are for GPUs (use --backend ort --device cuda)",
                        "cpu/int8-trt": "int8-trt is TensorRT's form; backend 'openvino' runs the bundle's int8 files"}
