@@ -154,9 +154,11 @@ def evaluate_run(run_path: str, n: int | None = None, seed: int | None = None, s
         sampling = {k: v for k, v in (("steps", steps), ("guidance", guidance), ("scheduler", scheduler), ("psi", psi),
                                                     ("classifier_scale", classifier_scale)) if v is not None}
         if is_bundle:
-            backend, precision = backend or "ort", precision or "fp32"
+            backend = backend or "ort"
+            precision = precision or (None if backend == "auto" else "fp32")  # auto: the plan's precisions
             config, sampler = bundle_sampler(run_path, backend, precision)
-            described = f"bundle files, {backend} backend, {precision}"
+            described = (f"bundle files, {sampler.plan_note}" if sampler.plan_note
+                         else f"bundle files, {backend} backend, {precision}")
         else:
             config, sampler = run_sampler(run_path)
             described = "gen.runtime Sampler, eager backend (the shipped schedulers)"

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The per-host plan on the digits models: is `gen tune`'s choice ever slower than the best single
+# backend x precision measured in the same run, and what does it cost in fd_digits? One plain gen
+# command per figure; outputs in benchmarks/results/. Run it alone on the machine (`uptime` first).
+#   bash benchmarks/plan_digits.sh [runs/ddpm] [runs/gan]     # default: short runs trained here
+set -euo pipefail
+cd "$(dirname "$0")/.."
+gen=${GEN:-.venv/bin/gen}; out=benchmarks/results; b=build/plan-digits
+mkdir -p "$b" "$out"
+ddpm=${1:-$b/run-ddpm}; gan=${2:-$b/run-gan}
+[ -f "$ddpm/weights.safetensors" ] || "$gen" train ddpm --data digits --out "$ddpm" --steps 2000 --quiet --force
+[ -f "$gan/weights.safetensors" ] || "$gen" train gan --data digits --out "$gan" --quiet --force
+uptime | tee "$b/uptime.txt"
+for pair in "ddpm:$ddpm:--steps 50 --batch 16:--n 16 --steps 50" "gan:$gan:--batch 64:--n 64"; do
+  IFS=: read -r name run bench tune <<< "$pair"
+  # every precision the plan may choose: ORT int8 and NNCF's int8-ov (speed rule off: the plan decides)
+  "$gen" export "$run" --out "$b/$name" --int8 --int8-openvino --int8-min-speedup 0 --force > "$b/$name-export.log" 2>&1
+  # shellcheck disable=SC2086
+  "$gen" tune "$b/$name" $tune --max-seconds 240 | tee "$b/$name-tune.log"
+  # shellcheck disable=SC2086
+  "$gen" bench "$b/$name" --backends ort,openvino,auto --precisions fp32,int8,int8-ov $bench --repeats 20 \
+    --json "$out/plan_bench_$name.json" | tee "$b/$name-bench.log"
+  "$gen" eval "$b/$name" --backend ort --json "$out/plan_eval_${name}_ort_fp32.json" > /dev/null
+  "$gen" eval "$b/$name" --backend auto --json "$out/plan_eval_${name}_plan.json" > /dev/null
+done
+uptime | tee -a "$b/uptime.txt"
