@@ -20,7 +20,7 @@ import time
 # instruction sets the CPU kernels of onnxruntime / OpenVINO / torch choose between
 CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni",
              "amx_tile", "amx_int8", "amx_bf16", "amx_fp16", "asimd", "sve")
-RUNTIMES = ("onnxruntime", "onnxruntime-gpu", "openvino", "torch")
+RUNTIMES = ("onnxruntime", "onnxruntime-gpu", "openvino")  # what plans choose between (torch is not among them)
 BUSY_CORES = 0.25  # other processes using more than a quarter of a core make timings unreliable here
 MIN_WINDOW = 0.5  # seconds: /proc/stat counts in 10 ms ticks, too coarse to split a shorter window
 
