@@ -19,6 +19,7 @@ from gen.cli import generate as generate_cmd
 from gen.cli import info as info_cmd
 from gen.cli import serve as serve_cmd
 from gen.cli import train as train_cmd
+from gen.cli.ranges import declare_ranges
 from gen.errors import GenError
 
 app = typer.Typer(
@@ -38,6 +39,7 @@ app.command("bench")(bench_cmd.bench)
 app.add_typer(serve_cmd.app, name="serve")
 app.command("demo")(demo_cmd.demo)
 app.command("info")(info_cmd.info)
+declare_ranges(app)  # every numeric option's range, shown in --help and checked before work
 
 
 def main() -> None:
