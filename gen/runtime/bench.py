@@ -74,6 +74,10 @@ def run_bench(bundle: str, backends: list[str], precisions: list[str], steps: li
     if steps is not None and not spec.diffusion:
         raise GenError(f"--steps applies to diffusion bundles; this is {with_article(spec.name)} bundle (one network call per batch)")
     steps = steps or list(BENCH_STEPS)
+    limit = spec.limits_for(loaded, None).n  # every configuration is checked before any runs (none is timed and then lost)
+    if max(batches) > limit:
+        raise GenError(f"--batch {max(batches)} is over this bundle's limit of {limit} images per call; nothing was run. "
+                       f"Give batch sizes up to {limit}")
     if threads is not None and threads < 1:
         raise GenError(f"--threads must be at least 1, got {threads}")
     threads = threads or os.cpu_count() or 1
