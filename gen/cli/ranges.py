@@ -53,9 +53,15 @@ RANGES: dict[str, tuple[float, float]] = {
     "requests": (1, 10**6), "repeats": (1, 10**4), "warmup": (0, 10**4), "port": PORT, "http_port": PORT,
     "grpc_port": PORT, "concurrency": (1, 1024), "queue": (0, 10**5), "max_body_mb": (0.001, 4096),
     "max_batch": (1, 4096), "instances": (1, 256), "max_steps": (1, 10**4), "max_pixels": (64, 2**26),
-    "max_prompt_chars": (1, 2000),  # prompts are capped at 2000 characters everywhere (gen.runtime.prompts)
+    "max_prompt_chars": (1, 10**6),  # the default cap is 2000 (gen.runtime.families.Limits); a server may raise it
     "timeout": (0.1, 86400), "watch": (0, 86400),  # 0: no watching
 }
+
+
+# the options that take text a model reads (not paths, names or choices): valid UTF-8, and at most this long
+# (a prompt to sample with is held to the model's own limit, 2000 unless a server raised it)
+TEXT = {"prompt": None, "negative_prompt": None, "instance_prompt": 2000, "class_prompt": 2000, "token": 2000,
+        "init_token": 2000}
 
 
 def numeric(annotation) -> bool:
@@ -76,11 +82,13 @@ def declare_ranges(app, prefix: str = "") -> None:
         command = info.name or info.callback.__name__.replace("_", "-")
         hints = typing.get_type_hints(info.callback, include_extras=True)
         for name, hint in hints.items():
-            if typing.get_origin(hint) is not Annotated or not numeric(hint.__origin__):
+            if typing.get_origin(hint) is not Annotated:
                 continue
             base, *extras = typing.get_args(hint)
-            bounds = range_of(prefix + command, name)
-            extras = [_bounded(e, bounds) for e in extras]
+            if numeric(base):
+                extras = [_bounded(e, range_of(prefix + command, name)) for e in extras]
+            elif name in TEXT:
+                extras = [_checked(e, _text(TEXT[name])) for e in extras]
             hints[name] = Annotated[(base, *extras)]
         info.callback.__annotations__ = hints
     for group in app.registered_groups:
@@ -89,16 +97,38 @@ def declare_ranges(app, prefix: str = "") -> None:
 
 def _bounded(info, bounds):
     """The option's info with its range checked (a GenError naming the flag) and stated in its help."""
-    if bounds is None or not hasattr(info, "callback") or info.callback is not None:
+    if bounds is None:
         return info
     lo, hi = bounds
-    info = copy.copy(info)
-    info.help = f"{info.help or ''} [{lo} to {hi}]".strip()
 
-    def check(param: typer.CallbackParam, value):
-        if value is not None and not (lo <= value <= hi):  # nan fails both comparisons
-            raise GenError(f"{max(param.opts, key=len)} must be from {lo} to {hi}, got {value}")
+    def within(flag: str, value):
+        if not (lo <= value <= hi):  # nan fails both comparisons
+            raise GenError(f"{flag} must be from {lo} to {hi}, got {value}")
+
+    return _checked(info, within, f"[{lo} to {hi}]")
+
+
+def _text(max_chars: int | None):
+    def check(flag: str, value: str) -> None:
+        from gen.runtime.prompts import check_text
+
+        check_text(value, flag, max_chars)
+
+    return check
+
+
+def _checked(info, check, note: str = ""):
+    """A copy of an option's info whose callback runs `check(flag, value)` on a value given or defaulted
+    (None aside), with `note` at the end of its help."""
+    if not hasattr(info, "callback") or info.callback is not None:
+        return info
+    info = copy.copy(info)
+    info.help = f"{info.help or ''} {note}".strip()
+
+    def callback(param: typer.CallbackParam, value):
+        if value is not None:
+            check(max(param.opts, key=len), value)
         return value
 
-    info.callback = check
+    info.callback = callback
     return info
