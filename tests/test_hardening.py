@@ -1,6 +1,7 @@
 """Limits and guarantees in process: bounded calls, checked numbers, verified files, writes that
 cannot destroy or mix (the served side is in tests/serving/test_server.py)."""
 
+import io
 import json
 import shutil
 import subprocess
@@ -58,6 +59,9 @@ def test_huge_n_and_threads_are_refused(bundles):
     ({"eta": float("inf"), "scheduler": "ddim"}, "eta must be a finite number >= 0, got inf"),
     ({"seed": 1.5}, "seed must be an integer"),
     ({"eta": True, "scheduler": "ddim"}, r"eta must be a finite number >= 0, got True"),
+    ({"labels": [[1, 2], [3]]}, r"labels must be one integer or a flat list of integers \(one per image\), got \[\[1, 2\], \[3\]\]"),
+    ({"labels": [[1], [2]]}, r"labels must be one integer or a flat list of integers \(one per image\), got shape \[2, 1\]"),
+    ({"labels": io.BytesIO(b"3")}, r"labels must be integers, got a BytesIO$"),  # what it is, not <_io.BytesIO object at 0x...>
 ])
 def test_non_finite_and_mistyped_numbers_are_refused(bundles, kwargs, message):
     with pytest.raises(GenError, match=message):
