@@ -36,3 +36,10 @@ def test_messages_show_what_a_value_is_not_its_address():
     with pytest.raises(GenError, match=r"steps must be an integer, at least 1, got an object") as e:
         ARGUMENTS["steps"].check(object())
     assert "0x" not in str(e.value)
+
+
+def test_a_bundle_that_is_no_path_is_named():
+    from gen.runtime.sampler import Sampler
+
+    with pytest.raises(GenError, match=r"bundle must be the path of a bundle directory .*, got a BytesIO$"):
+        Sampler(io.BytesIO(b"x"))
