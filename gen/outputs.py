@@ -51,8 +51,13 @@ def output_lock(out: str | os.PathLike, option: str = "--out") -> Iterator[Path]
             raise GenError(busy_message(option, out, holder)) from None
         if not _same_file(fd, lock):  # the holder removed it between our open and our lock: it is taken
             raise GenError(busy_message(option, out, None))
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)  # who holds it, for the next writer's message
+        except OSError as e:  # a full disk (ENOSPC), a quota: no lock file is left behind
+            lock.unlink(missing_ok=True)
+            raise GenError(f"{option} {shown}: cannot write {lock.name} beside it ({e.strerror or e}); "
+                           "free some space there (or choose another place) and run it again") from None
         try:
             remove_stale(out)
             yield out
