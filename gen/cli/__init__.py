@@ -48,5 +48,8 @@ def main() -> None:
     try:
         app()
     except GenError as e:
-        print(f"error: {e}", file=sys.stderr)
+        from gen.trainkit.distributed import launched_rank
+
+        if launched_rank() == 0:  # under torchrun every process parses the same command: one says what is wrong
+            print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
