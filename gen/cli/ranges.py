@@ -18,7 +18,8 @@ import typer
 
 from gen.errors import GenError
 
-SEED = (0, 2**32 - 1)  # numpy's and torch's generators take seeds below 2**32
+SEED = (0, 2**32 - 1)  # a training seed: numpy's legacy generators take seeds below 2**32
+SAMPLING_SEED = (0, 2**64 - 1)  # generate() takes any integer modulo 2**64; the command line, that range
 COUNT = (1, 10**7)  # optimisation steps, checkpoint intervals: large, but not a typo's worth of hours
 WEIGHT = (0, 10**4)  # loss weights and penalties
 FRACTION = (0, 1)
@@ -27,7 +28,7 @@ THREADS = (1, 1024)
 PORT = (1, 65535)
 
 RANGES: dict[str, tuple[float, float]] = {
-    "seed": SEED, "mix_seed": SEED,
+    "seed": SEED, "generate.seed": SAMPLING_SEED, "eval.seed": SAMPLING_SEED, "mix_seed": SAMPLING_SEED,
     "steps": COUNT, "steps_per_halving": COUNT, "checkpoint_every": COUNT, "sample_every": COUNT, "r1_every": COUNT,
     "max_images": COUNT,
     "batch_size": (1, 4096),
