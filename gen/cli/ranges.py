@@ -50,6 +50,8 @@ RANGES: dict[str, tuple[float, float]] = {
     # export
     "lora_scale": (-10, 10), "calibration": (1, 10**4), "int8_min_psnr": (0, 200), "int8_min_speedup": (0, 100),
     "opset": (1, 100), "tolerance": (0, 10),  # the exporter names its supported opsets
+    # tune (on main since this table was written: its options' stated ranges)
+    "min_psnr": (0, 200), "threshold": (1, 10), "max_seconds": (10, 3600),
     # bench, demo, serve
     "requests": (1, 10**6), "repeats": (1, 10**4), "warmup": (0, 10**4), "port": PORT, "http_port": PORT,
     "grpc_port": PORT, "concurrency": (1, 1024), "queue": (0, 10**5), "max_body_mb": (0.001, 4096),
