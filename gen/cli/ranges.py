@@ -5,7 +5,8 @@ name, or `command.option` where one command differs): stated at the end of its -
 while the command line is parsed, so before any work (a textual-inversion run at --resolution 100000
 is refused, not started), nan included, as a one-line GenError naming the flag. A numeric option with no entry fails
 tests/cli/test_option_ranges.py, so a new option cannot arrive unbounded. Finer checks (a multiple of
-8, a power of two, lr > 0) stay where they are.
+8, a power of two, lr > 0) stay where they are. The options that take text a model reads (TEXT) get
+the one text check the library uses too (gen.runtime.prompts.check_text: valid UTF-8, bounded length).
 """
 
 from __future__ import annotations
@@ -61,10 +62,10 @@ RANGES: dict[str, tuple[float, float]] = {
 }
 
 
-# the options that take text a model reads (not paths, names or choices): valid UTF-8, and at most this long
-# (a prompt to sample with is held to the model's own limit, 2000 unless a server raised it)
-TEXT = {"prompt": None, "negative_prompt": None, "instance_prompt": 2000, "class_prompt": 2000, "token": 2000,
-        "init_token": 2000}
+# the options that take text a model reads (not paths, names or choices): valid UTF-8, and capped at the
+# prompt length (True) or, for a prompt to sample with, held to the model's own limit (a server may raise it)
+TEXT = {"prompt": False, "negative_prompt": False, "instance_prompt": True, "class_prompt": True, "token": True,
+        "init_token": True}
 
 
 def numeric(annotation) -> bool:
@@ -111,11 +112,11 @@ def _bounded(info, bounds):
     return _checked(info, within, f"[{lo} to {hi}]")
 
 
-def _text(max_chars: int | None):
+def _text(capped: bool):
     def check(flag: str, value: str) -> None:
         from gen.runtime.prompts import check_text
 
-        check_text(value, flag, max_chars)
+        check_text(value, flag) if capped else check_text(value, flag, None)
 
     return check
 
