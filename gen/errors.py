@@ -16,6 +16,15 @@ def agree(items, one: str, many: str) -> str:
     return one if len(items) == 1 else many
 
 
+def shown(value, limit: int = 80) -> str:
+    """A value as an error message shows it: its repr where that says what it is (numbers, text, short
+    lists), else what it is (`a BytesIO`, not `<_io.BytesIO object at 0x7f...>`); cut at `limit`."""
+    text = repr(value)
+    if " object at 0x" in text or (text.startswith("<") and text.endswith(">")):
+        return f"{with_article(type(value).__name__)}"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 class GenError(Exception):
     """A problem the user can fix (bad argument, bad file); the message says what and how.
     `argument` names the generate() argument at fault where there is one (the demo's 422 says it)."""

@@ -65,8 +65,13 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
             os.fsync(f.fileno())
 
 
+def json_bytes(obj: Any) -> bytes:
+    """How gen writes every JSON file: indented, keys sorted, one final newline."""
+    return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+    write_bytes(path, json_bytes(obj))
 
 
 def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:

@@ -54,36 +54,59 @@ def image_format(path: str | os.PathLike) -> str:
     return FORMATS[suffix]
 
 
-def save_image(path: str | os.PathLike, image: np.ndarray) -> None:
+MARK = "gen"  # each picture gen saves says so, so a later command may replace it (and nothing else) unasked
+
+
+def _marked(fmt: str) -> dict:
+    """Pillow save options that mark a picture as gen's, in the place its format keeps such a note."""
+    from PIL import Image, PngImagePlugin
+
+    if fmt == "PNG":
+        info = PngImagePlugin.PngInfo()
+        info.add_text("Software", MARK)  # where matplotlib's savefig(metadata=...) puts it too
+        return {"pnginfo": info}
+    if fmt == "WEBP":
+        exif = Image.Exif()
+        exif[0x0131] = MARK  # Software
+        return {"exif": exif.tobytes()}
+    return {"comment": MARK.encode(), **({"quality": 95} if fmt == "JPEG" else {})}  # JPEG, GIF
+
+
+def written_by_gen(path: str | os.PathLike) -> bool:
+    """Whether the picture at `path` is one gen saved (its mark), so replacing it loses nothing of anyone's."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return MARK in (im.info.get("Software"), (im.info.get("comment") or b"").decode(errors="replace"),
+                            im.getexif().get(0x0131))
+    except Exception:  # not a picture Pillow reads: not ours
+        return False
+
+
+def save_image(path: str | os.PathLike, image: np.ndarray, option: str = "--out") -> None:
     """One CHW [-1, 1] image at its own size, in the format the suffix names."""
     from PIL import Image
 
-    from gen.errors import GenError
-    from gen.fileio import write_bytes
+    from gen.outputs import write_output
 
     fmt = image_format(path)
     u8 = to_uint8(image[None])[0]
     buf = io.BytesIO()
-    Image.fromarray(u8[..., 0] if u8.shape[-1] == 1 else u8).save(buf, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
-    try:
-        write_bytes(path, buf.getvalue())
-    except OSError as e:
-        raise GenError(f"--out {path}: cannot write ({e.strerror})") from None
+    Image.fromarray(u8[..., 0] if u8.shape[-1] == 1 else u8).save(buf, format=fmt, **_marked(fmt))
+    write_output(path, buf.getvalue(), option)
 
 
-def save_grid(path: str | os.PathLike, images: np.ndarray, nrow: int | None = None) -> None:
+def save_grid(path: str | os.PathLike, images: np.ndarray, nrow: int | None = None, option: str = "--out") -> None:
     """A grid of NCHW [-1, 1] images; to a .gif, an animation with one image per frame instead."""
-    from gen.errors import GenError
-    from gen.fileio import write_bytes
+    from gen.outputs import write_output
 
     fmt = image_format(path)
     buf = io.BytesIO()
     if fmt == "GIF":
         frames = [grid(im[None], nrow=1, pad=0) for im in images]
-        frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=GIF_FRAME_MS, loop=0)
+        frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=GIF_FRAME_MS, loop=0,
+                       **_marked(fmt))
     else:
-        grid(images, nrow=nrow).save(buf, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
-    try:
-        write_bytes(path, buf.getvalue())
-    except OSError as e:
-        raise GenError(f"--out {path}: cannot write ({e.strerror})") from None
+        grid(images, nrow=nrow).save(buf, format=fmt, **_marked(fmt))
+    write_output(path, buf.getvalue(), option)

@@ -51,8 +51,13 @@ def output_lock(out: str | os.PathLike, option: str = "--out") -> Iterator[Path]
             raise GenError(busy_message(option, out, holder)) from None
         if not _same_file(fd, lock):  # the holder removed it between our open and our lock: it is taken
             raise GenError(busy_message(option, out, None))
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)  # who holds it, for the next writer's message
+        except OSError as e:  # a full disk (ENOSPC), a quota: no lock file is left behind
+            lock.unlink(missing_ok=True)
+            raise GenError(f"{option} {shown}: cannot write {lock.name} beside it ({e.strerror or e}); "
+                           "free some space there (or choose another place) and run it again") from None
         try:
             remove_stale(out)
             yield out
@@ -127,7 +132,7 @@ def refuse_current_dir(out: Path) -> None:
                        "the folder, which would leave this shell in a deleted one: give a folder below it")
 
 
-def refuse_sources(out, sources) -> None:
+def refuse_sources(out, sources, option: str = "--out") -> None:
     """`out` may neither be, nor contain, nor lie inside any of the command's inputs (None, or a name
     that is no path here, such as `digits` or a model id: nothing to protect)."""
     out_r = Path(out).resolve()
@@ -136,8 +141,50 @@ def refuse_sources(out, sources) -> None:
             continue
         s = Path(src).resolve()
         if out_r == s or s in out_r.parents or out_r in s.parents:
-            raise GenError(f"--out {out} is, contains or lies inside the input {src}; writing there would "
-                           "destroy it: choose another --out")
+            raise GenError(f"{option} {out} is, contains or lies inside the input {src}; writing there would "
+                           f"destroy it: choose another {option}")
+
+
+def check_output_file(path, option: str, ours, force: bool, sources=()) -> None:
+    """Before any work, a file a command will write (--json, --plot, generate's --out): never a folder,
+    never inside (or over) one of the command's inputs, and never over a file gen did not write unless
+    `force`. `ours(path)` says whether an existing file is one gen wrote of this kind (a results JSON, an
+    image gen saved), which is replaced as results are, and said so by the command."""
+    if not str(path):
+        raise GenError(f"{option} is empty; give a file name")
+    p = Path(path)
+    if p.is_dir() or str(path).endswith(("/", os.sep)):
+        raise GenError(f"{option} {path} is a folder; give a file name inside it")
+    refuse_sources(p, sources, option)
+    if p.exists() and not force and not ours(p):
+        raise GenError(f"{option} {path} exists and is not a file gen wrote of this kind; pass --force to replace "
+                       f"it, or choose another {option}")
+    parent = next((d for d in p.absolute().parents if d.exists()), None)
+    if parent is not None and (not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK)):
+        raise GenError(f"{option} {path}: {parent} is {'not a folder' if not parent.is_dir() else 'not writable'}; "
+                       f"choose another {option}")
+
+
+def gen_json(path) -> bool:
+    """A results file a gen command wrote: a JSON object whose `command` is a gen command line."""
+    import json
+
+    try:
+        data = json.loads(Path(path).read_bytes())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and str(data.get("command", "")).startswith("gen ")
+
+
+def write_output(path, data: bytes, option: str) -> None:
+    """Write a checked output file atomically; a failure (a full disk, a folder in the way) is a GenError
+    naming the option, and whatever stood there is left as it was."""
+    from gen.fileio import write_bytes
+
+    try:
+        write_bytes(path, data)
+    except OSError as e:
+        raise GenError(f"{option} {path}: cannot write ({e.strerror or e}); nothing was replaced") from None
 
 
 def check_replaceable(out: Path, markers: tuple[str, ...], what: str, force: bool, sources=()) -> None:

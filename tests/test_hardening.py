@@ -1,6 +1,7 @@
 """Limits and guarantees in process: bounded calls, checked numbers, verified files, writes that
 cannot destroy or mix (the served side is in tests/serving/test_server.py)."""
 
+import io
 import json
 import shutil
 import subprocess
@@ -58,6 +59,9 @@ def test_huge_n_and_threads_are_refused(bundles):
     ({"eta": float("inf"), "scheduler": "ddim"}, "eta must be a finite number >= 0, got inf"),
     ({"seed": 1.5}, "seed must be an integer"),
     ({"eta": True, "scheduler": "ddim"}, r"eta must be a finite number >= 0, got True"),
+    ({"labels": [[1, 2], [3]]}, r"labels must be one integer or a flat list of integers \(one per image\), got \[\[1, 2\], \[3\]\]"),
+    ({"labels": [[1], [2]]}, r"labels must be one integer or a flat list of integers \(one per image\), got shape \[2, 1\]"),
+    ({"labels": io.BytesIO(b"3")}, r"labels must be integers, got a BytesIO$"),  # what it is, not <_io.BytesIO object at 0x...>
 ])
 def test_non_finite_and_mistyped_numbers_are_refused(bundles, kwargs, message):
     with pytest.raises(GenError, match=message):
@@ -72,7 +76,7 @@ def test_any_integer_is_a_seed_mapped_the_same_way(bundles):
 
 def test_cli_refuses_non_finite_guidance_and_training_rates(bundles, tmp_path):
     p = gen_here("generate", bundles["cddpm"], "--guidance", "nan", "--out", tmp_path / "g.png", check=False)
-    assert p.returncode == 2 and "guidance must be a finite number" in p.stderr and not (tmp_path / "g.png").exists()
+    assert p.returncode == 2 and "--guidance must be from 0 to 100, got nan" in p.stderr and not (tmp_path / "g.png").exists()
     with pytest.raises(GenError, match="--lr must be a finite number, got inf"):
         train("gan", "digits", str(tmp_path / "r"), {"lr": float("inf"), "steps": 2}, progress=False)
     with pytest.raises(GenError, match="--beta must be a finite number, got nan"):
@@ -103,8 +107,8 @@ def test_cli_refuses_non_finite_guidance_and_training_rates(bundles, tmp_path):
     (["export", "{ddpm}"], "{ddpm} is an exported bundle (gen.json), not a run: give the run directory it was exported from"),
     (["export", "{run}", "--classifier", "{ddpm}"], "--classifier: {ddpm} is an exported bundle (gen.json), not a run"),
     (["serve", "status", "localhost:8000"], "URL 'localhost:8000' is not a server URL: it must look like http://127.0.0.1:8000"),
-    (["export", "{run}", "--tolerance", "-1"], "--tolerance is a largest max |difference|: give a finite number >= 0, got -1.0"),
-    (["train", "vae", "--beta", "-1"], "--beta must be >= 0, got -1.0"),
+    (["export", "{run}", "--tolerance", "-1"], "--tolerance must be from 0 to 10, got -1.0"),
+    (["train", "vae", "--beta", "-1"], "--beta must be from 0 to 10000, got -1.0"),
     (["train", "ddpm", "--data", "digitz"], "--data folder not found: digitz; did you mean the built-in 'digits'?"),
     (["eval", "{root}/run-pix2pix", "--scheduler", "ddim", "--steps", "5"],
      "--steps, --scheduler do not apply to a pix2pix run (its gen eval takes no sampling options)"),
@@ -112,9 +116,9 @@ def test_cli_refuses_non_finite_guidance_and_training_rates(bundles, tmp_path):
     (["eval", "{root}/run-vae", "--steps", "10"], "--steps does not apply to a vae run (its gen eval takes no sampling options)"),
     (["eval", "{root}/run-cddpm", "--psi", "0.5"], "--psi does not apply to a ddpm run (its gen eval takes --guidance, --scheduler, --steps)"),
     (["eval", "{root}/run-ddpm", "--inception", "{root}/none.onnx"], "--inception {root}/none.onnx: file not found"),
-    (["generate", "{ddpm}", "--steps", "0"], "--steps must be at least 1, got 0"),  # library errors, in flags
+    (["generate", "{ddpm}", "--steps", "0"], "--steps must be from 1 to 10000, got 0"),  # each option's range
     (["generate", "{ddpm}", "--label", "3"], "--label given, but this bundle is unconditional"),
-    (["generate", "{root}/stylegan", "--interpolate", "1", "2", "--frames", "0"], "--frames must be a positive integer, got 0"),
+    (["generate", "{root}/stylegan", "--interpolate", "1", "2", "--frames", "0"], "--frames must be from 1 to 4096, got 0"),
     (["generate", "{root}/stylegan", "--interpolate", "1", "2", "--n", "4"], "--n does not apply to a latent walk"),
     (["generate", "{root}/stylegan", "--interpolate", "1", "--out", "{root}/w.gif"],
      "--interpolate takes two seeds A B (whole numbers), got '1' '--out'; give both right after it"),
@@ -122,7 +126,7 @@ def test_cli_refuses_non_finite_guidance_and_training_rates(bundles, tmp_path):
                                                       "with this autoencoder use reconstruct(images) (gen generate --reconstruct"),
     (["generate", "{root}/pix2pix", "--image", "{img}", "--reconstruct"],
      "--reconstruct: reconstruct() applies to autoencoder bundles (ae, vae, vqvae); a pix2pix bundle has no encoder"),
-    (["generate", "{ddpm}", "--threads", "0"], "--threads must be at least 1 and at most 1024, got 0"),
+    (["generate", "{ddpm}", "--threads", "0"], "--threads must be from 1 to 1024, got 0"),
     (["generate", "{ddpm}", "--scheduler", "ddpm", "--eta", "0.5"], "--eta 0.5 applies to the ddim scheduler only"),
     (["generate", "{root}/vae", "--reconstruct", "--image", "{img}", "--n", "3"], "--n does not apply with --reconstruct"),
     (["generate", "{root}/pix2pix", "--image", "{root}", "--psi", "0.5", "--n", "3"],

@@ -20,6 +20,7 @@ from gen.cli import info as info_cmd
 from gen.cli import serve as serve_cmd
 from gen.cli import train as train_cmd
 from gen.cli import tune as tune_cmd
+from gen.cli.ranges import declare_ranges
 from gen.errors import GenError
 
 app = typer.Typer(
@@ -40,6 +41,7 @@ app.command("tune")(tune_cmd.tune)
 app.add_typer(serve_cmd.app, name="serve")
 app.command("demo")(demo_cmd.demo)
 app.command("info")(info_cmd.info)
+declare_ranges(app)  # every numeric option's range, shown in --help and checked before work
 
 
 def main() -> None:
@@ -48,5 +50,8 @@ def main() -> None:
     try:
         app()
     except GenError as e:
-        print(f"error: {e}", file=sys.stderr)
+        from gen.trainkit.distributed import launched_rank
+
+        if launched_rank() == 0:  # under torchrun every process parses the same command: one says what is wrong
+            print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -40,6 +40,7 @@ def bench(
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     json_out: Annotated[Optional[str], typer.Option("--json", help="Write the full results here.")] = None,
     plot_out: Annotated[Optional[str], typer.Option("--plot", help="Write a PNG bar chart here (default: beside --json).")] = None,
+    force: Annotated[bool, typer.Option(help="Let --json / --plot replace an existing file gen did not write.")] = False,
 ) -> None:
     """Median and p95 latency per component and end to end, images/s, sampler overhead, speed-ups vs eager.
 
@@ -47,11 +48,23 @@ def bench(
                gen bench --url http://127.0.0.1:8000 --model ddpm --concurrency 1,4,8 --requests 200 --steps 50 --batch 1
                gen bench --url grpc://127.0.0.1:8001 --model colorize --image gray.png --requests 100
     """
-    from gen.fileio import write_json
+    from gen.fileio import json_bytes
+    from gen.images import written_by_gen
+    from gen.outputs import check_output_file, gen_json, write_output
     from gen.runtime.bench import plot, run_bench, speedups
 
     require_bundle_or_url(bundle, url, model, given_options(ctx, ("backends", "precisions", "threads", "device", "repeats", "warmup", "plot_out")),
                           given_options(ctx, ("model", "concurrency", "requests", "image")))
+    if plot_out and Path(plot_out).suffix.lower() != ".png":
+        raise GenError(f"--plot {plot_out}: the plot is a PNG; give a .png file name")
+    if json_out is not None and not url:
+        plot_out = plot_out or str(Path(json_out).with_suffix(".png"))  # the default plot goes beside the JSON
+    inputs = (bundle, image)
+    if json_out is not None:  # every output checked before anything is measured
+        check_output_file(json_out, "--json", gen_json, force, inputs)
+    if plot_out is not None:
+        check_output_file(plot_out, "--plot" if given_options(ctx, ("plot_out",)) else f"--plot (beside --json: {plot_out})",
+                          written_by_gen, force, inputs)
     if url:
         from gen.serving.loadtest import run_load
 
@@ -67,12 +80,10 @@ def bench(
                         steps=step_list[0], log=typer.echo, **extra)
         result = {"url": url, "model": model, "rows": rows, "command": command_line()}
         if json_out:
-            write_json(json_out, result)
+            write_output(json_out, json_bytes(result), "--json")
             typer.echo(f"results: {json_out}")
         return
 
-    if plot_out and Path(plot_out).suffix.lower() != ".png":
-        raise GenError(f"--plot {plot_out}: the plot is a PNG; give a .png file name")
     result = run_bench(bundle, [b.strip() for b in backends.split(",") if b.strip()],
                        [p.strip() for p in precisions.split(",") if p.strip()],
                        _ints(steps, "--steps") if steps else None, _ints(batch or "1,16", "--batch"), warmup, repeats, threads, device, log=typer.echo)
@@ -87,9 +98,8 @@ def bench(
         at_steps = f" steps {s['steps']}" if s.get("steps") is not None else ""
         typer.echo(f"{s['backend']}/{s['precision']} batch {s['batch']}{at_steps}: {ratio:.2f}x eager")
     if json_out:
-        write_json(json_out, result)
+        write_output(json_out, json_bytes(result), "--json")
         typer.echo(f"results: {json_out}")
-        plot_out = plot_out or str(Path(json_out).with_suffix(".png"))
     if plot_out:
         typer.echo(f"plot: {plot_out}" if plot(result, plot_out) else "plot skipped: matplotlib is not installed")
     if not json_out:

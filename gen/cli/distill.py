@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from gen.cli.options import report_written
+from gen.cli.options import RESUME_HELP, refuse_resume_changes, report_written
 from gen.trainkit.distill import CONSISTENCY, LOSSES, PROGRESSIVE, SOLVERS
 
 app = typer.Typer(help="Distil a diffusion run into a few-step student (a run like any other: export, sample, serve it), "
@@ -21,13 +21,16 @@ Lr = Annotated[float, typer.Option(help="AdamW learning rate.")]
 BatchSize = Annotated[int, typer.Option(help="Batch size.")]
 Guidance = Annotated[Optional[float], typer.Option(help="Classifier-free guidance of a class-conditional teacher, folded into the student (default: the teacher's own, 1 = none).")]
 Seed = Annotated[Optional[int], typer.Option(help="Seed (default: the teacher's).")]
-Resume = Annotated[bool, typer.Option(help="Continue the student in --out from its last checkpoint.")]
+Resume = Annotated[bool, typer.Option(help=f"Continue the student in --out from its last checkpoint. {RESUME_HELP}")]
 Force = Annotated[bool, typer.Option(help="Replace the student already in --out (only a run gen wrote).")]
 Quiet = Annotated[bool, typer.Option(help="No progress bar.")]
 
 
-def _run(method: str, run: str, out: str, options: dict, resume: bool, force: bool, quiet: bool) -> None:
+def _run(ctx, method: str, run: str, out: str, options: dict, resume: bool, force: bool, quiet: bool) -> None:
     from gen.trainkit.distill import distill
+
+    if resume:
+        refuse_resume_changes(ctx, out, source=("teacher", run))
 
     student = distill(run, out, options, method=method, resume=resume, force=force, progress=not quiet)
     from gen.trainkit.rundir import STEP_GRID
@@ -39,6 +42,7 @@ def _run(method: str, run: str, out: str, options: dict, resume: bool, force: bo
 
 @app.command()
 def progressive(
+    ctx: typer.Context,
     run: Teacher,
     out: Out = "runs/student",
     start_steps: Annotated[int, typer.Option(help="DDIM steps of the teacher the first halving learns from (divisible by 2 ** --halvings: 16 halved twice is 4, 12 is 3).")] = PROGRESSIVE["start_steps"],
@@ -58,13 +62,14 @@ def progressive(
     Example:  gen distill progressive runs/ddpm --out runs/ddpm-4step
     Then:     gen export runs/ddpm-4step --out bundles/ddpm-4step && gen generate bundles/ddpm-4step --n 16
     """
-    _run("progressive", run, out, {"start_steps": start_steps, "halvings": halvings, "steps_per_halving": steps_per_halving,
+    _run(ctx, "progressive", run, out, {"start_steps": start_steps, "halvings": halvings, "steps_per_halving": steps_per_halving,
                                    "lr": lr, "batch_size": batch_size, "guidance": guidance, "seed": seed},
          resume, force, quiet)
 
 
 @app.command()
 def consistency(
+    ctx: typer.Context,
     run: CdTeacher,
     out: Out = "runs/consistency",
     steps: Annotated[Optional[int], typer.Option(help=f"Optimisation steps (default {CONSISTENCY['steps']}); with --resume, the new total.")] = None,
@@ -88,7 +93,7 @@ def consistency(
     Then:     gen export runs/ddpm-cd --out bundles/ddpm-cd && gen generate bundles/ddpm-cd --n 16   (4 steps)
               gen generate bundles/ddpm-cd --n 16 --steps 1
     """
-    _run("consistency", run, out, {"steps": steps, "solver": solver, "skip": skip, "loss": loss,
+    _run(ctx, "consistency", run, out, {"steps": steps, "solver": solver, "skip": skip, "loss": loss,
                                    "student_steps": student_steps, "target_ema": target_ema, "lr": lr,
                                    "batch_size": batch_size, "guidance": guidance, "seed": seed},
          resume, force, quiet)

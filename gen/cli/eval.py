@@ -23,6 +23,7 @@ def eval_run(
     precision: Annotated[Optional[str], typer.Option(help="With a bundle: which files to score, e.g. int8 after `gen export --int8` (default fp32).")] = None,
     json_out: Annotated[Optional[str], typer.Option("--json", help="Also write the result here (a run's always goes to RUN/eval.json; a bundle is never written into).")] = None,
     inception: Annotated[Optional[str], typer.Option(help="Local Inception-v3 feature network as ONNX (N,3,299,299 in [-1,1] -> N,2048): adds a real FID.")] = None,
+    force: Annotated[bool, typer.Option(help="Let --json replace an existing file that is not a results file gen wrote.")] = False,
 ) -> None:
     """Score a run: fd_<data> and is_<data> on a classifier gen trains on the data, k-NN precision/recall, label accuracy.
 
@@ -33,15 +34,18 @@ def eval_run(
                gen eval runs/stylegan --psi 0.7 --json psi07.json               (truncation: precision up, recall down)
                gen eval runs/noisy-classifier --classifier-scale 2              (classifier guidance: label accuracy)
     """
-    from gen.cli.options import library_errors_as_flags
+    from gen.cli.options import command_line, library_errors_as_flags
+    from gen.outputs import check_output_file, gen_json, write_output
     from gen.trainkit.evaluate import evaluate_run
 
+    if json_out is not None:  # before the minutes of sampling: never over an input, nor a file gen did not write
+        check_output_file(json_out, "--json", gen_json, force, sources=(run, inception))
     with library_errors_as_flags():  # "steps must be ..." from the sampler reads "--steps must be ..."
         result = evaluate_run(run, n=n, seed=seed, steps=steps, guidance=guidance, scheduler=scheduler, psi=psi,
                               inception=inception, classifier_scale=classifier_scale, backend=backend,
                               precision=precision, progress=lambda message: typer.echo(message, err=True))
-    if json_out:
-        from gen.fileio import write_json
+    if json_out is not None:
+        from gen.fileio import json_bytes
 
-        write_json(json_out, result)
+        write_output(json_out, json_bytes({**result, "command": command_line()}), "--json")
     typer.echo(json.dumps(result, indent=2))

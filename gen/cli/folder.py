@@ -13,12 +13,13 @@ import numpy as np
 import typer
 
 from gen.errors import GenError
+from gen.outputs import refuse_sources
 
 BATCH = 16
 
 
 def translate_folder(sampler, folder: str, out: str, seed: int = 0, reconstruct: bool = False, out_given: bool = True,
-                     **arguments) -> None:
+                     force: bool = False, sources=(), **arguments) -> None:
     """Every image in `folder` through `sampler` (generate(image=...), or reconstruct() for autoencoders)."""
     import time
 
@@ -38,6 +39,7 @@ def translate_folder(sampler, folder: str, out: str, seed: int = 0, reconstruct:
                        f"into (e.g. --out {out_dir.with_suffix('')})")
     if out_dir.resolve() == Path(folder).resolve():
         raise GenError("--out must not be the --image folder: the inputs would be overwritten")
+    refuse_sources(out_dir, (*sources, folder))
     stems = {}
     for f in files:
         stems.setdefault(f.stem, []).append(f.name)
@@ -45,6 +47,11 @@ def translate_folder(sampler, folder: str, out: str, seed: int = 0, reconstruct:
     if clashes:  # x.png and x.jpg would both be written as x.png, the second over the first
         raise GenError(f"--image {folder}: {' and '.join(clashes[0])} would both be written as {out}/{Path(clashes[0][0]).stem}.png"
                        f"{f' ({len(clashes)} such groups)' if len(clashes) > 1 else ''}; rename or move one of them")
+    existing = [f"{f.stem}.png" for f in files if (out_dir / f"{f.stem}.png").exists()]
+    if existing and not force:  # said before anything is written, not counted afterwards
+        raise GenError(f"--out {out} already holds {', '.join(existing[:3])}{' ...' if len(existing) > 3 else ''} "
+                       f"({len(existing)} of the {len(files)} names the translations get); pass --force to replace "
+                       "them, or choose another --out")
     prompt = arguments.pop("prompt", None)
     batch = BATCH if prompt is None else 1  # text-to-image img2img: one image per prompt and call
     t0, replaced = time.perf_counter(), 0

@@ -53,7 +53,8 @@ def generate(
     guidance: Annotated[Optional[float], typer.Option(help="Classifier-free guidance scale (class-conditional diffusion, or text-to-image: 7.5 by default).")] = None,
     classifier_scale: Annotated[Optional[float], typer.Option(help="Classifier guidance scale towards --label (DDPM bundles exported from `gen train noisy-classifier`; 0 = none).")] = None,
     threads: Annotated[Optional[int], typer.Option(help="CPU threads for the backend.")] = None,
-    out: Annotated[str, typer.Option(help="Image grid to write: .png, .jpg, .webp, or .gif (an animation, one image per frame) (one translated --image: that one image, not a grid, at the model's size; --image FOLDER: a folder).")] = "grid.png",
+    out: Annotated[str, typer.Option(help="Image grid to write: .png, .jpg, .webp, or .gif (an animation, one image per frame) (one translated --image: that one image, not a grid, at the model's size; --image FOLDER: a folder). A picture gen wrote there is replaced; anything else needs --force.")] = "grid.png",
+    force: Annotated[bool, typer.Option(help="Let --out replace files gen did not write (with --image FOLDER: any same-name file in --out).")] = False,
 ) -> None:
     """Generate images and save them: a grid (PNG, JPEG, WebP; a GIF animates a StyleGAN walk), one
     translated or reconstructed --image, or a folder of them for --image FOLDER.
@@ -100,8 +101,12 @@ def generate(
                                                   "interpolate", "height", "width", "mask"))):
         raise GenError(f"{', '.join(unused)} {agree(unused, 'does', 'do')} not apply with --image FOLDER "
                        "(each image in it is translated once, at its own size)")
-    if not folder:
-        image_format(out)  # a bad --out fails before the images are made
+    if not folder:  # a bad --out fails before the images are made
+        from gen.images import written_by_gen
+        from gen.outputs import check_output_file
+
+        image_format(out)
+        check_output_file(out, "--out", written_by_gen, force, sources=(bundle, image, mask))
     flags = {"labels": "--label", "n": "--frames" if interpolate is not None else "--n"}
     with library_errors_as_flags(flags):  # the library names its arguments; here the user typed flags
         if url:
@@ -116,7 +121,7 @@ def generate(
                                            ("scheduler", scheduler), ("guidance", guidance), ("strength", strength),
                                            ("direction", direction)) if v is not None}
                 translate_folder(sampler, image, out, seed=seed, reconstruct=reconstruct,
-                                 out_given=bool(given_options(ctx, ("out",))), **extra)
+                                 out_given=bool(given_options(ctx, ("out",))), force=force, sources=(bundle,), **extra)
                 return
             translation = url is None and "image" in sampler.bundle.spec.required  # pix2pix, CycleGAN: deterministic
             if translation and image is not None and n is not None and n > 1:

@@ -85,3 +85,51 @@ def report_written(message: str) -> None:
     processes = launched_processes()
     if launched_rank() == 0:
         typer.echo(message + (f"\ntrained by {processes} processes (data-parallel)" if processes > 1 else ""))
+
+
+RESUME_HELP = ("A resumed run keeps everything it was started with (its teacher or source run, data, sizes, --lr, "
+               "--batch-size, --seed, loss, solver, ...); only --steps, the new total, may change: another value "
+               "given with --resume is refused, naming it.")
+CHANGEABLE_ON_RESUME = ("out", "resume", "force", "quiet", "steps")
+
+
+def refuse_resume_changes(ctx, out: str, source: tuple[str, str] | None = None) -> None:
+    """--resume continues a run with the options it was started with: an option typed with it whose value
+    differs from the run's (or that the run does not record) is refused by name instead of being
+    silently ignored. `source`: (what, path) of the run it was trained from (a teacher, a VQ-VAE), which
+    must be the recorded one."""
+    import math
+    from enum import Enum
+    from pathlib import Path
+
+    from gen.fileio import read_json
+    from gen.trainkit.rundir import RunDir
+
+    run = RunDir(out)
+    if not run.is_run():
+        return  # RunDir.check says what is missing
+    config = read_json(run.config_path, "run config")  # as recorded; its full check comes with the resume
+    recorded = {**config, **(config.get("distill") or {})}
+    recorded.setdefault("data_a", config.get("data"))  # cyclegan's --data-a is the run's data
+    changed = []
+    if source is not None:
+        what, path = source
+        was = recorded.get("teacher") or recorded.get("source_run")
+        if was and Path(path).resolve() != Path(was):
+            changed.append(f"{what} {path} (the run's: {was})")
+    arguments = {p.name for p in ctx.command.params if p.param_type_name == "argument"}
+    typed = given_options(ctx, tuple(n for n in ctx.params if n not in CHANGEABLE_ON_RESUME and n not in arguments))
+    names = {max(p.opts, key=len): p.name for p in ctx.command.params}
+    for shown_flag in typed:
+        name = names[shown_flag]
+        value = ctx.params[name]
+        value = value.value if isinstance(value, Enum) else value
+        was = recorded.get(name, "not recorded")
+        same = (was == value or (isinstance(was, (int, float)) and isinstance(value, (int, float))
+                                 and math.isclose(was, value, rel_tol=1e-9)))
+        if not same:
+            changed.append(f"{shown_flag} {value} (the run's: {was})")
+    if changed:
+        raise GenError(f"--resume continues {out} as it was started, so it would ignore {'; '.join(changed)}. "
+                       "Drop them to continue the run (only --steps, the new total, may change), or train a new run "
+                       "with them (another --out, or --force to replace this one)")

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from gen.cli.options import report_written
+from gen.cli.options import RESUME_HELP, refuse_resume_changes, report_written
 from gen.trainkit.defaults import CLASSIFIER_DEFAULTS as CLF, LOOP, PRIOR_DEFAULTS as PRIOR
 from gen.trainkit.families import declared_defaults
 from gen.trainkit.dreambooth import DEFAULTS as DREAMBOOTH, LR as DREAMBOOTH_LR
@@ -48,7 +48,7 @@ def Lr(family):
 Seed = Annotated[int, typer.Option(help="Seed for weights, batches and noise: same seed, same run.")]
 ImageSize = Annotated[Optional[int], typer.Option(help="Resize images to this square size (power of two >= 8). Default: the data's own (8 for digits).")]
 Conditional = Annotated[bool, typer.Option(help="Condition on class labels (needs labelled data).")]
-Resume = Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")]
+Resume = Annotated[bool, typer.Option(help=f"Continue the run in --out from its last checkpoint. {RESUME_HELP}")]
 Force = Annotated[bool, typer.Option(help="Replace the run already in --out.")]
 CheckpointEvery = Annotated[int, typer.Option(help="Write a resumable checkpoint every N steps.")]
 SampleEvery = Annotated[int, typer.Option(help="Write a sample grid to RUN/samples/ every N steps.")]
@@ -73,12 +73,13 @@ class Prediction(str, Enum):
     v = "v"
 
 
-def _run(family: str, data: str, out: str, image_size, resume: bool, force: bool, quiet: bool, **overrides) -> None:
+def _run(ctx, family: str, data: str, out: str, image_size, resume: bool, force: bool, quiet: bool, **overrides) -> None:
     """Shared body of the three commands: the options they have in common arrive as keywords."""
     from gen.trainkit.train import train
 
     overrides = {k: (v.value if isinstance(v, Enum) else v) for k, v in overrides.items()}
-    if resume:  # a resumed run keeps its own config; only the step total may change
+    if resume:  # a resumed run keeps its own config; only the step total may change (others given must match)
+        refuse_resume_changes(ctx, out)
         overrides = {"steps": overrides.get("steps")}
     run = train(family, data, out, overrides, image_size=image_size, resume=resume, force=force, progress=not quiet)
     report_written(f"run written to {run.path}  (samples: {run.path / 'samples.png'}; evaluate: gen eval {run.path})")
@@ -86,6 +87,7 @@ def _run(family: str, data: str, out: str, image_size, resume: bool, force: bool
 
 @app.command()
 def gan(
+    ctx: typer.Context,
     out: Out = "runs/gan", data: Data = "digits", steps: Steps("gan") = None, seed: Seed = LOOP["seed"],
     loss: Annotated[GanLoss, typer.Option(help="bce: non-saturating DCGAN; lsgan: least squares; wgan-gp: Wasserstein + gradient penalty; hinge: hinge + spectral norm.")] = GanLoss.bce,
     n_critic: Annotated[Optional[int], _opt("Critic updates per generator update; wgan-gp: 5 unless given", "gan", "n_critic")] = None,
@@ -94,12 +96,13 @@ def gan(
     resume: Resume = False, force: Force = False, quiet: Quiet = False,
 ) -> None:
     """DCGAN-style GAN (optionally class-conditional)."""
-    _run("gan", data, out, image_size, resume, force, quiet, steps=steps, seed=seed, loss=loss, n_critic=n_critic,
+    _run(ctx, "gan", data, out, image_size, resume, force, quiet, steps=steps, seed=seed, loss=loss, n_critic=n_critic,
          conditional=conditional, batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every, sample_every=sample_every)
 
 
 @app.command()
 def vae(
+    ctx: typer.Context,
     out: Out = "runs/vae", data: Data = "digits", steps: Steps("vae") = None, seed: Seed = LOOP["seed"],
     beta: Annotated[Optional[float], _opt("KL weight (1 = the ELBO; >1 = beta-VAE)", "vae", "beta")] = None,
     latent_dim: Annotated[Optional[int], _opt("Latent dimensions", "vae", "latent_dim")] = None,
@@ -108,12 +111,13 @@ def vae(
     resume: Resume = False, force: Force = False, quiet: Quiet = False,
 ) -> None:
     """Convolutional VAE."""
-    _run("vae", data, out, image_size, resume, force, quiet, steps=steps, seed=seed, beta=beta, latent_dim=latent_dim,
+    _run(ctx, "vae", data, out, image_size, resume, force, quiet, steps=steps, seed=seed, beta=beta, latent_dim=latent_dim,
          batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every, sample_every=sample_every)
 
 
 @app.command()
 def stylegan(
+    ctx: typer.Context,
     out: Out = "runs/stylegan", data: Data = "digits", steps: Steps("stylegan") = None, seed: Seed = LOOP["seed"],
     progressive: Annotated[bool, typer.Option(help="Grow from 4x4 to the full size over the first half of the steps, fading each resolution in (ProGAN).")] = False,
     z_dim: Annotated[Optional[int], _opt("Dimensions of z", "stylegan", "z_dim")] = None,
@@ -134,13 +138,14 @@ def stylegan(
            gen generate bundles/stylegan --seed 1 --mix-seed 2 --mix-layer 2 --out mixed.png
            gen generate bundles/stylegan --interpolate 1 2 --frames 16 --out walk.gif
     """
-    _run("stylegan", data, out, image_size, resume, force, quiet, steps=steps, seed=seed, progressive=progressive or None,
+    _run(ctx, "stylegan", data, out, image_size, resume, force, quiet, steps=steps, seed=seed, progressive=progressive or None,
          z_dim=z_dim, w_dim=w_dim, mapping_layers=mapping_layers, width=width, r1_gamma=r1_gamma, r1_every=r1_every,
          ema_beta=ema_beta, batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every, sample_every=sample_every)
 
 
 @app.command()
 def ae(
+    ctx: typer.Context,
     out: Out = "runs/ae", data: Data = "digits", steps: Steps("ae") = None, seed: Seed = LOOP["seed"],
     latent_dim: Annotated[Optional[int], _opt("Latent dimensions", "ae", "latent_dim")] = None,
     image_size: ImageSize = None, batch_size: BatchSize("ae") = None, lr: Lr("ae") = None,
@@ -151,12 +156,13 @@ def ae(
 
     Then:  gen eval runs/ae   (reconstruction PSNR);  gen generate BUNDLE --reconstruct --image digit.png --out r.png
     """
-    _run("ae", data, out, image_size, resume, force, quiet, steps=steps, seed=seed, latent_dim=latent_dim,
+    _run(ctx, "ae", data, out, image_size, resume, force, quiet, steps=steps, seed=seed, latent_dim=latent_dim,
          batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every, sample_every=sample_every)
 
 
 @app.command()
 def vqvae(
+    ctx: typer.Context,
     out: Out = "runs/vqvae", data: Data = "digits", steps: Steps("vqvae") = None, seed: Seed = LOOP["seed"],
     grid: Annotated[Optional[int], _opt("Side of the code grid (the image halved down to it)", "vqvae", "grid")] = None,
     codebook_size: Annotated[Optional[int], _opt("Codes in the codebook (K)", "vqvae", "codebook_size")] = None,
@@ -172,7 +178,7 @@ def vqvae(
 
     Then:  gen train vqvae-prior runs/vqvae --out runs/vqvae-prior;  gen export runs/vqvae-prior
     """
-    _run("vqvae", data, out, image_size, resume, force, quiet, steps=steps, seed=seed, grid=grid,
+    _run(ctx, "vqvae", data, out, image_size, resume, force, quiet, steps=steps, seed=seed, grid=grid,
          codebook_size=codebook_size, code_dim=code_dim, commitment=commitment, ema_decay=ema_decay,
          dead_code_threshold=dead_code_threshold, batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every,
          sample_every=sample_every)
@@ -180,6 +186,7 @@ def vqvae(
 
 @app.command("vqvae-prior")
 def vqvae_prior(
+    ctx: typer.Context,
     run: Annotated[str, typer.Argument(help="A finished VQ-VAE run (gen train vqvae).")],
     out: Annotated[str, typer.Option(help="Prior run directory to write (it holds a copy of the VQ-VAE's weights too).")] = "runs/vqvae-prior",
     steps: Annotated[Optional[int], typer.Option(help=f"Optimisation steps (default {PRIOR['steps']})")] = None,
@@ -201,12 +208,15 @@ def vqvae_prior(
     options = {"steps": steps, "batch_size": batch_size, "lr": lr, "prior_dim": prior_dim, "prior_layers": prior_layers,
                "prior_heads": prior_heads, "prior_dropout": prior_dropout, "seed": seed,
                "checkpoint_every": checkpoint_every, "sample_every": sample_every}
+    if resume:
+        refuse_resume_changes(ctx, out, source=("run", run))
     result = train_prior(run, out, options, resume=resume, force=force, progress=not quiet)
     report_written(f"prior run written to {result.path}  (samples: {result.path / 'samples.png'}; evaluate: gen eval {result.path})")
 
 
 @app.command()
 def ddpm(
+    ctx: typer.Context,
     out: Out = "runs/ddpm", data: Data = "digits", steps: Steps("ddpm") = None, seed: Seed = LOOP["seed"],
     schedule: Annotated[Schedule, typer.Option(help="Noise schedule: linear (Ho et al.) or cosine (Nichol & Dhariwal).")] = Schedule(D["ddpm"]["schedule"]),
     prediction: Annotated[Prediction, typer.Option(help="What the UNet predicts: epsilon (noise) or v (velocity).")] = Prediction(D["ddpm"]["prediction"]),
@@ -216,12 +226,13 @@ def ddpm(
     resume: Resume = False, force: Force = False, quiet: Quiet = False,
 ) -> None:
     """DDPM on diffusers' UNet2DModel, with EMA weights; samples with DDIM."""
-    _run("ddpm", data, out, image_size, resume, force, quiet, steps=steps, seed=seed, schedule=schedule,
+    _run(ctx, "ddpm", data, out, image_size, resume, force, quiet, steps=steps, seed=seed, schedule=schedule,
          prediction=prediction, conditional=conditional, batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every, sample_every=sample_every)
 
 
 @app.command("noisy-classifier")
 def noisy_classifier(
+    ctx: typer.Context,
     run: Annotated[str, typer.Argument(help="A finished DDPM run (gen train ddpm) on labelled data.")],
     out: Annotated[str, typer.Option(help="Classifier run directory to write (it holds a copy of the DDPM's weights too, so it exports as one guided bundle).")] = "runs/noisy-classifier",
     steps: Annotated[Optional[int], typer.Option(help=f"Optimisation steps (default {CLF['steps']})")] = None,
@@ -246,6 +257,8 @@ def noisy_classifier(
     options = {"steps": steps, "batch_size": batch_size, "lr": lr, "classifier_width": classifier_width,
                "classifier_scale": classifier_scale, "seed": seed, "checkpoint_every": checkpoint_every,
                "sample_every": sample_every}
+    if resume:
+        refuse_resume_changes(ctx, out, source=("run", run))
     result = train_noisy_classifier(run, out, options, resume=resume, force=force, progress=not quiet)
     report_written(f"classifier run written to {result.path}  (guided samples, one class per row: {result.path / 'samples.png'}; "
                f"evaluate: gen eval {result.path} --classifier-scale S)")
@@ -253,6 +266,7 @@ def noisy_classifier(
 
 @app.command()
 def pix2pix(
+    ctx: typer.Context,
     out: Annotated[str, typer.Option(help="Run directory to write.")] = "runs/pix2pix",
     data: Annotated[str, typer.Option(help="Paired data: colorize (gray -> colour), sr4x (4x super-resolution) or edges (edges -> photo), 32x32 crops of scikit-image's bundled photos; or a folder with A/ and B/ sub-folders paired by file name; or a folder of side-by-side pairs with --side-by-side.")] = "colorize",
     direction: Annotated[Optional[str], _opt("AtoB: A is the input, B the target; BtoA the other way", "pix2pix", "direction")] = None,
@@ -267,13 +281,14 @@ def pix2pix(
     resume: Resume = False, force: Force = False, quiet: Quiet = False,
 ) -> None:
     """pix2pix: U-Net generator + PatchGAN on paired images (colorization, super-resolution, edges -> photo)."""
-    _run("pix2pix", data, out, image_size, resume, force, quiet, steps=steps, seed=seed, direction=direction,
+    _run(ctx, "pix2pix", data, out, image_size, resume, force, quiet, steps=steps, seed=seed, direction=direction,
          side_by_side=side_by_side or None, l1_weight=l1_weight, gan_weight=gan_weight, width=width, residual=residual, batch_size=batch_size, lr=lr,
          checkpoint_every=checkpoint_every, sample_every=sample_every)
 
 
 @app.command()
 def cyclegan(
+    ctx: typer.Context,
     out: Annotated[str, typer.Option(help="Run directory to write.")] = "runs/cyclegan",
     data_a: Annotated[str, typer.Option(help="Domain A: digits-thin or digits-thick (the bundled digits at 16x16, eroded or dilated; thin from the even-numbered digits, thick from the odd, so no image has its counterpart), digits (plain), or a folder of images.")] = "digits-thin",
     data_b: Annotated[Optional[str], _opt("Domain B, as --data-a", "cyclegan", "data_b")] = None,
@@ -292,7 +307,7 @@ def cyclegan(
     Example:  gen train cyclegan --data-a photos/summer --data-b photos/winter --image-size 64 --out runs/seasons
     Then:     gen export runs/seasons --out bundles/seasons;  gen generate bundles/seasons --image x.png --direction BtoA --out y.png
     """
-    _run("cyclegan", data_a, out, image_size, resume, force, quiet, steps=steps, seed=seed, data_b=data_b,
+    _run(ctx, "cyclegan", data_a, out, image_size, resume, force, quiet, steps=steps, seed=seed, data_b=data_b,
          cycle_weight=cycle_weight, identity_weight=identity_weight, width=width, blocks=blocks, pool_size=pool_size,
          batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every, sample_every=sample_every)
 

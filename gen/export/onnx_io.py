@@ -27,6 +27,7 @@ TRACE_BATCH, PARITY_BATCH = 2, 3
 EXTERNAL_DATA_ABOVE = 2**31 - 2**26  # protobuf cannot serialise a model of 2 GB; keep a margin
 
 Example = Callable[[int, int], dict]
+UNREADABLE = f"{MANIFEST} (not a gen bundle manifest)"  # what a --force export finds in place of a manifest
 
 
 def refuse_existing(out: Path, force: bool, sources=()) -> None:
@@ -34,7 +35,12 @@ def refuse_existing(out: Path, force: bool, sources=()) -> None:
     --force replaces only a bundle (never a user's folder, never the export's own input)."""
     check_replaceable(out, (MANIFEST,), "bundle", force, sources)
     if force and (out / MANIFEST).is_file():
-        refuse_foreign(out, _not_written_by_gen(out))
+        foreign = _not_written_by_gen(out)
+        if foreign[:1] == [UNREADABLE]:  # damaged, or someone else's: nothing there can be told to be gen's
+            raise GenError(f"--force: {out} holds {UNREADABLE}, which gen did not write or which was damaged, so gen "
+                           "cannot tell which of its files are gen's and replaces none. If it is a bundle gen exported, "
+                           f"remove it yourself (rm -r {out}) and run this export again; otherwise choose another --out")
+        refuse_foreign(out, foreign)
 
 
 def _not_written_by_gen(out: Path) -> list[str]:
@@ -49,7 +55,7 @@ def _not_written_by_gen(out: Path) -> list[str]:
             raise GenError("not gen's")
         manifest = read_manifest(data, str(out / MANIFEST))
     except GenError:
-        return [f"{MANIFEST} (not a gen bundle manifest)"]
+        return [UNREADABLE]
     named = [f.path for c in manifest.components.values() for f in c.files.values()]
     named += [f.external_data.path for c in manifest.components.values() for f in c.files.values() if f.external_data]
     named += list(manifest.weights.values()) + [f.path for f in manifest.weights_files or ()]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gen.errors import GenError
+from gen.errors import GenError, shown
 
 SEED_RANGE = 2**64  # numpy's default_rng takes any non-negative int; seeds are taken modulo this
 INT32 = (-(2**31), 2**31 - 1)
@@ -46,23 +46,23 @@ class Argument:
         """The value in its canonical Python form, or a GenError naming the argument."""
         if self.kind in ("int", "seed"):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):  # True is no step count
-                raise GenError(f"{self.name} must be an integer{self._also()}, got {value!r} "
+                raise GenError(f"{self.name} must be an integer{self._also()}, got {shown(value)} "
                                f"({type(value).__name__})", self.name)
             if self.low is not None and value < self.low:
-                raise GenError(f"{self.name} must be {self.rule or 'an integer'}, got {value!r}", self.name)
+                raise GenError(f"{self.name} must be {self.rule or 'an integer'}, got {shown(value)}", self.name)
             # any integer is a seed: mapped to numpy's 64-bit range the same way in process and served
             return int(value) % SEED_RANGE if self.kind == "seed" else int(value)
         if self.kind == "float":
             if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
                     or not math.isfinite(value):
-                raise GenError(f"{self.name} must be a finite number{self._also()}, got {value!r}", self.name)
+                raise GenError(f"{self.name} must be a finite number{self._also()}, got {shown(value)}", self.name)
             if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
-                raise GenError(f"{self.name} must be {self.rule}, got {value!r}", self.name)
+                raise GenError(f"{self.name} must be {self.rule}, got {shown(value)}", self.name)
             return float(value)
         if self.kind == "fraction":
             if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
                     or not math.isfinite(value) or not 0 < value <= 1:
-                raise GenError(f"{self.name} must be in (0, 1], got {value!r}", self.name)
+                raise GenError(f"{self.name} must be in (0, 1], got {shown(value)}", self.name)
             return float(value)
         if self.kind == "image":
             from gen.runtime.image_input import as_uint8_nhwc
@@ -94,9 +94,10 @@ class Argument:
         if self.kind == "image":  # uint8 NHWC, as it travels
             return self.check(value)
         if self.kind == "labels":
-            items = list(np.atleast_1d(np.asarray(value, dtype=object)).reshape(-1))
-            if not items or any(isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) for v in items):
-                raise GenError(f"labels must be integers, got {value!r}", "labels")
+            given = np.asarray(value, dtype=object)  # ragged lists become lists in a 1-D array, refused below
+            items = list(np.atleast_1d(given).reshape(-1))
+            if given.ndim > 1 or not items or any(isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) for v in items):
+                raise GenError(f"labels must be integers, got {shown(value)}", "labels")
             value = [int(v) for v in items]
         else:
             value = self.check(value)
@@ -200,9 +201,16 @@ def class_labels(labels, n: int, num_classes: int) -> np.ndarray:
     None cycles through the classes."""
     if labels is None:
         return (np.arange(n) % num_classes).astype(np.int64)
-    given = np.asarray(labels)
+    try:
+        given = np.asarray(labels)
+    except ValueError:  # a ragged list such as [[1, 2], [3]]
+        raise GenError(f"labels must be one integer or a flat list of integers (one per image), got {shown(labels)}",
+                       "labels") from None
+    if given.ndim > 1:
+        raise GenError(f"labels must be one integer or a flat list of integers (one per image), got shape "
+                       f"{list(given.shape)}", "labels")
     if given.dtype.kind not in "iu" and given.size:
-        raise GenError(f"labels must be integers, got {labels!r}", "labels")
+        raise GenError(f"labels must be integers, got {shown(labels)}", "labels")
     # one label, as a number or a one-element list, is every image's (as a served request carries it)
     arr = np.full(n, given.reshape(-1)[0], dtype=np.int64) if given.size == 1 else given.astype(np.int64)
     if arr.shape != (n,):

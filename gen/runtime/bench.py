@@ -83,6 +83,10 @@ def run_bench(bundle: str, backends: list[str], precisions: list[str], steps: li
     if steps is not None and not spec.diffusion:
         raise GenError(f"--steps applies to diffusion bundles; this is {with_article(spec.name)} bundle (one network call per batch)")
     steps = steps or list(BENCH_STEPS)
+    limit = spec.limits_for(loaded, None).n  # every configuration is checked before any runs (none is timed and then lost)
+    if max(batches) > limit:
+        raise GenError(f"--batch {max(batches)} is over this bundle's limit of {limit} images per call; nothing was run. "
+                       f"Give batch sizes up to {limit}")
     if threads is not None and threads < 1:
         raise GenError(f"--threads must be at least 1, got {threads}")
     threads = threads or os.cpu_count() or 1
@@ -194,7 +198,8 @@ def plot(result: dict, path: str) -> bool:
         return False
     import io
 
-    from gen.fileio import write_bytes
+    from gen.images import MARK
+    from gen.outputs import write_output
 
     rows = result["rows"]
     labels = [f"{r['backend']}/{r['precision']}\nb{r['batch']}" + ("" if r["steps"] is None else f" s{r['steps']}") for r in rows]
@@ -211,7 +216,7 @@ def plot(result: dict, path: str) -> bool:
     ax.set_title(f"gen bench {os.path.basename(result['bundle'].rstrip('/'))} ({result['environment']['threads']} threads)")
     fig.tight_layout()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
+    fig.savefig(buf, format="png", dpi=120, metadata={"Software": MARK})  # gen's picture, replaceable as such
     plt.close(fig)
-    write_bytes(path, buf.getvalue())
+    write_output(path, buf.getvalue(), "--plot")
     return True

@@ -35,7 +35,8 @@ def as_uint8_nhwc(value, name: str = "image") -> np.ndarray:
         return _from_pil(value, name)
     if isinstance(value, np.ndarray):
         return _from_array(value, name)
-    raise GenError(f"{name} must be a path, a PIL image or a numpy array, got {type(value).__name__}")
+    raise GenError(f"{name} must be a path, a PIL image or a numpy array (or a list of them), got "
+                   f"{type(value).__name__}", name if name.isidentifier() else None)
 
 
 def _open(path, name: str):

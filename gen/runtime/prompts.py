@@ -36,15 +36,35 @@ class PromptTokenizer:
         return prompt
 
 
+TEXT_CHARS = 2000  # the longest text any option takes (the prompt limit's default; CLIP reads 77 tokens)
+
+
+def check_text(text: str, name: str, max_chars: int | None = TEXT_CHARS) -> str:
+    """Text a user typed (a prompt, a token): valid UTF-8 and at most `max_chars` long. A command line's
+    bytes that are not UTF-8 arrive as lone surrogates (Python's surrogateescape), which no tokenizer,
+    JSON or file name takes; named here instead of failing deep inside one of them. `name`: the
+    argument (prompt) or flag (--token) as the user knows it."""
+    argument = name.lstrip("-").replace("-", "_")
+    bad = next((i for i, c in enumerate(text) if "\ud800" <= c <= "\udfff"), None)
+    if bad is not None:
+        code = ord(text[bad])
+        what = f"the byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"a lone surrogate U+{code:04X}"
+        raise GenError(f"{name} is not valid UTF-8 text: character {bad + 1} is {what}; retype it as UTF-8 "
+                       "(check the terminal's or file's encoding)", argument)
+    if max_chars is not None and len(text) > max_chars:
+        raise GenError(f"{name} is {len(text)} characters long; at most {max_chars} are taken", argument)
+    return text
+
+
 def check_prompts(prompt, name: str = "prompt") -> list[str]:
-    """A string or a non-empty list of strings, as a list."""
+    """A string or a non-empty list of strings, as a list; each valid UTF-8 (its length is the limits')."""
     if isinstance(prompt, str):
-        return [prompt]
+        return [check_text(prompt, name, None)]
     if isinstance(prompt, (list, tuple)):
         if not prompt:
             raise GenError(f"{name}: the list is empty; give at least one prompt")
         bad = [p for p in prompt if not isinstance(p, str)]
         if bad:
             raise GenError(f"{name}: every entry must be a string, got {type(bad[0]).__name__}")
-        return list(prompt)
+        return [check_text(p, name, None) for p in prompt]
     raise GenError(f"{name} must be a string or a list of strings, got {type(prompt).__name__}")

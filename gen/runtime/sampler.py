@@ -8,11 +8,12 @@ the images.
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
 
-from gen.errors import GenError
+from gen.errors import GenError, shown
 from gen.runtime.backends import Backend, backend_names, create_backend
 from gen.runtime.bundle import load_bundle
 
@@ -38,6 +39,9 @@ class Sampler:
         self.remote = None
         self.plan_note = None
         self._routine = None  # the family's sampling routine, built on first use
+        if not isinstance(backend, Backend) and not isinstance(bundle, (str, os.PathLike)):
+            raise GenError(f"bundle must be the path of a bundle directory (or a server URL with backend='triton'), "
+                           f"got {shown(bundle)}", "bundle")
         if isinstance(backend, Backend):
             self.bundle, self.backend = backend.bundle, backend
         elif backend == REMOTE:

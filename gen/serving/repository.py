@@ -145,6 +145,7 @@ def build_repository(bundles: list[str], out: str, flavour: str = "python", max_
         check_model_name(n)
     if len(set(names)) != len(names):
         raise GenError(f"model names must be unique, got {names}; pass --name for each bundle")
+    _refuse_colliding_models(bundles, names)
     out_path = Path(out)
     _refuse_replacing(out_path, force, bundles)
     threads = threads or os.cpu_count() or 1
@@ -154,6 +155,22 @@ def build_repository(bundles: list[str], out: str, flavour: str = "python", max_
             _write_repository(tmp, bundles, names, flavour, max_batch, instances, dynamic_batching, threads,
                               precision, components, limits, use_plan, log)
     return out_path
+
+
+def _refuse_colliding_models(bundles, names) -> None:
+    """Every model the repository will hold (each pipeline NAME and its NAME_COMPONENT models) has a name of
+    its own, checked before anything is written: --name x --name x_denoiser would put two models in one folder."""
+    planned: dict[str, str] = {}
+    for bundle_path, name in zip(bundles, names):
+        components = load_bundle(bundle_path).components
+        for model, what in ((name, f"the pipeline of {bundle_path}"),
+                            *((f"{name}_{c}", f"the {c} component model of {bundle_path}") for c in components)):
+            check_model_name(model)
+            if model in planned:
+                raise GenError(f"--name: the model name {model!r} would be both {planned[model]} and {what} (each "
+                               f"bundle's components are served as NAME_COMPONENT); choose --name values that do not "
+                               "collide, e.g. without an underscore suffix")
+            planned[model] = what
 
 
 def _refuse_replacing(out: Path, force: bool, bundles) -> None:

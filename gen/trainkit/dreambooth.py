@@ -33,10 +33,12 @@ def train_dreambooth(base: str | None, data: str, out: str, instance_prompt: str
                      class_prompt: str | None = None, prior_preservation: bool = False, lora: bool = False,
                      class_data: str | None = None, force: bool = False, progress: bool = True):
     """DreamBooth into `out`, one writer at a time; returns (RunDir, changes per prompt group)."""
-    from gen.outputs import output_lock
-    from gen.trainkit.distributed import refuse_launcher
+    from gen.runtime.prompts import check_text
+    from gen.trainkit.sdbase import run_output
 
-    refuse_launcher("train dreambooth")
+    for text, option in ((instance_prompt, "--instance-prompt"), (class_prompt, "--class-prompt")):
+        if text is not None:
+            check_text(text, option)  # before a byte is written: no run to clean up
     if not instance_prompt or not instance_prompt.strip():
         raise GenError("--instance-prompt must name the subject with a rare phrase, e.g. \"a photo of sks cat\"",
                        "instance_prompt")
@@ -45,7 +47,7 @@ def train_dreambooth(base: str | None, data: str, out: str, instance_prompt: str
                        "class_prompt")
     if class_data and not prior_preservation:
         raise GenError("--class-data applies with --prior-preservation", "class_data")
-    with output_lock(out):
+    with run_output(out, "train dreambooth"):
         return _train(base, data, out, instance_prompt, class_prompt, prior_preservation, lora, class_data, options,
                       force, progress)
 

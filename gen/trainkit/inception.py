@@ -24,9 +24,33 @@ def inception_session(onnx_path: str):
     if not path.is_file():
         raise GenError(f"--inception {path}: file not found (an ONNX Inception-v3 feature network)")
     try:
-        return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
         raise GenError(f"--inception {path} is not a loadable ONNX model: {str(e).splitlines()[0]}") from None
+    _check_signature(session, path)
+    return session
+
+
+NEEDS = "one input, float32 images (N, 3, 299, 299) in [-1, 1], and features (N, 2048) or (N, 2048, 1, 1) out"
+
+
+def _check_signature(session, path) -> None:
+    """The network takes a batch of 299x299 RGB float images and gives 2048 features each; said by
+    name before any sampling, instead of an ORT error after it."""
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    fixed = lambda dim, size: not isinstance(dim, int) or dim == size  # a named (dynamic) axis takes any size
+    if len(inputs) != 1:
+        raise GenError(f"--inception {path} takes {len(inputs)} inputs ({', '.join(i.name for i in inputs)}); "
+                       f"the feature network needs {NEEDS}")
+    (inp,) = inputs
+    shape = list(inp.shape)
+    if inp.type != "tensor(float)" or len(shape) != 4 or not all(fixed(d, s) for d, s in zip(shape[1:], (3, 299, 299))):
+        raise GenError(f"--inception {path}: its input {inp.name!r} is {inp.type} {shape}, not an image batch; the "
+                       f"feature network needs {NEEDS}")
+    out = list(outputs[0].shape) if outputs else []
+    if not out or not fixed(out[1] if len(out) > 1 else None, 2048) or len(out) not in (2, 4):
+        raise GenError(f"--inception {path}: its output is {out}, not 2048 features per image; the feature network "
+                       f"needs {NEEDS}")
 
 
 def inception_features(network, images: np.ndarray, batch: int = 50) -> np.ndarray:

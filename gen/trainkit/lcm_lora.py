@@ -40,11 +40,9 @@ GRID = 4
 def distill_lcm_lora(base: str | None, data: str, out: str, options: dict, force: bool = False,
                      progress: bool = True):
     """Distil into `out`, one writer at a time; returns (the run, the distillation check)."""
-    from gen.outputs import output_lock
-    from gen.trainkit.distributed import refuse_launcher
+    from gen.trainkit.sdbase import run_output
 
-    refuse_launcher("distill lcm-lora")
-    with output_lock(out):
+    with run_output(out, "distill lcm-lora"):
         return _distill(base, data, out, options, force, progress)
 
 

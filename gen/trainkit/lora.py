@@ -25,11 +25,9 @@ GRID = 4
 
 def train_lora(base: str | None, data: str, out: str, options: dict, force: bool = False, progress: bool = True):
     """LoRA training into `out`, one writer at a time (a second one into the same --out fails at once)."""
-    from gen.outputs import output_lock
-    from gen.trainkit.distributed import refuse_launcher
+    from gen.trainkit.sdbase import run_output
 
-    refuse_launcher("train sd-lora")
-    with output_lock(out):
+    with run_output(out, "train sd-lora"):
         return _train_lora(base, data, out, options, force, progress)
 
 

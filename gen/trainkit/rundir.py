@@ -109,14 +109,16 @@ class RunDir:
         resume, yet its config.json would refuse the next try (--resume has no checkpoint, a plain run
         sees "another run"). Remove what gen wrote there (another's files stay, and the folder itself
         with `keep_dir`: it was there before); True if it did."""
-        if not self.is_run() or self.state_path.is_file() or self.weights_path.is_file():
+        if not self.path.is_dir() or self.state_path.is_file() or self.weights_path.is_file():
             return False
-        for entry in self.path.iterdir():
-            if written_by_gen(entry.name):
-                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+        started = self.is_run()
+        if started:
+            for entry in self.path.iterdir():
+                if written_by_gen(entry.name):
+                    shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
         if not keep_dir and not any(self.path.iterdir()):
-            self.path.rmdir()
-        return True
+            self.path.rmdir()  # made by this run (and empty): a failure before its config leaves nothing either
+        return started
 
     def commit(self, work: "RunDir") -> None:
         """Put a finished run written by `claim` in place; files gen did not write stay with it."""

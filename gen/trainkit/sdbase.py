@@ -8,6 +8,9 @@ are computed once and every step is UNet work only.
 
 from __future__ import annotations
 
+import contextlib
+from pathlib import Path
+
 from gen.errors import GenError
 from gen.trainkit.checks import check_lr, check_positive_ints
 
@@ -16,6 +19,29 @@ def check_options(config: dict, positive: tuple[str, ...]) -> None:
     """Refuse non-positive counts and learning rates by option name, before anything is loaded."""
     check_positive_ints(config, positive)
     check_lr(config)
+
+
+@contextlib.contextmanager
+def run_output(out: str, command: str):
+    """Around an SD trainer: one process (no launcher), one writer (out's lock), and a new run that
+    fails removes what it wrote (config, before-grids, class images: with no checkpoint to resume from,
+    they would only make the retry need --force). A run being replaced (--force) is written beside the
+    old one, which stays as it was."""
+    from gen.outputs import absolute, output_lock, remove_stale
+    from gen.trainkit.distributed import refuse_launcher
+    from gen.trainkit.rundir import RunDir
+
+    refuse_launcher(command)
+    existed = Path(out).exists()
+    with output_lock(out):
+        fresh = not RunDir(out).is_run()
+        try:
+            yield
+        except BaseException:
+            remove_stale(absolute(out))  # a replacement's unfinished sibling
+            if fresh:
+                RunDir(out).discard_unstarted(keep_dir=existed)
+            raise
 
 
 def begin(defaults: dict, options: dict, positive: tuple[str, ...], out: str, base: str | None, force: bool,

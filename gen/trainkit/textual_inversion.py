@@ -42,11 +42,13 @@ def check_token(tokenizer, token: str, option: str = "--token") -> None:
 def train_textual_inversion(base: str | None, data: str, out: str, token: str, init_token: str | None, options: dict,
                             force: bool = False, progress: bool = True):
     """Textual inversion into `out`, one writer at a time; returns (RunDir, changes per prompt group)."""
-    from gen.outputs import output_lock
-    from gen.trainkit.distributed import refuse_launcher
+    from gen.runtime.prompts import check_text
+    from gen.trainkit.sdbase import run_output
 
-    refuse_launcher("train textual-inversion")
-    with output_lock(out):
+    for text, option in ((token, "--token"), (init_token, "--init-token")):
+        if text is not None:
+            check_text(text, option)  # before a byte is written: no run to clean up
+    with run_output(out, "train textual-inversion"):
         return _train(base, data, out, token, init_token, options, force, progress)
 
 

@@ -56,6 +56,9 @@ def test_bench_cli_writes_json_and_plot(bundles, tmp_path):
     result = json.loads(out.read_text())
     assert result["command"].startswith("gen bench") and len(result["rows"]) == 1
     assert (tmp_path / "r.png").is_file()
+    p = gen_here("bench", bundles["ddpm"], "--backends", "ort", "--steps", "2", "--batch", "1,20000", "--json", out, check=False)
+    assert p.returncode == 2 and "--batch 20000 is over this bundle's limit of 256 images per call; nothing was run" in p.stderr
+    assert "median" not in p.stdout and json.loads(out.read_text())["rows"]  # nothing timed; the earlier results kept
     p = gen_here("bench", bundles["ddpm"], "--steps", "0", check=False)
     assert p.returncode == 2 and "--steps values must be >= 1" in p.stderr
     p = gen_here("bench", bundles["gan"], "--steps", "10", check=False)

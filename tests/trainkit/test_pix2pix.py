@@ -107,6 +107,14 @@ def test_cli_translates_one_image_and_a_folder(bundles, tmp_path):
     assert "3 images" in p.stdout and sorted(f.name for f in (tmp_path / "out").iterdir()) == ["p0.png", "p1.png", "p2.png"]
     one = np.asarray(Image.open(tmp_path / "one.png"))
     assert np.array_equal(one, np.asarray(Image.open(tmp_path / "out" / "p0.png")))
+    (tmp_path / "out" / "p1.png").write_bytes(b"mine")  # same-name files: refused before a byte is written
+    p = gen("generate", bundles["pix2pix"], "--image", tmp_path / "in", "--out", tmp_path / "out", check=False)
+    assert p.returncode == 2 and "already holds p0.png, p1.png, p2.png (3 of the 3 names" in p.stderr and "--force" in p.stderr
+    assert (tmp_path / "out" / "p1.png").read_bytes() == b"mine"
+    p = gen("generate", bundles["pix2pix"], "--image", tmp_path / "in", "--out", tmp_path / "in" / "sub", check=False)
+    assert p.returncode == 2 and "lies inside the input" in p.stderr and not (tmp_path / "in" / "sub").exists()
+    p = gen("generate", bundles["pix2pix"], "--image", tmp_path / "in", "--out", tmp_path / "out", "--force")
+    assert "(3 replaced)" in p.stdout and np.array_equal(one, np.asarray(Image.open(tmp_path / "out" / "p0.png")))
     (tmp_path / "in" / "bad.png").write_bytes(b"nope")
     p = gen("generate", bundles["pix2pix"], "--image", tmp_path / "in", "--out", tmp_path / "out2", check=False)
     assert p.returncode == 2 and "cannot read" in p.stderr and "bad.png" in p.stderr
