@@ -90,7 +90,7 @@ def report_written(message: str) -> None:
 RESUME_HELP = ("A resumed run keeps everything it was started with (its teacher or source run, data, sizes, --lr, "
                "--batch-size, --seed, loss, solver, ...); only --steps, the new total, may change: another value "
                "given with --resume is refused, naming it.")
-CHANGEABLE_ON_RESUME = ("out", "resume", "force", "quiet", "steps")
+CHANGEABLE_ON_RESUME = ("out", "resume", "force", "quiet", "steps", "threads")  # threads: how, not what, it trains
 
 
 def refuse_resume_changes(ctx, out: str, source: tuple[str, str] | None = None) -> None:

@@ -54,6 +54,7 @@ CheckpointEvery = Annotated[int, typer.Option(help="Write a resumable checkpoint
 SampleEvery = Annotated[int, typer.Option(help="Write a sample grid to RUN/samples/ every N steps.")]
 CHECKPOINT_EVERY, SAMPLE_EVERY = LOOP["checkpoint_every"], LOOP["sample_every"]
 Quiet = Annotated[bool, typer.Option(help="No progress bar.")]
+Threads = Annotated[Optional[int], typer.Option(help="CPU threads to train on, fixed (bitwise-reproducible runs). Default: all usable cores, fewer while other jobs use them (checked every 2 s).")]
 
 
 class GanLoss(str, Enum):
@@ -81,7 +82,9 @@ def _run(ctx, family: str, data: str, out: str, image_size, resume: bool, force:
     if resume:  # a resumed run keeps its own config; only the step total may change (others given must match)
         refuse_resume_changes(ctx, out)
         overrides = {"steps": overrides.get("steps")}
-    run = train(family, data, out, overrides, image_size=image_size, resume=resume, force=force, progress=not quiet)
+    threads = overrides.pop("threads", None)
+    run = train(family, data, out, overrides, image_size=image_size, resume=resume, force=force, progress=not quiet,
+                threads=threads)
     report_written(f"run written to {run.path}  (samples: {run.path / 'samples.png'}; evaluate: gen eval {run.path})")
 
 
@@ -93,11 +96,11 @@ def gan(
     n_critic: Annotated[Optional[int], _opt("Critic updates per generator update; wgan-gp: 5 unless given", "gan", "n_critic")] = None,
     conditional: Conditional = False, image_size: ImageSize = None, batch_size: BatchSize("gan") = None, lr: Lr("gan") = None,
     checkpoint_every: CheckpointEvery = CHECKPOINT_EVERY, sample_every: SampleEvery = SAMPLE_EVERY,
-    resume: Resume = False, force: Force = False, quiet: Quiet = False,
+    resume: Resume = False, force: Force = False, quiet: Quiet = False, threads: Threads = None,
 ) -> None:
     """DCGAN-style GAN (optionally class-conditional)."""
     _run(ctx, "gan", data, out, image_size, resume, force, quiet, steps=steps, seed=seed, loss=loss, n_critic=n_critic,
-         conditional=conditional, batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every, sample_every=sample_every)
+         conditional=conditional, batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every, sample_every=sample_every, threads=threads)
 
 
 @app.command()
@@ -108,11 +111,11 @@ def vae(
     latent_dim: Annotated[Optional[int], _opt("Latent dimensions", "vae", "latent_dim")] = None,
     image_size: ImageSize = None, batch_size: BatchSize("vae") = None, lr: Lr("vae") = None,
     checkpoint_every: CheckpointEvery = CHECKPOINT_EVERY, sample_every: SampleEvery = SAMPLE_EVERY,
-    resume: Resume = False, force: Force = False, quiet: Quiet = False,
+    resume: Resume = False, force: Force = False, quiet: Quiet = False, threads: Threads = None,
 ) -> None:
     """Convolutional VAE."""
     _run(ctx, "vae", data, out, image_size, resume, force, quiet, steps=steps, seed=seed, beta=beta, latent_dim=latent_dim,
-         batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every, sample_every=sample_every)
+         batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every, sample_every=sample_every, threads=threads)
 
 
 @app.command()
@@ -129,7 +132,7 @@ def stylegan(
     ema_beta: Annotated[Optional[float], _opt("EMA decay of the sampled generator's weights", "stylegan", "ema_beta")] = None,
     image_size: ImageSize = None, batch_size: BatchSize("stylegan") = None, lr: Lr("stylegan") = None,
     checkpoint_every: CheckpointEvery = CHECKPOINT_EVERY, sample_every: SampleEvery = SAMPLE_EVERY,
-    resume: Resume = False, force: Force = False, quiet: Quiet = False,
+    resume: Resume = False, force: Force = False, quiet: Quiet = False, threads: Threads = None,
 ) -> None:
     """StyleGAN2-style GAN: mapping network, modulated convolutions, noise, R1, EMA; optionally progressive.
 
@@ -140,7 +143,7 @@ def stylegan(
     """
     _run(ctx, "stylegan", data, out, image_size, resume, force, quiet, steps=steps, seed=seed, progressive=progressive or None,
          z_dim=z_dim, w_dim=w_dim, mapping_layers=mapping_layers, width=width, r1_gamma=r1_gamma, r1_every=r1_every,
-         ema_beta=ema_beta, batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every, sample_every=sample_every)
+         ema_beta=ema_beta, batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every, sample_every=sample_every, threads=threads)
 
 
 @app.command()
@@ -150,14 +153,14 @@ def ae(
     latent_dim: Annotated[Optional[int], _opt("Latent dimensions", "ae", "latent_dim")] = None,
     image_size: ImageSize = None, batch_size: BatchSize("ae") = None, lr: Lr("ae") = None,
     checkpoint_every: CheckpointEvery = CHECKPOINT_EVERY, sample_every: SampleEvery = SAMPLE_EVERY,
-    resume: Resume = False, force: Force = False, quiet: Quiet = False,
+    resume: Resume = False, force: Force = False, quiet: Quiet = False, threads: Threads = None,
 ) -> None:
     """Plain autoencoder: the VAE's networks without the KL term. Reconstructs; cannot sample (no prior).
 
     Then:  gen eval runs/ae   (reconstruction PSNR);  gen generate BUNDLE --reconstruct --image digit.png --out r.png
     """
     _run(ctx, "ae", data, out, image_size, resume, force, quiet, steps=steps, seed=seed, latent_dim=latent_dim,
-         batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every, sample_every=sample_every)
+         batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every, sample_every=sample_every, threads=threads)
 
 
 @app.command()
@@ -172,7 +175,7 @@ def vqvae(
     dead_code_threshold: Annotated[Optional[float], _opt("Restart a code whose EMA use falls below this many vectors per batch", "vqvae", "dead_code_threshold")] = None,
     image_size: ImageSize = None, batch_size: BatchSize("vqvae") = None, lr: Lr("vqvae") = None,
     checkpoint_every: CheckpointEvery = CHECKPOINT_EVERY, sample_every: SampleEvery = SAMPLE_EVERY,
-    resume: Resume = False, force: Force = False, quiet: Quiet = False,
+    resume: Resume = False, force: Force = False, quiet: Quiet = False, threads: Threads = None,
 ) -> None:
     """VQ-VAE: encoder, EMA codebook with dead-code restarts, decoder. To sample, train its prior next.
 
@@ -181,7 +184,7 @@ def vqvae(
     _run(ctx, "vqvae", data, out, image_size, resume, force, quiet, steps=steps, seed=seed, grid=grid,
          codebook_size=codebook_size, code_dim=code_dim, commitment=commitment, ema_decay=ema_decay,
          dead_code_threshold=dead_code_threshold, batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every,
-         sample_every=sample_every)
+         sample_every=sample_every, threads=threads)
 
 
 @app.command("vqvae-prior")
@@ -223,11 +226,11 @@ def ddpm(
     conditional: Annotated[bool, typer.Option(help="Class-conditional with label dropout, so classifier-free guidance works when sampling.")] = False,
     image_size: ImageSize = None, batch_size: BatchSize("ddpm") = None, lr: Lr("ddpm") = None,
     checkpoint_every: CheckpointEvery = CHECKPOINT_EVERY, sample_every: SampleEvery = SAMPLE_EVERY,
-    resume: Resume = False, force: Force = False, quiet: Quiet = False,
+    resume: Resume = False, force: Force = False, quiet: Quiet = False, threads: Threads = None,
 ) -> None:
     """DDPM on diffusers' UNet2DModel, with EMA weights; samples with DDIM."""
     _run(ctx, "ddpm", data, out, image_size, resume, force, quiet, steps=steps, seed=seed, schedule=schedule,
-         prediction=prediction, conditional=conditional, batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every, sample_every=sample_every)
+         prediction=prediction, conditional=conditional, batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every, sample_every=sample_every, threads=threads)
 
 
 @app.command("noisy-classifier")
@@ -278,12 +281,12 @@ def pix2pix(
     residual: Annotated[Optional[bool], typer.Option("--residual/--no-residual", help="The generator adds its output to its input (default: when input and output have the same channels, e.g. sr4x).")] = None,
     image_size: ImageSize = None, batch_size: BatchSize("pix2pix") = None, lr: Lr("pix2pix") = None,
     checkpoint_every: CheckpointEvery = CHECKPOINT_EVERY, sample_every: SampleEvery = SAMPLE_EVERY,
-    resume: Resume = False, force: Force = False, quiet: Quiet = False,
+    resume: Resume = False, force: Force = False, quiet: Quiet = False, threads: Threads = None,
 ) -> None:
     """pix2pix: U-Net generator + PatchGAN on paired images (colorization, super-resolution, edges -> photo)."""
     _run(ctx, "pix2pix", data, out, image_size, resume, force, quiet, steps=steps, seed=seed, direction=direction,
          side_by_side=side_by_side or None, l1_weight=l1_weight, gan_weight=gan_weight, width=width, residual=residual, batch_size=batch_size, lr=lr,
-         checkpoint_every=checkpoint_every, sample_every=sample_every)
+         checkpoint_every=checkpoint_every, sample_every=sample_every, threads=threads)
 
 
 @app.command()
@@ -300,7 +303,7 @@ def cyclegan(
     pool_size: Annotated[Optional[int], _opt("Fakes kept in each discriminator's image pool", "cyclegan", "pool_size")] = None,
     image_size: ImageSize = None, batch_size: BatchSize("cyclegan") = None, lr: Lr("cyclegan") = None,
     checkpoint_every: CheckpointEvery = CHECKPOINT_EVERY, sample_every: SampleEvery = SAMPLE_EVERY,
-    resume: Resume = False, force: Force = False, quiet: Quiet = False,
+    resume: Resume = False, force: Force = False, quiet: Quiet = False, threads: Threads = None,
 ) -> None:
     """CycleGAN: two ResNet generators (A -> B, B -> A) from unpaired domains, LSGAN + cycle + identity losses.
 
@@ -309,7 +312,7 @@ def cyclegan(
     """
     _run(ctx, "cyclegan", data_a, out, image_size, resume, force, quiet, steps=steps, seed=seed, data_b=data_b,
          cycle_weight=cycle_weight, identity_weight=identity_weight, width=width, blocks=blocks, pool_size=pool_size,
-         batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every, sample_every=sample_every)
+         batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every, sample_every=sample_every, threads=threads)
 
 
 @app.command("sd-lora")
