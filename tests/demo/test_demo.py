@@ -66,6 +66,25 @@ def decode(png_b64: str) -> np.ndarray:
     return a[..., None] if a.ndim == 2 else a
 
 
+def start_demo(args: list, log_path) -> tuple[subprocess.Popen, str]:
+    """`gen demo ARGS` in a subprocess on a free port, once it answers: (the process, its URL)."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "gen", "demo", *map(str, args), "--port", str(port)],
+                            stdout=open(log_path, "w"), stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "2"})
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url + "/api/models", timeout=2)
+            return proc, url
+        except OSError:
+            if proc.poll() is not None:
+                raise AssertionError(open(log_path).read()) from None
+            time.sleep(0.2)
+    proc.terminate()
+    raise AssertionError(f"gen demo did not answer in 60 s: {open(log_path).read()}")
+
+
 @pytest.fixture(scope="module")
 def demo(bundles, sd_bundle, tmp_path_factory):
     """`gen demo` on a class-conditional DDPM, tiny-sd, pix2pix and StyleGAN; one run at a time, one waiting; one
@@ -75,21 +94,8 @@ def demo(bundles, sd_bundle, tmp_path_factory):
              HOSTILE: bundles["gan"]}
     for name, path in names.items():  # the page names a model by its folder
         shutil.copytree(path, root / name)
-    port = free_port()
-    log = open(root / "demo.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "gen", "demo", *(str(root / n) for n in names), "--port", str(port),
-                             "--concurrency", "1", "--queue", "1", "--threads", "1"], stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, "OMP_NUM_THREADS": "2"})
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url + "/api/models", timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None:
-                raise AssertionError((root / "demo.log").read_text())
-            time.sleep(0.2)
+    proc, url = start_demo([*(str(root / n) for n in names), "--concurrency", "1", "--queue", "1", "--threads", "1"],
+                           root / "demo.log")
     yield url, {n: str(root / n) for n in names}, root
     proc.terminate()
     proc.wait(10)

@@ -454,19 +454,20 @@ def test_the_demo_marks_a_server_that_went_away_unavailable_and_keeps_its_bundle
     the served model says why it is unavailable (503 to a request), the bundle still generates. A
     served model's refusal names its argument."""
     import json
-    import subprocess
-    import sys
-    import time
     import urllib.error
     import urllib.request
+
+    from tests.demo.test_demo import start_demo
 
     repo = build_repository([str(bundles["cddpm"])], str(tmp_path / "repo"), names=["served"], max_batch=4, instances=1,
                             threads=1, components="bls")
     srv = TritonServer(str(repo), http_port=free_port(), grpc_port=free_port()).start(timeout=120)
-    port, log = free_port(), open(tmp_path / "demo.log", "w")
-    demo = subprocess.Popen([sys.executable, "-m", "gen", "demo", str(bundles["cddpm"]), "--url", srv.http_url, "--model",
-                             "served", "--port", str(port), "--threads", "1"], stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    try:
+        demo, url = start_demo([bundles["cddpm"], "--url", srv.http_url, "--model", "served", "--threads", "1"],
+                               tmp_path / "demo.log")
+    except BaseException:
+        srv.stop()
+        raise
 
     def call(path, body=None):
         req = urllib.request.Request(url + path, json.dumps(body).encode() if body else None, {"Content-Type": "application/json"})
@@ -477,14 +478,6 @@ def test_the_demo_marks_a_server_that_went_away_unavailable_and_keeps_its_bundle
             return e.code, e.read()
 
     try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                urllib.request.urlopen(url + "/api/models", timeout=2)
-                break
-            except OSError:
-                assert demo.poll() is None, (tmp_path / "demo.log").read_text()
-                time.sleep(0.2)
         status, body = call("/api/generate", {"model": "served", "labels": 99})
         assert status == 422 and json.loads(body)["argument"] == "labels", body
         srv.stop()
