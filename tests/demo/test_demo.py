@@ -488,10 +488,9 @@ def test_bad_demo_options_are_refused_by_name(bundles, options, message):
 
 def test_a_url_where_no_server_answers_is_refused_at_start(bundles):
     pytest.importorskip("tritonclient.http")
-    from tests.cli.test_cli import gen_here
-
-    p = gen_here("demo", bundles["gan"], "--url", f"http://127.0.0.1:{free_port()}", "--model", "gan", "--port",
-                 free_port(), check=False)
+    # a subprocess with a timeout: a demo that started anyway would serve (and block) forever
+    p = subprocess.run([sys.executable, "-m", "gen", "demo", str(bundles["gan"]), "--url", f"http://127.0.0.1:{free_port()}",
+                        "--model", "gan", "--port", str(free_port())], capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and "--url http://127.0.0.1:" in p.stderr and "does not answer" in p.stderr, p.stderr
     assert "gen demo:" not in p.stdout
 
