@@ -16,11 +16,13 @@ far larger install, and a page we could not shape from the family's own argument
 Its Swagger and ReDoc pages load their scripts from a CDN, so they are off (the demo works offline);
 /api renders the same schema as plain HTML.
 
-Limits: n and steps are the bundle's (gen.runtime.families.Limits, enforced by the Sampler); the
-request body is capped (`max_body`), which bounds an uploaded image; a model runs `concurrency`
-generations at a time with `queue` more waiting, and answers 429 with Retry-After beyond that; a
-client that disconnects cancels its run between diffusion steps. Images arrive as base64 data
-(a data URL or bare base64); strings that are not are refused, so no path on the server is read.
+Limits: n and steps are the bundle's (gen.runtime.families.Limits, checked before a request queues;
+`gen demo --max-batch/--max-steps` change them); the request body is capped (`max_body`), which
+bounds an uploaded image; a model runs `concurrency` generations at a time with `queue` more
+waiting, and answers 429 with Retry-After beyond that; a client that disconnects, streamed or not,
+cancels its run between diffusion steps. Images arrive as base64 PNG, JPEG or WebP (a data URL or
+bare base64); strings that are not are refused, so no path on the server is read. Who may call at
+all (Host, Origin, content type) is gen.demo.guard's; errors are JSON or plain text, never markup.
 """
 
 from __future__ import annotations
