@@ -136,7 +136,7 @@ def parse_request(body: dict, models: dict):
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise GenError(f"stream must be true or false (a JSON boolean), got {json.dumps(stream)[:40]}", "stream")
-    models[name].check(arguments, precision)  # before it takes a place in the queue: 422 at once
+    models[name].check(arguments)  # before it takes a place in the queue: 422 at once
     return models[name], arguments, precision, stream
 
 

@@ -150,7 +150,7 @@ class DemoModel:
             out["default"] = bundle.sampling.default_steps
         return out
 
-    def check(self, arguments: dict, precision: str | None = None) -> None:
+    def check(self, arguments: dict) -> None:
         """Refuse bad arguments now, as the bundle's generate() would, before the request waits for a
         slot; a limit is explained as this demo's (the option that raises it), not as the Sampler's."""
         from gen.runtime.families import LimitError

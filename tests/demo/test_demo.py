@@ -509,3 +509,19 @@ def test_a_missing_recipe_bundle_names_the_command_that_makes_it(tmp_path):
 
     p = gen_here("demo", tmp_path / "bundles" / "sd-lora", "--port", free_port(), check=False)
     assert p.returncode == 2 and f"`gen export --model sd-lora --out {tmp_path / 'bundles' / 'sd-lora'}`" in p.stderr, p.stderr
+
+
+def test_the_demos_limit_options_set_what_pages_show_and_requests_may_ask(bundles):
+    from gen.demo.models import open_models
+    from gen.errors import GenError
+
+    model = open_models([str(bundles["cddpm"])], None, None, "ort", 1, 0, limits={"n": 3, "steps": 5})["cddpm"]
+    try:
+        highs = {a["name"]: a["high"] for a in model.describe()["arguments"]}
+        assert (highs["n"], highs["steps"]) == (3, 5)
+        model.check({"n": 3, "steps": 5})
+        with pytest.raises(GenError, match=r"steps = 6 is over this demo's limit of 5; .*`gen demo --max-steps N`") as e:
+            model.check({"steps": 6})
+        assert e.value.argument == "steps"
+    finally:
+        model.close()
