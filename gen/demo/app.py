@@ -16,11 +16,13 @@ far larger install, and a page we could not shape from the family's own argument
 Its Swagger and ReDoc pages load their scripts from a CDN, so they are off (the demo works offline);
 /api renders the same schema as plain HTML.
 
-Limits: n and steps are the bundle's (gen.runtime.families.Limits, enforced by the Sampler); the
-request body is capped (`max_body`), which bounds an uploaded image; a model runs `concurrency`
-generations at a time with `queue` more waiting, and answers 429 with Retry-After beyond that; a
-client that disconnects cancels its run between diffusion steps. Images arrive as base64 data
-(a data URL or bare base64); strings that are not are refused, so no path on the server is read.
+Limits: n and steps are the bundle's (gen.runtime.families.Limits, checked before a request queues;
+`gen demo --max-batch/--max-steps` change them); the request body is capped (`max_body`), which
+bounds an uploaded image; a model runs `concurrency` generations at a time with `queue` more
+waiting, and answers 429 with Retry-After beyond that; a client that disconnects, streamed or not,
+cancels its run between diffusion steps. Images arrive as base64 PNG, JPEG or WebP (a data URL or
+bare base64); strings that are not are refused, so no path on the server is read. Who may call at
+all (Host, Origin, content type) is gen.demo.guard's; errors are JSON or plain text, never markup.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 
 from gen.errors import GenError
-from gen.runtime.arguments import ARGUMENTS
+from gen.runtime.arguments import ARGUMENTS, argument_in
 
 PREVIEW_EVERY = 5  # a preview of x0 every this many diffusion steps (and at the last)
 MAX_UPLOAD_PIXELS = 4096 * 4096  # an uploaded image is refused before decoding past this (a tiny PNG can be huge)
@@ -55,7 +57,7 @@ def png_base64(image: np.ndarray) -> str:
 
 def decode_image(value, name: str) -> np.ndarray:
     """A base64 image (data URL or bare) as uint8 NHWC; anything else is refused, paths included."""
-    from PIL import Image, UnidentifiedImageError
+    from gen.runtime.image_input import UPLOAD_FORMATS, from_pil, open_image
 
     if not isinstance(value, str):
         raise GenError(f"{name} must be an image as base64 (a data URL such as data:image/png;base64,...)", name)
@@ -67,29 +69,43 @@ def decode_image(value, name: str) -> np.ndarray:
         raise GenError(f"{name} is not valid base64; send the image's bytes as base64 (a data URL such as "
                        f"data:image/png;base64,...){'; file paths are not accepted' if looks_like_path else ''}",
                        name) from None
-    try:
-        with Image.open(io.BytesIO(raw)) as im:
-            if im.width * im.height > MAX_UPLOAD_PIXELS:
-                raise GenError(f"{name} is {im.width}x{im.height}; uploads are limited to {MAX_UPLOAD_PIXELS} pixels", name)
-            im.load()
-            pic = im.convert("RGB" if im.mode not in ("L", "RGB") else im.mode)
-    except (ValueError, UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
-        raise GenError(f"{name}: the base64 decodes to {len(raw)} bytes that are not a readable image "
-                       f"({str(e).splitlines()[0] if str(e) else type(e).__name__}); send a PNG, JPEG or WebP", name) from None
-    a = np.asarray(pic, dtype=np.uint8)
-    return (a[..., None] if a.ndim == 2 else a)[None]
+    return from_pil(open_image(io.BytesIO(raw), name, f"the base64 decodes to {len(raw)} bytes that are not a readable image",
+                                UPLOAD_FORMATS, MAX_UPLOAD_PIXELS), name)
 
 
-def argument_of(message: str, names) -> str | None:
-    """The argument a validation message is about (messages name it first, as gen's errors do)."""
-    first = message.split(" ", 1)[0].rstrip(":,")
-    return first if first in names else next((n for n in names if message.startswith(f"{n} ")), None)
+def check_json(value, key: str, depth: int = 0) -> None:
+    """Refuse what JSON can carry but no argument can use: a lone surrogate ("\\ud800", which no
+    UTF-8 answer could even quote back) and nesting deeper than any argument's (a list of lists)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise GenError(f"{key}: the text holds a lone surrogate ({value.encode('utf-8', 'backslashreplace')[:40]!r}); "
+                           "send valid Unicode text", key) from None
+    elif isinstance(value, list):
+        if depth >= 2:
+            raise GenError(f"{key}: lists nested {depth + 1} deep; no argument takes more than a list", key)
+        for v in value:
+            check_json(v, key, depth + 1)
+    elif isinstance(value, dict):
+        raise GenError(f"{key}: an object; no argument takes one", key)
+
+
+def check_labels(value) -> None:
+    """labels as JSON carries them: one integer, or a flat list of integers (the family checks the range)."""
+    flat = value if isinstance(value, list) else [value]
+    if not flat or any(isinstance(v, bool) or not isinstance(v, int) for v in flat):
+        raise GenError(f"labels must be an integer or a list of integers (one per image), got {json.dumps(value)[:80]}",
+                       "labels")
 
 
 def parse_request(body: dict, models: dict):
     """(model, generate() arguments, precision, stream) from a request body, or a GenError naming the key."""
     if not isinstance(body, dict):
         raise GenError("the request body must be a JSON object")
+    for key, value in body.items():
+        check_json(key, "the request body's keys")
+        check_json(value, key)
     name = body.get("model")
     if not isinstance(name, str) or name not in models:
         raise GenError(f"model: unknown model {name!r}; this demo serves {', '.join(models)}", "model")
@@ -108,6 +124,8 @@ def parse_request(body: dict, models: dict):
         arguments.pop("negative_prompt")  # an empty box on the page means none
     if "seed" in arguments:  # checked here too: the response echoes it
         arguments["seed"] = ARGUMENTS["seed"].check(arguments["seed"])
+    if "labels" in arguments:
+        check_labels(arguments["labels"])
     precision = body.get("precision")
     if precision is not None:
         if not isinstance(precision, str):
@@ -115,10 +133,20 @@ def parse_request(body: dict, models: dict):
         if models[name].url:
             raise GenError("precision applies to bundles; a served model runs the precision its repository was built with",
                            "precision")
-    return models[name], arguments, precision, bool(body.get("stream"))
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise GenError(f"stream must be true or false (a JSON boolean), got {json.dumps(stream)[:40]}", "stream")
+    models[name].check(arguments)  # before it takes a place in the queue: 422 at once
+    return models[name], arguments, precision, stream
 
 
-def create_app(models: dict, max_body: int = 8 * 2**20) -> FastAPI:
+def create_app(models: dict, max_body: int = 8 * 2**20, hosts: list[str] | None = None) -> FastAPI:
+    """The app for `models`; requests must address it by one of `hosts` (default: 127.0.0.1,
+    localhost, [::1]), come from its own pages or from no page at all, and be no larger than `max_body`."""
+    from fastapi.responses import PlainTextResponse
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+    from gen.demo.guard import LOCAL_HOSTS, RequestGuard
     from gen.demo.models import Busy, Cancelled
     from gen.demo.page import api_page, index_page, model_page
 
@@ -126,17 +154,12 @@ def create_app(models: dict, max_body: int = 8 * 2**20) -> FastAPI:
                   description="Generate images from gen bundles. POST /api/generate with a model and its "
                               "generate() arguments; GET /api/models lists them.")
 
-    def error(status: int, message: str, headers: dict | None = None, argument: str | None = None):
-        argument = argument or argument_of(message, [*ARGUMENTS, *DEMO_KEYS])
-        return JSONResponse({"detail": message, "argument": argument}, status_code=status, headers=headers)
+    app.add_middleware(RequestGuard, max_body=max_body)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(hosts or LOCAL_HOSTS))  # outermost: checked first
 
-    @app.middleware("http")
-    async def cap_body(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > max_body):
-            return JSONResponse({"detail": f"the request body is over the limit of {max_body} bytes "
-                                           "(gen demo --max-body-mb)", "argument": None}, status_code=413)
-        return await call_next(request)
+    def error(status: int, message: str, headers: dict | None = None, argument: str | None = None):
+        argument = argument or argument_in(message, DEMO_KEYS)
+        return JSONResponse({"detail": message, "argument": argument}, status_code=status, headers=headers)
 
     @app.get("/", response_class=HTMLResponse)
     def index():
@@ -144,8 +167,8 @@ def create_app(models: dict, max_body: int = 8 * 2**20) -> FastAPI:
 
     @app.get("/m/{name}", response_class=HTMLResponse)
     def page(name: str):
-        if name not in models:
-            return HTMLResponse(f"no model {name!r} here", status_code=404)
+        if name not in models:  # plain text: the name is the requester's, never markup
+            return PlainTextResponse(f"no model {name!r} here; this demo serves {', '.join(models)}", status_code=404)
         return model_page(models[name].describe())
 
     @app.get("/api", response_class=HTMLResponse)
@@ -172,10 +195,16 @@ def create_app(models: dict, max_body: int = 8 * 2**20) -> FastAPI:
             model, arguments, precision, stream = await loop.run_in_executor(None, parse_request, body, models)
         except json.JSONDecodeError as e:
             return error(422, f"the request body is not JSON: {e.msg}")
-        except ValueError as e:  # e.g. an integer too long for the JSON parser
-            return error(422, f"the request body is not usable JSON: {e}")
+        except RecursionError:
+            return error(422, "the request body is nested too deeply; no argument takes more than a list")
         except GenError as e:
             return error(422, str(e), argument=e.argument)
+        except ValueError as e:  # e.g. an integer too long for the JSON parser
+            return error(422, f"the request body is not usable JSON: {e}")
+        if model.url:  # a server that went away: said at once, with why
+            reason = await loop.run_in_executor(None, model.unavailable)
+            if reason:
+                return error(503, f"{model.name} is unavailable: {reason}", argument="model")
         seed = int(arguments.get("seed", 0))
         try:
             model.admit()
@@ -202,6 +231,8 @@ def create_app(models: dict, max_body: int = 8 * 2**20) -> FastAPI:
                 return error(499, "cancelled: the client disconnected")
             except GenError as e:
                 return error(422, str(e), argument=e.argument)
+            except Exception as e:  # noqa: BLE001 - a JSON answer naming it; the server stays up
+                return error(500, f"{type(e).__name__}: {e}")
             return result(images, seconds)
 
         events: asyncio.Queue = asyncio.Queue()

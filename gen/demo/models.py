@@ -52,6 +52,7 @@ class DemoModel:
     model: str | None = None
     backend: str = "ort"
     threads: int | None = None  # CPU threads per Sampler (None: the backend's default)
+    limits: dict | None = None  # a bundle's Limits overrides (gen demo --max-batch, --max-steps)
     concurrency: int = 1
     queue: int = 2
     _samplers: dict = field(default_factory=dict)
@@ -70,6 +71,11 @@ class DemoModel:
         s = self.sampler()  # open it now: a bad bundle or URL fails at start, not at the first click
         self.previews = s.remote is None and s.bundle.spec.diffusion and not s.bundle.manifest.text
         self.required = () if s.remote is not None else tuple(s.bundle.spec.required)  # e.g. pix2pix's image
+        self._arguments = None  # a served model's, as last read from its server
+        if s.remote is not None:
+            reason = self.unavailable()
+            if reason:
+                raise GenError(f"--url {self.url}: {reason}; start the server (gen serve start) or fix --url/--model", "--url")
 
     # -- samplers ------------------------------------------------------------------------------
     def sampler(self, precision: str | None = None):
@@ -82,7 +88,7 @@ class DemoModel:
                     self._samplers[key] = Sampler(self.url, backend="triton", model=self.model)
                 else:
                     self._samplers[key] = Sampler(self.bundle_path, backend=self.backend, precision=precision,
-                                                  threads=self.threads)
+                                                  threads=self.threads, limits=self.limits)
             return self._samplers[key]
 
     def close(self) -> None:
@@ -92,19 +98,22 @@ class DemoModel:
 
     # -- what the page and /api/models show ----------------------------------------------------
     def describe(self) -> dict:
+        """What the pages and /api/models show; no path or address of this machine (a page need not know them)."""
         s = self.sampler()
         if s.remote is not None:
-            return {"name": self.name, "family": "remote", "source": f"{self.url} model {self.model}",
-                    "arguments": [self._argument(a, None) for a in self._served_arguments()], "precisions": [],
-                    "image": None, "previews": False, "limits": None}
+            reason = self.unavailable()
+            return {"name": self.name, "family": "remote", "source": f"a model served by Triton ({self.model})",
+                    "available": not reason, "reason": reason or None,
+                    "arguments": [self._argument(a, None) for a in self._arguments or []], "precisions": [],
+                    "image": None, "previews": False, "limits": None, "runs": dict(self.runs)}
         bundle = s.bundle
         spec = bundle.spec
         names = [a for a in (*COMMON, *spec.accepts(bundle))]
         files = [set(c.files) for c in bundle.manifest.components.values()]
         precisions = sorted(set.intersection(*files)) if files else ["fp32"]
         return {
-            "name": self.name, "family": spec.name, "source": str(bundle.path),
-            "arguments": [self._argument(a, bundle) for a in names if a in ARGUMENTS],
+            "name": self.name, "family": spec.name, "source": "a bundle", "available": True, "reason": None,
+            "arguments": [self._argument(a, bundle, s.limits) for a in names if a in ARGUMENTS],
             "required": sorted(spec.required), "precisions": precisions,
             "image": {"height": bundle.image.height, "width": bundle.image.width, "channels": bundle.image.channels},
             "previews": self.previews,  # x0 is an image (not latents)
@@ -112,19 +121,27 @@ class DemoModel:
             "can_generate": spec.can_generate(bundle), "runs": dict(self.runs),
         }
 
-    def _served_arguments(self) -> list[str]:
+    def unavailable(self) -> str:
+        """Why a served model cannot take requests now ("" when it can); its arguments are read on the way."""
+        from gen.runtime.remote import _message
+
         client = self.sampler().remote.client
         try:
-            config = client.get_model_config(self.model, as_json=True)  # gRPC: {"config": {...}}
-        except TypeError:
-            config = client.get_model_config(self.model)  # HTTP: the config itself
+            try:
+                config = client.get_model_config(self.model, as_json=True)  # gRPC: {"config": {...}}
+            except TypeError:
+                config = client.get_model_config(self.model)  # HTTP: the config itself
+        except Exception as e:  # noqa: BLE001 - tritonclient's errors: refused connection, unknown model, ...
+            return f"model {self.model} does not answer ({_message(e).splitlines()[0]})"
         served = {i["name"] for i in config.get("config", config)["input"]}
-        return [a.name for a in ARGUMENTS.values() if a.served in served]
+        self._arguments = [a.name for a in ARGUMENTS.values() if a.served in served]
+        return ""
 
     @staticmethod
-    def _argument(name: str, bundle) -> dict:
+    def _argument(name: str, bundle, limits=None) -> dict:
         a = ARGUMENTS[name]
-        out = {"name": name, "kind": a.kind, "help": a.help, "rule": a.rule, "low": a.low, "high": a.high,
+        high = getattr(limits, name, None) if name in ("n", "steps") else a.high  # the bundle's Limits apply
+        out = {"name": name, "kind": a.kind, "help": a.help, "rule": a.rule, "low": a.low, "high": high,
                "choices": _choices(name)}
         if name == "labels" and bundle is not None:
             out["choices"] = list(bundle.manifest.conditioning.class_names) or \
@@ -132,6 +149,26 @@ class DemoModel:
         if name == "steps" and bundle is not None:
             out["default"] = bundle.sampling.default_steps
         return out
+
+    def check(self, arguments: dict) -> None:
+        """Refuse bad arguments now, as the bundle's generate() would, before the request waits for a
+        slot; a limit is explained as this demo's (the option that raises it), not as the Sampler's."""
+        from gen.runtime.families import LimitError
+
+        s = self.sampler()
+        if s.remote is not None:
+            return  # the server checks, and names the argument
+        try:
+            s.bundle.spec.bind(s.bundle, dict(arguments), s.limits)
+        except LimitError as e:
+            option = DEMO_LIMIT_OPTIONS.get(e.limit_name)
+            raise GenError(f"{e.what} is over this demo's limit of {e.limit}"
+                           + (f"; whoever runs the demo can raise it with `gen demo {option} N`" if option else ""),
+                           e.argument) from None
+        except (ValueError, TypeError, OverflowError) as e:  # a check that is no GenError yet: still the caller's
+            from gen.runtime.arguments import argument_in
+
+            raise GenError(f"bad arguments: {e}", argument_in(str(e))) from None
 
     # -- admission -----------------------------------------------------------------------------
     def admit(self) -> None:
@@ -185,8 +222,11 @@ class DemoModel:
             self.release()
 
 
+DEMO_LIMIT_OPTIONS = {"n": "--max-batch", "steps": "--max-steps"}
+
+
 def open_models(bundles: list[str], url: str | None, model: str | None, backend: str, concurrency: int,
-                queue: int, threads: int | None = None) -> dict[str, DemoModel]:
+                queue: int, threads: int | None = None, limits: dict | None = None) -> dict[str, DemoModel]:
     """Name each model (the bundle folder's name; a served model's own) and open it."""
     from pathlib import Path
 
@@ -199,7 +239,7 @@ def open_models(bundles: list[str], url: str | None, model: str | None, backend:
         while name in models:
             name, i = f"{base}-{i}", i + 1
         models[name] = DemoModel(name, bundle_path=path, backend=backend, threads=threads, concurrency=concurrency,
-                                 queue=queue)
+                                 queue=queue, limits=limits)
     if url:
         if not model:
             raise GenError("--url needs --model NAME: the pipeline model on that server")

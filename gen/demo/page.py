@@ -34,9 +34,10 @@ def _page(title: str, body: str, script: str = "") -> str:
 
 def index_page(models: list[dict]) -> str:
     rows = "".join(f"<tr><td><a href='/m/{quote(m['name'])}'>{html.escape(m['name'])}</a></td>"
-                   f"<td>{html.escape(m['family'])}</td><td>{html.escape(m['source'])}</td></tr>" for m in models)
+                   f"<td>{html.escape(m['family'])}</td><td>{html.escape(m['source'])}</td>"
+                   f"<td>{'ready' if m['available'] else 'unavailable: ' + html.escape(m['reason'])}</td></tr>" for m in models)
     return _page("gen demo", "<header><b>gen demo</b> &middot; <a href='/api'>JSON API</a></header><main>"
-                 f"<table><tr><th>model</th><th>family</th><th>from</th></tr>{rows}</table></main>")
+                 f"<table><tr><th>model</th><th>family</th><th>from</th><th>state</th></tr>{rows}</table></main>")
 
 
 def _control(a: dict) -> str:
@@ -59,11 +60,11 @@ def _control(a: dict) -> str:
     if kind == "seed" and name == "seed":  # the request's seed: a default, and a random toggle
         return label + (f"<input type='number' step='1' value='0' {attrs}>"
                         f"<label class='help'><input type='checkbox' id='random-seed'> random seed</label>")
-    bounds = "".join(f" {k}='{a[b]}'" for k, b in (("min", "low"), ("max", "high")) if a.get(b) is not None)
+    bounds = "".join(f" {k}='{html.escape(str(a[b]))}'" for k, b in (("min", "low"), ("max", "high")) if a.get(b) is not None)
     if kind == "fraction":
         bounds = " min='0' max='1'"
     step = "1" if kind == "int" else "any"
-    value = f" value='{a['default']}'" if a.get("default") is not None else (" value='1'" if name == "n" else "")
+    value = f" value='{html.escape(str(a['default']))}'" if a.get("default") is not None else (" value='1'" if name == "n" else "")
     return label + f"<input type='number' step='{step}'{bounds}{value} {attrs}>"
 
 
@@ -106,12 +107,16 @@ async function request() {
   return body;
 }
 function show(result) {
-  const out = $("results"); out.innerHTML = "";
+  const out = $("results"); out.replaceChildren();
   result.images.forEach((im) => {
     const src = "data:image/png;base64," + im.png;
+    // built from elements and text, never innerHTML: the model's name (a folder's) may hold markup
     const card = document.createElement("div"); card.className = "card";
-    card.innerHTML = `<img class="result" data-index="${im.index}" src="${src}">seed ${im.seed} &middot; image ${im.index + 1} of ${result.images.length}` +
-      `<br>${result.seconds_per_image} s each &middot; <a download="${MODEL}-seed${im.seed}-${im.index}.png" href="${src}">download</a>`;
+    const img = document.createElement("img"); img.className = "result"; img.dataset.index = im.index; img.src = src;
+    const link = document.createElement("a"); link.download = `${MODEL}-seed${im.seed}-${im.index}.png`; link.href = src;
+    link.textContent = "download";
+    card.append(img, `seed ${im.seed} \u00b7 image ${im.index + 1} of ${result.images.length}`, document.createElement("br"),
+                `${result.seconds_per_image} s each \u00b7 `, link);
     out.appendChild(card);
   });
 }
@@ -158,4 +163,6 @@ def api_page(schema: dict, models: list[dict]) -> str:
                  "<h3>Example</h3><pre>curl -s localhost:7860/api/generate -H 'Content-Type: application/json' "
                  "-d '{\"model\": \"ddpm\", \"n\": 4, \"seed\": 1, \"steps\": 20}'</pre>"
                  "<p>422: a bad or unknown argument (the response names it); 429: the model is busy (Retry-After); "
-                 "413: the body is too large. Images in requests (image, mask) are base64 PNG/JPEG.</p></section></main>")
+                 "413: the body is too large; 415: the body is not sent as application/json; 403: the request came from "
+                 "another site's page (an Origin other than the demo's own); 503: a served model is unavailable. "
+                 "Images in requests (image, mask) are base64 PNG, JPEG or WebP.</p></section></main>")

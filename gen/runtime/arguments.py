@@ -196,6 +196,21 @@ def given(arguments: dict, takes: str) -> dict[str, tuple[Argument, object]]:
     return out
 
 
+def argument_in(message: str, extra=()) -> str | None:
+    """The argument a message is about: gen's messages name it first ("steps must be ...", "n = 9 is
+    ..."), a served pipeline's by its request input ("label 10 is out of range", "input 'n' ...").
+    `extra` are more names that may come first (the demo's own keys)."""
+    import re
+
+    served = {a.served: a.name for a in ARGUMENTS.values() if a.served}
+    quoted = re.search(r"input '(\w+)'", message)
+    if quoted and quoted.group(1) in served:
+        return served[quoted.group(1)]
+    first = re.match(r"\W*(\w+)", message)
+    word = first.group(1) if first else ""
+    return word if word in ARGUMENTS or word in extra else served.get(word)
+
+
 def class_labels(labels, n: int, num_classes: int) -> np.ndarray:
     """`labels` (one label, or one per image) as int64 [n], checked against the model's classes;
     None cycles through the classes."""

@@ -85,7 +85,8 @@ def load_bundle(path: str | Path) -> Bundle:
     if path.is_file() and path.name == MANIFEST:
         raise GenError(f"{path} is a bundle's manifest: give the bundle's folder, {path.parent}")
     if not path.is_dir():
-        raise GenError(f"bundle not found: {path} (create one with `gen export RUN --out {path}`)")
+        raise GenError(f"bundle not found: {path} (create one from a training run with `gen export RUN --out {path}`, "
+                       f"or from a Stable Diffusion recipe with `gen export --model sd-lora --out {path}`)")
     if not (path / MANIFEST).exists() and (path / "config.json").is_file():  # the run a bundle is exported from
         raise GenError(f"{path} is a training run, not a bundle: export it first (`gen export {path} --out bundles/NAME`) "
                        "and give bundles/NAME")

@@ -17,6 +17,13 @@ import numpy as np
 from gen.errors import GenError
 
 CHANNELS = (1, 2, 3, 4)
+# Pillow's decoders, named: only these are ever run on an input. Pillow would otherwise try every
+# format it knows, EPS included (which runs Ghostscript on the file).
+UPLOAD_FORMATS = ("PNG", "JPEG", "WEBP")  # what the demo's API promises for an image a client sends
+FILE_FORMATS = (*UPLOAD_FORMATS, "BMP", "GIF", "TIFF")  # a local file: gen.images.IMAGE_SUFFIXES' formats
+# modes whose channels are no colour a model reads (L*a*b* has an "A" band that is no alpha): refused
+# rather than reinterpreted or converted by a formula that ignores the file's colour profile
+FOREIGN_MODES = {"LAB": "CIE L*a*b*", "HSV": "HSV", "CMYK": "CMYK (print)"}
 
 
 def as_uint8_nhwc(value, name: str = "image") -> np.ndarray:
@@ -30,26 +37,35 @@ def as_uint8_nhwc(value, name: str = "image") -> np.ndarray:
                            "give images of one size")
         return np.concatenate(parts)
     if isinstance(value, (str, os.PathLike)):
-        return _from_pil(_open(value, name), name)
+        return from_pil(open_image(value, name, f"cannot read {value} as an image"), name)
     if _is_pil(value):
-        return _from_pil(value, name)
+        return from_pil(value, name)
     if isinstance(value, np.ndarray):
         return _from_array(value, name)
     raise GenError(f"{name} must be a path, a PIL image or a numpy array (or a list of them), got "
                    f"{type(value).__name__}", name if name.isidentifier() else None)
 
 
-def _open(path, name: str):
+def open_image(source, name: str, failure: str, formats=FILE_FORMATS, max_pixels: int | None = None):
+    """A loaded PIL image from a path or a file object, decoded by `formats` only (the one place an
+    input image is decoded: files, `gen generate --image`, the demo's uploads); anything else is a
+    GenError naming the argument: `failure` says what could not be read, the message what to send."""
     from PIL import Image, UnidentifiedImageError
 
+    kinds = ", ".join("WebP" if f == "WEBP" else f for f in formats)
     try:
-        with Image.open(path) as im:  # Pillow refuses decompression bombs (MAX_IMAGE_PIXELS) before decoding
+        with Image.open(source, formats=list(formats)) as im:  # bombs (MAX_IMAGE_PIXELS) are refused before decoding
+            if max_pixels is not None and im.width * im.height > max_pixels:
+                raise GenError(f"{name} is {im.width}x{im.height}; uploads are limited to {max_pixels} pixels", name)
             im.load()
             return im.copy()
     except FileNotFoundError:
-        raise GenError(f"{name}: no such file: {path}") from None
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as e:
-        raise GenError(f"{name}: cannot read {path} as an image ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        raise GenError(f"{name}: no such file: {source}", name) from None
+    except UnidentifiedImageError:
+        raise GenError(f"{name}: {failure} (not a {kinds} image); give one of those formats", name) from None
+    except (Image.DecompressionBombError, OSError, SyntaxError, ValueError) as e:
+        raise GenError(f"{name}: {failure} ({str(e).splitlines()[0] if str(e) else type(e).__name__}); "
+                       f"give a {kinds} image", name) from None
 
 
 def _is_pil(value) -> bool:
@@ -60,9 +76,12 @@ def _is_pil(value) -> bool:
     return isinstance(value, Image.Image)
 
 
-def _from_pil(im, name: str) -> np.ndarray:
+def from_pil(im, name: str) -> np.ndarray:
+    if im.mode in FOREIGN_MODES:
+        raise GenError(f"{name}: a {FOREIGN_MODES[im.mode]} image (mode {im.mode}); gen reads gray or RGB images, "
+                       "with or without alpha: convert it to RGB (e.g. in an image editor) and give that", name)
     if im.mode not in ("L", "LA", "RGB", "RGBA"):
-        im = im.convert("RGBA" if "A" in im.getbands() else "RGB")
+        im = im.convert("RGBA" if im.has_transparency_data else "RGB")
     a = np.asarray(im, dtype=np.uint8)
     return (a[..., None] if a.ndim == 2 else a)[None]
 

@@ -115,7 +115,9 @@ class RemoteGenerator:
                 message += f"; {self.model} does not take this argument"
             elif "is not found" in message:
                 message += f"; `gen serve status {self.url}` lists the served models"
-            raise GenError(f"{self.url} model {self.model}: {message}") from None
+            from gen.runtime.arguments import argument_in
+
+            raise GenError(f"{self.url} model {self.model}: {message}", argument_in(message)) from None
         return {o: result.as_numpy(o) for o in outputs}
 
     @staticmethod

@@ -21,6 +21,7 @@ import urllib.request
 from pathlib import Path
 
 from gen.errors import GenError
+from gen.ports import check_port, host_literal, http_url
 
 INSTALL_HINT = "pip install -c constraints.txt -e '.[serving]' && pip install --no-deps nvidia-pytriton==0.7.0 (the server binary and its clients)"
 BACKENDS_PREFIX = "gen-triton-backends-"
@@ -139,8 +140,7 @@ class TritonServer:
         for option, port in ports.items():
             if port is None:
                 continue
-            if not 1 <= port <= 65535:
-                raise GenError(f"{option} must be a port number from 1 to 65535, got {port}")
+            check_port(port, option)
             if port in used:
                 raise GenError(f"{used[port]} and {option} must differ, both are {port}")
             used[port] = option
@@ -152,11 +152,11 @@ class TritonServer:
 
     @property
     def http_url(self) -> str:
-        return f"http://{self.host}:{self.http_port}"
+        return http_url(self.host, self.http_port)
 
     @property
     def grpc_url(self) -> str:
-        return f"grpc://{self.host}:{self.grpc_port}"
+        return f"grpc://{host_literal(self.host)}:{self.grpc_port}"
 
     def command(self, binary: Path) -> list[str]:
         cmd = [str(binary), f"--model-repository={self.repository}", f"--http-address={self.host}",

@@ -447,3 +447,48 @@ def test_the_demo_serves_a_triton_model(server, bundles, scheme):
         model.close()
     assert [name for name, _ in answers] == ["cddpm"] * 4, answers
     assert all(np.array_equal(a, images[:1]) for _, a in answers)
+
+
+def test_the_demo_marks_a_server_that_went_away_unavailable_and_keeps_its_bundles(bundles, tmp_path):
+    """`gen demo BUNDLE --url URL`: the Triton server stops; the pages and /api/models still answer,
+    the served model says why it is unavailable (503 to a request), the bundle still generates. A
+    served model's refusal names its argument."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    from tests.demo.test_demo import start_demo
+
+    repo = build_repository([str(bundles["cddpm"])], str(tmp_path / "repo"), names=["served"], max_batch=4, instances=1,
+                            threads=1, components="bls")
+    srv = TritonServer(str(repo), http_port=free_port(), grpc_port=free_port()).start(timeout=120)
+    try:
+        demo, url = start_demo([bundles["cddpm"], "--url", srv.http_url, "--model", "served", "--threads", "1"],
+                               tmp_path / "demo.log")
+    except BaseException:
+        srv.stop()
+        raise
+
+    def call(path, body=None):
+        req = urllib.request.Request(url + path, json.dumps(body).encode() if body else None, {"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    try:
+        status, body = call("/api/generate", {"model": "served", "labels": 99})
+        assert status == 422 and json.loads(body)["argument"] == "labels", body
+        srv.stop()
+        assert call("/")[0] == 200
+        models = {m["name"]: m for m in json.loads(call("/api/models")[1])["models"]}
+        assert models["served"]["available"] is False and "does not answer" in models["served"]["reason"]
+        assert models["cddpm"]["available"] is True
+        status, body = call("/api/generate", {"model": "served", "steps": 2})
+        assert status == 503 and "served is unavailable" in json.loads(body)["detail"]
+        assert call("/api/generate", {"model": "cddpm", "steps": 2})[0] == 200
+    finally:
+        demo.terminate()
+        demo.wait(10)
+        srv.stop()

@@ -53,6 +53,18 @@ class Limits:
 LIMIT_OPTIONS = {"n": "--max-batch", "steps": "--max-steps", "pixels": "--max-pixels", "prompt_chars": "--max-prompt-chars"}
 
 
+class LimitError(GenError):
+    """A request past one of the Limits: `what` was asked, `limit` is the `limit_name` limit. Its
+    message says how to raise it in Python or on a server; a front end with its own option (the
+    demo) says that instead."""
+
+    def __init__(self, what: str, limit: int, limit_name: str, argument: str):
+        super().__init__(f"{what} is over this model's limit of {limit}; raise it in Python with Sampler(..., "
+                         f"limits={{'{limit_name}': N}}), or for a served model with `gen serve build "
+                         f"{LIMIT_OPTIONS[limit_name]} N`", argument)
+        self.what, self.limit, self.limit_name = what, limit, limit_name
+
+
 class Family:
     """The runtime half of a family. Subclasses set the class attributes and `sample`."""
 
@@ -117,10 +129,7 @@ class Family:
 
     def check_limits(self, bundle, args: dict, limits: Limits) -> None:
         def refuse(what, limit, name, argument=None):
-            argument = argument or {"pixels": "height", "prompt_chars": "prompt"}.get(name, name)
-            raise GenError(f"{what} is over this model's limit of {limit}; raise it in Python with Sampler(..., "
-                           f"limits={{'{name}': N}}), or for a served model with `gen serve build {LIMIT_OPTIONS[name]} N`",
-                           argument)
+            raise LimitError(what, limit, name, argument or {"pixels": "height", "prompt_chars": "prompt"}.get(name, name))
 
         count = self.images_per_request(args)
         if count > limits.n:
