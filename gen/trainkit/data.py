@@ -168,8 +168,10 @@ def open_image(f: Path):
     """The decoded image, or an error that names the file."""
     from PIL import Image, UnidentifiedImageError
 
-    try:
-        with Image.open(f) as im:  # Pillow refuses decompression bombs (MAX_IMAGE_PIXELS) before decoding
+    from gen.runtime.image_input import FILE_FORMATS
+
+    try:  # only the named decoders (never EPS, which would run Ghostscript), as everywhere gen reads images
+        with Image.open(f, formats=list(FILE_FORMATS)) as im:  # Pillow refuses decompression bombs before decoding
             im.load()
             return _to_8bit(im.copy())
     except Image.DecompressionBombError as e:
