@@ -43,8 +43,15 @@ app.command("info")(info_cmd.info)
 def main() -> None:
     if len(sys.argv) == 1:  # bare `gen` is a request for help, not a usage error
         sys.argv.append("--help")
-    try:
-        app()
-    except GenError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    from gen.cli.stops import report_stop, stops_as_interrupts
+
+    with stops_as_interrupts() as received:
+        try:
+            app()
+        except GenError as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
+        except SystemExit as e:
+            if e.code == 130:  # typer's exit for KeyboardInterrupt: Ctrl-C, or SIGTERM (gen.cli.stops)
+                report_stop(e, received)
+            raise

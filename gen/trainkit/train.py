@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -154,25 +155,45 @@ def train_with(out: str, family: str, fresh, overrides: dict, resume: bool = Fal
         raise
     existed = Path(out).exists()
     w = world()  # under torchrun: this process's rank; rank 0 alone writes (gen.trainkit.distributed)
+    where = Stopped(out=str(out), state_path=str(RunDir(out).state_path))
     with output_lock(out) if w.main else contextlib.nullcontext():
         try:
-            run = _train(family, fresh, out, overrides, resume, force, progress, label or f"train {family}", w, extend)
-        except BaseException:
+            run = _train(family, fresh, out, overrides, resume, force, progress, label or f"train {family}", w, extend,
+                         where)
+        except BaseException as e:
             if w.main:
                 remove_stale(absolute(out))  # a replacement that did not finish leaves no staging behind
                 if not resume:
                     RunDir(out).discard_unstarted(keep_dir=existed)
+                if isinstance(e, KeyboardInterrupt):  # Ctrl-C or SIGTERM: the CLI says what was kept
+                    e.gen_stopped = where
             finish(w, ok=False)
             raise
         finish(w, ok=True)
         return run
 
 
+@dataclass
+class Stopped:
+    """How far a run got when it was stopped (Ctrl-C, SIGTERM), for the notice of what it kept:
+    the step reached, the step of the checkpoint on disk (None: none), whether it was replacing a run
+    (--force: the new one is discarded, the old one untouched)."""
+
+    out: str
+    state_path: str
+    step: int = 0
+    total: int | None = None
+    checkpoint: int | None = None
+    every: int | None = None
+    replacing: bool = False
+
+
 WARM_STEPS = 10  # steps left out of the time estimate (the first ones allocate and warm caches)
 
 
-def _train(family, fresh, out, overrides, resume, force, progress, label, w, extend=None) -> RunDir:
-    """`extend`: how to train a finished run further, where it is not a larger --steps."""
+def _train(family, fresh, out, overrides, resume, force, progress, label, w, extend=None, where=None) -> RunDir:
+    """`extend`: how to train a finished run further, where it is not a larger --steps; `where`: a
+    Stopped that follows the progress."""
     import torch
     from tqdm import tqdm
 
@@ -214,6 +235,9 @@ def _train(family, fresh, out, overrides, resume, force, progress, label, w, ext
         run.truncate_metrics(start)
     else:
         run = target.claim(force) if w.main else run
+    where = where or Stopped(out=str(out), state_path=str(target.state_path))
+    where.step, where.total, where.every = start, config["steps"], config["checkpoint_every"]
+    where.checkpoint, where.replacing = (start if resume else None), run is not target
     run.write_config(config)
 
     x, y = torch.from_numpy(data.train_x), torch.from_numpy(data.train_y)
@@ -237,7 +261,7 @@ def _train(family, fresh, out, overrides, resume, force, progress, label, w, ext
     def checkpoint(step):
         nonlocal last_checkpoint
         run.save_state(*pack(trainer.modules, trainer.optimizers, step))
-        last_checkpoint = step
+        last_checkpoint = where.checkpoint = step
 
     steps, t0, done = config["steps"], time.perf_counter(), start
     last_log = (t0, start)  # metrics.jsonl's steps_per_s is the rate since the previous record
@@ -263,7 +287,7 @@ def _train(family, fresh, out, overrides, resume, force, progress, label, w, ext
                 kept = f"the run being replaced in {out} is untouched"
             raise GenError(f"training diverged at step {step + 1}: {k} = {v}; {kept}. Lower --lr or change "
                            "the loss settings")
-        done = step + 1
+        done = where.step = step + 1
         bar.update(1)
         bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()}, refresh=False)
         now = time.perf_counter()

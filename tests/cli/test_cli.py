@@ -115,3 +115,49 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
     a, _ = load_safetensors(tmp_path / "straight" / "weights.safetensors")
     b, _ = load_safetensors(killed / "weights.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+
+def _train_process(out, *extra):
+    """A real `gen train vae` process into `out`, long enough to be stopped."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    args = ["train", "vae", "--out", str(out), "--steps", "100000", "--batch-size", "8", "--quiet", *extra]
+    return subprocess.Popen([*GEN, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _signal_when(proc, path, sig):
+    """Send `sig` once `path` exists; (returncode, stderr)."""
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and not path.exists():
+        time.sleep(0.02)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    return proc.returncode, err
+
+
+def test_stopped_run_says_what_it_kept_and_how_to_go_on(tmp_path):
+    # both processes start together: their interpreters' start-up is most of the time
+    early, late = tmp_path / "early", tmp_path / "late"
+    procs = _train_process(early), _train_process(late, "--checkpoint-every", "20")
+    code, err = _signal_when(procs[0], early / "config.json", signal.SIGINT)  # Ctrl-C before the first checkpoint
+    assert code == 130, err
+    assert "before the first checkpoint (every 500 steps): nothing to resume" in err
+    assert f"start again with: gen train vae --out {early} --steps 100000" in err and "--resume" not in err
+    assert not early.exists() and not (tmp_path / ".early.lock").exists()  # so the retry needs no --force
+
+    code, err = _signal_when(procs[1], late / "state.safetensors", signal.SIGTERM)  # after one
+    assert code == 143, err
+    assert "; kept the checkpoint at step " in err and f"({late / 'state.safetensors'})" in err
+    assert err.strip().endswith(f"resume with: gen train vae --out {late} --steps 100000 --batch-size 8 --quiet "
+                                "--checkpoint-every 20 --resume")
+    assert (late / "state.safetensors").is_file() and not (tmp_path / ".late.lock").exists()
+
+
+def test_run_killed_before_its_first_checkpoint_is_retried_without_force(tmp_path):
+    out = tmp_path / "run"
+    code, _ = _signal_when(_train_process(out), out / "config.json", signal.SIGKILL)  # no cleanup can run
+    assert code == -signal.SIGKILL and (out / "config.json").is_file() and not (out / "state.safetensors").exists()
+    p = gen_here("train", "vae", "--out", out, "--steps", "5", "--resume", check=False)
+    assert p.returncode == 2 and "stopped before its first checkpoint, so there is nothing to resume" in p.stderr
+    gen_here("train", "vae", "--out", out, "--steps", "5", "--batch-size", "8", "--quiet")  # no --force needed
+    assert (out / "weights.safetensors").is_file() and json.loads((out / "config.json").read_text())["steps"] == 5
