@@ -45,9 +45,13 @@ def main() -> None:
         sys.argv.append("--help")
     from gen.cli.stops import report_stop, stops_as_interrupts
 
+    from gen.cli.helptext import plain_help
+
+    command = typer.main.get_command(app)
+    plain_help(command)
     with stops_as_interrupts() as received:
         try:
-            app()
+            command(prog_name="gen")
         except GenError as e:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(2)

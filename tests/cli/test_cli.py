@@ -161,3 +161,28 @@ def test_run_killed_before_its_first_checkpoint_is_retried_without_force(tmp_pat
     assert p.returncode == 2 and "stopped before its first checkpoint, so there is nothing to resume" in p.stderr
     gen_here("train", "vae", "--out", out, "--steps", "5", "--batch-size", "8", "--quiet")  # no --force needed
     assert (out / "weights.safetensors").is_file() and json.loads((out / "config.json").read_text())["steps"] == 5
+
+
+def _commands(command, path=()):
+    """Every command path of the CLI, groups included: ("train", "gan"), ..."""
+    yield path
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _commands(sub, (*path, name))
+
+
+def test_every_help_reads_whole_at_80_columns(monkeypatch):
+    import typer
+
+    from gen.cli import app
+
+    monkeypatch.setenv("COLUMNS", "80")
+    paths = list(_commands(typer.main.get_command(app)))
+    assert ("export",) in paths and ("distill", "progressive") in paths and len(paths) > 25
+    for path in paths:
+        text = gen_here(*path, "--help").stdout
+        assert "…" not in text, path  # nothing cut short
+        assert max(map(len, text.splitlines())) <= 80, (path, max(text.splitlines(), key=len))
+    listing = " ".join(gen_here("distill", "--help").stdout.split())  # summaries whole, wrapped at words
+    assert "each halving trains a v-prediction student to take in one DDIM step what its teacher takes in two;" in listing
+    export = gen_here("export", "--help").stdout
+    assert "(pytorch_lora_weights.safetensors)" in export and "\n  Examples:  gen export runs/ddpm --out bundles/ddpm --fp16\n" in export
