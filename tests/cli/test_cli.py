@@ -186,3 +186,30 @@ def test_every_help_reads_whole_at_80_columns(monkeypatch):
     assert "each halving trains a v-prediction student to take in one DDIM step what its teacher takes in two;" in listing
     export = gen_here("export", "--help").stdout
     assert "(pytorch_lora_weights.safetensors)" in export and "\n  Examples:  gen export runs/ddpm --out bundles/ddpm --fp16\n" in export
+
+
+def test_adding_a_precision_to_a_bundle_keeps_the_ones_it_has(tmp_path):
+    """The README's path: `--fp16` first, then the int8 section's `--int8` onto the same bundle."""
+    from gen.runtime.bundle import load_bundle
+    from gen.trainkit.train import train
+
+    opts = {"widths": [16, 32], "batch_size": 16, "steps": 3, "log_every": 3, "sample_every": 100, "checkpoint_every": 100}
+    run = train("ddpm", "digits", str(tmp_path / "run"), opts, progress=False).path
+    out = tmp_path / "bundle"
+
+    def files():
+        return set(load_bundle(out).components["denoiser"].files)
+
+    gen_here("export", run, "--out", out, "--fp16")
+    cheap = ["--calibration", "4", "--int8-groups", "conv", "--int8-min-psnr", "0", "--int8-min-speedup", "0"]
+    p = gen_here("export", run, "--out", out, "--int8", *cheap)  # the same run: no --force needed
+    assert f"adding int8 to the bundle in {out} (fp32, fp16): keeping fp16" in p.stdout
+    assert files() == {"fp32", "fp16", "int8"}
+    p = gen_here("export", run, "--out", out, "--no-int8", "--force")
+    assert "keeping fp16" in p.stdout and "dropping int8 as asked" in p.stdout and files() == {"fp32", "fp16"}
+
+    import shutil
+
+    other = shutil.copytree(run, tmp_path / "other")
+    p = gen_here("export", other, "--out", out, check=False)  # another run's bundle: still --force
+    assert p.returncode == 2 and "already exists; pass --force" in p.stderr and files() == {"fp32", "fp16"}
