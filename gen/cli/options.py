@@ -84,3 +84,22 @@ def report_written(message: str) -> None:
     processes = launched_processes()
     if launched_rank() == 0:
         typer.echo(message + (f"\ntrained by {processes} processes (data-parallel)" if processes > 1 else ""))
+
+
+def fixed_size(sampler, reconstruct: bool):
+    """(height, width) a local image-to-image or autoencoder bundle fits every --image to, or None
+    (text-to-image takes the image's own size; a served model's size is not known here)."""
+    bundle = getattr(sampler, "bundle", None)
+    if bundle is None or not (reconstruct or "image" in bundle.spec.required):
+        return None
+    return bundle.image.height, bundle.image.width
+
+
+def resize_note(sizes, size) -> str:
+    """' (64x64 input resized to the model's 32x32)' when a fixed-size model got images of another size:
+    said on the output line, never done silently; '' otherwise."""
+    other = sorted({f"{w}x{h}" for h, w in sizes if size is not None and (h, w) != tuple(size)})
+    if not other:
+        return ""
+    return f" ({' and '.join(other)} input{'s' * (len(other) > 1)} resized to the model's {size[1]}x{size[0]})"
+
