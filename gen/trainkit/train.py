@@ -189,6 +189,8 @@ class Stopped:
 
 
 WARM_STEPS = 10  # steps left out of the time estimate (the first ones allocate and warm caches)
+ESTIMATE_RECHECK_S = 30  # the rate is compared with the estimate's this often
+ESTIMATE_CHANGE = 0.3  # a rate this much off (30%) prints a new estimate: one printed once went stale
 
 
 def _train(family, fresh, out, overrides, resume, force, progress, label, w, extend=None, where=None) -> RunDir:
@@ -268,6 +270,7 @@ def _train(family, fresh, out, overrides, resume, force, progress, label, w, ext
     bar = tqdm(total=steps, initial=start, desc=label, unit="step", disable=not progress or not w.main, dynamic_ncols=True)
     estimated = not progress or not w.main
     warm = None  # (time, step) once WARM_STEPS steps are done: the estimate's rate is timed from there
+    said, told = None, None  # (time, step) the rate is timed from, once estimated; the rate last printed
     for step in range(start, steps):
         g = step_generator(config["seed"], step)
         if w.size > 1:  # global batches from the step's generator; each rank's noise from its own
@@ -297,9 +300,19 @@ def _train(family, fresh, out, overrides, resume, force, progress, label, w, ext
             # timed from past the first steps, whose allocations and caches made an early estimate 25% long
             estimated = True
             rate = (done - warm[1]) / (now - warm[0])
+            said, told = (now, done), rate
             bar.write(f"about {_duration((steps - done) / rate)} for the remaining {steps - done} steps at "
-                      f"{rate:.2f} steps/s (2 busy cores or another job running make it longer; "
-                      "--steps sets the total)")
+                      f"{rate:.2f} steps/s, as busy as the cores are now (another job makes it longer; this is "
+                      "updated if the rate changes; --steps sets the total)")
+        elif said is not None and now - said[0] >= ESTIMATE_RECHECK_S and done < steps:
+            rate = (done - said[1]) / (now - said[0])  # of late: another job may have started or ended
+            if abs(rate - told) > ESTIMATE_CHANGE * told:
+                slower = rate < told
+                bar.write(f"now about {_duration((steps - done) / rate)} for the remaining {steps - done} steps at "
+                          f"{rate:.2f} steps/s ({'slower' if slower else 'faster'} than the {told:.2f} steps/s "
+                          f"estimated: the cores are {'busier' if slower else 'freer'})")
+                told = rate
+            said = (now, done)
         if done % config["log_every"] == 0 or done == steps:
             rate = (done - last_log[1]) / max(now - last_log[0], 1e-9)
             last_log = (now, done)
