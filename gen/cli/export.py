@@ -54,7 +54,7 @@ def export(
 
     precisions = ("fp32",) + (("fp16",) if fp16 else ()) + (("int8",) if int8 else ()) + (("int8-trt",) if int8_trt else ())
     # --no-X: leave out a precision an existing bundle has (export keeps them otherwise)
-    drop = tuple(p for p, on in (("fp16", fp16), ("int8", int8), ("int8-trt", int8 is False or int8_trt)) if on is False)
+    drop = tuple(p for p, on in (("fp16", fp16), ("int8", int8), ("int8-trt", False if int8 is False else int8_trt)) if on is False)
     int8_options = Int8Options(calibration=calibration, method=calibration_method, exclude=tuple(int8_exclude or ()),
                                groups=tuple(g.strip() for g in (int8_groups or "").split(",") if g.strip()),
                                min_psnr=int8_min_psnr, min_speedup=int8_min_speedup)
