@@ -135,10 +135,10 @@ def _signal_when(proc, path, sig):
     return proc.returncode, err
 
 
-def test_stopped_run_says_what_it_kept_and_how_to_go_on(tmp_path):
-    # both processes start together: their interpreters' start-up is most of the time
-    early, late = tmp_path / "early", tmp_path / "late"
-    procs = _train_process(early), _train_process(late, "--checkpoint-every", "20")
+def test_stopped_or_killed_run_says_what_it_kept_and_a_retry_needs_no_force(tmp_path):
+    # the three processes start together: their interpreters' start-up is most of the time
+    early, late, killed = tmp_path / "early", tmp_path / "late", tmp_path / "killed"
+    procs = _train_process(early), _train_process(late, "--checkpoint-every", "20"), _train_process(killed)
     code, err = _signal_when(procs[0], early / "config.json", signal.SIGINT)  # Ctrl-C before the first checkpoint
     assert code == 130, err
     assert "before the first checkpoint (every 500 steps): nothing to resume" in err
@@ -152,15 +152,12 @@ def test_stopped_run_says_what_it_kept_and_how_to_go_on(tmp_path):
                                 "--checkpoint-every 20 --resume")
     assert (late / "state.safetensors").is_file() and not (tmp_path / ".late.lock").exists()
 
-
-def test_run_killed_before_its_first_checkpoint_is_retried_without_force(tmp_path):
-    out = tmp_path / "run"
-    code, _ = _signal_when(_train_process(out), out / "config.json", signal.SIGKILL)  # no cleanup can run
-    assert code == -signal.SIGKILL and (out / "config.json").is_file() and not (out / "state.safetensors").exists()
-    p = gen_here("train", "vae", "--out", out, "--steps", "5", "--resume", check=False)
+    code, _ = _signal_when(procs[2], killed / "config.json", signal.SIGKILL)  # no cleanup can run
+    assert code == -signal.SIGKILL and (killed / "config.json").is_file() and not (killed / "state.safetensors").exists()
+    p = gen_here("train", "vae", "--out", killed, "--steps", "5", "--resume", check=False)
     assert p.returncode == 2 and "stopped before its first checkpoint, so there is nothing to resume" in p.stderr
-    gen_here("train", "vae", "--out", out, "--steps", "5", "--batch-size", "8", "--quiet")  # no --force needed
-    assert (out / "weights.safetensors").is_file() and json.loads((out / "config.json").read_text())["steps"] == 5
+    gen_here("train", "vae", "--out", killed, "--steps", "5", "--batch-size", "8", "--quiet")  # no --force needed
+    assert (killed / "weights.safetensors").is_file() and json.loads((killed / "config.json").read_text())["steps"] == 5
 
 
 def _commands(command, path=()):
@@ -201,7 +198,7 @@ def test_adding_a_precision_to_a_bundle_keeps_the_ones_it_has(tmp_path):
         return set(load_bundle(out).components["denoiser"].files)
 
     gen_here("export", run, "--out", out, "--fp16")
-    cheap = ["--calibration", "4", "--int8-groups", "conv", "--int8-min-psnr", "0", "--int8-min-speedup", "0"]
+    cheap = ["--calibration", "1", "--int8-groups", "conv", "--int8-min-psnr", "0", "--int8-min-speedup", "0"]
     p = gen_here("export", run, "--out", out, "--int8", *cheap)  # the same run: no --force needed
     assert f"adding int8 to the bundle in {out} (fp32, fp16): keeping fp16" in p.stdout
     assert files() == {"fp32", "fp16", "int8"}
