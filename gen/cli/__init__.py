@@ -47,11 +47,22 @@ declare_ranges(app)  # every numeric option's range, shown in --help and checked
 def main() -> None:
     if len(sys.argv) == 1:  # bare `gen` is a request for help, not a usage error
         sys.argv.append("--help")
-    try:
-        app()
-    except GenError as e:
-        from gen.trainkit.distributed import launched_rank
+    from gen.cli.stops import report_stop, stops_as_interrupts
 
-        if launched_rank() == 0:  # under torchrun every process parses the same command: one says what is wrong
-            print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    from gen.cli.helptext import plain_help
+
+    command = typer.main.get_command(app)
+    plain_help(command)
+    with stops_as_interrupts() as received:
+        try:
+            command(prog_name="gen")
+        except GenError as e:
+            from gen.trainkit.distributed import launched_rank
+
+            if launched_rank() == 0:  # under torchrun every process parses the same command: one says what is wrong
+                print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
+        except SystemExit as e:
+            if e.code == 130:  # typer's exit for KeyboardInterrupt: Ctrl-C, or SIGTERM (gen.cli.stops)
+                report_stop(e, received)
+            raise

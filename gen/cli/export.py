@@ -20,8 +20,8 @@ def export(
     lora_scale: Annotated[float, typer.Option(help="LoRA strength when fusing (1 = as trained).")] = 1.0,
     textual_inversion: Annotated[Optional[List[str]], typer.Option(help="With --model: a textual inversion to fold in (repeatable): a run of `gen train textual-inversion`, a diffusers-format folder or its learned_embeds.safetensors. Its token joins the bundle's tokenizer and its vectors the text encoder, so prompts on a gen[runtime] host can use it.")] = None,
     out: Annotated[Optional[str], typer.Option(help="Bundle directory to write (gen.json + one .onnx per component + weights/). Default: bundles/<run name>, or bundles/<model>.")] = None,
-    fp16: Annotated[bool, typer.Option(help="Also write fp16 components (fp32 inputs/outputs kept) and record fp16-vs-fp32 parity.")] = False,
-    int8: Annotated[bool, typer.Option(help="Also write int8 components (<component>.int8.onnx): static QDQ calibrated on the components' real inputs recorded while the fp32 bundle samples, op types and float-kept layers chosen by measurement, gated on whole sampling runs against fp32. A component int8 does not speed up keeps its float file.")] = False,
+    fp16: Annotated[Optional[bool], typer.Option("--fp16/--no-fp16", help="Also write fp16 components (fp32 inputs/outputs kept) and record fp16-vs-fp32 parity. Onto an existing bundle (--force, or one exported from this same run, which needs no --force) the precisions it has are kept, made again: --no-fp16, --no-int8, --no-int8-trt leave them out.")] = None,
+    int8: Annotated[Optional[bool], typer.Option("--int8/--no-int8", help="Also write int8 components (<component>.int8.onnx): static QDQ calibrated on the components' real inputs recorded while the fp32 bundle samples, op types and float-kept layers chosen by measurement, gated on whole sampling runs against fp32. A component int8 does not speed up keeps its float file.")] = None,
     calibration: Annotated[Optional[int], typer.Option(help="With --int8: images whose whole sampling runs are recorded for calibration (every step of each; one prompt each for text-to-image). Default: 64, or 8 prompts for text-to-image (a UNet call costs seconds on a CPU).")] = None,
     calibration_method: Annotated[str, typer.Option(help="With --int8: how ranges are read from the recorded activations: minmax, entropy or percentile (99.999).")] = Int8Options.method,
     int8_groups: Annotated[Optional[str], typer.Option(help="With --int8: pin what is quantized instead of timing every combination: comma-separated from conv, convtranspose, linear (MatMul/Gemm with weights), attention (activation-by-activation MatMul).")] = None,
@@ -30,7 +30,7 @@ def export(
     int8_min_speedup: Annotated[float, typer.Option(help="With --int8: quantize a component only if int8 runs it at least this much faster than fp32 per call, as measured during export (0: always, e.g. for size).")] = Int8Options.min_speedup,
     int8_openvino: Annotated[bool, typer.Option(help="With --int8: also write <component>.int8-ov.xml/.bin for --backend openvino, quantized by NNCF on the same recorded inputs (conv, conv+linear or hybrid: linear weights-only), each timed against OpenVINO f32 and gated on image PSNR; needs pip install 'gen[openvino-int8]'.")] = False,
     int8_openvino_only: Annotated[bool, typer.Option(help="With --int8 --int8-openvino: write only the OpenVINO int8 files, not ONNX Runtime's.")] = False,
-    int8_trt: Annotated[bool, typer.Option(help="With --int8: also write <component>.int8-trt.onnx with symmetric int8 activations, the explicit-quantization form TensorRT builds from (precision int8-trt; gated on image PSNR, not on CPU speed; TensorRT itself is unverified here).")] = False,
+    int8_trt: Annotated[Optional[bool], typer.Option("--int8-trt/--no-int8-trt", help="With --int8: also write <component>.int8-trt.onnx with symmetric int8 activations, the explicit-quantization form TensorRT builds from (precision int8-trt; gated on image PSNR, not on CPU speed; TensorRT itself is unverified here).")] = None,
     opset: Annotated[int, typer.Option(help=f"ONNX opset ({OPSETS[0]}-{OPSETS[1]}).")] = DEFAULT_OPSET,
     tolerance: Annotated[float, typer.Option(help="Largest eager-vs-ONNX Runtime difference accepted (max abs).")] = DEFAULT_TOLERANCE,
     classifier: Annotated[Optional[str], typer.Option(help="With a DDPM RUN: a run of `gen train noisy-classifier` (for this or another DDPM with the same image size, classes and noise schedule, e.g. its distilled student) whose classifier joins the bundle, for generate(labels=, classifier_scale=).")] = None,
@@ -56,11 +56,13 @@ def export(
 
     precisions = ("fp32",) + (("fp16",) if fp16 else ()) + (("int8",) if int8 and not int8_openvino_only else ()) \
         + (("int8-trt",) if int8_trt else ()) + (("int8-ov",) if int8_openvino else ())
+    # --no-X: leave out a precision an existing bundle has (export keeps them otherwise)
+    drop = tuple(p for p, on in (("fp16", fp16), ("int8", int8), ("int8-trt", False if int8 is False else int8_trt)) if on is False)
     int8_options = Int8Options(calibration=calibration, method=calibration_method, exclude=tuple(int8_exclude or ()),
                                groups=tuple(g.strip() for g in (int8_groups or "").split(",") if g.strip()),
                                min_psnr=int8_min_psnr, min_speedup=int8_min_speedup)
     int8_options.check()
-    given = [flag for flag, on in (("--int8-trt", int8_trt), ("--int8-openvino", int8_openvino),
+    given = [flag for flag, on in (("--int8-trt", int8_trt is True), ("--int8-openvino", int8_openvino),
                                    ("--int8-openvino-only", int8_openvino_only), ("--int8-exclude", int8_exclude), ("--int8-groups", int8_groups), ("--calibration", calibration is not None),
                                    ("--calibration-method", calibration_method != Int8Options.method),
                                    ("--int8-min-psnr", int8_min_psnr != Int8Options.min_psnr),
@@ -110,7 +112,7 @@ def export(
 
             attached = {"state": with_classifier(run, classifier), "also_from": (classifier,)}
         path = export_run(run, out, precisions=precisions, opset=opset, force=force, tolerance=tolerance, progress=typer.echo,
-                          int8=int8_options, **attached)
+                          int8=int8_options, drop=drop, **attached)
         return _written(path)
     from gen.export.sd_export import export_sd
     from gen.recipes.registry import check_model
@@ -118,7 +120,8 @@ def export(
     check_model(model)
     out = out or str(Path("bundles") / model)
     path = export_sd(model, out, base=base, lora=lora, lora_scale=lora_scale, precisions=precisions, opset=opset, force=force,
-                     tolerance=tolerance, progress=typer.echo, int8=int8_options, embeddings=tuple(textual_inversion or ()))
+                     tolerance=tolerance, progress=typer.echo, int8=int8_options, embeddings=tuple(textual_inversion or ()),
+                     drop=drop)
     _written(path)
 
 

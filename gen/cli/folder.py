@@ -54,13 +54,14 @@ def translate_folder(sampler, folder: str, out: str, seed: int = 0, reconstruct:
                        "them, or choose another --out")
     prompt = arguments.pop("prompt", None)
     batch = BATCH if prompt is None else 1  # text-to-image img2img: one image per prompt and call
-    t0, replaced = time.perf_counter(), 0
+    t0, replaced, sizes_seen = time.perf_counter(), 0, set()
     with typer.progressbar(length=len(files), label="reconstructing" if reconstruct else "translating") as bar:
         for i in range(0, len(files), batch):
             chunk = files[i:i + batch]
             try:
                 images = [as_uint8_nhwc(str(f), f"image {f.name}") for f in chunk]
                 sizes = {im.shape[1:] for im in images}
+                sizes_seen |= {s[:2] for s in sizes}
                 batches = [np.concatenate(images)] if len(sizes) == 1 else images  # mixed sizes go one by one
             except GenError as e:
                 raise GenError(f"{e}; {i} image(s) were written to {out}") from None
@@ -80,6 +81,8 @@ def translate_folder(sampler, folder: str, out: str, seed: int = 0, reconstruct:
                 replaced += target.exists()
                 save_image(target, im)
             bar.update(len(chunk))
-    note = f" ({replaced} replaced)" if replaced else ""
+    from gen.cli.options import fixed_size, resize_note
+
+    note = (f" ({replaced} replaced)" if replaced else "") + resize_note(sizes_seen, fixed_size(sampler, reconstruct))
     typer.echo(f"{len(files)} image{'s' * (len(files) != 1)} in {time.perf_counter() - t0:.2f} s -> {out_dir}/{note}")
 

@@ -78,7 +78,7 @@ def generate(
     from gen.images import image_format, save_grid
     from gen.runtime.sampler import Sampler
 
-    from gen.cli.options import given_options, library_errors_as_flags, require_bundle_or_url
+    from gen.cli.options import fixed_size, given_options, library_errors_as_flags, require_bundle_or_url, resize_note
 
     import os
 
@@ -143,6 +143,11 @@ def generate(
                                           mix_layer=mix_layer, eta=eta, **walk)
             elapsed = time.perf_counter() - t0
             d = None if url else sampler.backend.describe()
+            resize = ""
+            if image is not None and fixed_size(sampler, reconstruct):
+                from gen.runtime.image_input import as_uint8_nhwc
+
+                resize = resize_note({as_uint8_nhwc(image, "image").shape[1:3]}, fixed_size(sampler, reconstruct))
     replaced = os.path.exists(out)
     if image is not None and len(images) == 1:  # one translated image: as it is, not upscaled in a grid
         from gen.images import save_image
@@ -159,4 +164,5 @@ def generate(
     if sampler.plan_note:
         typer.echo(sampler.plan_note)
     providers = sorted({p for v in d.get("providers", {}).values() for p in v})
-    typer.echo(f"{made} on {d['backend']} ({d['device']}, {d['precision']}{', ' + ','.join(providers) if providers else ''}) -> {out}")
+    typer.echo(f"{made} on {d['backend']} ({d['device']}, {d['precision']}{', ' + ','.join(providers) if providers else ''}) -> {out}"
+               f"{resize}")

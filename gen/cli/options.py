@@ -133,3 +133,22 @@ def refuse_resume_changes(ctx, out: str, source: tuple[str, str] | None = None) 
         raise GenError(f"--resume continues {out} as it was started, so it would ignore {'; '.join(changed)}. "
                        "Drop them to continue the run (only --steps, the new total, may change), or train a new run "
                        "with them (another --out, or --force to replace this one)")
+
+
+def fixed_size(sampler, reconstruct: bool):
+    """(height, width) a local image-to-image or autoencoder bundle fits every --image to, or None
+    (text-to-image takes the image's own size; a served model's size is not known here)."""
+    bundle = getattr(sampler, "bundle", None)
+    if bundle is None or not (reconstruct or "image" in bundle.spec.required):
+        return None
+    return bundle.image.height, bundle.image.width
+
+
+def resize_note(sizes, size) -> str:
+    """' (64x64 input resized to the model's 32x32)' when a fixed-size model got images of another size:
+    said on the output line, never done silently; '' otherwise."""
+    other = sorted({f"{w}x{h}" for h, w in sizes if size is not None and (h, w) != tuple(size)})
+    if not other:
+        return ""
+    return f" ({' and '.join(other)} input{'s' * (len(other) > 1)} resized to the model's {size[1]}x{size[0]})"
+

@@ -130,6 +130,7 @@ def quantize_bundle(tmp: Path, manifest, options: Int8Options, precisions, progr
             quantize_openvino(tmp, manifest, options, recorded, reference, progress)
         manifest.export["int8"] = {"calibration_images": images, "method": options.method,
                                    "min_psnr_db": options.min_psnr, "exclude": list(options.exclude),
+                                   "min_speedup": options.min_speedup, "groups": list(options.groups),
                                    "calls_recorded": {k: len(v) for k, v in recorded.items()}}
         write_manifest(tmp / MANIFEST, manifest)
     finally:

@@ -43,18 +43,64 @@ def refuse_existing(out: Path, force: bool, sources=()) -> None:
         refuse_foreign(out, foreign)
 
 
-def _not_written_by_gen(out: Path) -> list[str]:
-    """What a bundle folder holds beyond its manifest's files (top-level names), or ["gen.json (not a gen
-    bundle manifest)"] when gen.json is someone else's: the file name alone proves nothing."""
+def gen_manifest(out: Path):
+    """The manifest of the gen bundle at `out`, or None: no gen.json, or someone else's (the file name
+    alone proves nothing)."""
     from gen.fileio import read_json
     from gen.runtime.manifest import FORMAT, read_manifest
 
     try:
         data = read_json(out / MANIFEST, "bundle manifest")
         if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise GenError("not gen's")
-        manifest = read_manifest(data, str(out / MANIFEST))
+            return None
+        return read_manifest(data, str(out / MANIFEST))
     except GenError:
+        return None
+
+
+def precisions_onto(out: Path, precisions, drop=(), force: bool = False, same=None, int8=None, progress=print):
+    """An export onto the gen bundle already at `out` keeps the precisions it has: they are made again
+    from this source beside the requested ones, unless named in `drop` (--no-fp16, ...). It may
+    replace the bundle with --force, or without when `same(manifest)` says the bundle came from this
+    very source and a precision is added (then nothing is lost). A kept int8 is calibrated with the options
+    the bundle records, unless int8 was asked for. Returns (precisions, may replace, int8 options)."""
+    from gen.runtime.precision import PRECISIONS, check_precision
+
+    manifest = gen_manifest(out) if (out / MANIFEST).is_file() else None
+    had = () if manifest is None else tuple(p for p in PRECISIONS if any(p in c.files for c in manifest.components.values()))
+    adds = any(p not in had for p in precisions)
+    if manifest is None or not (force or (adds and same is not None and same(manifest))):
+        return precisions, force, int8  # nothing there, or refuse_existing asks for --force
+    kept = tuple(p for p in had if p not in precisions and p not in drop)
+    dropped = tuple(p for p in had if p not in precisions and p in drop)
+    if any(check_precision(p).calibrated for p in kept) and not any(check_precision(p).calibrated for p in precisions):
+        int8 = recorded_int8(manifest)
+    added = tuple(p for p in precisions if p not in had)
+    what = "replacing" if force else "adding " + (", ".join(added) or "nothing new") + " to"
+    if kept or dropped or not force:
+        progress(f"{what} the bundle in {out} ({', '.join(had)}): "
+                 + (f"keeping {', '.join(kept)}, made again from this source (--no-{' --no-'.join(kept)} "
+                    "leaves it out)" if kept else "keeping no other precision")
+                 + (f"; dropping {', '.join(dropped)} as asked" if dropped else ""))
+    return export_precisions((*precisions, *kept), int8), True, int8
+
+
+def recorded_int8(manifest):
+    """The int8 options a bundle was calibrated with (gen.json's export.int8), to make it again alike."""
+    from gen.export.int8_options import Int8Options
+
+    r = (manifest.export or {}).get("int8") or {}
+    base = Int8Options()
+    return Int8Options(calibration=r.get("calibration_images"), method=r.get("method", base.method),
+                       groups=tuple(r.get("groups", ())), exclude=tuple(r.get("exclude", ())),
+                       min_psnr=r.get("min_psnr_db", base.min_psnr), min_speedup=r.get("min_speedup", base.min_speedup))
+
+
+def _not_written_by_gen(out: Path) -> list[str]:
+    """What a bundle folder holds beyond its manifest's files (top-level names), or ["gen.json (not a gen
+    bundle manifest)"] when gen.json is someone else's."""
+    manifest = gen_manifest(out)
+    if manifest is None:
         return [UNREADABLE]
     named = [f.path for c in manifest.components.values() for f in c.files.values()]
     named += [f.external_data.path for c in manifest.components.values() for f in c.files.values() if f.external_data]

@@ -17,7 +17,8 @@ from pathlib import Path
 from gen.errors import GenError
 from gen.export.defaults import DEFAULT_OPSET, DEFAULT_TOLERANCE
 from gen.export.onnx_io import (check_images, check_opset, export_checked,
-                                export_precisions, record_weights, refuse_existing, staged_bundle)
+                                export_precisions, precisions_onto, record_weights, refuse_existing,
+                                staged_bundle)
 from gen.recipes.lcm import KEYS as LCM_KEYS
 from gen.runtime.manifest import MANIFEST, write_manifest
 from gen.runtime.precision import check_precision
@@ -34,9 +35,10 @@ LCM_DEFAULTS = {"scheduler": "lcm", "steps": 4, "guidance": 1.0}
 def export_sd(model: str, out: str, base: str | None = None, lora: str | None = None, lora_scale: float = 1.0,
               precisions=("fp32",), opset: int = DEFAULT_OPSET, force: bool = False,
               tolerance: float = DEFAULT_TOLERANCE, image_check: bool = True, progress=print, int8=None,
-              embeddings: tuple[str, ...] = ()) -> Path:
+              embeddings: tuple[str, ...] = (), drop: tuple[str, ...] = ()) -> Path:
     """`embeddings`: textual inversions (files or `gen train textual-inversion` runs) folded into the
-    text encoder's embedding table and the tokenizer, so a host with gen[runtime] reads the new tokens."""
+    text encoder's embedding table and the tokenizer, so a host with gen[runtime] reads the new tokens.
+    With --force the replaced bundle's other precisions are kept unless in `drop`."""
     from gen.nets.families.sd import components_of, save_weights, signatures
     from gen.recipes.registry import load_pipeline
     from gen.runtime.validate import example_feeds
@@ -45,6 +47,7 @@ def export_sd(model: str, out: str, base: str | None = None, lora: str | None = 
     precisions = export_precisions(precisions, int8)
     out = Path(out)
     sources = (base if base and Path(base).exists() else None, lora, *embeddings)
+    precisions, force, int8 = precisions_onto(out, precisions, drop, force, int8=int8, progress=progress)
     refuse_existing(out, force, sources)
     resolved = load_pipeline(model, base, lora, lora_scale, progress=progress, embeddings=tuple(embeddings))
     pipe = resolved.pipe

@@ -198,8 +198,11 @@ def _evaluate(run_path, config, sampler, n, seed, options, inception, progress) 
         return evaluate_translation(run_path, config, sampler, progress)
     if n < 10:
         raise GenError(f"--n must be at least 10 to fit feature statistics, got {n}")
+    used = {}
     if accepted:  # bad values (--steps 0, --scheduler foo) refused now, not after minutes of training and sampling
-        bundle.spec.bind(bundle, {k: v for k, v in options.items() if v is not None}, sampler.limits)
+        probe = {"n": 10, "labels": np.arange(10) % config["num_classes"]} if "labels" in accepted else {}
+        bound = bundle.spec.bind(bundle, {**{k: v for k, v in options.items() if v is not None}, **probe}, sampler.limits)
+        used = bundle.spec.sampling_used(bundle, bound)  # what it samples at, defaults included: said, not implied
     t0 = time.perf_counter()
     data = load_dataset(config["data"], config["image_size"], config["channels"])
     reconstruction = None
@@ -219,7 +222,8 @@ def _evaluate(run_path, config, sampler, n, seed, options, inception, progress) 
     # labels are requested where the bundle takes them: a conditional model, or one with a noisy classifier
     conditional = "labels" in bundle.spec.accepts(bundle)
     labels = np.arange(n) % config["num_classes"] if conditional else None
-    progress(f"sampling {n} images from {run_path} ...")
+    at = ", ".join(f"{k} {v}" for k, v in used.items())
+    progress(f"sampling {n} images from {run_path}{f' ({at})' if at else ''} ...")
     fake = sample_with(sampler, n, seed, labels=labels, **options)
     progress(f"  {time.perf_counter() - t0:.1f} s; scoring them against {len(data.test_x)} held-out images ...")
     t_sample = time.perf_counter() - t0
@@ -252,7 +256,7 @@ def _evaluate(run_path, config, sampler, n, seed, options, inception, progress) 
     result = {
         "run": str(Path(run_path).resolve()), "family": config["family"], "data": config["data"], "n": n, "seed": seed,
         **({"reconstruction": reconstruction} if reconstruction else {}),
-        "held_out_images": int(len(data.test_x)), "sampling": options or "run defaults",
+        "held_out_images": int(len(data.test_x)), "sampling": used,
         "metrics": {k: round(v, 4) for k, v in metrics.items()},
         "reference": {k: round(v, 4) for k, v in reference.items()},
         "classifier": classifier,

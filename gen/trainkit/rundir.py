@@ -28,6 +28,8 @@ STEP_GRID = re.compile(r"samples_(\d+)steps\.png")  # a few-step student's grid 
 # what --force replaces; anything else in a replaced run is carried over as the user's own
 RUN_DIRS = ("samples", "class_images", "unet", "vae", "text_encoder", "tokenizer", "scheduler", "feature_extractor",
             "safety_checker")
+# what a run writes before its first checkpoint or result: a run holding nothing else has nothing to keep
+BEFORE_CHECKPOINT = ("config.json", "metrics.jsonl", "samples", "samples_before.png", "class_images")
 
 
 def written_by_gen(name: str) -> bool:
@@ -67,11 +69,16 @@ class RunDir:
         if resume:
             if not self.is_run():
                 raise GenError(f"--resume: {self.path} holds no run (no config.json); drop --resume to start one")
+            if self.unstarted():
+                raise GenError(f"--resume: {self.path} stopped before its first checkpoint, so there is nothing to "
+                               "resume; run the same command without --resume to start it again")
             if not self.state_path.is_file():
                 raise GenError(f"--resume: {self.path} has no state.safetensors checkpoint to resume from")
             return
         if self.path.exists() and not self.path.is_dir():
             raise GenError(f"--out {self.path} exists and is not a directory")
+        if self.unstarted():
+            return  # a killed run's leftovers: `claim` clears them under the lock (a live writer holds it)
         if self.path.is_dir() and any(self.path.iterdir()):
             if not force:
                 what = "another run" if self.is_run() else "other files"
@@ -91,8 +98,9 @@ class RunDir:
         `.NAME.new-PID`, and `commit` swaps it in at the end, so the old run survives until the new
         one is complete: a full disk, a kill or a diverged loss costs only the new run.
 
-        Called only after the new run's data and config have been validated.
+        Called only after the new run's data and config have been validated, under the output's lock.
         """
+        self.discard_unstarted(keep_dir=True)
         if force and self.is_run():
             from gen.outputs import absolute
 
@@ -103,6 +111,14 @@ class RunDir:
             return work
         self.path.mkdir(parents=True, exist_ok=True)
         return self
+
+    def unstarted(self) -> bool:
+        """gen's own run that stopped before its first checkpoint (killed, even by SIGKILL, which no
+        cleanup sees): only its config, logs and sample grids, all gen's, so nothing to resume or keep.
+        A new run takes its place without --force; whether its writer still lives, the lock says."""
+        if not self.is_run():
+            return False
+        return all(e.name in BEFORE_CHECKPOINT for e in self.path.iterdir())
 
     def discard_unstarted(self, keep_dir: bool) -> bool:
         """A new run stopped before its first checkpoint holds only its config and logs: nothing to

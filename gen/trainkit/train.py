@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -157,26 +158,48 @@ def train_with(out: str, family: str, fresh, overrides: dict, resume: bool = Fal
         raise
     existed = Path(out).exists()
     w = world()  # under torchrun: this process's rank; rank 0 alone writes (gen.trainkit.distributed)
+    where = Stopped(out=str(out), state_path=str(RunDir(out).state_path))
     with output_lock(out) if w.main else contextlib.nullcontext():
         try:
             run = _train(family, fresh, out, overrides, resume, force, progress, label or f"train {family}", w, extend,
-                         threads)
-        except BaseException:
+                         threads, where)
+        except BaseException as e:
             if w.main:
                 remove_stale(absolute(out))  # a replacement that did not finish leaves no staging behind
                 if not resume:
                     RunDir(out).discard_unstarted(keep_dir=existed)
+                if isinstance(e, KeyboardInterrupt):  # Ctrl-C or SIGTERM: the CLI says what was kept
+                    e.gen_stopped = where
             finish(w, ok=False)
             raise
         finish(w, ok=True)
         return run
 
 
+@dataclass
+class Stopped:
+    """How far a run got when it was stopped (Ctrl-C, SIGTERM), for the notice of what it kept:
+    the step reached, the step of the checkpoint on disk (None: none), whether it was replacing a run
+    (--force: the new one is discarded, the old one untouched)."""
+
+    out: str
+    state_path: str
+    step: int = 0
+    total: int | None = None
+    checkpoint: int | None = None
+    every: int | None = None
+    replacing: bool = False
+
+
 WARM_STEPS = 10  # steps left out of the time estimate (the first ones allocate and warm caches)
+ESTIMATE_RECHECK_S = 30  # the rate is compared with the estimate's this often
+ESTIMATE_CHANGE = 0.3  # a rate this much off (30%) prints a new estimate: one printed once went stale
 
 
-def _train(family, fresh, out, overrides, resume, force, progress, label, w, extend=None, threads=None) -> RunDir:
-    """`extend`: how to train a finished run further, where it is not a larger --steps."""
+def _train(family, fresh, out, overrides, resume, force, progress, label, w, extend=None, threads=None,
+           where=None) -> RunDir:
+    """`extend`: how to train a finished run further, where it is not a larger --steps; `where`: a
+    Stopped that follows the progress."""
     import torch
     from tqdm import tqdm
 
@@ -219,6 +242,9 @@ def _train(family, fresh, out, overrides, resume, force, progress, label, w, ext
         run.truncate_metrics(start)
     else:
         run = target.claim(force) if w.main else run
+    where = where or Stopped(out=str(out), state_path=str(target.state_path))
+    where.step, where.total, where.every = start, config["steps"], config["checkpoint_every"]
+    where.checkpoint, where.replacing = (start if resume else None), run is not target
     run.write_config(config)
 
     x, y = torch.from_numpy(data.train_x), torch.from_numpy(data.train_y)
@@ -242,7 +268,7 @@ def _train(family, fresh, out, overrides, resume, force, progress, label, w, ext
     def checkpoint(step):
         nonlocal last_checkpoint
         run.save_state(*pack(trainer.modules, trainer.optimizers, step))
-        last_checkpoint = step
+        last_checkpoint = where.checkpoint = step
 
     steps, t0, done = config["steps"], time.perf_counter(), start
     last_log = (t0, start)  # metrics.jsonl's steps_per_s is the rate since the previous record
@@ -252,6 +278,7 @@ def _train(family, fresh, out, overrides, resume, force, progress, label, w, ext
     if governor and progress:
         bar.write(f"training on {governor.describe()}")
     warm = None  # (time, step) once WARM_STEPS steps are done: the estimate's rate is timed from there
+    said, told = None, None  # (time, step) the rate is timed from, once estimated; the rate last printed
     for step in range(start, steps):
         g = step_generator(config["seed"], step)
         if w.size > 1:  # global batches from the step's generator; each rank's noise from its own
@@ -271,7 +298,7 @@ def _train(family, fresh, out, overrides, resume, force, progress, label, w, ext
                 kept = f"the run being replaced in {out} is untouched"
             raise GenError(f"training diverged at step {step + 1}: {k} = {v}; {kept}. Lower --lr or change "
                            "the loss settings")
-        done = step + 1
+        done = where.step = step + 1
         if governor:
             governor.tick()
         bar.update(1)
@@ -283,9 +310,19 @@ def _train(family, fresh, out, overrides, resume, force, progress, label, w, ext
             # timed from past the first steps, whose allocations and caches made an early estimate 25% long
             estimated = True
             rate = (done - warm[1]) / (now - warm[0])
+            said, told = (now, done), rate
             bar.write(f"about {_duration((steps - done) / rate)} for the remaining {steps - done} steps at "
-                      f"{rate:.2f} steps/s (2 busy cores or another job running make it longer; "
-                      "--steps sets the total)")
+                      f"{rate:.2f} steps/s, as busy as the cores are now (another job makes it longer; this is "
+                      "updated if the rate changes; --steps sets the total)")
+        elif said is not None and now - said[0] >= ESTIMATE_RECHECK_S and done < steps:
+            rate = (done - said[1]) / (now - said[0])  # of late: another job may have started or ended
+            if abs(rate - told) > ESTIMATE_CHANGE * told:
+                slower = rate < told
+                bar.write(f"now about {_duration((steps - done) / rate)} for the remaining {steps - done} steps at "
+                          f"{rate:.2f} steps/s ({'slower' if slower else 'faster'} than the {told:.2f} steps/s "
+                          f"estimated: the cores are {'busier' if slower else 'freer'})")
+                told = rate
+            said = (now, done)
         if done % config["log_every"] == 0 or done == steps:
             rate = (done - last_log[1]) / max(now - last_log[0], 1e-9)
             last_log = (now, done)

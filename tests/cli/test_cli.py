@@ -115,3 +115,98 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
     a, _ = load_safetensors(tmp_path / "straight" / "weights.safetensors")
     b, _ = load_safetensors(killed / "weights.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+
+def _train_process(out, *extra):
+    """A real `gen train vae` process into `out`, long enough to be stopped."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    args = ["train", "vae", "--out", str(out), "--steps", "100000", "--batch-size", "8", "--quiet", *extra]
+    return subprocess.Popen([*GEN, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _signal_when(proc, path, sig):
+    """Send `sig` once `path` exists; (returncode, stderr)."""
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and not path.exists():
+        time.sleep(0.02)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    return proc.returncode, err
+
+
+def test_stopped_or_killed_run_says_what_it_kept_and_a_retry_needs_no_force(tmp_path):
+    # the three processes start together: their interpreters' start-up is most of the time
+    early, late, killed = tmp_path / "early", tmp_path / "late", tmp_path / "killed"
+    procs = _train_process(early), _train_process(late, "--checkpoint-every", "20"), _train_process(killed)
+    code, err = _signal_when(procs[0], early / "config.json", signal.SIGINT)  # Ctrl-C before the first checkpoint
+    assert code == 130, err
+    assert "before the first checkpoint (every 500 steps): nothing to resume" in err
+    assert f"start again with: gen train vae --out {early} --steps 100000" in err and "--resume" not in err
+    assert not early.exists() and not (tmp_path / ".early.lock").exists()  # so the retry needs no --force
+
+    code, err = _signal_when(procs[1], late / "state.safetensors", signal.SIGTERM)  # after one
+    assert code == 143, err
+    assert "; kept the checkpoint at step " in err and f"({late / 'state.safetensors'})" in err
+    assert err.strip().endswith(f"resume with: gen train vae --out {late} --steps 100000 --batch-size 8 --quiet "
+                                "--checkpoint-every 20 --resume")
+    assert (late / "state.safetensors").is_file() and not (tmp_path / ".late.lock").exists()
+
+    code, _ = _signal_when(procs[2], killed / "config.json", signal.SIGKILL)  # no cleanup can run
+    assert code == -signal.SIGKILL and (killed / "config.json").is_file() and not (killed / "state.safetensors").exists()
+    p = gen_here("train", "vae", "--out", killed, "--steps", "5", "--resume", check=False)
+    assert p.returncode == 2 and "stopped before its first checkpoint, so there is nothing to resume" in p.stderr
+    gen_here("train", "vae", "--out", killed, "--steps", "5", "--batch-size", "8", "--quiet")  # no --force needed
+    assert (killed / "weights.safetensors").is_file() and json.loads((killed / "config.json").read_text())["steps"] == 5
+
+
+def _commands(command, path=()):
+    """Every command path of the CLI, groups included: ("train", "gan"), ..."""
+    yield path
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _commands(sub, (*path, name))
+
+
+def test_every_help_reads_whole_at_80_columns(monkeypatch):
+    import typer
+
+    from gen.cli import app
+
+    monkeypatch.setenv("COLUMNS", "80")
+    paths = list(_commands(typer.main.get_command(app)))
+    assert ("export",) in paths and ("distill", "progressive") in paths and len(paths) > 25
+    for path in paths:
+        text = gen_here(*path, "--help").stdout
+        assert "…" not in text, path  # nothing cut short
+        assert max(map(len, text.splitlines())) <= 80, (path, max(text.splitlines(), key=len))
+    listing = " ".join(gen_here("distill", "--help").stdout.split())  # summaries whole, wrapped at words
+    assert "each halving trains a v-prediction student to take in one DDIM step what its teacher takes in two;" in listing
+    export = gen_here("export", "--help").stdout
+    assert "(pytorch_lora_weights.safetensors)" in export and "\n  Examples:  gen export runs/ddpm --out bundles/ddpm --fp16\n" in export
+
+
+def test_adding_a_precision_to_a_bundle_keeps_the_ones_it_has(tmp_path):
+    """The README's path: `--fp16` first, then the int8 section's `--int8` onto the same bundle."""
+    from gen.runtime.bundle import load_bundle
+    from gen.trainkit.train import train
+
+    opts = {"widths": [16, 32], "batch_size": 16, "steps": 3, "log_every": 3, "sample_every": 100, "checkpoint_every": 100}
+    run = train("ddpm", "digits", str(tmp_path / "run"), opts, progress=False).path
+    out = tmp_path / "bundle"
+
+    def files():
+        return set(load_bundle(out).components["denoiser"].files)
+
+    gen_here("export", run, "--out", out, "--fp16")
+    cheap = ["--calibration", "1", "--int8-groups", "conv", "--int8-min-psnr", "0", "--int8-min-speedup", "0"]
+    p = gen_here("export", run, "--out", out, "--int8", *cheap)  # the same run: no --force needed
+    assert f"adding int8 to the bundle in {out} (fp32, fp16): keeping fp16" in p.stdout
+    assert files() == {"fp32", "fp16", "int8"}
+    p = gen_here("export", run, "--out", out, "--no-int8", "--force")
+    assert "keeping fp16" in p.stdout and "dropping int8 as asked" in p.stdout and files() == {"fp32", "fp16"}
+
+    import shutil
+
+    other = shutil.copytree(run, tmp_path / "other")
+    p = gen_here("export", other, "--out", out, check=False)  # another run's bundle: still --force
+    assert p.returncode == 2 and "already exists; pass --force" in p.stderr and files() == {"fp32", "fp16"}

@@ -1,9 +1,7 @@
 """A repository's model names (pipelines and their NAME_COMPONENT models) are checked for collisions
 before anything is written."""
 
-import pytest
 
-from gen.errors import GenError
 from tests.cli.test_cli import gen_here
 
 

@@ -72,3 +72,13 @@ def test_eval_refuses_bad_arguments_before_any_data_or_sampling(tmp_path, monkey
     with pytest.raises(GenError, match=message):
         evaluate.evaluate_run(str(run.path), n=20, **options)
     assert not run.eval_path.exists()
+
+
+def test_eval_reports_the_steps_and_scheduler_it_sampled_with(tmp_path):
+    run = train("ddpm", "digits", str(tmp_path / "run"), {"widths": [8, 16], "batch_size": 8, "steps": 2,
+                                                           "sample_every": 1000, "checkpoint_every": 1000}, progress=False)
+    lines = []
+    result = evaluate_run(str(run.path), n=10, progress=lines.append)  # the run's defaults: said, not implied
+    assert result["sampling"] == {"scheduler": "ddim", "steps": 50}
+    assert f"sampling 10 images from {run.path} (scheduler ddim, steps 50) ..." in lines
+    assert json.loads(run.eval_path.read_text())["sampling"] == {"scheduler": "ddim", "steps": 50}

@@ -99,12 +99,14 @@ def test_bundle_ort_eager_fp16_and_image_rules(bundles):
 def test_cli_translates_one_image_and_a_folder(bundles, tmp_path):
     rng = np.random.default_rng(2)
     (tmp_path / "in").mkdir()
-    for i in range(3):
-        Image.fromarray(rng.integers(0, 256, (32, 32), dtype=np.uint8)).save(tmp_path / "in" / f"p{i}.png")
+    for i in range(3):  # twice the model's size: resized, and said so
+        Image.fromarray(rng.integers(0, 256, (64, 64), dtype=np.uint8)).save(tmp_path / "in" / f"p{i}.png")
     p = gen("generate", bundles["pix2pix"], "--image", tmp_path / "in" / "p0.png", "--out", tmp_path / "one.png")
     assert Image.open(tmp_path / "one.png").size == (32, 32)  # the image itself, not a grid
+    assert p.stdout.strip().endswith(f"-> {tmp_path / 'one.png'} (64x64 input resized to the model's 32x32)")
     p = gen("generate", bundles["pix2pix"], "--image", tmp_path / "in", "--out", tmp_path / "out")
     assert "3 images" in p.stdout and sorted(f.name for f in (tmp_path / "out").iterdir()) == ["p0.png", "p1.png", "p2.png"]
+    assert "(64x64 input resized to the model's 32x32)" in p.stdout
     one = np.asarray(Image.open(tmp_path / "one.png"))
     assert np.array_equal(one, np.asarray(Image.open(tmp_path / "out" / "p0.png")))
     (tmp_path / "out" / "p1.png").write_bytes(b"mine")  # same-name files: refused before a byte is written

@@ -168,3 +168,28 @@ def test_force_keeps_the_old_run_when_the_new_arguments_are_bad(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert (run.weights_path.stat().st_mode & 0o777) == 0o666 & ~umask  # not mkstemp's 0600
+
+
+def test_the_time_estimate_is_corrected_when_the_rate_changes(tmp_path, monkeypatch, capsys):
+    """A one-time estimate went stale when another job took the cores: a new one is printed. The clock is
+    the loop's own (steps here take no real time): 0.01 s a step, then 0.05 s from step 70 on."""
+    import types
+
+    import gen.trainkit.train as loop
+
+    clock = {"t": 0.0, "calls": 0}
+
+    def perf_counter():
+        clock["calls"] += 1  # one call per step after the first
+        clock["t"] += 0.01 if clock["calls"] < 70 else 0.05
+        return clock["t"]
+
+    monkeypatch.setattr(loop, "time", types.SimpleNamespace(perf_counter=perf_counter))
+    monkeypatch.setattr(loop, "ESTIMATE_RECHECK_S", 0.3)
+    train("vae", "digits", str(tmp_path / "run"), {"steps": 120, "width": 8, "batch_size": 8, "sample_every": 1000,
+                                                   "checkpoint_every": 1000}, progress=True)
+    out = capsys.readouterr().out
+    assert "for the remaining" in out and "steps/s, as busy as the cores are now" in out
+    updates = [line for line in out.splitlines() if line.startswith("now about")]
+    assert updates and "(slower than the 100.00 steps/s estimated: the cores are busier)" in updates[0]
+    assert " steps at 20.00 steps/s (slower than the " in updates[-1]  # it settles on the new rate

@@ -108,6 +108,11 @@ class Family:
             limits = dataclasses.replace(limits, pixels=4 * bundle.image.height * bundle.image.width)
         return limits.merged(overrides)
 
+    def sampling_used(self, bundle, args: dict) -> dict:
+        """The sampling settings a call with bound `args` runs at, defaults filled in, for reports
+        (`gen eval`'s "sampling"): here, what was given."""
+        return {k: v for k, v in args.items() if k in self.takes and k not in ("labels", "image", "mask")}
+
     def bind(self, bundle, arguments: dict, limits: Limits | None = None) -> dict:
         """Validated arguments: unknown names, arguments this bundle does not take, bad values and
         values past `limits` are refused here, naming the argument, before any network runs.

@@ -48,6 +48,14 @@ class DiffusionFamily(Family):
             raise GenError(str(e), "steps") from None
         return sched
 
+    def sampling_used(self, bundle, args: dict) -> dict:
+        s = bundle.sampling
+        used = {**super().sampling_used(bundle, args), "scheduler": args.get("scheduler") or s.default_scheduler,
+                "steps": int(args.get("steps", s.default_steps))}
+        if "guidance" in self.accepts(bundle):
+            used["guidance"] = self.guidance(bundle, args)
+        return used
+
     def guidance(self, bundle, args: dict) -> float:
         return float(args.get("guidance", bundle.sampling.guidance))
 
