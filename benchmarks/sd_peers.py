@@ -210,8 +210,10 @@ def run_peer(name: str, model: Path, args, repeats: int, *extra: str) -> tuple[d
     if p.returncode != 0:
         raise SystemExit(f"{name} runner failed:\n{p.stderr[-3000:]}")
     r = json.loads(out.read_text())
-    r["stages"] = [{k[:-2]: s[k] for k in ("text_encoder_s", "unet_s", "vae_decoder_s")} for s in r.get("stages", [])]
-    return r, (np.load(images).transpose(0, 3, 1, 2) * 2 - 1 if "--convert-from" not in extra else None)
+    if "--convert-from" in extra:
+        return r, None
+    r["stages"] = [{k[:-2]: s[k] for k in ("text_encoder_s", "unet_s", "vae_decoder_s")} for s in r["stages"]]
+    return r, np.load(images).transpose(0, 3, 1, 2) * 2 - 1
 
 
 def convert_optimum_intel(name: str, base: Path, args) -> dict:
