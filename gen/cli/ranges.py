@@ -55,7 +55,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "min_psnr": (0, 200), "threshold": (1, 10), "max_seconds": (10, 3600), "tune.n": (1, 256), "tune.steps": (1, 1000),
     # bench, demo, serve
     "requests": (1, 10**6), "repeats": (1, 10**4), "warmup": (0, 10**4), "port": PORT, "http_port": PORT,
-    "grpc_port": PORT, "concurrency": (1, 1024), "queue": (0, 10**5), "max_body_mb": (0.001, 4096),
+    "grpc_port": PORT, "concurrency": (1, 1024), "queue": (0, 10**5), "max_body_mb": (0.1, 1024),
     "max_batch": (1, 4096), "instances": (1, 256), "max_steps": (1, 10**4), "max_pixels": (64, 2**26),
     "max_prompt_chars": (1, 10**6),  # the default cap is 2000 (gen.runtime.families.Limits); a server may raise it
     "timeout": (0.1, 86400), "watch": (0, 86400),  # 0: no watching

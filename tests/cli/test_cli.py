@@ -138,7 +138,9 @@ def _signal_when(proc, path, sig):
 def test_stopped_or_killed_run_says_what_it_kept_and_a_retry_needs_no_force(tmp_path):
     # the three processes start together: their interpreters' start-up is most of the time
     early, late, killed = tmp_path / "early", tmp_path / "late", tmp_path / "killed"
-    procs = _train_process(early), _train_process(late, "--checkpoint-every", "20"), _train_process(killed)
+    # the killed one is signalled last, after the others ran on: no checkpoint of its own before then
+    procs = (_train_process(early), _train_process(late, "--checkpoint-every", "20"),
+             _train_process(killed, "--checkpoint-every", "1000000"))
     code, err = _signal_when(procs[0], early / "config.json", signal.SIGINT)  # Ctrl-C before the first checkpoint
     assert code == 130, err
     assert "before the first checkpoint (every 500 steps): nothing to resume" in err

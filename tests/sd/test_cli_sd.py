@@ -66,4 +66,4 @@ def test_generate_img2img_and_inpainting_from_files(sd_bundle, tmp_path):
     assert (tmp_path / "b.png").is_file()
     p = gen("generate", sd_bundle, "--prompt", "x", "--image", tmp_path / "in.png", "--strength", "2",
             "--out", tmp_path / "c.png", check=False)
-    assert p.returncode == 2 and "strength must be in (0, 1], got 2.0" in p.stderr and not (tmp_path / "c.png").exists()
+    assert p.returncode == 2 and "--strength must be from 0 to 1, got 2.0" in p.stderr and not (tmp_path / "c.png").exists()

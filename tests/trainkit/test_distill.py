@@ -241,7 +241,7 @@ def test_the_cli_names_the_grids_it_wrote(teacher, tmp_path):
                  "--steps-per-halving", "3", "--batch-size", "8", "--quiet")
     assert "samples at 1/2 steps" in p.stdout and f"gen export {tmp_path / 's'}" in p.stdout
     for steps, message in (("9", "--steps 9 is past this student's range of 1..8: it was distilled to sample in 2 steps"),
-                           ("0", "--steps must be at least 1, got 0")):  # gen eval words the sampler's errors as flags
+                           ("0", "--steps must be from 1 to 10000, got 0")):  # gen eval words the sampler's errors as flags
         p = gen_here("eval", tmp_path / "s", "--steps", steps, check=False)
         assert p.returncode == 2 and message in p.stderr, p.stderr
 

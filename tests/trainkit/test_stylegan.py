@@ -97,4 +97,4 @@ def test_cli_walk_strip_and_gif(bundles, tmp_path):
     gif = Image.open(tmp_path / "walk.gif")
     assert gif.n_frames == 6
     p = gen("generate", bundles["stylegan"], "--psi", "2", "--out", tmp_path / "x.png", check=False)
-    assert p.returncode == 2 and "psi must be in [0, 1]" in p.stderr and not (tmp_path / "x.png").exists()
+    assert p.returncode == 2 and "--psi must be from 0 to 1, got 2.0" in p.stderr and not (tmp_path / "x.png").exists()

@@ -10,6 +10,7 @@ from gen.runtime.host import usable_cores
 
 SCRIPT = """
 import subprocess, sys, time
+import torch  # imported before the neighbour starts: its import alone takes seconds
 from gen.trainkit.threads import ThreadGovernor
 burn = subprocess.Popen([sys.executable, "-c", "import time\\nt = time.time()\\nwhile time.time() - t < 2.5: pass"])
 time.sleep(0.2)
