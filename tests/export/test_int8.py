@@ -345,6 +345,7 @@ def test_nncf_int8_for_openvino_is_written_as_ir_recorded_and_gated(run, tmp_pat
         Sampler(str(out), backend="ort", precision="int8-ov")
 
 
+@pytest.mark.slow  # a second NNCF export (~8 s); the gate's refusal path is ORT's, tested above, with this wording
 def test_nncf_int8_below_the_gate_writes_nothing(run, tmp_path):
     pytest.importorskip("nncf", reason="NNCF is not installed (pip install 'gen[openvino-int8]')")
     with pytest.raises(GenError, match=r"int8 on OpenVINO: images reach .* below the gate --int8-min-psnr 200, with every "

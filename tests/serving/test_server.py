@@ -449,6 +449,7 @@ def test_the_demo_serves_a_triton_model(server, bundles, scheme):
     assert all(np.array_equal(a, images[:1]) for _, a in answers)
 
 
+@pytest.mark.slow  # ~40 s: its own Triton server, whose shutdown waits for the demo's keep-alive connection
 def test_the_demo_marks_a_server_that_went_away_unavailable_and_keeps_its_bundles(bundles, tmp_path):
     """`gen demo BUNDLE --url URL`: the Triton server stops; the pages and /api/models still answer,
     the served model says why it is unavailable (503 to a request), the bundle still generates. A

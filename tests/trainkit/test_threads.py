@@ -11,19 +11,21 @@ from gen.runtime.host import usable_cores
 SCRIPT = """
 import subprocess, sys, time
 import torch  # imported before the neighbour starts: its import alone takes seconds
+import gen.trainkit.threads as threads
+threads.CHECK_SECONDS = 1.0  # windows of a second: twice /proc/stat's shortest trusted one
 from gen.trainkit.threads import ThreadGovernor
-burn = subprocess.Popen([sys.executable, "-c", "import time\\nt = time.time()\\nwhile time.time() - t < 2.5: pass"])
+burn = subprocess.Popen([sys.executable, "-c", "import time\\nt = time.time()\\nwhile time.time() - t < 1.6: pass"])
 time.sleep(0.2)
 lines = []
 g = ThreadGovernor(None, log=lines.append)
 start = g.threads
 t = time.time()
-while time.time() - t < 2.3:
+while time.time() - t < 1.25:
     g.tick(); time.sleep(0.01)
 busy = g.threads
 burn.wait()
 t = time.time()
-while time.time() - t < 2.3:
+while time.time() - t < 1.25:
     g.tick(); time.sleep(0.01)
 print(start, busy, g.threads)
 print("\\n".join(lines))
