@@ -33,9 +33,11 @@ def export_once(run: str, out: Path) -> dict:
         parity = json.loads((out / "gen.json").read_text())["parity"]["denoiser"]["ort_int8_vs_fp32"]
         decision = "refused: kept float" if "kept_float" in parity else "written"
         figure = parity.get("speed")
-    else:
+    elif "int8" in (lines[-1] if lines else ""):  # the export's own verdict on int8
         decision = "undecided" if "undecided" in lines[-1] else "refused"
         figure = None
+    else:
+        raise SystemExit(f"gen export failed for another reason: {lines[-1] if lines else p.returncode}")
     return {"decision": decision, "seconds": round(time.time() - t0, 1), "speed": figure,
             "timing_lines": [line.strip() for line in lines if "interval" in line], "last_line": lines[-1] if lines else ""}
 

@@ -16,9 +16,9 @@ for pair in "ddpm:$ddpm:--steps 50 --batch 16:--n 16 --steps 50" "gan:$gan:--bat
   # every precision the plan may choose: ORT int8 and NNCF's int8-ov (speed rule off: the plan decides)
   "$gen" export "$run" --out "$b/$name" --int8 --int8-openvino --int8-min-speedup 0 --force > "$b/$name-export.log" 2>&1
   # shellcheck disable=SC2086
-  "$gen" tune "$b/$name" $tune --max-seconds 240 | tee "$b/$name-tune.log"
+  "$gen" tune "$b/$name" $tune --max-seconds 90 | tee "$b/$name-tune.log"
   # shellcheck disable=SC2086
-  "$gen" bench "$b/$name" --backends ort,openvino,auto --precisions fp32,int8,int8-ov $bench --repeats 20 \
+  "$gen" bench "$b/$name" --backends ort,openvino,auto --precisions fp32,int8,int8-ov $bench --repeats 10 \
     --json "$out/plan_bench_$name.json" | tee "$b/$name-bench.log"
   "$gen" eval "$b/$name" --backend ort --json "$out/plan_eval_${name}_ort_fp32.json" > /dev/null
   "$gen" eval "$b/$name" --backend auto --json "$out/plan_eval_${name}_plan.json" > /dev/null

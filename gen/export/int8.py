@@ -432,12 +432,12 @@ def _gate(tmp, manifest, plans, precision, options, work, reference, progress) -
     manifest.parity[f"images_{precision}_vs_fp32"] = record
 
 
-_NOISY = ("The timings were too noisy to tell (another process on these cores?): re-run on idle cores; "
-          "--int8-min-speedup 0 ships int8 without the speed rule")
+_NOISY = ("Its speed-up is too close to the rule, or the timings too noisy (another process on these cores?), to "
+          "tell: re-run on idle cores, choose the rule with --int8-min-speedup (0 ships int8 without it)")
 
 
 def _verdict(decision: str) -> str:
-    return "int8 does not pay here" if decision == NOT_FASTER else f"{UNDECIDED}, too noisy to tell"
+    return "int8 does not pay here" if decision == NOT_FASTER else f"{UNDECIDED}, too close or too noisy to tell"
 
 
 def _speed_text(c: Candidate) -> str:

@@ -119,7 +119,7 @@ def tune(bundle_path: str, n: int = 1, steps: int | None = None, threads: int | 
                     mixed.close()
             log(f"  timing whole sampling calls ({', '.join(f'{k}={v}' for k, v in arguments.items())}) ...")
             end_to_end = Race({name: (lambda s=s: check_images(s, **arguments)) for name, s in samplers.items()},
-                              label(DEFAULT), threshold, max_seconds=max_seconds / 2, block_seconds=0.0).run()
+                              label(DEFAULT), threshold, max_seconds=max_seconds / 2).run()
         for name, summary in end_to_end.items():
             log(f"    {name}: {describe(summary)}")
     finally:
