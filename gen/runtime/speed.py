@@ -95,7 +95,7 @@ class Race:
     threshold: float = 1.0
     confidence: float = CONFIDENCE
     min_blocks: int = MIN_BLOCKS
-    max_blocks: int = 15
+    max_blocks: int = 60  # the time cap usually ends it first; more blocks narrow an interval near the threshold
     max_seconds: float = 60.0
     block_seconds: float = 0.2  # each contender's share of one block
     estimates: dict[str, Estimate] = field(default_factory=dict)
