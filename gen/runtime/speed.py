@@ -95,7 +95,9 @@ class Race:
     threshold: float = 1.0
     confidence: float = CONFIDENCE
     min_blocks: int = MIN_BLOCKS
-    max_blocks: int = 60  # the time cap usually ends it first; more blocks narrow an interval near the threshold
+    # 15: one run's blocks understate the spread between runs (the int8 export near its rule, repeated: 15
+    # blocks said "undecided" 3 times of 3; 60 blocks said refused, refused, undecided; docs/RESULTS.md)
+    max_blocks: int = 15
     max_seconds: float = 60.0
     block_seconds: float = 0.2  # each contender's share of one block
     estimates: dict[str, Estimate] = field(default_factory=dict)
