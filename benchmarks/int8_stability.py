@@ -22,7 +22,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 GEN = [sys.executable, "-m", "gen"]
-BURN = "import time\nt = time.time()\nwhile time.time() - t < 3600: pass"
+BURN = "import time\nt = time.time()\nwhile time.time() - t < 600: pass"  # bounded: a killed parent cannot leave it burning long
 
 
 def export_once(run: str, out: Path) -> dict:
