@@ -14,7 +14,6 @@ applied. With no plan for this host the default is ONNX Runtime fp32.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,9 @@ DEFAULT = ("ort", "fp32")  # what runs with no plan for this host: verified ever
 
 
 def manifest_digest(bundle) -> str:
-    return hashlib.sha256((Path(bundle.path) / MANIFEST).read_bytes()).hexdigest()
+    from gen.cache import sha256_of
+
+    return sha256_of(Path(bundle.path) / MANIFEST)
 
 
 def plan_path(bundle, host_id: str) -> Path:
@@ -76,8 +77,9 @@ def load_plan(bundle) -> Loaded:
     if plan["bundle_manifest_sha256"] != manifest_digest(bundle):
         return Loaded(None, f"ignored {mine}: measured on an earlier export of this bundle (gen.json changed since); "
                             f"running {default} (re-run `gen tune {bundle.path}`)", mine)
-    summary = ", ".join(f"{c} {b}/{p}" for c, (b, p) in Loaded(plan, "").choices().items())
-    return Loaded(plan, f"plan for this host ({mine.name}): {summary}", mine)
+    loaded = Loaded(plan, "", mine)
+    loaded.note = f"plan for this host ({mine.name}): " + ", ".join(f"{c} {b}/{p}" for c, (b, p) in loaded.choices().items())
+    return loaded
 
 
 def read_plan(path: Path, bundle) -> dict:

@@ -62,7 +62,7 @@ def tune(bundle_path: str, n: int = 1, steps: int | None = None, threads: int | 
     from gen.runtime.host import LoadWatch, fingerprint, usable_cores
     from gen.runtime.quality import check_images, psnr
     from gen.runtime.sampler import Sampler
-    from gen.runtime.speed import Race, best_of, describe
+    from gen.runtime.speed import NOT_FASTER, Race, best_of, describe
 
     bundle = load_bundle(bundle_path)
     threads = threads or usable_cores()
@@ -129,7 +129,7 @@ def tune(bundle_path: str, n: int = 1, steps: int | None = None, threads: int | 
     winner = best_of(end_to_end)
     if winner is None:
         plan_choices = dict.fromkeys(bundle.components, DEFAULT)
-        undecided = [n for n, s in end_to_end.items() if s["decision"] != "not faster"]
+        undecided = [n for n, s in end_to_end.items() if s["decision"] != NOT_FASTER]
         verdict = (f"kept {label(DEFAULT)}: " + (f"undecided for {', '.join(undecided)} (too noisy: re-run on idle cores)"
                                                    if undecided else f"nothing ran {threshold}x faster"))
     else:
