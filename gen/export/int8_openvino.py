@@ -20,7 +20,6 @@ takes, component by component:
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,7 +63,8 @@ def _quantize(model, candidate: str, feeds: list[dict], nncf):
 def _plan(tmp: Path, name: str, manifest, feeds: list[dict], options, work: Path, progress) -> OvChoice:
     import openvino as ov
 
-    from gen.runtime.backends.openvino import shared_core
+    from gen.runtime.backends.openvino import compile_config, shared_core
+    from gen.runtime.host import usable_cores
     from gen.runtime.speed import FASTER, Race, describe
 
     fp32 = tmp / manifest.components[name].files["fp32"].path
@@ -73,8 +73,7 @@ def _plan(tmp: Path, name: str, manifest, feeds: list[dict], options, work: Path
         choice.record = {"kept_float": "not called while sampling, so there is nothing to calibrate it on"}
         return choice
     nncf, core = _nncf(), shared_core()
-    config = {"INFERENCE_NUM_THREADS": os.cpu_count() or 1, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY",
-              "INFERENCE_PRECISION_HINT": "f32"}
+    config = compile_config(usable_cores())  # as the openvino backend runs it, at f32
     probes = [feeds[int(i * (len(feeds) - 1) / max(PROBE_CALLS - 1, 1))] for i in range(min(PROBE_CALLS, len(feeds)))]
     reference = core.compile_model(core.read_model(str(fp32)), "CPU", config)
     wanted = [c for c in CANDIDATES if not options.groups or c == "+".join(options.groups)] or list(CANDIDATES)

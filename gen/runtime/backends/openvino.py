@@ -42,6 +42,12 @@ def load_openvino():
     return openvino
 
 
+def compile_config(threads: int, precision: str = "fp32") -> dict:
+    """How gen compiles for OpenVINO's CPU plugin: pinned threads, one stream, one request at a time."""
+    return {"INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_PRECISION_HINT": HINTS[precision]}
+
+
 def cpu_capabilities(core) -> list[str]:
     """OpenVINO's own list of what the CPU runs natively: FP32, BF16, INT8, FP16 ..."""
     try:
@@ -101,10 +107,6 @@ class OpenVinoBackend(Backend):
                 raise GenError(f"OpenVINO cannot read {path}: {str(e).strip().splitlines()[0]}") from None
         return self._models[component]
 
-    def config(self) -> dict:
-        return {"INFERENCE_NUM_THREADS": self.threads, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY",
-                "INFERENCE_PRECISION_HINT": HINTS[self.precision]}
-
     def compiled(self, component: str, feeds: dict[str, np.ndarray]):
         """The compiled model and its infer request for these feeds' shapes (compiled on first use)."""
         key = tuple((name, a.shape) for name, a in sorted(feeds.items()))
@@ -116,7 +118,7 @@ class OpenVinoBackend(Backend):
         try:
             model.reshape({name: self._ov.PartialShape(list(shape)) for name, shape in key})
             t0 = time.perf_counter()
-            compiled = self.core.compile_model(model, "CPU", self.config())
+            compiled = self.core.compile_model(model, "CPU", compile_config(self.threads, self.precision))
         except Exception as e:
             raise GenError(f"OpenVINO cannot compile {component} for shapes {dict(key)}: "
                            f"{str(e).strip().splitlines()[0]}") from None
