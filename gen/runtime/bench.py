@@ -132,7 +132,7 @@ def run_bench(bundle: str, backends: list[str], precisions: list[str], steps: li
 
                     e2e = _percentiles(_time(once, warmup, repeats))
                     load = watch.stop()
-                    row = {"load": load, "busy": load["busy"],"backend": backend, "precision": precision, "batch": batch, "steps": s,
+                    row = {"load": load, "busy": load["busy"], "backend": backend, "precision": precision, "batch": batch, "steps": s,
                            "end_to_end": e2e, "images_per_s": batch / (e2e["median_ms"] / 1e3),
                            "sampler_overhead_fraction": float(np.median(overheads[warmup:] or overheads)),
                            "components": comps, "peak_rss_mib": peak_rss_mib(),
