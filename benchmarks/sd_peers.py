@@ -14,7 +14,7 @@ reshapes it to the static benchmark shape and compiles it, as its docs advise; f
 Contenders: diffusers eager, gen ORT (fp32), optimum ORT, optimum-intel (its default precision here),
 gen openvino (fp32; bf16 where the CPU has bf16 instructions, else skipped with the reason), gen plan
 (Sampler(bundle) with no backend: the plan `gen tune` writes in setup, recorded in the report), and
-with `--int8` gen ORT int8, gen openvino int8 and optimum-intel int8 hybrid (its hybrid quantization,
+with `--int8` gen ORT int8, gen openvino int8 (ORT's QDQ file) and int8-ov (NNCF's), and optimum-intel int8 hybrid (its hybrid quantization,
 calibrated on gen's own calibration prompts, as many as `--calibration`).
 
 Each contender runs in its own process (a fresh interpreter, nothing else loaded), in blocks A B C
@@ -30,8 +30,10 @@ modules, the peers from timers around each component's ORT session run / OpenVIN
     python benchmarks/sd_peers.py --steps 10 --size 256 --threads 2 --repeats 4
     python benchmarks/sd_peers.py --int8 --out benchmarks/results/sd_peers_int8.json   # + the int8 contenders
 
-With `--int8` the bundle is exported with `gen export --int8` (calibrated on the script's own prompts,
-gated against fp32) and the report adds gen ORT int8's UNet-call and end-to-end ratios.
+With `--int8` the bundle is exported with `gen export --int8 --int8-openvino --int8-min-speedup 0`
+(ONNX Runtime's QDQ files and NNCF's OpenVINO IR, calibrated on the script's own prompts, gated on image
+PSNR against fp32, the speed rule off so that `gen tune` makes the speed decision) and the report adds gen
+ORT int8's UNet-call and end-to-end ratios and gen openvino at int8-ov (NNCF's file).
 """
 
 from __future__ import annotations
@@ -140,7 +142,8 @@ class Gen:
 # contender -> (label, backend, precision); "auto" with no precision is Sampler(bundle): this host's plan
 GEN = {"gen": ("gen ORT", "ort", "fp32"), "gen-int8": ("gen ORT int8", "ort", "int8"),
        "gen-openvino": ("gen openvino", "openvino", "fp32"), "gen-openvino-bf16": ("gen openvino bf16", "openvino", "bf16"),
-       "gen-openvino-int8": ("gen openvino int8", "openvino", "int8"), "gen-plan": ("gen plan", "auto", None)}
+       "gen-openvino-int8": ("gen openvino int8", "openvino", "int8"),
+       "gen-openvino-int8-ov": ("gen openvino int8-ov", "openvino", "int8-ov"), "gen-plan": ("gen plan", "auto", None)}
 # peer -> (label, its venv's python, runner script); each peer loads a model folder prepared in setup
 PEERS = {"optimum": ("optimum ORT", OPTIMUM_PY, "optimum_sd_runner.py"),
          "optimum-intel": ("optimum-intel", OPTIMUM_INTEL_PY, "optimum_intel_sd_runner.py"),
@@ -243,7 +246,7 @@ def openvino_skips(bundle: Path, args) -> dict[str, str]:
 
     _, skipped = available(load_bundle(str(bundle)), None)
     reasons = {s["contender"]: s["reason"] for s in skipped}
-    return {name: reasons[label(GEN[name][1:])] for name in ("gen-openvino", "gen-openvino-bf16", "gen-openvino-int8")
+    return {name: reasons[label(GEN[name][1:])] for name in ("gen-openvino", "gen-openvino-bf16", "gen-openvino-int8", "gen-openvino-int8-ov")
             if label(GEN[name][1:]) in reasons}
 
 
@@ -262,6 +265,8 @@ def main() -> None:
     ap.add_argument("--int8", action="store_true", help="also export int8 (gen export --int8) and time gen at int8")
     ap.add_argument("--calibration", type=int, default=16, help="with --int8: prompts (images) to calibrate on")
     ap.add_argument("--tune-seconds", type=float, default=120.0, help="gen tune's time limit for the plan (its max_seconds)")
+    ap.add_argument("--setup-only", action="store_true",
+                    help="build, export and convert (untimed, long: the int8 exports), then stop; a later run times")
     ap.add_argument("--contender", choices=("diffusers", *GEN), help=argparse.SUPPRESS)  # internal
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -288,11 +293,14 @@ def main() -> None:
         print("building the random-weight base model ...", flush=True)
         build_base(base, tuple(int(c) for c in args.unet_channels.split(",")))
     has = lambda p: (bundle / "gen.json").is_file() and p in json.loads((bundle / "gen.json").read_text())["components"]["unet"]["files"]
-    if not has("fp32") or (args.int8 and not has("int8")):
+    int8 = ("int8", "int8-ov")  # ORT's QDQ (ORT and OpenVINO run it) and NNCF's IR (OpenVINO only)
+    if not has("fp32") or (args.int8 and not all(has(p) for p in int8)):
         from gen.export.int8_options import Int8Options
 
         export_sd("sd", str(bundle), base=str(base), force=True, progress=lambda m: print(m, flush=True),
-                  precisions=("fp32", "int8") if args.int8 else ("fp32",), int8=Int8Options(calibration=args.calibration))
+                  precisions=("fp32", *int8) if args.int8 else ("fp32",),
+                  # the speed rule off, as in benchmarks/plan_digits.sh: every int8 file is written and the plan decides
+                  int8=Int8Options(calibration=args.calibration, min_speedup=0.0))
     manifest = json.loads((bundle / "gen.json").read_text())
     comps = {c: bundle / manifest["components"][c]["files"]["fp32"]["path"] for c in ("text_encoder", "unet", "vae_decoder")}
     configs = {sub: json.loads((base / sub / "config.json").read_text()) for sub in ("unet", "vae", "text_encoder")}
@@ -301,6 +309,9 @@ def main() -> None:
                          configs["unet"], configs["vae"], configs["text_encoder"], layout)
     peers = ["optimum-intel", "optimum-intel-int8"] if args.int8 else ["optimum-intel"]
     conversions = {PEERS[name][0]: convert_optimum_intel(name, base, args) for name in peers}
+    if args.setup_only:
+        print(f"set up in {work} ({time.perf_counter() - t0:.0f} s); run again without --setup-only to time", flush=True)
+        return
     print("gen tune: this host's plan for the bundle ...", flush=True)
     t1 = time.perf_counter()
     plan = tune(str(bundle), n=1, steps=args.steps, threads=args.threads, max_seconds=args.tune_seconds,
@@ -314,9 +325,10 @@ def main() -> None:
     skipped = openvino_skips(bundle, args)
     order = ["diffusers", "gen", "optimum", "optimum-intel", "gen-openvino", "gen-openvino-bf16", "gen-plan"]
     if args.int8:
-        order += ["gen-int8", "gen-openvino-int8", "optimum-intel-int8"]
+        order += ["gen-int8", "gen-openvino-int8", "gen-openvino-int8-ov", "optimum-intel-int8"]
     else:
         skipped.pop("gen-openvino-int8", None)
+        skipped.pop("gen-openvino-int8-ov", None)
     order = [name for name in order if name not in skipped]
     names = {name: ("diffusers eager" if name == "diffusers" else PEERS[name][0] if name in PEERS else GEN[name][0])
              for name in order}
