@@ -35,7 +35,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="benchmarks/results/classifier_guidance.json")
     args = p.parse_args(argv)
 
-    from gen.trainkit.evaluate import evaluate_run
+    from gen.trainkit.eval.evaluate import evaluate_run
 
     cg, cfg = "classifier guidance (unconditional DDPM)", "classifier-free guidance (conditional DDPM)"
     plan = ([(cg, args.guided, "classifier_scale", float(v), "ddpm") for v in args.scales.split(",")]

@@ -39,7 +39,7 @@ def main(argv=None) -> int:
 
     from gen.export.onnx_export import export_run
     from gen.runtime.bench import run_bench
-    from gen.trainkit.evaluate import evaluate_run
+    from gen.trainkit.eval.evaluate import evaluate_run
     from gen.trainkit.rundir import RunDir
 
     steps = [int(s) for s in args.steps.split(",")]

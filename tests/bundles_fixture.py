@@ -5,9 +5,9 @@ import pytest
 from gen.export.int8_options import Int8Options
 from gen.export.onnx_export import export_run
 from gen.trainkit.distill import distill
-from gen.trainkit.noisy_classifier import train_noisy_classifier
+from gen.trainkit.families.ddpm.classifier import train_noisy_classifier
 from gen.trainkit.train import train
-from gen.trainkit.vqvae_prior import train_prior
+from gen.trainkit.families.vqvae.prior import train_prior
 
 FAST = {"log_every": 50, "sample_every": 1000, "checkpoint_every": 1000}
 PRECISIONS = {"gan": ("fp32", "fp16"), "cddpm": ("fp32", "fp16", "int8"), "pix2pix": ("fp32", "fp16"),

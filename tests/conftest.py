@@ -64,7 +64,7 @@ def quick_metric_classifier(monkeypatch, tmp_path):
     20 domain x digit classes). Every other `gen eval` in the suite fits it fully."""
     import functools
 
-    import gen.trainkit.evaluate as evaluate
+    import gen.trainkit.eval.classifier as classifier
 
     monkeypatch.setenv("GEN_CACHE_DIR", str(tmp_path / "quick-metric-cache"))
-    monkeypatch.setattr(evaluate, "train_classifier", functools.partial(evaluate.train_classifier, epochs=3))
+    monkeypatch.setattr(classifier, "train_classifier", functools.partial(classifier.train_classifier, epochs=3))

@@ -77,7 +77,7 @@ def test_no_module_imports_against_the_arrows():
     ("gen.runtime.sampler", "def f():\n    from gen.trainkit.train import train\n"),
     ("gen.runtime.backends.eager", "import gen.export.onnx_io\n"),
     ("gen.nets.families.sd", "from gen.recipes import registry\n"),
-    ("gen.recipes.registry", "def f():\n    from gen.trainkit.lora import add_lora\n"),
+    ("gen.recipes.registry", "def f():\n    from gen.trainkit.sd.lora import add_lora\n"),
     ("gen.export.onnx_export", "from gen.trainkit.families.ddpm import noise_scheduler\n"),
     ("gen.serving.repository", "from gen.export.onnx_io import file_entry\n"),
     ("gen.fileio", "from gen.runtime.bundle import load_bundle\n"),

@@ -325,7 +325,7 @@ def test_stale_staging_from_a_killed_export_is_cleaned(run_dir, tmp_path):
     (lambda c: c.pop("family"), "has no 'family'"),
 ])
 def test_a_damaged_run_config_is_refused_by_key(run_dir, tmp_path, change, message):
-    from gen.trainkit.evaluate import evaluate_run
+    from gen.trainkit.eval.evaluate import evaluate_run
 
     run = tmp_path / "run"
     shutil.copytree(run_dir, run)
@@ -380,7 +380,7 @@ def test_force_does_not_take_a_foreign_config_json_for_a_run(tmp_path):
 def test_training_never_writes_into_its_own_inputs(tmp_path):
     from PIL import Image
 
-    from gen.trainkit.noisy_classifier import train_noisy_classifier
+    from gen.trainkit.families.ddpm.classifier import train_noisy_classifier
 
     data = tmp_path / "pictures"
     data.mkdir()

@@ -99,7 +99,7 @@ def consistency(
          resume, force, quiet)
 
 
-from gen.trainkit.lcm_lora import DEFAULTS as LCM_LORA  # noqa: E402  (the lcm-lora command's defaults)
+from gen.trainkit.sd.lcm_lora import DEFAULTS as LCM_LORA  # noqa: E402  (the lcm-lora command's defaults)
 
 
 @app.command("lcm-lora")
@@ -128,7 +128,7 @@ def lcm_lora(
               gen generate bundles/pets-lcm --prompt "a red house" --n 4      (lcm, 4 steps, guidance 1)
     Offline:  gen distill lcm-lora --out runs/tiny-lcm                        (tiny-sd on captioned digits)
     """
-    from gen.trainkit.lcm_lora import distill_lcm_lora
+    from gen.trainkit.sd.lcm_lora import distill_lcm_lora
 
     options = {"steps": steps, "rank": rank, "lr": lr, "batch_size": batch_size, "skip": skip, "guidance": guidance,
                "resolution": resolution, "max_images": max_images, "seed": seed}

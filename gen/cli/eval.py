@@ -36,7 +36,7 @@ def eval_run(
     """
     from gen.cli.options import command_line, library_errors_as_flags
     from gen.outputs import check_output_file, gen_json, write_output
-    from gen.trainkit.evaluate import evaluate_run
+    from gen.trainkit.eval.evaluate import evaluate_run
 
     if json_out is not None:  # before the minutes of sampling: never over an input, nor a file gen did not write
         check_output_file(json_out, "--json", gen_json, force, sources=(run, inception))

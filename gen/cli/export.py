@@ -108,7 +108,7 @@ def export(
         out = out or str(Path("bundles") / Path(run).resolve().name)
         attached = {}
         if classifier:
-            from gen.trainkit.noisy_classifier import with_classifier
+            from gen.trainkit.families.ddpm.classifier import with_classifier
 
             attached = {"state": with_classifier(run, classifier), "also_from": (classifier,)}
         path = export_run(run, out, precisions=precisions, opset=opset, force=force, tolerance=tolerance, progress=typer.echo,

@@ -95,6 +95,10 @@ def declare_ranges(app, prefix: str = "") -> None:
                 extras = [_checked(e, _text(TEXT[name])) for e in extras]
             hints[name] = Annotated[(base, *extras)]
         info.callback.__annotations__ = hints
+        signature = getattr(info.callback, "__signature__", None)  # a generated command (gen.cli.train_families)
+        if signature is not None:
+            info.callback.__signature__ = signature.replace(parameters=[
+                p.replace(annotation=hints.get(p.name, p.annotation)) for p in signature.parameters.values()])
     for group in app.registered_groups:
         declare_ranges(group.typer_instance, f"{prefix}{group.name}.")
 

@@ -27,7 +27,7 @@ def export_run(run_path: str, out: str, precisions=("fp32",), opset: int = DEFAU
     """`precisions` beyond fp32: "fp16" (converted), "int8" and "int8-trt" (calibrated on the bundle's
     own sampling runs and gated, gen.export.int8; `int8` is an Int8Options). `state`: the (config,
     weights) to export instead of the run's own files, e.g. a DDPM run with another run's classifier
-    attached (gen.trainkit.noisy_classifier.with_classifier); `also_from`: the runs it was read from
+    attached (gen.trainkit.families.ddpm.classifier.with_classifier); `also_from`: the runs it was read from
     besides `run_path`, which --force may never replace. Onto a bundle of the same run and weights
     (no --force needed) or with --force, the bundle's other precisions are kept unless in `drop`."""
     from gen.trainkit.rundir import RunDir

@@ -1,6 +1,6 @@
 """LoRA adapters on a Stable Diffusion UNet (peft), in diffusers' file format.
 
-Shared by LoRA training (gen.trainkit.lora) and the recipes' seeded demo LoRA, so neither imports
+Shared by LoRA training (gen.trainkit.sd.lora) and the recipes' seeded demo LoRA, so neither imports
 the other.
 """
 

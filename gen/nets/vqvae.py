@@ -173,7 +173,7 @@ def build_vqvae(c: dict) -> VQVAE:
 
 
 def build_prior(c: dict) -> CodePrior:
-    """The prior of a prior run's config (gen.trainkit.vqvae_prior)."""
+    """The prior of a prior run's config (gen.trainkit.families.vqvae.prior)."""
     return CodePrior(c["codebook_size"], c["grid"] ** 2, c["prior_dim"], c["prior_layers"], c["prior_heads"],
                      c.get("prior_dropout", 0.0))
 

@@ -194,7 +194,7 @@ class RunDir:
     def load_weights(self) -> dict:
         if not self.weights_path.is_file():
             if self.is_run():
-                from gen.trainkit.families import refuse_sd_run
+                from gen.trainkit.sd import refuse_sd_run
 
                 refuse_sd_run(self.read_config().get("family"), self.path)
             raise GenError(f"{self.path} has no weights.safetensors yet; let `gen train` finish or --resume it")
@@ -228,7 +228,7 @@ DATA_KEYS = {"image_size": int, "channels": int, "num_classes": int, "steps": in
 def check_config(config, path) -> dict:
     """A run config with the keys and types its family's trainer declares, or an error naming the
     key: a damaged config.json is refused here, not met as a KeyError deep inside export or eval."""
-    from gen.trainkit.families import declared_defaults, families
+    from gen.trainkit.families import defaults, families
 
     def bad(message):
         raise GenError(f"run config {path} {message}; restore it or re-create the run")
@@ -237,7 +237,7 @@ def check_config(config, path) -> dict:
         bad("has no 'family'")
     if config["family"] not in families():
         return config  # runs of other kinds (sd-lora) are read by their own code
-    expected = {**DATA_KEYS, **{k: type(v) for k, v in declared_defaults(config["family"]).items() if v is not None}}
+    expected = {**DATA_KEYS, **{k: type(v) for k, v in defaults(config["family"]).items() if v is not None}}
     for key, kind in expected.items():
         if key not in config:
             bad(f"lacks {key!r}")

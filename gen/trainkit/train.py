@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from gen.errors import GenError, flag, with_article
+from gen.errors import GenError, with_article
 from gen.trainkit.checks import check_lr, check_positive_ints
+from gen.trainkit.config import PAIRED, UNPAIRED, run_config
 from gen.trainkit.data import Dataset, load_dataset
 from gen.trainkit.defaults import LOOP
-from gen.trainkit.families import defaults, trainer_class, trainer_for
+from gen.trainkit.families import config_class, trainer_for
 from gen.trainkit.rundir import RunDir
 
 GRID_SIZE = 64
@@ -30,57 +31,17 @@ def step_generator(seed: int, step: int):
     return torch.Generator().manual_seed(seed * 1_000_003 + step)
 
 
-# options that are loss weights, thresholds or warm-up counts (>= 0), and fractions (EMA decays, dropout rates)
-NON_NEGATIVE = ("beta", "commitment", "cycle_weight", "gp_weight", "identity_weight", "l1_weight", "gan_weight", "r1_gamma",
-                "dead_code_threshold", "warmup")
-FRACTIONS = ("ema_decay", "ema_beta", "label_dropout")
-
-
 def build_config(family: str, data: Dataset, data_spec: str, overrides: dict) -> dict:
-    config = defaults(family)
-    unknown = set(overrides) - set(config) - set(LOOP)
-    if unknown:
-        raise GenError(f"unknown options for {family}: {', '.join(sorted(unknown))}")
-    config.update(LOOP)
-    config.update({k: v for k, v in overrides.items() if v is not None})
-    complete = getattr(trainer_class(family), "complete_config", None)
-    if complete is not None:  # the family's rules for defaults that depend on other options
-        complete(config, overrides)
-    if config.get("conditional") and data.num_classes < 2:
-        raise GenError(f"--conditional needs labelled data (class sub-folders); {data_spec} has none")
-    config.update(
-        family=family, data=data_spec, image_size=data.image_size, channels=data.channels - data.input_channels,
-        num_classes=data.num_classes, class_names=data.class_names,
-    )
-    if data.input_channels:  # paired data: what the model reads, beside what it makes
-        config["input_channels"] = data.input_channels
-    check_positive_ints(config, ("steps", "batch_size", "sample_every", "checkpoint_every", "log_every", "n_critic",
-                                 "latent_dim", "z_dim", "width", "blocks", "pool_size", "w_dim", "mapping_layers",
-                                 "r1_every", "grid", "codebook_size", "code_dim", "timesteps"))
-    if config["batch_size"] < 2:
-        raise GenError(f"--batch-size must be at least 2 (batch statistics need two samples), got {config['batch_size']}")
-    for key, value in config.items():  # --lr inf or --beta nan would train NaN weights
-        if isinstance(value, float) and not math.isfinite(value):
-            raise GenError(f"{flag(key)} must be a finite number, got {value}")
-    check_lr(config)
-    for key in NON_NEGATIVE:  # a negative loss weight would train the model away from its goal
-        if isinstance(config.get(key), (int, float)) and config[key] < 0:
-            raise GenError(f"{flag(key)} must be >= 0, got {config[key]}")
-    for key in FRACTIONS:
-        if isinstance(config.get(key), (int, float)) and not 0 <= config[key] < 1:
-            raise GenError(f"{flag(key)} must be in [0, 1), got {config[key]}")
-    size = config["image_size"]
-    if size < 8 or size & (size - 1):
-        raise GenError(f"--image-size must be a power of two >= 8 for these nets, got {size}")
-    return config
+    """The run's config.json: the family's typed config of the options given, checked, with the data's facts."""
+    return run_config(config_class(family).from_options(overrides), data, data_spec)
 
 
 def load_run_data(config: dict) -> Dataset:
     """The data a run was trained on, as its config describes it (resume, evaluation)."""
-    return load_dataset(config["data"], config["image_size"], config["channels"],
-                        paired=bool(config.get("input_channels")) and not config.get("data_b"),
+    kind = config_class(config["family"]).data
+    return load_dataset(config["data"], config["image_size"], config["channels"], paired=kind == PAIRED,
                         direction=config.get("direction"), side_by_side=bool(config.get("side_by_side")),
-                        data_b=config.get("data_b"))
+                        data_b=config.get("data_b") if kind == UNPAIRED else None)
 
 
 def stage_source(run_path: str, family: str, command: str, purpose: str, defaults: dict, options: dict,
@@ -104,10 +65,6 @@ def stage_source(run_path: str, family: str, command: str, purpose: str, default
 
 def make_trainer(config: dict):
     try:
-        if config.get("distill"):  # a student: its family's nets, trained from a teacher
-            from gen.trainkit.distill import trainer
-
-            return trainer(config)
         return trainer_for(config)(config)
     except ValueError as e:
         raise GenError(str(e)) from None
@@ -127,9 +84,9 @@ def train(family: str, data_spec: str, out: str, overrides: dict, image_size: in
     pins torch's thread count; by default it adapts to other jobs (gen.trainkit.threads)."""
 
     def fresh():
-        cls = trainer_class(family)
-        data_b = (overrides.get("data_b") or cls.DEFAULTS["data_b"]) if getattr(cls, "unpaired_data", False) else None
-        data = load_dataset(data_spec, image_size, paired=getattr(cls, "paired_data", False), data_b=data_b,
+        cls = config_class(family)  # an UNPAIRED family's config has `data_b`, domain B
+        data_b = (overrides.get("data_b") or cls.defaults()["data_b"]) if cls.data == UNPAIRED else None
+        data = load_dataset(data_spec, image_size, paired=cls.data == PAIRED, data_b=data_b,
                             direction=overrides.get("direction"), side_by_side=bool(overrides.get("side_by_side")))
         return build_config(family, data, data_spec, overrides), data
 
@@ -203,19 +160,79 @@ def _train(family, fresh, out, overrides, resume, force, progress, label, w, ext
     import torch
     from tqdm import tqdm
 
-    from gen.images import save_grid
-    from gen.trainkit import distributed
-    from gen.trainkit.checkpoint import pack, unpack
     from gen.trainkit.threads import ThreadGovernor
 
     target = RunDir(out)
+    run, config, data, trainer, start = _open_run(target, family, fresh, overrides, resume, force, progress, w, extend)
+    where = where or Stopped(out=str(out), state_path=str(target.state_path))
+    where.step, where.total, where.every = start, config["steps"], config["checkpoint_every"]
+    where.checkpoint, where.replacing = (start if resume else None), run is not target
+    run.write_config(config)
+    batches = Batches(torch.from_numpy(data.train_x), torch.from_numpy(data.train_y), config["batch_size"], w)
+    if w.size > 1:
+        from gen.trainkit import distributed
+
+        distributed.average_gradients(trainer.modules, w)
+
+    def checkpoint(step):
+        run.save_state(*_pack(trainer, step))
+        where.checkpoint = step
+
+    steps, t0, done = config["steps"], time.perf_counter(), start
+    last_log = (t0, start)  # metrics.jsonl's steps_per_s is the rate since the previous record
+    bar = tqdm(total=steps, initial=start, desc=label, unit="step", disable=not progress or not w.main, dynamic_ncols=True)
+    estimate = Estimate(steps, start, bar.write, on=progress and w.main)
+    governor = ThreadGovernor(threads, log=bar.write) if w.size == 1 else None  # ranks keep torchrun's pinning
+    if governor and progress:
+        bar.write(f"training on {governor.describe()}")
+    for step in range(start, steps):
+        logs = _step(trainer, batches, config["seed"], step, w)
+        bad = {k: v for k, v in logs.items() if not math.isfinite(v)}
+        if bad:
+            bar.close()
+            raise _diverged(bad, step, where.checkpoint or 0, out, replacing=run is not target)
+        done = where.step = step + 1
+        if governor:
+            governor.tick()
+        bar.update(1)
+        bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()}, refresh=False)
+        now = time.perf_counter()
+        estimate.tick(done, now)
+        if done % config["log_every"] == 0 or done == steps:
+            rate = (done - last_log[1]) / max(now - last_log[0], 1e-9)
+            last_log = (now, done)
+            run.log({"step": done, **{k: round(v, 6) for k, v in logs.items()}, "steps_per_s": round(rate, 3),
+                     "elapsed_s": round(now - t0, 1)})
+        if done % config["sample_every"] == 0 and done < steps:
+            _save_samples(trainer, config, w, run.path / "samples" / f"step_{done:06d}.png")
+        if done % config["checkpoint_every"] == 0 and done < steps:
+            checkpoint(done)
+    bar.close()
+    run.save_weights(trainer.sampling_weights(), config)
+    checkpoint(max(done, start))
+    _save_samples(trainer, config, w, run.path / "samples.png")
+    for k in trainer.grid_steps:  # a few-step student: its quality at each step count
+        _save_samples(trainer, config, w, run.path / f"samples_{k}steps.png", steps=k)
+    if w.main:
+        target.commit(run)
+    return target
+
+
+def _open_run(target: RunDir, family, fresh, overrides, resume, force, progress, w, extend):
+    """(the run to write, its config, its data, its trainer, the step it starts from): a resumed
+    run's own config and checkpoint, or a fresh run's claim of the directory."""
+    import torch
+
+    from gen.trainkit import distributed
+    from gen.trainkit.checkpoint import unpack
+
     if w.main:  # another rank would race rank 0's claim of the directory
         target.check(resume=resume, force=force)
     run = target if w.main else distributed.DiscardedRun(target)
     if resume:
         config = run.read_config()
         if config["family"] != family:
-            raise GenError(f"--resume: {out} is {with_article(config['family'])} run, not {family}")
+            raise GenError(f"--resume: {target.path} is {with_article(config['family'])} run, not {family}")
         if overrides.get("steps") is not None:
             config["steps"] = overrides["steps"]
             check_positive_ints(config, ("steps",))
@@ -228,119 +245,110 @@ def _train(family, fresh, out, overrides, resume, force, progress, label, w, ext
         distributed.check_batch(config["batch_size"], w)
     torch.manual_seed(config["seed"])  # initial weights; training itself draws only from step_generator
     trainer = make_trainer(config)
-    if hasattr(trainer, "attach_data"):  # e.g. pix2pix's sample grids translate held-out inputs
-        trainer.attach_data(data)
-    if not resume and hasattr(trainer, "initialize"):  # e.g. a student starts as its teacher
-        trainer.initialize()
+    trainer.attach_data(data)  # e.g. pix2pix's sample grids translate held-out inputs
     start = 0
     if resume:
         tensors, meta = run.load_state()
         start = unpack(tensors, meta, trainer.modules, trainer.optimizers, str(run.state_path))
         if start >= config["steps"]:  # nothing to train: leave the run exactly as it is
-            raise GenError(f"--resume: {out} has already trained {start} steps (it asks for {config['steps']}): nothing to do; "
-                           + (extend or f"give --steps above {start} to train it further"))
+            raise GenError(f"--resume: {target.path} has already trained {start} steps (it asks for {config['steps']}): "
+                           "nothing to do; " + (extend or f"give --steps above {start} to train it further"))
         run.truncate_metrics(start)
     else:
+        trainer.initialize()  # e.g. a student starts as its teacher
         run = target.claim(force) if w.main else run
-    where = where or Stopped(out=str(out), state_path=str(target.state_path))
-    where.step, where.total, where.every = start, config["steps"], config["checkpoint_every"]
-    where.checkpoint, where.replacing = (start if resume else None), run is not target
-    run.write_config(config)
+    return run, config, data, trainer, start
 
-    x, y = torch.from_numpy(data.train_x), torch.from_numpy(data.train_y)
-    bs = config["batch_size"]
+
+class Batches:
+    """`batch(g)`: the step's batch rows for this rank (all of them in one process), drawn from `g`;
+    with several ranks the global batch comes from the step's shared generator (`shared`)."""
+
+    def __init__(self, x, y, batch_size: int, w):
+        self.x, self.y, self.batch_size, self.w = x, y, batch_size, w
+        self.shared = None
+
+    def __call__(self, g):
+        import torch
+
+        idx = torch.randint(len(self.x), (self.batch_size,), generator=self.shared or g)[self.w.rank::self.w.size]
+        return self.x[idx], self.y[idx]
+
+
+def _step(trainer, batches: Batches, seed: int, step: int, w) -> dict:
+    """One optimisation step from the step's own generator (so a resumed run replays it exactly)."""
+    import torch
+
+    g = step_generator(seed, step)
+    if w.size > 1:  # global batches from the step's generator; each rank's noise from its own
+        batches.shared = g
+        g = torch.Generator().manual_seed(((seed * 1_000_003 + step) * 1009 + w.rank + 1) % 2**63)
+    logs = trainer.train_step(batches, g, step)
     if w.size > 1:
-        distributed.average_gradients(trainer.modules, w)
-    indices = {}  # with several ranks: the step's generator of global batches, alike on every rank
+        from gen.trainkit import distributed
 
-    def batch(g):  # the global batch's rows for this rank (all of them in one process)
-        idx = torch.randint(len(x), (bs,), generator=indices.get("g", g))[w.rank::w.size]
-        return x[idx], y[idx]
+        logs = distributed.mean_logs(logs, w)
+        distributed.broadcast_buffers(trainer.modules)
+    return logs
 
-    def save_samples(path, **options):
-        if not w.main:
-            return
-        g = torch.Generator().manual_seed(config["seed"])
-        save_grid(path, trainer.sample(GRID_SIZE, grid_labels(config, GRID_SIZE), g, **options).numpy(), nrow=8)
 
-    last_checkpoint = start
+def _diverged(bad: dict, step: int, last_checkpoint: int, out, replacing: bool) -> GenError:
+    k, v = next(iter(bad.items()))
+    kept = (f"the last checkpoint (step {last_checkpoint}) is kept: --resume continues from it"
+            if last_checkpoint else f"no checkpoint was written yet, so {out} is left as it was")
+    if replacing:
+        kept = f"the run being replaced in {out} is untouched"
+    return GenError(f"training diverged at step {step + 1}: {k} = {v}; {kept}. Lower --lr or change the loss settings")
 
-    def checkpoint(step):
-        nonlocal last_checkpoint
-        run.save_state(*pack(trainer.modules, trainer.optimizers, step))
-        last_checkpoint = where.checkpoint = step
 
-    steps, t0, done = config["steps"], time.perf_counter(), start
-    last_log = (t0, start)  # metrics.jsonl's steps_per_s is the rate since the previous record
-    bar = tqdm(total=steps, initial=start, desc=label, unit="step", disable=not progress or not w.main, dynamic_ncols=True)
-    estimated = not progress or not w.main
-    governor = ThreadGovernor(threads, log=bar.write) if w.size == 1 else None  # ranks keep torchrun's pinning
-    if governor and progress:
-        bar.write(f"training on {governor.describe()}")
-    warm = None  # (time, step) once WARM_STEPS steps are done: the estimate's rate is timed from there
-    said, told = None, None  # (time, step) the rate is timed from, once estimated; the rate last printed
-    for step in range(start, steps):
-        g = step_generator(config["seed"], step)
-        if w.size > 1:  # global batches from the step's generator; each rank's noise from its own
-            indices["g"] = g
-            g = torch.Generator().manual_seed(((config["seed"] * 1_000_003 + step) * 1009 + w.rank + 1) % 2**63)
-        logs = trainer.train_step(batch, g, step)
-        if w.size > 1:
-            logs = distributed.mean_logs(logs, w)
-            distributed.broadcast_buffers(trainer.modules)
-        bad = {k: v for k, v in logs.items() if not math.isfinite(v)}
-        if bad:
-            bar.close()
-            k, v = next(iter(bad.items()))
-            kept = (f"the last checkpoint (step {last_checkpoint}) is kept: --resume continues from it"
-                    if last_checkpoint else f"no checkpoint was written yet, so {out} is left as it was")
-            if run is not target:
-                kept = f"the run being replaced in {out} is untouched"
-            raise GenError(f"training diverged at step {step + 1}: {k} = {v}; {kept}. Lower --lr or change "
-                           "the loss settings")
-        done = where.step = step + 1
-        if governor:
-            governor.tick()
-        bar.update(1)
-        bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()}, refresh=False)
-        now = time.perf_counter()
-        if not estimated and warm is None and done - start >= WARM_STEPS:
-            warm = (now, done)
-        elif not estimated and warm is not None and (done - warm[1] >= 50 or now - warm[0] > 10):
-            # timed from past the first steps, whose allocations and caches made an early estimate 25% long
-            estimated = True
-            rate = (done - warm[1]) / (now - warm[0])
-            said, told = (now, done), rate
-            bar.write(f"about {_duration((steps - done) / rate)} for the remaining {steps - done} steps at "
-                      f"{rate:.2f} steps/s, as busy as the cores are now (another job makes it longer; this is "
-                      "updated if the rate changes; --steps sets the total)")
-        elif said is not None and now - said[0] >= ESTIMATE_RECHECK_S and done < steps:
-            rate = (done - said[1]) / (now - said[0])  # of late: another job may have started or ended
-            if abs(rate - told) > ESTIMATE_CHANGE * told:
-                slower = rate < told
-                bar.write(f"now about {_duration((steps - done) / rate)} for the remaining {steps - done} steps at "
-                          f"{rate:.2f} steps/s ({'slower' if slower else 'faster'} than the {told:.2f} steps/s "
-                          f"estimated: the cores are {'busier' if slower else 'freer'})")
-                told = rate
-            said = (now, done)
-        if done % config["log_every"] == 0 or done == steps:
-            rate = (done - last_log[1]) / max(now - last_log[0], 1e-9)
-            last_log = (now, done)
-            run.log({"step": done, **{k: round(v, 6) for k, v in logs.items()}, "steps_per_s": round(rate, 3),
-                     "elapsed_s": round(now - t0, 1)})
-        if done % config["sample_every"] == 0 and done < steps:
-            save_samples(run.path / "samples" / f"step_{done:06d}.png")
-        if done % config["checkpoint_every"] == 0 and done < steps:
-            checkpoint(done)
-    bar.close()
-    run.save_weights(trainer.sampling_weights(), config)
-    checkpoint(max(done, start))
-    save_samples(run.path / "samples.png")
-    for k in getattr(trainer, "grid_steps", ()):  # a few-step student: its quality at each step count
-        save_samples(run.path / f"samples_{k}steps.png", steps=k)
-    if w.main:
-        target.commit(run)
-    return target
+def _pack(trainer, step: int):
+    from gen.trainkit.checkpoint import pack
+
+    return pack(trainer.modules, trainer.optimizers, step)
+
+
+def _save_samples(trainer, config: dict, w, path, **options) -> None:
+    if not w.main:
+        return
+    import torch
+
+    from gen.images import save_grid
+
+    g = torch.Generator().manual_seed(config["seed"])
+    save_grid(path, trainer.sample(GRID_SIZE, grid_labels(config, GRID_SIZE), g, **options).numpy(), nrow=8)
+
+
+class Estimate:
+    """The remaining time, said once the first WARM_STEPS steps are past (their allocations made an
+    early estimate 25% long), then said again whenever the rate moves ESTIMATE_CHANGE off it (another
+    job started or ended: one printed once went stale)."""
+
+    def __init__(self, steps: int, start: int, write, on: bool = True):
+        self.steps, self.start, self.write = steps, start, write
+        self.done_estimating = not on
+        self.warm = None  # (time, step) once WARM_STEPS steps are done: the estimate's rate is timed from there
+        self.said, self.told = None, None  # (time, step) the rate is timed from, once estimated; the rate last printed
+
+    def tick(self, done: int, now: float) -> None:
+        steps = self.steps
+        if not self.done_estimating and self.warm is None and done - self.start >= WARM_STEPS:
+            self.warm = (now, done)
+        elif not self.done_estimating and self.warm is not None and (done - self.warm[1] >= 50 or now - self.warm[0] > 10):
+            self.done_estimating = True
+            rate = (done - self.warm[1]) / (now - self.warm[0])
+            self.said, self.told = (now, done), rate
+            self.write(f"about {_duration((steps - done) / rate)} for the remaining {steps - done} steps at "
+                       f"{rate:.2f} steps/s, as busy as the cores are now (another job makes it longer; this is "
+                       "updated if the rate changes; --steps sets the total)")
+        elif self.said is not None and now - self.said[0] >= ESTIMATE_RECHECK_S and done < steps:
+            rate = (done - self.said[1]) / (now - self.said[0])  # of late: another job may have started or ended
+            if abs(rate - self.told) > ESTIMATE_CHANGE * self.told:
+                slower = rate < self.told
+                self.write(f"now about {_duration((steps - done) / rate)} for the remaining {steps - done} steps at "
+                           f"{rate:.2f} steps/s ({'slower' if slower else 'faster'} than the {self.told:.2f} steps/s "
+                           f"estimated: the cores are {'busier' if slower else 'freer'})")
+                self.told = rate
+            self.said = (now, done)
 
 
 def _duration(seconds: float) -> str:

@@ -42,7 +42,7 @@ def test_the_library_takes_the_same_check():
 
 def test_a_new_sd_run_that_fails_removes_what_it_wrote(tmp_path):
     from gen.trainkit.rundir import RunDir
-    from gen.trainkit.sdbase import run_output
+    from gen.trainkit.sd.base import run_output
 
     out = tmp_path / "run"
     with pytest.raises(RuntimeError, match="failed half-way"):

@@ -273,7 +273,7 @@ def test_recording_backend_keeps_copies_of_each_feed(bundles):
 
 
 def test_gen_eval_scores_a_bundles_int8_files_and_writes_nothing_into_it(bundles, run):
-    from gen.trainkit.evaluate import evaluate_run
+    from gen.trainkit.eval.evaluate import evaluate_run
 
     before = sorted(p.name for p in bundles["cddpm"].iterdir())
     fp32 = evaluate_run(str(bundles["cddpm"]), n=20, steps=5)

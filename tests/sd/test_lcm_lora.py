@@ -19,8 +19,8 @@ from gen.recipes.lcm import recognise
 from gen.recipes.registry import load_pipeline
 from gen.recipes.tiny_sd import build_tiny_sd
 from gen.runtime.sampler import Sampler
-from gen.trainkit.lcm_lora import distill_lcm_lora
-from gen.trainkit.sdbase import sample
+from gen.trainkit.sd.lcm_lora import distill_lcm_lora
+from gen.trainkit.sd.base import sample
 from tests.sd.test_lora import captioned_folder
 from tests.cli.test_cli import gen_here
 

@@ -12,8 +12,8 @@ from gen.export.sd_export import export_sd
 from gen.recipes.registry import load_pipeline
 from gen.recipes.tiny_sd import build_tiny_sd
 from gen.runtime.sampler import Sampler
-from gen.trainkit.captions import load_captioned
-from gen.trainkit.lora import train_lora
+from gen.trainkit.data.captions import load_captioned
+from gen.trainkit.sd.lora import train_lora
 
 
 def captioned_folder(root, n=8):

@@ -12,8 +12,8 @@ from gen.export.sd_export import export_sd
 from gen.fileio import load_safetensors
 from gen.recipes.tiny_sd import build_tiny_sd
 from gen.runtime.sampler import Sampler
-from gen.trainkit.dreambooth import train_dreambooth
-from gen.trainkit.textual_inversion import train_textual_inversion
+from gen.trainkit.sd.dreambooth import train_dreambooth
+from gen.trainkit.sd.textual_inversion import train_textual_inversion
 from tests.cli.test_cli import gen_here as gen  # in process: the CLI path without a new interpreter
 
 QUIET = {"progress": False}

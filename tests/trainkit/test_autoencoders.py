@@ -14,9 +14,9 @@ from gen.export.onnx_io import psnr
 from gen.fileio import load_safetensors, save_safetensors
 from gen.runtime.sampler import Sampler
 from gen.trainkit.data import load_dataset
-from gen.trainkit.evaluate import evaluate_run
+from gen.trainkit.eval.evaluate import evaluate_run
 from gen.trainkit.train import train
-from gen.trainkit.vqvae_prior import train_prior
+from gen.trainkit.families.vqvae.prior import train_prior
 from tests.cli.test_cli import gen_here as gen  # in process: the CLI path without a new interpreter
 
 FAST = {"log_every": 5, "sample_every": 100, "checkpoint_every": 4}

@@ -11,7 +11,7 @@ from gen.errors import GenError
 from gen.export.onnx_export import export_run
 from gen.nets.noisy_classifier import InputGradient, NoisyClassifier
 from gen.runtime.sampler import Sampler
-from gen.trainkit.noisy_classifier import log_prob_gradient, train_noisy_classifier, with_classifier
+from gen.trainkit.families.ddpm.classifier import log_prob_gradient, train_noisy_classifier, with_classifier
 from gen.trainkit.train import load_run, train
 from tests.cli.test_cli import gen_here as gen  # in process: the CLI path without a new interpreter
 

@@ -52,7 +52,7 @@ def test_unpaired_folders_share_size_and_channels_and_bad_specs_are_refused(tmp_
 
 
 def test_training_resumes_bit_identically_and_eval_scores_both_directions(tmp_path, quick_metric_classifier, monkeypatch):
-    from gen.trainkit.families.cyclegan import CycleGANTrainer
+    from gen.trainkit.families.cyclegan.trainer import CycleGANTrainer
 
     whole = train("cyclegan", "digits-thin", str(tmp_path / "whole"), {**TINY, "steps": 8}, progress=False)
     step = CycleGANTrainer.train_step
@@ -71,7 +71,7 @@ def test_training_resumes_bit_identically_and_eval_scores_both_directions(tmp_pa
     assert any(k.startswith("module.pool_a.") for k in a)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert Image.open(whole.path / "samples.png").size[0] > 0  # rows of input | translated | cycled back
-    from gen.trainkit.evaluate import evaluate_run
+    from gen.trainkit.eval.evaluate import evaluate_run
 
     result = evaluate_run(str(whole.path))
     assert set(result["metrics"]) == {"AtoB", "BtoA"} and result["data_b"] == "digits-thick"

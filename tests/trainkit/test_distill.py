@@ -173,7 +173,7 @@ def test_heun_solver_is_closer_to_the_exact_teacher_path_than_ddim(teacher):
     import torch
 
     from gen.trainkit.distill import student_config
-    from gen.trainkit.distillers.consistency import ConsistencyStudent
+    from gen.trainkit.distill.consistency import ConsistencyStudent
 
     class IdealTeacher(torch.nn.Module):
         def __init__(self, alpha_bar):

@@ -67,7 +67,7 @@ def test_a_gan_with_several_critic_batches_per_step_trains_under_accelerate_laun
 
 
 def test_the_sd_trainers_refuse_a_launcher(tmp_path, monkeypatch):
-    from gen.trainkit.textual_inversion import train_textual_inversion
+    from gen.trainkit.sd.textual_inversion import train_textual_inversion
 
     monkeypatch.setenv("WORLD_SIZE", "2")  # what torchrun sets; the trainer refuses before joining any group
     with pytest.raises(GenError, match="does not run data-parallel"):

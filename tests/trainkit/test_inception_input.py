@@ -3,7 +3,7 @@
 import pytest
 
 from gen.errors import GenError
-from gen.trainkit.inception import inception_session
+from gen.trainkit.eval.inception import inception_session
 
 
 def _network(path, in_shape, out_shape, in_type=None):

@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from gen.errors import GenError
-from gen.trainkit.evaluate import evaluate_run
-from gen.trainkit.inception import inception_features
+from gen.trainkit.eval.evaluate import evaluate_run
+from gen.trainkit.eval.inception import inception_features
 from gen.trainkit.train import train
 
 
@@ -62,7 +62,7 @@ def test_bad_inception_files_are_named(tmp_path):
     ({"inception": "BAD"}, "is not a loadable ONNX model"),
 ])
 def test_eval_refuses_bad_arguments_before_any_data_or_sampling(tmp_path, monkeypatch, options, message):
-    import gen.trainkit.evaluate as evaluate
+    import gen.trainkit.eval.evaluate as evaluate
 
     run = train("ddpm", "digits", str(tmp_path / "run"), {"widths": [8, 16], "batch_size": 8, "steps": 2,
                                                            "sample_every": 1000, "checkpoint_every": 1000}, progress=False)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from gen.trainkit.families.gan import discriminator_loss, generator_loss, gradient_penalty
+from gen.trainkit.families.gan.trainer import discriminator_loss, generator_loss, gradient_penalty
 from gen.nets.gan import Discriminator, Generator
 from gen.nets.vae import VAE, gaussian_kl
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy import linalg
 
-from gen.trainkit.metrics import frechet_distance, frechet_distance_of, inception_style_score, precision_recall
+from gen.trainkit.eval.metrics import frechet_distance, frechet_distance_of, inception_style_score, precision_recall
 
 
 def test_frechet_distance_matches_the_sqrtm_formula_on_non_commuting_covariances():

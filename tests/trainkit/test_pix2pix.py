@@ -65,7 +65,7 @@ def test_training_resumes_bit_identically_and_eval_scores_pairs(tmp_path, quick_
     assert json.loads((whole.path / "config.json").read_text())["gan_weight"] == 0.0  # restoration: L1 alone
     grid = Image.open(whole.path / "samples.png")
     assert grid.size[0] > 0  # rows of input | output | target
-    from gen.trainkit.evaluate import evaluate_run
+    from gen.trainkit.eval.evaluate import evaluate_run
 
     result = evaluate_run(str(whole.path))
     assert result["held_out_pairs"] == len(load_dataset("sr4x", paired=True).test_x)

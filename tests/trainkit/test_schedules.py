@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from gen.trainkit.families.ddpm import DdpmTrainer, noise_scheduler
+from gen.trainkit.families.ddpm import DdpmConfig
+from gen.trainkit.families.ddpm.trainer import noise_scheduler
 
 
 def _config(**kw):
-    return {**DdpmTrainer.DEFAULTS, **kw}
+    return {**DdpmConfig.defaults(), **kw}
 
 
 def test_linear_schedule_closed_form():

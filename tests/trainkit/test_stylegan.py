@@ -10,7 +10,7 @@ from gen.errors import GenError
 from gen.export.onnx_io import psnr
 from gen.fileio import load_safetensors
 from gen.runtime.sampler import Sampler
-from gen.trainkit.families.stylegan import fade_schedule
+from gen.trainkit.families.stylegan.trainer import fade_schedule
 from gen.trainkit.train import train
 from tests.cli.test_cli import gen_here as gen  # in process: the CLI path without a new interpreter
 
@@ -29,7 +29,7 @@ def test_progressive_schedule_grows_from_4x4_and_fades_each_resolution_in():
 
 @pytest.mark.parametrize("progressive", [False, True])
 def test_training_resumes_bit_identically(tmp_path, monkeypatch, progressive):
-    from gen.trainkit.families.stylegan import StyleGanTrainer
+    from gen.trainkit.families.stylegan.trainer import StyleGanTrainer
 
     opts = {**TINY, "progressive": progressive, "steps": 6}
     whole = train("stylegan", "digits", str(tmp_path / "whole"), opts, progress=False)

@@ -83,9 +83,9 @@ class RunNets(Nets):
 
 def get_nets(name: str) -> Nets:
     if not _REGISTRY:
-        from gen.plugins import discover
+        from gen.plugins import NETS, discover
 
-        _REGISTRY.update(discover(__path__, __name__, "NETS", Nets))
+        _REGISTRY.update(discover(__path__, __name__, "NETS", Nets, group=NETS))
     if name not in _REGISTRY:
         raise GenError(f"unknown model family {name!r}; this gen builds nets for {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name]

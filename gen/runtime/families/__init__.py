@@ -232,9 +232,9 @@ class Family:
 
 def _discover() -> None:
     if not _REGISTRY:
-        from gen.plugins import discover
+        from gen.plugins import RUNTIME, discover
 
-        _REGISTRY.update(discover(__path__, __name__, "FAMILY", Family))
+        _REGISTRY.update(discover(__path__, __name__, "FAMILY", Family, group=RUNTIME))
 
 
 def family_names() -> list[str]:

@@ -1,79 +1,56 @@
-"""Model families, training side: one module per family, each exposing a `Trainer` registered under
-the family's name (the name its runtime and nets specs use). The surface:
+"""Model families, training side: one package per family here (or a module an installed package
+names in the `gen.families.training` entry-point group, gen.plugins), each exposing `CONFIG`, its
+typed, torch-free training config (gen.trainkit.config.TrainConfig), registered under the family's
+name (the name its runtime and nets specs use). The config names its torch-side Trainer
+(gen.trainkit.trainer.Trainer), imported only when training starts.
 
-    Trainer(config)                      build the nets from a run's config (no data needed)
-    Trainer.DEFAULTS                     the family's hyper-parameters
-    STAGES (optional)                    later stages trained from a finished run (the VQ-VAE's prior)
-    Trainer.complete_config(config, given)  family rules for defaults that depend on other options
-    .modules / .optimizers               what a checkpoint saves
-    .train_step(batch, g, step) -> dict  one optimisation step; `batch(g)` draws (x, y)
-    .sampling_weights() / .load_sampling_weights(tensors)
-    .sample(n, labels, g, **options)     images in [-1, 1] (sample grids during training)
-
-Every module here that defines `Trainer` is a plug-in; modules are imported only when asked for.
+Nothing outside the family's modules names a family: `gen train NAME`, data loading, `gen eval` and
+`gen distill` ask the config's capabilities (`data`, `labels`, `teaches`, `stages`).
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
 from gen.errors import GenError
+from gen.trainkit.sd import refuse_sd_run
+
+_REGISTRY: dict = {}
+
+def _configs() -> dict:
+    if not _REGISTRY:
+        from gen.plugins import TRAINING, discover
+        from gen.trainkit.config import TrainConfig
+
+        _REGISTRY.update(discover(__path__, __name__, "CONFIG", TrainConfig, group=TRAINING))
+    return _REGISTRY
 
 
 def families() -> tuple[str, ...]:
-    return tuple(sorted(m.name for m in pkgutil.iter_modules(__path__)))
+    return tuple(sorted(_configs()))
 
 
-# runs of the Stable Diffusion trainers: adaptations of a base, exported with it, not trained end to end here
-SD_RUN_EXPORTS = {"sd-lora": "gen export --model sd-lora --lora RUN", "lcm-lora": "gen export --model sd-lora --lora RUN",
-                  "textual-inversion": "gen export --model sd --textual-inversion RUN",
-                  "dreambooth": "gen export --model sd-lora --lora RUN (a --lora run) or gen export --model sd --base RUN"}
-
-
-def refuse_sd_run(family: str, path) -> None:
-    if family in SD_RUN_EXPORTS:
-        raise GenError(f"{path} holds an adaptation of a Stable Diffusion base ({family}), which gen does not train "
-                       f"further or score here: export it with `{SD_RUN_EXPORTS[family].replace('RUN', str(path))}`")
+def config_class(family: str):
+    """The family's TrainConfig class (torch-free)."""
+    if family not in _configs():
+        refuse_sd_run(family, "RUN")
+        raise GenError(f"unknown model family {family!r}; choose one of {', '.join(families())}")
+    return _configs()[family]
 
 
 def trainer_class(family: str):
-    refuse_sd_run(family, "RUN")
-    if family not in families():
-        raise GenError(f"unknown model family {family!r}; choose one of {', '.join(families())}")
-    module = importlib.import_module(f"{__name__}.{family}")
-    cls = getattr(module, "Trainer", None)
-    if cls is None:
-        raise GenError(f"gen.trainkit.families.{family} defines no Trainer")
-    return cls
+    return config_class(family).trainer_class()
 
 
 def trainer_for(config: dict):
-    """The trainer class of a run's config: the family's Trainer, or, for a later stage of a family
-    trained in stages (`config["stage"]`, e.g. the VQ-VAE's prior), that stage's trainer from the
-    family module's `STAGES` (stage name -> a function returning the class, imported when asked)."""
-    cls = trainer_class(config["family"])
-    stage = config.get("stage")
-    if stage is None:
-        return cls
-    stages = getattr(importlib.import_module(f"{__name__}.{config['family']}"), "STAGES", {})
-    if stage not in stages:
-        raise GenError(f"{config['family']} has no training stage {stage!r}")
-    return stages[stage]()
+    """The trainer class of a run's config: the family's Trainer; for a later stage of a family
+    trained in stages (`config["stage"]`, e.g. the VQ-VAE's prior), that stage's trainer; for a
+    few-step student (`config["distill"]`), its method's Student (gen.trainkit.distill.<method>, a
+    plug-in found by name, imported on first use: torch)."""
+    if config.get("distill"):
+        import importlib
+
+        return importlib.import_module(f"gen.trainkit.distill.{config['distill']['method']}").Student
+    return config_class(config["family"]).trainer_class(config.get("stage"))
 
 
 def defaults(family: str) -> dict:
-    return dict(trainer_class(family).DEFAULTS)
-
-
-def declared_defaults(family: str) -> dict:
-    """A trainer's DEFAULTS read from its module's source, without importing it (and torch): what
-    `gen train --help` shows, so the defaults are stated once and help stays instant."""
-    import ast
-    from pathlib import Path
-
-    tree = ast.parse((Path(__file__).parent / f"{family}.py").read_text())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "DEFAULTS" for t in node.targets):
-            return ast.literal_eval(node.value)
-    return {}
+    return config_class(family).defaults()
