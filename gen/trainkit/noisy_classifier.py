@@ -26,8 +26,7 @@ class NoisyClassifierTrainer:
     DEFAULTS = CLASSIFIER_DEFAULTS
 
     def __init__(self, config: dict):
-        from gen.nets.families.ddpm import build_denoiser_unet, build_noisy_classifier
-        from gen.trainkit.families.ddpm import noise_scheduler
+        from gen.nets.families.ddpm import build_denoiser_unet, build_noisy_classifier, noise_scheduler
 
         self.config = c = config
         self.num_classes = c["num_classes"]

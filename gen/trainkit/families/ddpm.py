@@ -13,14 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from gen.nets.components import is_conditional, sub_state
-from gen.nets.families.ddpm import PREDICTIONS, SCHEDULES, build_denoiser_unet, scheduler_config
-
-
-def noise_scheduler(config: dict):
-    """diffusers' DDPMScheduler on the schedule the bundle's manifest records (one definition)."""
-    from diffusers import DDPMScheduler
-
-    return DDPMScheduler(**scheduler_config(config))
+from gen.nets.families.ddpm import PREDICTIONS, SCHEDULES, build_denoiser_unet, noise_scheduler
 
 
 class DdpmTrainer:
