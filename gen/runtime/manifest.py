@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
 from gen.errors import GenError
-from gen.runtime.schema import parse, to_json  # noqa: F401  (parse: the readers of gen.json's parts use it from here)
+from gen.runtime.schema import parse, to_json
 
 SCHEMA_VERSION = 1
 FORMAT = "gen-bundle"
