@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ast
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -38,20 +37,25 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def imports_of(source: str) -> list[str]:
-    """Every gen module `source` imports, at any depth (functions included)."""
+def imports_of(source: str, module: str = "", is_package: bool = False) -> list[str]:
+    """Every gen module `source` (the module `module`) imports, at any depth (functions included);
+    relative imports resolved."""
     found = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             found += [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found += [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                package = module.split(".") if is_package else module.split(".")[:-1]
+                base = ".".join(package[:len(package) - (node.level - 1)] + ([node.module] if node.module else []))
+            found += [base] + [f"{base}.{a.name}" for a in node.names]
     return [m for m in found if m == "gen" or m.startswith("gen.")]
 
 
-def violations(module: str, source: str) -> list[str]:
+def violations(module: str, source: str, is_package: bool = False) -> list[str]:
     out = []
-    for imported in imports_of(source):
+    for imported in imports_of(source, module, is_package):
         for layer, banned in FORBIDDEN.items():
             if module != layer and not module.startswith(layer + "."):
                 continue
@@ -69,7 +73,7 @@ def gen_modules():
 
 
 def test_no_module_imports_against_the_arrows():
-    problems = [v for name, path in gen_modules() for v in violations(name, path.read_text())]
+    problems = [v for name, path in gen_modules() for v in violations(name, path.read_text(), path.name == "__init__.py")]
     assert not problems, "\n".join(problems)
 
 
@@ -81,6 +85,8 @@ def test_no_module_imports_against_the_arrows():
     ("gen.export.onnx_export", "from gen.trainkit.families.ddpm import noise_scheduler\n"),
     ("gen.serving.repository", "from gen.export.onnx_io import file_entry\n"),
     ("gen.fileio", "from gen.runtime.bundle import load_bundle\n"),
+    ("gen.runtime.sampler", "def f():\n    from ..trainkit import train\n"),
+    ("gen.nets.families.gan", "from ...export.onnx_io import file_entry\n"),
 ])
 def test_a_forbidden_import_is_caught(module, source):
     assert violations(module, source), f"{module}: {source!r} should be refused"
@@ -91,21 +97,223 @@ def test_allowed_imports_pass():
     assert not violations("gen.runtime.backends.eager", "from gen.nets.families import get_nets\n")
 
 
-FAMILY_NAMES = ("gan", "vae", "ddpm", "sd", "pix2pix", "cyclegan", "stylegan", "ae", "vqvae")
-# `family == "gan"`, `family in ("ddpm", "sd")`, `.family != 'sd'`, `if name == "vae"`...
-CHAIN = re.compile(r"""(family|name)\s*(==|!=|in|not in)\s*[\(\[]?\s*["'](%s)["']""" % "|".join(FAMILY_NAMES))
+def module_imports(module: str, source: str, is_package: bool, modules) -> set[str]:
+    """The gen modules among `modules` that `source` (the module `module`) imports, at any depth: `from
+    gen.x import y` is gen.x.y when that is a module, else gen.x; relative imports are resolved."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name in modules}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                package = module.split(".") if is_package else module.split(".")[:-1]
+                package = package[:len(package) - (node.level - 1)]
+                base = ".".join(package + ([node.module] if node.module else []))
+            for a in node.names:
+                if f"{base}.{a.name}" in modules:
+                    found.add(f"{base}.{a.name}")
+                elif base in modules:
+                    found.add(base)
+    return found - {module}
+
+
+def circles(graph: dict[str, set[str]]) -> list[tuple[str, ...]]:
+    """The import circles of `graph` (module -> modules it imports): its strongly connected components of
+    more than one module (Tarjan's algorithm), each sorted."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(tuple(sorted(component)))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return sorted(found)
+
+
+def import_graph(sources: dict[str, tuple[str, bool]]) -> dict[str, set[str]]:
+    """module -> (source, is_package) as module -> the modules it imports."""
+    return {m: module_imports(m, src, pkg, sources) for m, (src, pkg) in sources.items()}
+
+
+def gen_sources() -> dict[str, tuple[str, bool]]:
+    return {name: (path.read_text(), path.name == "__init__.py") for name, path in gen_modules()}
+
+
+PENDING_CIRCLES: set = set()  # issue 33 broke the last ones; a new circle is fixed, not listed here
+
+
+def test_no_import_circles():
+    """Every arrow between gen's modules points one way, counting the imports inside functions too: a lazy
+    import keeps `gen --help` fast, it does not make a circle acceptable."""
+    found = set(circles(import_graph(gen_sources())))
+    assert not found - PENDING_CIRCLES, "import circles:\n" + "\n".join(" <-> ".join(c) for c in sorted(found - PENDING_CIRCLES))
+    assert not PENDING_CIRCLES - found, f"no longer circles, strike them from PENDING_CIRCLES: {sorted(PENDING_CIRCLES - found)}"
+
+
+@pytest.mark.parametrize("sources,circle", [
+    ({"gen.export.a": ("from gen.export.b import f\n", False), "gen.export.b": ("def g():\n    from gen.export.a import h\n", False)},
+     ("gen.export.a", "gen.export.b")),
+    ({"gen.x": ("", True), "gen.x.a": ("from . import b\n", False), "gen.x.b": ("from .c import f\n", False),
+      "gen.x.c": ("import gen.x.a\n", False)},
+     ("gen.x.a", "gen.x.b", "gen.x.c")),
+    ({"gen.p": ("def f():\n    from gen.p.q import g\n", True), "gen.p.q": ("from gen import p\n", False), "gen": ("", True)},
+     ("gen.p", "gen.p.q")),
+])
+def test_a_planted_circle_is_caught(sources, circle):
+    assert circle in circles(import_graph(sources))
+
+
+def test_one_way_arrows_are_no_circle():
+    sources = {"gen.a": ("import gen.b\n", False), "gen.b": ("def f():\n    from gen import c\n", False), "gen.c": ("", False)}
+    assert circles(import_graph(sources)) == []
+
+
+# the families' names, runtime and training side (a Stable Diffusion adaptation's run is a family of its own)
+FAMILY_NAMES = ("gan", "vae", "ddpm", "sd", "pix2pix", "cyclegan", "stylegan", "ae", "vqvae",
+                "sd-lora", "lcm-lora", "textual-inversion", "dreambooth")
+# where a name that is spelt like a family is not one: the --model recipes are named in their own registry
+NOT_FAMILIES = {"gen/recipes/registry.py": "the recipe names of `gen export --model` (sd, sd-lora, tiny-sd)",
+                "gen/errors.py": "with_article: 'an sd' is English (ess-dee), not a branch on the family"}
+PENDING_FAMILY_BRANCHES: set = set()  # (file, the line's text); issue 33 removed the last ones
+
+
+def _families_in(node) -> list[str]:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [node.value] if node.value in FAMILY_NAMES else []
+    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        return [f for e in node.elts for f in _families_in(e)]
+    return []
+
+
+def family_branches(source: str) -> list[int]:
+    """The lines of `source` that branch on a family's name or list families by hand: `== "gan"` or
+    `"gan" !=` either way round, `in ("ddpm", "gan")`, `.startswith("sd")`, `case "vae":`, a dict keyed by
+    two or more family names, and a tuple, list or set of two or more."""
+    lines = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Compare):
+            sides = [node.left, *node.comparators]
+            for i, op in enumerate(node.ops):
+                if isinstance(op, (ast.Eq, ast.NotEq)) and (_families_in(sides[i]) or _families_in(sides[i + 1])):
+                    lines.add(node.lineno)
+                if isinstance(op, (ast.In, ast.NotIn)) and _families_in(sides[i + 1]):
+                    lines.add(node.lineno)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                and node.func.attr in ("startswith", "endswith") and node.args and _families_in(node.args[0]):
+            lines.add(node.lineno)
+        elif isinstance(node, ast.MatchValue) and _families_in(node.value):
+            lines.add(node.lineno)
+        elif isinstance(node, ast.Dict) and sum(len(_families_in(k)) for k in node.keys if k is not None) >= 2:
+            lines.add(node.lineno)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict" \
+                and sum(kw.arg in FAMILY_NAMES for kw in node.keywords) >= 2:
+            lines.add(node.lineno)
+        elif isinstance(node, (ast.Tuple, ast.List, ast.Set)) and len(_families_in(node)) >= 2:
+            lines.add(node.lineno)
+    return sorted(lines)
 
 
 def test_no_family_name_branches_outside_the_family_modules():
-    """Family plug-ins (gen/*/families/<name>.py) are the only place a family is named in code."""
-    problems = []
+    """Family plug-ins (gen/*/families/<name>.py) are the only place a family is named in code; a registry
+    (gen/*/families/__init__.py) finds them, it does not list them."""
+    found = set()
     for name, path in gen_modules():
-        if ".families." in name:
+        rel = path.relative_to(GEN.parent).as_posix()
+        if ".families." in name or rel in NOT_FAMILIES:
             continue
-        for i, line in enumerate(path.read_text().splitlines(), 1):
-            if CHAIN.search(line):
-                problems.append(f"{path.relative_to(GEN.parent)}:{i}: {line.strip()}")
-    assert not problems, "\n".join(problems)
+        text = path.read_text()
+        lines = text.splitlines()
+        found |= {(rel, lines[i - 1].strip()) for i in family_branches(text)}
+    assert not found - PENDING_FAMILY_BRANCHES, "\n".join(f"{f}: {t}" for f, t in sorted(found - PENDING_FAMILY_BRANCHES))
+    assert not PENDING_FAMILY_BRANCHES - found, f"gone, strike them from PENDING_FAMILY_BRANCHES: {sorted(PENDING_FAMILY_BRANCHES - found)}"
+
+
+@pytest.mark.parametrize("source", [
+    'if family == "gan":\n    pass\n',
+    'if "ddpm" == manifest.family:\n    pass\n',
+    'ok = spec.name != "sd"\n',
+    'guided = config["family"] in ("ddpm", "gan")\n',
+    'plain = kind not in ["vae"]\n',
+    'if name.startswith("stylegan"):\n    pass\n',
+    'if name.endswith(("ae", "vae")):\n    pass\n',
+    'HELP = {"gan": "a GAN", "ddpm": "a DDPM"}\n',
+    'HELP = dict(gan=1, vae=2)\n',
+    'FAMILIES = ("gan", "vae", "ddpm")\n',
+    'match family:\n    case "cyclegan":\n        pass\n',
+    'EXPORTS = {"sd-lora": 1, "dreambooth": 2}\n',
+])
+def test_a_planted_family_branch_is_caught(source):
+    assert family_branches(source), source
+
+
+@pytest.mark.parametrize("source", [
+    'if family == spec.name:\n    pass\n',
+    'modules = {"vqvae": vqvae, "prior": prior}\n',
+    'train_with(out, "ddpm", fresh)\n',
+    'if precision == "fp16":\n    pass\n',
+])
+def test_family_free_code_passes(source):
+    assert family_branches(source) == []
+
+
+LONGEST = 80  # lines of one function, decorators and signature aside
+# issue 33: split in the demo rewrite; this list must end empty. (file, function)
+PENDING_LONG = {
+    ("gen/demo/app.py", "create_app"),
+    ("gen/demo/app.py", "create_app.generate"),
+}
+
+
+def long_functions(source: str, limit: int = LONGEST) -> list[tuple[str, int]]:
+    """(qualified name, lines) of each function of `source` longer than `limit` lines."""
+    out = []
+
+    def walk(node, prefix):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                name = prefix + child.name
+                if not isinstance(child, ast.ClassDef) and child.end_lineno - child.lineno + 1 > limit:
+                    out.append((name, child.end_lineno - child.lineno + 1))
+                walk(child, name + ".")
+            else:
+                walk(child, prefix)
+
+    walk(ast.parse(source), "")
+    return out
+
+
+def test_no_function_is_over_80_lines():
+    found = {(path.relative_to(GEN.parent).as_posix(), name): lines for _, path in gen_modules()
+             for name, lines in long_functions(path.read_text())}
+    over = {k: v for k, v in found.items() if k not in PENDING_LONG}
+    assert not over, "\n".join(f"{f} {name}: {n} lines (split it along its seams)" for (f, name), n in sorted(over.items()))
+    assert not PENDING_LONG - set(found), f"short now, strike them from PENDING_LONG: {sorted(PENDING_LONG - set(found))}"
+
+
+def test_a_planted_long_function_is_caught():
+    source = "class C:\n    def f(self):\n" + "        x = 1\n" * 90
+    assert long_functions(source) == [("C.f", 91)]
+    assert long_functions("def g():\n" + "    x = 1\n" * 79) == []
 
 
 def test_importing_gen_changes_nothing_in_the_process():

@@ -66,24 +66,7 @@ def bench(
         check_output_file(plot_out, "--plot" if given_options(ctx, ("plot_out",)) else f"--plot (beside --json: {plot_out})",
                           written_by_gen, force, inputs)
     if url:
-        from gen.serving.loadtest import run_load
-
-        step_list, batch_list = (_ints(steps, "--steps") if steps else [None]), _ints(batch or "1", "--batch")
-        if len(step_list) > 1 or len(batch_list) > 1:
-            raise GenError("with --url, give one --steps and one --batch value (a load test sweeps --concurrency only)")
-        extra = {}
-        if image:
-            from gen.runtime.image_input import as_uint8_nhwc
-
-            extra["image"] = as_uint8_nhwc(image, "--image")
-        rows = run_load(url, model, _ints(concurrency, "--concurrency"), requests, n=batch_list[0],
-                        steps=step_list[0], log=typer.echo, **extra)
-        result = {"url": url, "model": model, "rows": rows, "command": command_line()}
-        if json_out:
-            write_output(json_out, json_bytes(result), "--json")
-            typer.echo(f"results: {json_out}")
-        return
-
+        return _load_test(url, model, concurrency, requests, steps, batch, image, json_out)
     result = run_bench(bundle, [b.strip() for b in backends.split(",") if b.strip()],
                        [p.strip() for p in precisions.split(",") if p.strip()],
                        _ints(steps, "--steps") if steps else None, _ints(batch or "1,16", "--batch"), warmup, repeats, threads, device, log=typer.echo)
@@ -104,3 +87,25 @@ def bench(
         typer.echo(f"plot: {plot_out}" if plot(result, plot_out) else "plot skipped: matplotlib is not installed")
     if not json_out:
         typer.echo("(--json FILE keeps every figure: per-component percentiles, images/s, the machine)")
+
+
+def _load_test(url: str, model, concurrency: str, requests: int, steps, batch, image, json_out) -> None:
+    """`gen bench --url`: a served model under --concurrency clients (gen.serving.loadtest)."""
+    from gen.fileio import json_bytes
+    from gen.outputs import write_output
+    from gen.serving.loadtest import run_load
+
+    step_list, batch_list = (_ints(steps, "--steps") if steps else [None]), _ints(batch or "1", "--batch")
+    if len(step_list) > 1 or len(batch_list) > 1:
+        raise GenError("with --url, give one --steps and one --batch value (a load test sweeps --concurrency only)")
+    extra = {}
+    if image:
+        from gen.runtime.image_input import as_uint8_nhwc
+
+        extra["image"] = as_uint8_nhwc(image, "--image")
+    rows = run_load(url, model, _ints(concurrency, "--concurrency"), requests, n=batch_list[0],
+                    steps=step_list[0], log=typer.echo, **extra)
+    result = {"url": url, "model": model, "rows": rows, "command": command_line()}
+    if json_out:
+        write_output(json_out, json_bytes(result), "--json")
+        typer.echo(f"results: {json_out}")

@@ -49,15 +49,27 @@ def export(
                gen export --model sd --textual-inversion runs/cat-toy --out bundles/cat-toy   (then: --prompt "a photo of a <cat-toy>")
                gen export --model sd --base runs/dreambooth --out bundles/sks   (a full DreamBooth run is a base folder)
     """
-    import math
-    from pathlib import Path
-
-    from gen.errors import GenError
-
     precisions = ("fp32",) + (("fp16",) if fp16 else ()) + (("int8",) if int8 and not int8_openvino_only else ()) \
         + (("int8-trt",) if int8_trt else ()) + (("int8-ov",) if int8_openvino else ())
     # --no-X: leave out a precision an existing bundle has (export keeps them otherwise)
     drop = tuple(p for p, on in (("fp16", fp16), ("int8", int8), ("int8-trt", False if int8 is False else int8_trt)) if on is False)
+    int8_options = _int8_options(int8, int8_trt, int8_openvino, int8_openvino_only, calibration, calibration_method,
+                                 int8_groups, int8_exclude, int8_min_psnr, int8_min_speedup)
+    if trt:
+        return _build_engines(ctx, run, fp16)
+    _check_what_to_export(run, model, base, lora, lora_scale, tolerance, textual_inversion, out, classifier)
+    if run is not None:
+        return _export_run(run, out, classifier, precisions=precisions, opset=opset, force=force, tolerance=tolerance,
+                           int8=int8_options, drop=drop)
+    _export_model(model, out, base=base, lora=lora, lora_scale=lora_scale, precisions=precisions, opset=opset, force=force,
+                  tolerance=tolerance, int8=int8_options, embeddings=tuple(textual_inversion or ()), drop=drop)
+
+
+def _int8_options(int8, int8_trt, int8_openvino, int8_openvino_only, calibration, calibration_method, int8_groups,
+                  int8_exclude, int8_min_psnr, int8_min_speedup) -> Int8Options:
+    """The --int8 options, checked; the ones given without --int8 are refused."""
+    from gen.errors import GenError
+
     int8_options = Int8Options(calibration=calibration, method=calibration_method, exclude=tuple(int8_exclude or ()),
                                groups=tuple(g.strip() for g in (int8_groups or "").split(",") if g.strip()),
                                min_psnr=int8_min_psnr, min_speedup=int8_min_speedup)
@@ -71,22 +83,37 @@ def export(
         raise GenError(f"{', '.join(given)}: these options apply only with --int8")
     if int8_openvino_only and not int8_openvino:
         raise GenError("--int8-openvino-only goes with --int8-openvino (it drops ONNX Runtime's int8 files, not OpenVINO's)")
-    if trt:
-        from gen.runtime.manifest import MANIFEST
+    return int8_options
 
-        if run is None or not (Path(run) / MANIFEST).is_file():
-            raise GenError("--trt builds the engines of an exported bundle: gen export BUNDLE --trt")
-        unused = given_options(ctx, ("model", "base", "lora", "lora_scale", "textual_inversion", "out", "int8", "opset",
-                                     "tolerance", "classifier", "force"))
-        if unused:  # only --fp16 (the engines' precision) goes with --trt
-            raise GenError(f"{', '.join(unused)}: not used by --trt, which writes the engines into BUNDLE/trt/ "
-                           "(--fp16 picks their precision); drop them")
-        from gen.runtime.backends.trt import build_engines
 
-        for path in build_engines(run, "fp16" if fp16 else "fp32", progress=typer.echo):
-            typer.echo(f"engine written to {path}")
-        return
-    if lora_scale != 1.0 and lora is None and model != "sd-lora":  # nothing would be fused at that scale
+def _build_engines(ctx: typer.Context, run: Optional[str], fp16: Optional[bool]) -> None:
+    """`gen export BUNDLE --trt`: the bundle's TensorRT engines for this GPU, into BUNDLE/trt/."""
+    from pathlib import Path
+
+    from gen.errors import GenError
+    from gen.runtime.manifest import MANIFEST
+
+    if run is None or not (Path(run) / MANIFEST).is_file():
+        raise GenError("--trt builds the engines of an exported bundle: gen export BUNDLE --trt")
+    unused = given_options(ctx, ("model", "base", "lora", "lora_scale", "textual_inversion", "out", "int8", "opset",
+                                 "tolerance", "classifier", "force"))
+    if unused:  # only --fp16 (the engines' precision) goes with --trt
+        raise GenError(f"{', '.join(unused)}: not used by --trt, which writes the engines into BUNDLE/trt/ "
+                       "(--fp16 picks their precision); drop them")
+    from gen.runtime.backends.trt import build_engines
+
+    for path in build_engines(run, "fp16" if fp16 else "fp32", progress=typer.echo):
+        typer.echo(f"engine written to {path}")
+
+
+def _check_what_to_export(run, model, base, lora, lora_scale, tolerance, textual_inversion, out, classifier) -> None:
+    """A RUN or a --model, not both, with only the options that apply to it."""
+    import math
+
+    from gen.errors import GenError
+    from gen.recipes.registry import LORA
+
+    if lora_scale != 1.0 and lora is None and model != LORA:  # nothing would be fused at that scale
         raise GenError("--lora-scale applies when a LoRA is fused: with --lora RUN, or --model sd-lora")
     if run is None and model is None:
         raise GenError("give a RUN directory (written by `gen train`) or --model NAME (sd, sd-lora, tiny-sd)")
@@ -100,29 +127,35 @@ def export(
         raise GenError("--out is empty; give the bundle folder to write, or leave --out out for bundles/<name>")
     if classifier and run is None:
         raise GenError("--classifier attaches a noisy classifier to a DDPM RUN; it does not apply to --model exports")
-    if run is not None:
-        if base or lora:
-            raise GenError("--base and --lora apply to --model exports; a RUN directory already holds its weights")
-        from gen.export.onnx_export import export_run
+    if run is not None and (base or lora):
+        raise GenError("--base and --lora apply to --model exports; a RUN directory already holds its weights")
 
-        out = out or str(Path("bundles") / Path(run).resolve().name)
-        attached = {}
-        if classifier:
-            from gen.trainkit.families.ddpm.classifier import with_classifier
 
-            attached = {"state": with_classifier(run, classifier), "also_from": (classifier,)}
-        path = export_run(run, out, precisions=precisions, opset=opset, force=force, tolerance=tolerance, progress=typer.echo,
-                          int8=int8_options, drop=drop, **attached)
-        return _written(path)
+def _export_run(run: str, out: Optional[str], classifier: Optional[str], **options) -> None:
+    """`gen export RUN`: a trained run's bundle, with a noisy classifier's run attached when given."""
+    from pathlib import Path
+
+    from gen.export.onnx_export import export_run
+
+    out = out or str(Path("bundles") / Path(run).resolve().name)
+    attached = {}
+    if classifier:
+        from gen.trainkit.families.ddpm.classifier import with_classifier
+
+        attached = {"state": with_classifier(run, classifier), "also_from": (classifier,)}
+    _written(export_run(run, out, progress=typer.echo, **options, **attached))
+
+
+def _export_model(model: str, out: Optional[str], **options) -> None:
+    """`gen export --model NAME`: a Stable Diffusion recipe's bundle (gen.recipes)."""
+    from pathlib import Path
+
     from gen.export.sd_export import export_sd
     from gen.recipes.registry import check_model
 
     check_model(model)
     out = out or str(Path("bundles") / model)
-    path = export_sd(model, out, base=base, lora=lora, lora_scale=lora_scale, precisions=precisions, opset=opset, force=force,
-                     tolerance=tolerance, progress=typer.echo, int8=int8_options, embeddings=tuple(textual_inversion or ()),
-                     drop=drop)
-    _written(path)
+    _written(export_sd(model, out, progress=typer.echo, **options))
 
 
 def _written(path) -> None:

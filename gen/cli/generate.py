@@ -72,26 +72,48 @@ def generate(
                gen generate bundles/stylegan --interpolate 1 2 --frames 16 --out walk.gif
                gen generate bundles/ddpm-guided --label 3 --classifier-scale 2 --out threes.png  (classifier guidance)
     """
-    import time
-
-    from gen.errors import GenError, agree
-    from gen.images import image_format, save_grid
-    from gen.runtime.sampler import Sampler
-
-    from gen.cli.options import fixed_size, given_options, library_errors_as_flags, require_bundle_or_url, resize_note
-
     import os
+
+    from gen.cli.options import given_options, library_errors_as_flags, require_bundle_or_url
+    from gen.runtime.sampler import Sampler
 
     require_bundle_or_url(bundle, url, model, given_options(ctx, ("backend", "device", "precision", "threads")),
                           given_options(ctx, ("model",)))
+    folder = image is not None and os.path.isdir(image)
+    _refuse_what_does_not_apply(ctx, frames, interpolate, n, reconstruct, image, folder)
+    if not folder:  # a bad --out fails before the images are made
+        _check_out(out, force, sources=(bundle, image, mask))
+    flags = {"labels": "--label", "n": "--frames" if interpolate is not None else "--n"}
+    with library_errors_as_flags(flags):  # the library names its arguments; here the user typed flags
+        sampler = Sampler(url, backend="triton", model=model) if url else \
+            Sampler(bundle, backend=backend, device=device, precision=precision, threads=threads)
+        with sampler:  # closed when done: a served model's client holds a keep-alive connection a stopping Triton waits for
+            if folder:
+                return _translate_folder(ctx, sampler, image, out, seed, reconstruct, force, bundle, prompt=prompt,
+                                         negative_prompt=negative_prompt, steps=steps, scheduler=scheduler,
+                                         guidance=guidance, strength=strength, direction=direction)
+            images, n, elapsed = _sample(sampler, url, image, n, seed, interpolate, frames, reconstruct, prompt,
+                                         steps=steps, scheduler=scheduler, labels=label, guidance=guidance,
+                                         classifier_scale=classifier_scale, negative_prompt=negative_prompt,
+                                         height=height, width=width, mask=mask, strength=strength, direction=direction,
+                                         psi=psi, mix_seed=mix_seed, mix_layer=mix_layer, eta=eta)
+            d = None if url else sampler.backend.describe()
+            resize = _resize_note(sampler, image, reconstruct)
+    _save(out, images, one=image is not None and len(images) == 1, strip=interpolate is not None)
+    _report(f"{n} image{'s' * (n != 1)} in {elapsed:.2f} s", out, url, model, sampler, d, resize)
+
+
+def _refuse_what_does_not_apply(ctx, frames, interpolate, n, reconstruct, image, folder: bool) -> None:
+    """Options that a latent walk, a reconstruction or a folder's translation would not read: refused, not dropped."""
+    from gen.cli.options import given_options
+    from gen.errors import GenError, agree
+
     if frames is not None and interpolate is None:
         raise GenError("--frames counts the images of a latent walk: give --interpolate A B with it (a StyleGAN bundle)")
     if interpolate is not None and n is not None:
         raise GenError("--n does not apply to a latent walk: --frames sets how many images it has")
     if reconstruct and image is None:
         raise GenError("--reconstruct encodes and decodes --image: give --image FILE or --image FOLDER")
-    folder = image is not None and os.path.isdir(image)
-    # what reconstruct() and a folder's translation do not read: refused, not dropped
     sampling_only = ("n", "steps", "scheduler", "eta", "label", "guidance", "classifier_scale", "psi", "mix_seed", "mix_layer",
                      "interpolate", "prompt", "negative_prompt", "height", "width", "mask", "strength", "direction")
     if reconstruct and (unused := given_options(ctx, sampling_only)):
@@ -101,63 +123,80 @@ def generate(
                                                   "interpolate", "height", "width", "mask"))):
         raise GenError(f"{', '.join(unused)} {agree(unused, 'does', 'do')} not apply with --image FOLDER "
                        "(each image in it is translated once, at its own size)")
-    if not folder:  # a bad --out fails before the images are made
-        from gen.images import written_by_gen
-        from gen.outputs import check_output_file
 
-        image_format(out)
-        check_output_file(out, "--out", written_by_gen, force, sources=(bundle, image, mask))
-    flags = {"labels": "--label", "n": "--frames" if interpolate is not None else "--n"}
-    with library_errors_as_flags(flags):  # the library names its arguments; here the user typed flags
-        if url:
-            sampler = Sampler(url, backend="triton", model=model)
-        else:
-            sampler = Sampler(bundle, backend=backend, device=device, precision=precision, threads=threads)
-        with sampler:  # closed when done: a served model's client holds a keep-alive connection a stopping Triton waits for
-            if folder:
-                from gen.cli.folder import translate_folder
 
-                extra = {k: v for k, v in (("prompt", prompt), ("negative_prompt", negative_prompt), ("steps", steps),
-                                           ("scheduler", scheduler), ("guidance", guidance), ("strength", strength),
-                                           ("direction", direction)) if v is not None}
-                translate_folder(sampler, image, out, seed=seed, reconstruct=reconstruct,
-                                 out_given=bool(given_options(ctx, ("out",))), force=force, sources=(bundle,), **extra)
-                return
-            translation = url is None and "image" in sampler.bundle.spec.required  # pix2pix, CycleGAN: deterministic
-            if translation and image is not None and n is not None and n > 1:
-                raise GenError(f"--n {n} with one --image: a translation is deterministic, so it would be {n} copies of "
-                               "one image; give --image FOLDER to translate several")
-            t0 = time.perf_counter()
-            if n is None:
-                n = 4 if prompt is not None else 1 if image is not None else 16
-            walk = {}
-            if interpolate is not None:  # n frames from seed A's image to seed B's
-                seed, walk, n = interpolate[0], {"interpolate": interpolate[1]}, 16 if frames is None else frames
-            if reconstruct:
-                images = sampler.reconstruct(image)
-                n = len(images)
-            else:
-                images = sampler.generate(prompt, n=n, seed=seed, steps=steps, scheduler=scheduler, labels=label, guidance=guidance,
-                                          classifier_scale=classifier_scale, negative_prompt=negative_prompt, height=height, width=width,
-                                          image=image, mask=mask, strength=strength, direction=direction, psi=psi, mix_seed=mix_seed,
-                                          mix_layer=mix_layer, eta=eta, **walk)
-            elapsed = time.perf_counter() - t0
-            d = None if url else sampler.backend.describe()
-            resize = ""
-            if image is not None and fixed_size(sampler, reconstruct):
-                from gen.runtime.image_input import as_uint8_nhwc
+def _sample(sampler, url, image, n, seed, interpolate, frames, reconstruct, prompt, **options):
+    """The images of one call (a sampling, a StyleGAN walk's frames, or a reconstruction of --image), how many
+    there are, and the seconds they took."""
+    import time
 
-                resize = resize_note({as_uint8_nhwc(image, "image").shape[1:3]}, fixed_size(sampler, reconstruct))
+    from gen.errors import GenError
+
+    translation = url is None and "image" in sampler.bundle.spec.required  # pix2pix, CycleGAN: deterministic
+    if translation and image is not None and n is not None and n > 1:
+        raise GenError(f"--n {n} with one --image: a translation is deterministic, so it would be {n} copies of "
+                       "one image; give --image FOLDER to translate several")
+    t0 = time.perf_counter()
+    if n is None:
+        n = 4 if prompt is not None else 1 if image is not None else 16
+    walk = {}
+    if interpolate is not None:  # n frames from seed A's image to seed B's
+        seed, walk, n = interpolate[0], {"interpolate": interpolate[1]}, 16 if frames is None else frames
+    if reconstruct:
+        images = sampler.reconstruct(image)
+        n = len(images)
+    else:
+        images = sampler.generate(prompt, n=n, seed=seed, image=image, **options, **walk)
+    return images, n, time.perf_counter() - t0
+
+
+def _resize_note(sampler, image, reconstruct: bool) -> str:
+    """What the report says when --image was resized to the model's fixed size ("" when it was not)."""
+    from gen.cli.options import fixed_size, resize_note
+
+    if image is None or not fixed_size(sampler, reconstruct):
+        return ""
+    from gen.runtime.image_input import as_uint8_nhwc
+
+    return resize_note({as_uint8_nhwc(image, "image").shape[1:3]}, fixed_size(sampler, reconstruct))
+
+
+def _save(out: str, images, one: bool, strip: bool) -> None:
+    """One translated image as it is (not upscaled in a grid), else a grid (a walk is one strip); replacing
+    an earlier --out is said, never silent."""
+    import os
+
+    from gen.images import save_grid, save_image
+
     replaced = os.path.exists(out)
-    if image is not None and len(images) == 1:  # one translated image: as it is, not upscaled in a grid
-        from gen.images import save_image
-
+    if one:
         save_image(out, images[0])
     else:
-        save_grid(out, images, nrow=len(images) if interpolate is not None else None)  # a walk is one strip
+        save_grid(out, images, nrow=len(images) if strip else None)
     if replaced:  # a grid is cheap to remake, so it is replaced, but never silently
         typer.echo(f"(replaced the earlier {out})")
-    made = f"{n} image{'s' * (n != 1)} in {elapsed:.2f} s"
+
+
+def _check_out(out: str, force: bool, sources) -> None:
+    from gen.images import image_format, written_by_gen
+    from gen.outputs import check_output_file
+
+    image_format(out)
+    check_output_file(out, "--out", written_by_gen, force, sources=sources)
+
+
+def _translate_folder(ctx, sampler, image, out, seed, reconstruct, force, bundle, **options) -> None:
+    """--image FOLDER: every image in it translated (or reconstructed) into the folder --out."""
+    from gen.cli.folder import translate_folder
+    from gen.cli.options import given_options
+
+    extra = {k: v for k, v in options.items() if v is not None}
+    translate_folder(sampler, image, out, seed=seed, reconstruct=reconstruct,
+                     out_given=bool(given_options(ctx, ("out",))), force=force, sources=(bundle,), **extra)
+
+
+def _report(made: str, out: str, url, model, sampler, d, resize: str) -> None:
+    """What was made, where, and on which backend (or server)."""
     if url:
         typer.echo(f"{made} from {url} model {model} -> {out}")
         return

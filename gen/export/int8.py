@@ -337,15 +337,21 @@ def _measure(c: Candidate, plan: Plan, threshold: float) -> None:
 def _gate(tmp, manifest, plans, precision, options, work, reference, progress) -> None:
     """Write `precision`'s files, sample against fp32, and keep the worst layers float until the
     whole-run PSNR reaches the gate (or fail naming them)."""
-    from gen.export.onnx_io import file_entry, images_vs_fp32
-    from gen.runtime.manifest import MANIFEST, ModelFile, parse, write_manifest
-    from gen.runtime.precision import check_precision
+    active = _quantized(plans)
+    active, record = _gate_rounds(tmp, manifest, plans, active, precision, options, work, reference, progress)
+    demoted: dict[str, str] = {}  # component -> why it ships float after all
+    for plan in plans.values():
+        entry, why = _shipped_entry(plan, active, tmp, precision, options, progress)
+        if why is not None:
+            demoted[plan.name] = why
+        manifest.parity.setdefault(plan.name, {})[f"ort_{precision}_vs_fp32"] = entry
+    if demoted:
+        record = _ship_float(tmp, manifest, plans, active, demoted, precision, options, reference, progress)
+    manifest.parity[f"images_{precision}_vs_fp32"] = record
 
-    from gen.runtime.families import get_family
 
-    symmetric = precision == "int8-trt"
-    suffix = check_precision(precision).suffix
-    discrete = get_family(manifest.family).discrete_sampling
+def _quantized(plans: dict) -> list:
+    """The plans the search chose to quantize; none is refused, saying why."""
     active = [p for p in plans.values() if p.prepared is not None]
     if not active:
         reasons = "; ".join(f"{p.name}: {p.record.get('kept_float')}" for p in plans.values())
@@ -354,6 +360,19 @@ def _gate(tmp, manifest, plans, precision, options, work, reference, progress) -
         raise GenError(f"int8 would change nothing in this bundle ({reasons}); nothing was written. "
                        "Export without --int8 (fp32 is this model's fastest CPU precision), or pass "
                        "--int8-min-speedup 0 to quantize it anyway")
+    return active
+
+
+def _gate_rounds(tmp, manifest, plans, active, precision, options, work, reference, progress):
+    """Rounds of: write the files, sample the bundle against fp32, and keep the worst tenth of the quantized
+    layers float, until the images pass the gate. Returns the plans still quantized and the passing record."""
+    from gen.export.onnx_io import file_entry, images_vs_fp32
+    from gen.runtime.families import get_family
+    from gen.runtime.manifest import MANIFEST, ModelFile, parse, write_manifest
+    from gen.runtime.precision import check_precision
+
+    symmetric, suffix = precision == "int8-trt", check_precision(precision).suffix
+    discrete = get_family(manifest.family).discrete_sampling
     costly: list[tuple[float, str, str]] = []
     for round_ in range(EXCLUDE_ROUNDS + 1):
         active = [p for p in active if _int8_nodes(p)]  # a gate round may have kept all of one float
@@ -376,7 +395,7 @@ def _gate(tmp, manifest, plans, precision, options, work, reference, progress) -
         progress(f"  images {precision} vs fp32: {record['psnr_db']} dB PSNR (gate {options.min_psnr} dB)"
                  + (f", {sum(len(p.excluded) for p in plans.values())} layer(s) kept float" if round_ else ""))
         if record["psnr_db"] >= options.min_psnr:
-            break
+            return active, record
         costly = sorted(x for p in active for x in _costly_layers(p, tmp / f"{p.name}{suffix}.onnx", work))
         fresh = [(db, comp, node) for db, comp, node in costly if node not in plans[comp].excluded]
         if round_ == EXCLUDE_ROUNDS or not fresh or discrete:  # keeping layers float cannot stop code flips
@@ -388,48 +407,64 @@ def _gate(tmp, manifest, plans, precision, options, work, reference, progress) -
                            + (_DISCRETE_NOTE.format(family=manifest.family) if discrete else ""))
         for db, comp, node in fresh[:max(1, len(fresh) // 10)]:  # the worst tenth of what is left
             plans[comp].excluded.append(node)
-    demoted: dict[str, str] = {}  # component -> why it ships float after all
-    for plan in plans.values():
-        entry = dict(plan.record)
-        if plan.prepared is not None and plan not in active:
-            entry["kept_float"] = "the gate kept every quantized node float"
+    raise AssertionError("unreachable: the last round passes or raises")
+
+
+def _shipped_entry(plan, active, tmp, precision, options, progress) -> tuple[dict, str | None]:
+    """A component's parity record for what ships once gated, and why it ships float after all when,
+    timed again, its int8 file does not pay (else None)."""
+    from gen.runtime.precision import check_precision
+
+    symmetric, suffix = precision == "int8-trt", check_precision(precision).suffix
+    entry = dict(plan.record)
+    if plan.prepared is not None and plan not in active:
+        entry["kept_float"] = "the gate kept every quantized node float"
+        progress(f"  {plan.name} {precision}: kept float ({entry['kept_float']})")
+    elif plan.prepared is not None:
+        c = plan.best
+        if not (_reusable(plan, symmetric) and len(plan.record["candidates"]) == 1):
+            # timed again unless the search timed this file alone: the fastest of several timings
+            # is biased upward by the noise that made it win
+            c = Candidate(plan.best.groups, tmp / f"{plan.name}{suffix}.onnx")
+            _measure(c, plan, options.min_speedup)
+        entry.update({"groups": list(c.groups), "kept_float_nodes": list(plan.excluded),
+                      "speedup_per_call": round(c.speedup, 3), "speed": c.speed, "psnr_db": round(c.psnr_db, 2),
+                      "max_abs": c.max_abs})
+        progress(f"  {plan.name} {precision}: {_speed_text(c)}, {c.psnr_db:.1f} dB per call, "
+                 f"{len(plan.excluded)} layer(s) kept float")
+        if symmetric:  # TensorRT's form: ORT's CPU speed says nothing of TensorRT's, so it is only recorded
+            entry["speedup_note"] = "ORT CPU figure, recorded only: int8-trt is for TensorRT and not speed-gated here"
+        elif c.speed["decision"] != FASTER:  # the rule holds for what ships, not only for the search's figure
+            entry["kept_float"] = (f"{_verdict(c.speed['decision'])} as gated ({len(plan.excluded)} layer(s) kept "
+                                   f"float): it ran at {_speed_text(c)} (--int8-min-speedup {options.min_speedup})")
             progress(f"  {plan.name} {precision}: kept float ({entry['kept_float']})")
-        elif plan.prepared is not None:
-            c = plan.best
-            if not (_reusable(plan, symmetric) and len(plan.record["candidates"]) == 1):
-                # timed again unless the search timed this file alone: the fastest of several timings
-                # is biased upward by the noise that made it win
-                c = Candidate(plan.best.groups, tmp / f"{plan.name}{suffix}.onnx")
-                _measure(c, plan, options.min_speedup)
-            entry.update({"groups": list(c.groups), "kept_float_nodes": list(plan.excluded),
-                          "speedup_per_call": round(c.speedup, 3), "speed": c.speed, "psnr_db": round(c.psnr_db, 2),
-                          "max_abs": c.max_abs})
-            progress(f"  {plan.name} {precision}: {_speed_text(c)}, {c.psnr_db:.1f} dB per call, "
-                     f"{len(plan.excluded)} layer(s) kept float")
-            if symmetric:  # TensorRT's form: ORT's CPU speed says nothing of TensorRT's, so it is only recorded
-                entry["speedup_note"] = "ORT CPU figure, recorded only: int8-trt is for TensorRT and not speed-gated here"
-            elif c.speed["decision"] != FASTER:  # the rule holds for what ships, not only for the search's figure
-                entry["kept_float"] = (f"{_verdict(c.speed['decision'])} as gated ({len(plan.excluded)} layer(s) kept "
-                                       f"float): it ran at {_speed_text(c)} (--int8-min-speedup {options.min_speedup})")
-                progress(f"  {plan.name} {precision}: kept float ({entry['kept_float']})")
-                demoted[plan.name] = entry["kept_float"]
-        manifest.parity.setdefault(plan.name, {})[f"ort_{precision}_vs_fp32"] = entry
-    if demoted:
-        if all(p.name in demoted for p in active):
-            why = "; ".join(f"{name}: {reason}" for name, reason in demoted.items())
-            if any(UNDECIDED in reason for reason in demoted.values()):
-                raise GenError(f"int8 ({precision})'s speed-up is undecided here once gated ({why}); nothing was "
-                               f"written. {_NOISY}")
-            raise GenError(f"int8 ({precision}) does not pay here once gated ({why}); nothing was written. Export "
-                           "without --int8, or pass --int8-min-speedup 0 to ship it anyway")
-        for name in demoted:
-            for f in tmp.glob(f"{name}{suffix}.onnx*"):  # the model and any external data beside it
-                f.unlink()
-            manifest.components[name].files[precision] = parse(ModelFile, file_entry(plans[name].fp32), "file")
-        write_manifest(tmp / MANIFEST, manifest)
-        record = images_vs_fp32(tmp, precision, reference=reference, **options.gate_images)  # what now ships
-        progress(f"  images {precision} vs fp32, with {', '.join(demoted)} float: {record['psnr_db']} dB PSNR")
-    manifest.parity[f"images_{precision}_vs_fp32"] = record
+            return entry, entry["kept_float"]
+    return entry, None
+
+
+def _ship_float(tmp, manifest, plans, active, demoted, precision, options, reference, progress) -> dict:
+    """The `demoted` components' float files in place of their int8 ones (refused when that is all of them),
+    and the images of what now ships against fp32."""
+    from gen.export.onnx_io import file_entry, images_vs_fp32
+    from gen.runtime.manifest import MANIFEST, ModelFile, parse, write_manifest
+    from gen.runtime.precision import check_precision
+
+    if all(p.name in demoted for p in active):
+        why = "; ".join(f"{name}: {reason}" for name, reason in demoted.items())
+        if any(UNDECIDED in reason for reason in demoted.values()):
+            raise GenError(f"int8 ({precision})'s speed-up is undecided here once gated ({why}); nothing was "
+                           f"written. {_NOISY}")
+        raise GenError(f"int8 ({precision}) does not pay here once gated ({why}); nothing was written. Export "
+                       "without --int8, or pass --int8-min-speedup 0 to ship it anyway")
+    suffix = check_precision(precision).suffix
+    for name in demoted:
+        for f in tmp.glob(f"{name}{suffix}.onnx*"):  # the model and any external data beside it
+            f.unlink()
+        manifest.components[name].files[precision] = parse(ModelFile, file_entry(plans[name].fp32), "file")
+    write_manifest(tmp / MANIFEST, manifest)
+    record = images_vs_fp32(tmp, precision, reference=reference, **options.gate_images)  # what now ships
+    progress(f"  images {precision} vs fp32, with {', '.join(demoted)} float: {record['psnr_db']} dB PSNR")
+    return record
 
 
 _NOISY = ("Its speed-up is too close to the rule, or the timings too noisy (another process on these cores?), to "

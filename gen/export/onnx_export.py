@@ -13,9 +13,9 @@ import shutil
 from pathlib import Path
 
 from gen.export.defaults import DEFAULT_OPSET, DEFAULT_TOLERANCE
-from gen.export.onnx_io import (check_images, check_opset, export_checked,
-                                export_precisions, file_entry, precisions_onto, record_weights,
+from gen.export.onnx_io import (check_opset, export_precisions, file_entry, precisions_onto, record_weights,
                                 refuse_existing, staged_bundle)
+from gen.export.variants import check_images, export_checked
 from gen.fileio import save_safetensors, write_json
 from gen.runtime.manifest import MANIFEST, write_manifest
 from gen.versions import versions

@@ -1,5 +1,6 @@
-"""The steps every export shares: trace a component to ONNX, check it, compare it with eager, convert
-it to fp16, and assemble the bundle directory atomically.
+"""The steps every export shares: trace a component to ONNX, check it, compare it with eager, record
+its files, compare a bundle's images across precisions, and assemble the bundle directory atomically.
+Making the precision variants (fp16, int8) from these is gen.export.variants, one layer up.
 
 `example(batch, seed) -> feeds` supplies inputs that satisfy the component's signature; parity runs
 at a different batch size than the trace, which is what catches a batch axis baked into the graph.
@@ -164,29 +165,6 @@ def export_component(module, sig: dict, path: Path, opset: int, example: Example
         raise GenError(f"onnx.checker rejects the exported {path.name}: {str(e).splitlines()[0]}") from None
 
 
-def export_checked(name, module, sig, directory: Path, opset, example, tolerance, precisions, progress) -> tuple[dict, dict]:
-    """One component: trace, check against eager (refusing the export past `tolerance`), and add
-    a converted file for each per-file precision beyond fp32. Returns its manifest entry and its parity record."""
-    from gen.runtime.precision import check_precision
-
-    progress(f"exporting {name} ...")
-    path = directory / f"{name}.onnx"
-    export_component(module, sig, path, opset, example)
-    files = {"fp32": file_entry(path)}
-    err, ort_out = parity(module, path, example)
-    record = {"ort_fp32_vs_eager_max_abs": err}
-    progress(f"  {name}: ORT fp32 vs eager max |diff| = {err:.2e}")
-    if not err <= tolerance:
-        raise GenError(f"{name}: ONNX Runtime output differs from eager by {err:.3g} (> tolerance {tolerance}); nothing was written")
-    for precision in precisions:
-        if precision == "fp32" or check_precision(precision).calibrated:  # int8 is made from the whole bundle
-            continue
-        converted, record[f"ort_{precision}_vs_fp32"] = precision_variant(precision, path, example, ort_out)
-        files[precision] = file_entry(converted)
-        progress(f"  {name}: ORT {precision} vs fp32 = {record[f'ort_{precision}_vs_fp32']}")
-    return {**sig, "files": files}, record
-
-
 def save_onnx(model, path: Path) -> None:
     """One .onnx file, plus one `<file>.data` holding the weights when the model is too big for protobuf."""
     import onnx
@@ -269,23 +247,6 @@ def parity(module, path: Path, example: Example) -> tuple[float, np.ndarray]:
     return float(np.abs(ref - got).max()), got
 
 
-def precision_variant(precision: str, fp32: Path, example: Example, fp32_out: np.ndarray) -> tuple[Path, dict]:
-    """Convert to `<stem><suffix>.onnx` and measure it against `fp32_out`, the fp32 file's output on
-    the parity inputs (so the fp32 model, possibly gigabytes, is not loaded a second time)."""
-    from gen.export.precision import converter
-    from gen.runtime.precision import check_precision
-
-    out = fp32.with_name(f"{fp32.stem}{check_precision(precision).suffix}.onnx")
-    converter(precision)(fp32, out)
-    feeds = example(PARITY_BATCH, 1)
-    try:
-        b = session(out).run(None, feeds)[0]
-    except Exception as e:  # onnxruntime's own exception types
-        raise GenError(f"the {precision} {out.name} fails in ONNX Runtime: {str(e).splitlines()[0]}") from None
-    a = fp32_out
-    return out, {"max_abs": float(np.abs(a - b).max()), "psnr_db": psnr(a, b, peak=float(np.abs(a).max()) or 1.0)}
-
-
 def sample_images(bundle_dir: Path, precision: str, backend: str = "ort", **generate_kwargs) -> np.ndarray:
     """One Sampler call through `backend` (ORT) at `precision`, with what the family needs beyond n and seed
     (an input image for image-to-image) unless given; for a model that cannot sample (an autoencoder),
@@ -304,26 +265,3 @@ def images_vs_fp32(bundle_dir: Path, precision: str, reference: np.ndarray | Non
     a = sample_images(bundle_dir, "fp32", **generate_kwargs) if reference is None else reference
     b = sample_images(bundle_dir, precision, backend=backend, **generate_kwargs)
     return {"psnr_db": round(psnr(a, b), 2), "max_abs": float(np.abs(a - b).max()), **generate_kwargs}
-
-
-def check_images(tmp: Path, manifest_path: Path, manifest, precisions, progress, int8=None, **generate_kwargs) -> None:
-    """Record each converted precision's end-to-end images against fp32 in the staged bundle's
-    manifest, then make the calibrated (int8) variants asked for, gated on the same kind of run."""
-    from gen.runtime.manifest import write_manifest
-    from gen.runtime.precision import check_precision
-
-    others = [p for p in precisions if p != "fp32" and not check_precision(p).calibrated]
-    for precision in others:
-        record = images_vs_fp32(tmp, precision, **generate_kwargs)
-        manifest.parity[f"images_{precision}_vs_fp32"] = record
-        progress(f"  images {precision} vs fp32: {record['psnr_db']} dB PSNR")
-    if others:
-        write_manifest(manifest_path, manifest)
-    calibrated = [p for p in precisions if check_precision(p).calibrated]
-    if calibrated:
-        import dataclasses
-
-        from gen.export.int8 import Int8Options, quantize_bundle
-
-        options = dataclasses.replace(int8 or Int8Options(), gate_images=generate_kwargs)
-        quantize_bundle(tmp, manifest, options, calibrated, progress)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gen.errors import GenError
+from gen.export.onnx_io import save_onnx
 
 # normalisation ops overflow in half precision; Resize's scales input must stay float32
 FP16_KEEP_FP32_OPS = ["GroupNormalization", "InstanceNormalization", "Resize"]
@@ -24,8 +25,6 @@ def convert_fp16(src: Path, dst: Path) -> None:
     """
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
-
-    from gen.export.onnx_io import save_onnx
 
     try:
         half = convert_float_to_float16(str(src), keep_io_types=True, op_block_list=FP16_KEEP_FP32_OPS)

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from gen.errors import GenError
 from gen.export.defaults import DEFAULT_OPSET, DEFAULT_TOLERANCE
-from gen.export.onnx_io import (check_images, check_opset, export_checked,
-                                export_precisions, precisions_onto, record_weights, refuse_existing,
+from gen.export.onnx_io import (check_opset, export_precisions, precisions_onto, record_weights, refuse_existing,
                                 staged_bundle)
+from gen.export.variants import check_images, export_checked
 from gen.recipes.lcm import KEYS as LCM_KEYS
 from gen.runtime.manifest import MANIFEST, write_manifest
 from gen.runtime.precision import check_precision

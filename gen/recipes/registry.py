@@ -21,6 +21,7 @@ from gen.errors import GenError
 
 MODELS = ("sd", "sd-lora", "tiny-sd")
 TINY = "tiny-sd"
+LORA = "sd-lora"  # the recipe that fuses --lora into its base
 LORA_FILE = "lora.safetensors"
 EMBEDDINGS_FILE = "learned_embeds.safetensors"  # diffusers' textual inversion file (gen train textual-inversion)
 DIFFUSERS_LORA_FILE = "pytorch_lora_weights.safetensors"  # diffusers' save_lora_weights, the Hub's LoRA repos

@@ -65,7 +65,6 @@ def _time(fn, warmup: int, repeats: int) -> list[float]:
 
 def run_bench(bundle: str, backends: list[str], precisions: list[str], steps: list[int] | None, batches: list[int],
               warmup: int = BENCH_WARMUP, repeats: int = BENCH_REPEATS, threads: int | None = None, device: str = "cpu", log=print) -> dict:
-    from gen.runtime.host import LoadWatch
     from gen.runtime.sampler import AUTO, Sampler
 
     if repeats < 1 or warmup < 0:
@@ -110,36 +109,7 @@ def run_bench(bundle: str, backends: list[str], precisions: list[str], steps: li
             described[f"{backend}/{precision}"] = {**sampler.backend.describe(), "plan_note": sampler.plan_note}
             if sampler.plan_note:
                 log(f"auto: {sampler.plan_note}")
-            for batch in batches:
-                per_config = reset_peak_rss()
-                watch = LoadWatch().start()
-                comps = {}
-                for c in sampler.bundle.components:
-                    feeds = spec.example_feeds(sampler.bundle, c, batch)
-                    comps[c] = _percentiles(_time(lambda c=c, feeds=feeds: sampler.backend.outputs(c, feeds), warmup, repeats))
-                for s in (steps if spec.diffusion else [None]):
-                    if s is not None and s > sampler.limits.steps:  # e.g. 50 steps of a 4-step student
-                        if batch == batches[0]:
-                            skipped.append({"backend": backend, "precision": precision, "steps": s,
-                                            "reason": f"steps {s} is over this bundle's limit of {sampler.limits.steps}"})
-                            log(f"skip {backend}/{precision} steps {s}: over this bundle's limit of {sampler.limits.steps}")
-                        continue
-                    overheads = []
-
-                    def once():
-                        sampler.generate(n=batch, seed=0, **spec.bench_arguments(s, sampler.bundle))
-                        overheads.append(sampler.last_timing["overhead_s"] / sampler.last_timing["total_s"])
-
-                    e2e = _percentiles(_time(once, warmup, repeats))
-                    load = watch.stop()
-                    row = {"load": load, "busy": load["busy"], "backend": backend, "precision": precision, "batch": batch, "steps": s,
-                           "end_to_end": e2e, "images_per_s": batch / (e2e["median_ms"] / 1e3),
-                           "sampler_overhead_fraction": float(np.median(overheads[warmup:] or overheads)),
-                           "components": comps, "peak_rss_mib": peak_rss_mib(),
-                           "peak_rss_scope": "this backend/precision/batch" if per_config else "process so far"}
-                    rows.append(row)
-                    log(_row_line(row))
-                    watch = LoadWatch().start()  # the next step count's own window
+            rows += _time_sampler(sampler, backend, precision, batches, steps, warmup, repeats, skipped, log)
             sampler.close()
     busy = [r for r in rows if r["busy"] or r["end_to_end"]["wide_spread"]]
     if busy:
@@ -147,6 +117,46 @@ def run_bench(bundle: str, backends: list[str], precisions: list[str], steps: li
             f"'wide_spread' in the JSON; '!' above): {next((r['busy'] for r in busy if r['busy']), 'p95 past 1.5x the median')}")
     return {"bundle": str(bundle), "rows": rows, "skipped": skipped, "backends": described, "busy_rows": len(busy),
             "environment": environment(threads), "settings": {"warmup": warmup, "repeats": repeats, "device": device}}
+
+
+def _time_sampler(sampler, backend: str, precision: str, batches, steps, warmup: int, repeats: int, skipped: list,
+                  log) -> list[dict]:
+    """One backend/precision's rows: each component's calls, and whole sampling calls at each batch size and
+    step count (a step count past the bundle's limit is skipped, said once)."""
+    from gen.runtime.host import LoadWatch
+
+    spec, rows = sampler.bundle.spec, []
+    for batch in batches:
+        per_config = reset_peak_rss()
+        watch = LoadWatch().start()
+        comps = {}
+        for c in sampler.bundle.components:
+            feeds = spec.example_feeds(sampler.bundle, c, batch)
+            comps[c] = _percentiles(_time(lambda c=c, feeds=feeds: sampler.backend.outputs(c, feeds), warmup, repeats))
+        for s in (steps if spec.diffusion else [None]):
+            if s is not None and s > sampler.limits.steps:  # e.g. 50 steps of a 4-step student
+                if batch == batches[0]:
+                    skipped.append({"backend": backend, "precision": precision, "steps": s,
+                                    "reason": f"steps {s} is over this bundle's limit of {sampler.limits.steps}"})
+                    log(f"skip {backend}/{precision} steps {s}: over this bundle's limit of {sampler.limits.steps}")
+                continue
+            overheads = []
+
+            def once():
+                sampler.generate(n=batch, seed=0, **spec.bench_arguments(s, sampler.bundle))
+                overheads.append(sampler.last_timing["overhead_s"] / sampler.last_timing["total_s"])
+
+            e2e = _percentiles(_time(once, warmup, repeats))
+            load = watch.stop()
+            row = {"load": load, "busy": load["busy"], "backend": backend, "precision": precision, "batch": batch, "steps": s,
+                   "end_to_end": e2e, "images_per_s": batch / (e2e["median_ms"] / 1e3),
+                   "sampler_overhead_fraction": float(np.median(overheads[warmup:] or overheads)),
+                   "components": comps, "peak_rss_mib": peak_rss_mib(),
+                   "peak_rss_scope": "this backend/precision/batch" if per_config else "process so far"}
+            rows.append(row)
+            log(_row_line(row))
+            watch = LoadWatch().start()  # the next step count's own window
+    return rows
 
 
 def _row_line(r: dict) -> str:

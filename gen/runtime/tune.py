@@ -62,7 +62,7 @@ def tune(bundle_path: str, n: int = 1, steps: int | None = None, threads: int | 
     from gen.runtime.host import LoadWatch, fingerprint, usable_cores
     from gen.runtime.quality import check_images, psnr
     from gen.runtime.sampler import Sampler
-    from gen.runtime.speed import NOT_FASTER, Race, best_of, describe
+    from gen.runtime.speed import Race, best_of, describe
 
     bundle = load_bundle(bundle_path)
     threads = threads or usable_cores()
@@ -80,34 +80,11 @@ def tune(bundle_path: str, n: int = 1, steps: int | None = None, threads: int | 
         feeds = {c: calls[0] for c, calls in recorder.backend.recorded.items()}
     samplers, images = {}, {}
     try:
-        for choice in contenders:
-            sampler = Sampler(bundle_path, backend=backend_for(bundle, dict.fromkeys(bundle.components, choice), threads))
-            t0 = time.perf_counter()
-            images[label(choice)] = check_images(sampler, **arguments)
-            samplers[label(choice)] = sampler
-            log(f"  {label(choice)}: first call {time.perf_counter() - t0:.2f} s (compiles, loads)")
-        quality = {}
+        quality = _first_calls(samplers, images, contenders, bundle_path, bundle, threads, arguments, min_psnr,
+                               skipped, log)
         reference = images[label(DEFAULT)]
-        for name in list(samplers):
-            quality[name] = round(psnr(reference, images[name]), 2) if name != label(DEFAULT) else None
-            if quality[name] is not None and quality[name] < min_psnr:
-                log(f"  {name}: out, images {quality[name]} dB PSNR against {label(DEFAULT)} (< --min-psnr {min_psnr})")
-                skipped.append({"contender": name, "reason": f"images {quality[name]} dB PSNR < {min_psnr}"})
-                samplers.pop(name).close()
-
-        per_component, choices = {}, {}
         with LoadWatch() as watch:
-            for component, f in feeds.items():
-                log(f"  timing {component} on {', '.join(samplers)} ...")
-                race = Race({name: (lambda s=s, c=component, f=f: s.backend.outputs(c, f)) for name, s in samplers.items()},
-                            label(DEFAULT), threshold, max_seconds=max_seconds / (2 * len(feeds)))
-                per_component[component] = race.run()
-                best = best_of(per_component[component])
-                choices[component] = tuple(best.split("/")) if best else DEFAULT
-                for name, summary in per_component[component].items():
-                    log(f"    {component} {name}: {describe(summary)}")
-            for component in bundle.components:  # a component not called (an encoder of a decoder-only run)
-                choices.setdefault(component, DEFAULT)
+            per_component, choices = _race_components(bundle, feeds, samplers, threshold, max_seconds, log)
             if len(set(choices.values())) > 1:  # one choice for all is a contender already timed whole
                 mixed = Sampler(bundle_path, backend=backend_for(bundle, choices, threads))
                 images[MIXED] = check_images(mixed, **arguments)
@@ -127,14 +104,7 @@ def tune(bundle_path: str, n: int = 1, steps: int | None = None, threads: int | 
             s.close()
 
     winner = best_of(end_to_end)
-    if winner is None:
-        plan_choices = dict.fromkeys(bundle.components, DEFAULT)
-        undecided = [n for n, s in end_to_end.items() if s["decision"] != NOT_FASTER]
-        verdict = (f"kept {label(DEFAULT)}: " + (f"undecided for {', '.join(undecided)} (too noisy: re-run on idle cores)"
-                                                   if undecided else f"nothing ran {threshold}x faster"))
-    else:
-        plan_choices = choices if winner == MIXED else dict.fromkeys(bundle.components, tuple(winner.split("/")))
-        verdict = f"chose {winner}: {describe(end_to_end[winner])}"
+    plan_choices, verdict = _decision(bundle, winner, choices, end_to_end, threshold)
     if watch.figures.get("busy"):
         log(f"  warning: {watch.figures['busy']}")
     plan = {"schema": SCHEMA, "host": fingerprint(), "bundle_manifest_sha256": manifest_digest(bundle),
@@ -146,3 +116,59 @@ def tune(bundle_path: str, n: int = 1, steps: int | None = None, threads: int | 
     plan["path"] = str(write_plan(bundle, plan))
     log(f"  {verdict}")
     return plan
+
+
+def _first_calls(samplers, images, contenders, bundle_path, bundle, threads, arguments, min_psnr, skipped, log) -> dict:
+    """Each contender's first sampling call (compiling, loading) into `samplers` and `images`; those whose images
+    fall below `min_psnr` against the default's are out (closed, and added to `skipped`). Returns the PSNRs."""
+    from gen.runtime.quality import check_images, psnr
+    from gen.runtime.sampler import Sampler
+
+    for choice in contenders:
+        sampler = Sampler(bundle_path, backend=backend_for(bundle, dict.fromkeys(bundle.components, choice), threads))
+        t0 = time.perf_counter()
+        images[label(choice)] = check_images(sampler, **arguments)
+        samplers[label(choice)] = sampler
+        log(f"  {label(choice)}: first call {time.perf_counter() - t0:.2f} s (compiles, loads)")
+    quality = {}
+    reference = images[label(DEFAULT)]
+    for name in list(samplers):
+        quality[name] = round(psnr(reference, images[name]), 2) if name != label(DEFAULT) else None
+        if quality[name] is not None and quality[name] < min_psnr:
+            log(f"  {name}: out, images {quality[name]} dB PSNR against {label(DEFAULT)} (< --min-psnr {min_psnr})")
+            skipped.append({"contender": name, "reason": f"images {quality[name]} dB PSNR < {min_psnr}"})
+            samplers.pop(name).close()
+    return quality
+
+
+def _race_components(bundle, feeds, samplers, threshold, max_seconds, log) -> tuple[dict, dict]:
+    """Each component's recorded call raced across the samplers: the figures, and each component's choice
+    (the default where nothing won, or where the component was not called)."""
+    from gen.runtime.speed import Race, best_of, describe
+
+    per_component, choices = {}, {}
+    for component, f in feeds.items():
+        log(f"  timing {component} on {', '.join(samplers)} ...")
+        race = Race({name: (lambda s=s, c=component, f=f: s.backend.outputs(c, f)) for name, s in samplers.items()},
+                    label(DEFAULT), threshold, max_seconds=max_seconds / (2 * len(feeds)))
+        per_component[component] = race.run()
+        best = best_of(per_component[component])
+        choices[component] = tuple(best.split("/")) if best else DEFAULT
+        for name, summary in per_component[component].items():
+            log(f"    {component} {name}: {describe(summary)}")
+    for component in bundle.components:  # a component not called (an encoder of a decoder-only run)
+        choices.setdefault(component, DEFAULT)
+    return per_component, choices
+
+
+def _decision(bundle, winner, choices, end_to_end, threshold) -> tuple[dict, str]:
+    """The plan's (backend, precision) per component and its verdict, from the whole-call race's winner."""
+    from gen.runtime.speed import NOT_FASTER, describe
+
+    if winner is None:
+        undecided = [n for n, s in end_to_end.items() if s["decision"] != NOT_FASTER]
+        return dict.fromkeys(bundle.components, DEFAULT), (
+            f"kept {label(DEFAULT)}: " + (f"undecided for {', '.join(undecided)} (too noisy: re-run on idle cores)"
+                                          if undecided else f"nothing ran {threshold}x faster"))
+    plan_choices = choices if winner == MIXED else dict.fromkeys(bundle.components, tuple(winner.split("/")))
+    return plan_choices, f"chose {winner}: {describe(end_to_end[winner])}"

@@ -20,6 +20,14 @@ def scheduler_config(config: dict) -> dict:
             "clip_sample": True, "clip_sample_range": 1.0}
 
 
+def noise_scheduler(config: dict):
+    """diffusers' DDPMScheduler on the schedule the bundle's manifest records (one definition): the
+    forward process the DDPM and its noisy classifier (gen.trainkit.families.ddpm.classifier) both train on."""
+    from diffusers import DDPMScheduler
+
+    return DDPMScheduler(**scheduler_config(config))
+
+
 class DenoiserComponent(nn.Module):
     def __init__(self, unet: nn.Module):
         super().__init__()

@@ -21,6 +21,7 @@ import numpy as np
 
 from gen.errors import GenError, with_article
 from gen.runtime.arguments import ARGUMENTS, COMMON, given
+from gen.runtime.schema import parse
 
 _REGISTRY: dict = {}
 
@@ -86,8 +87,6 @@ class Family:
     # -- the bundle ---------------------------------------------------------------------------
     def check_manifest(self, manifest):
         """The typed sampling section, after checking the components the family needs."""
-        from gen.runtime.manifest import parse
-
         missing = [c for c in self.components if c not in manifest.components]
         if missing:
             raise GenError(f"lacks component {missing[0]!r} that every {self.name} bundle has")

@@ -164,25 +164,8 @@ def _evaluate(run_path, config, sampler, n, seed, options, inception, progress) 
     t_sample = time.perf_counter() - t0
 
     name = _metric_suffix(data.name)
-    metrics, reference, classifier = {}, {}, {}
-    if data.num_classes >= 2:
-        model, acc, cache = load_or_train_classifier(data, progress)
-        f_fake, p_fake = embed(model, fake)
-        f_test, p_test = embed(model, data.test_x)
-        f_train, _ = embed(model, data.train_x)
-        noise = np.random.default_rng(seed).standard_normal(fake.shape).clip(-1, 1).astype(np.float32)
-        f_noise, _ = embed(model, noise)
-        precision, recall = precision_recall(f_test, f_fake, k=3)
-        metrics = {f"fd_{name}": frechet_distance_of(f_fake, f_test), f"is_{name}": inception_style_score(p_fake),
-                   "precision_k3": precision, "recall_k3": recall}
-        if conditional:
-            metrics["label_accuracy"] = float((p_fake.argmax(1) == labels).mean())
-        reference = {
-            f"fd_{name}_real_train_vs_held_out": frechet_distance_of(f_train, f_test),
-            f"fd_{name}_gaussian_noise": frechet_distance_of(f_noise, f_test),
-            f"is_{name}_held_out": inception_style_score(p_test),
-        }
-        classifier = {"held_out_accuracy": acc, "feature_dim": int(f_fake.shape[1]), "cache": str(cache)}
+    metrics, reference, classifier = (_classifier_metrics(data, fake, labels, seed, name, progress)
+                                      if data.num_classes >= 2 else ({}, {}, {}))
     if inception:
         from gen.trainkit.eval.inception import inception_features
 
@@ -198,6 +181,28 @@ def _evaluate(run_path, config, sampler, n, seed, options, inception, progress) 
         "seconds": {"sampling": round(t_sample, 2), "total": round(time.perf_counter() - t0, 2)},
     }
     return result
+
+
+def _classifier_metrics(data, fake: np.ndarray, labels, seed: int, name: str, progress) -> tuple[dict, dict, dict]:
+    """(metrics, reference figures, the classifier's own figures) on the features of the classifier of
+    the run's labelled data: fd, is, k-NN precision/recall, label accuracy of requested labels."""
+    model, acc, cache = load_or_train_classifier(data, progress)
+    f_fake, p_fake = embed(model, fake)
+    f_test, p_test = embed(model, data.test_x)
+    f_train, _ = embed(model, data.train_x)
+    noise = np.random.default_rng(seed).standard_normal(fake.shape).clip(-1, 1).astype(np.float32)
+    f_noise, _ = embed(model, noise)
+    precision, recall = precision_recall(f_test, f_fake, k=3)
+    metrics = {f"fd_{name}": frechet_distance_of(f_fake, f_test), f"is_{name}": inception_style_score(p_fake),
+               "precision_k3": precision, "recall_k3": recall}
+    if labels is not None:
+        metrics["label_accuracy"] = float((p_fake.argmax(1) == labels).mean())
+    reference = {
+        f"fd_{name}_real_train_vs_held_out": frechet_distance_of(f_train, f_test),
+        f"fd_{name}_gaussian_noise": frechet_distance_of(f_noise, f_test),
+        f"is_{name}_held_out": inception_style_score(p_test),
+    }
+    return metrics, reference, {"held_out_accuracy": acc, "feature_dim": int(f_fake.shape[1]), "cache": str(cache)}
 
 
 def reconstruction_metrics(sampler, images: np.ndarray) -> dict:

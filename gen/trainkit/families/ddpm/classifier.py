@@ -27,8 +27,7 @@ class NoisyClassifierTrainer(Trainer):
     SAMPLED = {"unet": "unet", "classifier": "classifier"}  # the DDPM's weights travel with it: one guided bundle
 
     def __init__(self, config: dict):
-        from gen.nets.families.ddpm import build_denoiser_unet, build_noisy_classifier
-        from gen.trainkit.families.ddpm.trainer import noise_scheduler
+        from gen.nets.families.ddpm import build_denoiser_unet, build_noisy_classifier, noise_scheduler
 
         super().__init__(config)
         c = config

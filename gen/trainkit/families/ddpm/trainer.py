@@ -13,15 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from gen.nets.components import is_conditional
-from gen.nets.families.ddpm import PREDICTIONS, SCHEDULES, build_denoiser_unet, scheduler_config
+from gen.nets.families.ddpm import PREDICTIONS, SCHEDULES, build_denoiser_unet, noise_scheduler
 from gen.trainkit.trainer import Trainer
-
-
-def noise_scheduler(config: dict):
-    """diffusers' DDPMScheduler on the schedule the bundle's manifest records (one definition)."""
-    from diffusers import DDPMScheduler
-
-    return DDPMScheduler(**scheduler_config(config))
 
 
 class DdpmTrainer(Trainer):
