@@ -346,3 +346,87 @@ def test_the_sampler_is_importable_where_the_readme_says():
     from gen.runtime.sampler import Sampler as Defined
 
     assert Sampler is Defined is gen.Sampler
+
+
+# The Sampler and the demo hold a source (gen.runtime.sources) and ask it; where a model runs, here
+# or on a server, is never tested for there. Only open_models, which turns `gen demo --url` into a
+# model, may test for a URL.
+NO_REMOTE_BRANCHES = [GEN / "runtime" / "sampler.py", *sorted((GEN / "demo").glob("*.py"))]
+SERVED_CLASSES = ("RemoteGenerator", "ServedSource")
+LOCATION_NAMES = ("remote", "url")  # names that tell where a model runs
+KIND_NAMES = ("bundle", "backend", "limits", "client")  # `s.bundle is None`: a remote test in disguise
+URL_ALLOWED_IN = ("open_models",)
+
+
+def _names(node) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} | \
+           {n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)}
+
+
+def remote_branches(source: str) -> list[str]:
+    """Where `source` tells a served model from a local one: `.remote`, the served classes (imported,
+    named, isinstance), gen.runtime.remote imported, and conditions on a URL, on "triton"/"remote",
+    or on a bundle, backend, limits or client being None."""
+    tree = ast.parse(source)
+    for parent in ast.walk(tree):  # each node learns its function, for URL_ALLOWED_IN
+        for child in ast.iter_child_nodes(parent):
+            child.function = parent.name if isinstance(parent, (ast.FunctionDef, ast.AsyncFunctionDef)) else \
+                getattr(parent, "function", None)
+    found = []
+    for node in ast.walk(tree):
+        where = f"line {getattr(node, 'lineno', '?')}"
+        if isinstance(node, ast.Attribute) and node.attr == "remote" or isinstance(node, ast.Name) and node.id == "remote":
+            found.append(f"{where}: `remote`")
+        elif isinstance(node, ast.Name) and node.id in SERVED_CLASSES:
+            found.append(f"{where}: {node.id}")
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            modules = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            imported = modules + [a.name for a in node.names]
+            if any(m == "gen.runtime.remote" for m in modules) or any(n in SERVED_CLASSES for n in imported):
+                found.append(f"{where}: imports {', '.join(imported)}")
+        tests = [node.test] if isinstance(node, (ast.If, ast.IfExp, ast.While, ast.Assert)) else \
+            [c for g in node.generators for c in g.ifs] if isinstance(node, (ast.ListComp, ast.SetComp, ast.DictComp,
+                                                                            ast.GeneratorExp)) else []
+        for test in tests:
+            names = _names(test)
+            if names & set(LOCATION_NAMES) and (getattr(node, "function", None) not in URL_ALLOWED_IN or "remote" in names):
+                found.append(f"{where}: a condition on {', '.join(sorted(names & set(LOCATION_NAMES)))}")
+            if any(isinstance(c, ast.Constant) and c.value in ("triton", "remote") for c in ast.walk(test)):
+                found.append(f"{where}: a condition on 'triton'/'remote'")
+            for cmp in (c for c in ast.walk(test) if isinstance(c, ast.Compare)):
+                none = any(isinstance(o, ast.Constant) and o.value is None for o in cmp.comparators)
+                if none and _names(cmp.left) & set(KIND_NAMES):
+                    found.append(f"{where}: a condition on {', '.join(sorted(_names(cmp.left) & set(KIND_NAMES)))} being None")
+    return found
+
+
+def test_the_sampler_and_the_demo_have_no_remote_branches():
+    """A served model is one source among others (gen.runtime.sources): issue 33."""
+    problems = [f"{path.relative_to(GEN.parent)} {hit}" for path in NO_REMOTE_BRANCHES for hit in remote_branches(path.read_text())]
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("source", [
+    "def f(s):\n    if s.remote is not None:\n        return 1\n",
+    "def f(s, step):\n    remote = s.sampler.remote\n    return {} if remote else {'on_step': step}\n",
+    "def f(s):\n    return s.sampler().remote.client\n",
+    "def f(s):\n    return 1 if isinstance(s.source, ServedSource) else 2\n",
+    "def f(s):\n    from gen.runtime.remote import RemoteGenerator\n    return RemoteGenerator\n",
+    "import gen.runtime.remote\n",
+    "def check(models, name):\n    if models[name].url:\n        raise ValueError\n",
+    "def f(url):\n    while url:\n        url = None\n",
+    "def describe(s):\n    return s.backend.describe() if s.bundle is not None else None\n",
+    "def f(s):\n    assert s.limits is None\n",
+    "def f(backend):\n    if backend == 'triton':\n        pass\n",
+    "def f(s):\n    return [a for a in s.arguments if s.family != 'remote']\n",
+    "def open_models(s):\n    if s.remote:\n        pass\n",  # open_models may test a URL, not `remote`
+])
+def test_a_planted_remote_branch_is_caught(source):
+    assert remote_branches(source), f"{source!r} should be caught"
+
+
+def test_constructing_by_url_and_asking_the_source_pass():
+    assert not remote_branches(
+        "def open_models(url, model):\n    if url:\n        return Sampler(url, backend='triton', model=model)\n"
+        "def run(sampler, step):\n    return {'on_step': step} if sampler.source.takes_on_step else {}\n"
+        "def check(models, name):\n    if not models[name].precisions:\n        raise ValueError\n")

@@ -130,7 +130,7 @@ def parse_request(body: dict, models: dict):
     if precision is not None:
         if not isinstance(precision, str):
             raise GenError(f"precision must be a name such as fp32, got {precision!r}", "precision")
-        if models[name].url:
+        if not models[name].precisions:  # nothing to choose between: a served model's
             raise GenError("precision applies to bundles; a served model runs the precision its repository was built with",
                            "precision")
     stream = body.get("stream", False)
@@ -201,10 +201,9 @@ def create_app(models: dict, max_body: int = 8 * 2**20, hosts: list[str] | None 
             return error(422, str(e), argument=e.argument)
         except ValueError as e:  # e.g. an integer too long for the JSON parser
             return error(422, f"the request body is not usable JSON: {e}")
-        if model.url:  # a server that went away: said at once, with why
-            reason = await loop.run_in_executor(None, model.unavailable)
-            if reason:
-                return error(503, f"{model.name} is unavailable: {reason}", argument="model")
+        reason = await loop.run_in_executor(None, model.unavailable)  # a server that went away: said at once, with why
+        if reason:
+            return error(503, f"{model.name} is unavailable: {reason}", argument="model")
         seed = int(arguments.get("seed", 0))
         try:
             model.admit()

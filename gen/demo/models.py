@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gen.errors import GenError
-from gen.runtime.arguments import ARGUMENTS, COMMON
+from gen.runtime.arguments import ARGUMENTS
 
 
 class Busy(Exception):
@@ -46,13 +46,13 @@ def _choices(name: str) -> list | None:
 
 @dataclass
 class DemoModel:
+    """One model of the demo: Samplers opened with `Sampler(location, **options)`, one per precision
+    asked for. Whether it is a bundle here or a model on a server is its Sampler's source's business
+    (gen.runtime.sources): the demo asks the source, never which kind it is."""
+
     name: str
-    bundle_path: str | None = None  # a bundle directory, or
-    url: str | None = None  # a Triton server with `model`
-    model: str | None = None
-    backend: str = "ort"
-    threads: int | None = None  # CPU threads per Sampler (None: the backend's default)
-    limits: dict | None = None  # a bundle's Limits overrides (gen demo --max-batch, --max-steps)
+    location: str  # what Sampler takes first: a bundle directory, or a server URL (options: backend="triton", model)
+    options: dict = field(default_factory=dict)  # Sampler's other keywords (backend, threads, limits, model)
     concurrency: int = 1
     queue: int = 2
     _samplers: dict = field(default_factory=dict)
@@ -68,14 +68,13 @@ class DemoModel:
         # a thread per admitted request (running or waiting), its own: one model's queue cannot use up
         # the threads another model needs
         self.executor = ThreadPoolExecutor(self.concurrency + self.queue, thread_name_prefix=f"demo-{self.name}")
-        s = self.sampler()  # open it now: a bad bundle or URL fails at start, not at the first click
-        self.previews = s.remote is None and s.bundle.spec.diffusion and not s.bundle.manifest.text
-        self.required = () if s.remote is not None else tuple(s.bundle.spec.required)  # e.g. pix2pix's image
-        self._arguments = None  # a served model's, as last read from its server
-        if s.remote is not None:
-            reason = self.unavailable()
-            if reason:
-                raise GenError(f"--url {self.url}: {reason}; start the server (gen serve start) or fix --url/--model", "--url")
+        source = self.sampler().source  # open it now: a bad bundle or URL fails at start, not at the first click
+        self.previews = source.previews
+        self.required = source.required  # e.g. pix2pix's image
+        self.precisions = source.precisions()  # none to choose from: a served model's are its repository's
+        reason = self.unavailable()
+        if reason:  # only a server can be away, and only --url names one
+            raise GenError(f"--url {self.location}: {reason}; start the server (gen serve start) or fix --url/--model", "--url")
 
     # -- samplers ------------------------------------------------------------------------------
     def sampler(self, precision: str | None = None):
@@ -84,11 +83,8 @@ class DemoModel:
         key = precision or "default"
         with self._lock:
             if key not in self._samplers:
-                if self.url:
-                    self._samplers[key] = Sampler(self.url, backend="triton", model=self.model)
-                else:
-                    self._samplers[key] = Sampler(self.bundle_path, backend=self.backend, precision=precision,
-                                                  threads=self.threads, limits=self.limits)
+                precise = {"precision": precision} if precision else {}  # a served model's Sampler refuses one
+                self._samplers[key] = Sampler(self.location, **self.options, **precise)
             return self._samplers[key]
 
     def close(self) -> None:
@@ -99,55 +95,24 @@ class DemoModel:
     # -- what the page and /api/models show ----------------------------------------------------
     def describe(self) -> dict:
         """What the pages and /api/models show; no path or address of this machine (a page need not know them)."""
-        s = self.sampler()
-        if s.remote is not None:
-            reason = self.unavailable()
-            return {"name": self.name, "family": "remote", "source": f"a model served by Triton ({self.model})",
-                    "available": not reason, "reason": reason or None,
-                    "arguments": [self._argument(a, None) for a in self._arguments or []], "precisions": [],
-                    "image": None, "previews": False, "limits": None, "runs": dict(self.runs)}
-        bundle = s.bundle
-        spec = bundle.spec
-        names = [a for a in (*COMMON, *spec.accepts(bundle))]
-        files = [set(c.files) for c in bundle.manifest.components.values()]
-        precisions = sorted(set.intersection(*files)) if files else ["fp32"]
-        return {
-            "name": self.name, "family": spec.name, "source": "a bundle", "available": True, "reason": None,
-            "arguments": [self._argument(a, bundle, s.limits) for a in names if a in ARGUMENTS],
-            "required": sorted(spec.required), "precisions": precisions,
-            "image": {"height": bundle.image.height, "width": bundle.image.width, "channels": bundle.image.channels},
-            "previews": self.previews,  # x0 is an image (not latents)
-            "limits": {"n": s.limits.n, "steps": s.limits.steps},
-            "can_generate": spec.can_generate(bundle), "runs": dict(self.runs),
-        }
+        source = self.sampler().source
+        reason = self.unavailable()  # a served model's arguments are read on the way
+        info = source.info()
+        arguments = [self._argument(a, source) for a in info.pop("arguments")]
+        return {"name": self.name, "family": info.pop("family"), "source": info.pop("source"), "available": not reason,
+                "reason": reason or None, "arguments": arguments, **info, "runs": dict(self.runs)}
 
     def unavailable(self) -> str:
-        """Why a served model cannot take requests now ("" when it can); its arguments are read on the way."""
-        from gen.runtime.remote import _message
-
-        client = self.sampler().remote.client
-        try:
-            try:
-                config = client.get_model_config(self.model, as_json=True)  # gRPC: {"config": {...}}
-            except TypeError:
-                config = client.get_model_config(self.model)  # HTTP: the config itself
-        except Exception as e:  # noqa: BLE001 - tritonclient's errors: refused connection, unknown model, ...
-            return f"model {self.model} does not answer ({_message(e).splitlines()[0]})"
-        served = {i["name"] for i in config.get("config", config)["input"]}
-        self._arguments = [a.name for a in ARGUMENTS.values() if a.served in served]
-        return ""
+        """Why the model cannot take requests now ("" when it can)."""
+        return self.sampler().source.unavailable()
 
     @staticmethod
-    def _argument(name: str, bundle, limits=None) -> dict:
+    def _argument(name: str, source) -> dict:
         a = ARGUMENTS[name]
-        high = getattr(limits, name, None) if name in ("n", "steps") else a.high  # the bundle's Limits apply
+        high = getattr(source.limits, name, None) if name in ("n", "steps") else a.high  # the model's Limits apply
         out = {"name": name, "kind": a.kind, "help": a.help, "rule": a.rule, "low": a.low, "high": high,
                "choices": _choices(name)}
-        if name == "labels" and bundle is not None:
-            out["choices"] = list(bundle.manifest.conditioning.class_names) or \
-                [str(i) for i in range(bundle.num_classes)]
-        if name == "steps" and bundle is not None:
-            out["default"] = bundle.sampling.default_steps
+        out.update(source.argument(name))  # e.g. a bundle's class names, its default steps
         return out
 
     def check(self, arguments: dict) -> None:
@@ -155,11 +120,8 @@ class DemoModel:
         slot; a limit is explained as this demo's (the option that raises it), not as the Sampler's."""
         from gen.runtime.families import LimitError
 
-        s = self.sampler()
-        if s.remote is not None:
-            return  # the server checks, and names the argument
         try:
-            s.bundle.spec.bind(s.bundle, dict(arguments), s.limits)
+            self.sampler().source.check(arguments)  # a served model's server checks, and names the argument
         except LimitError as e:
             option = DEMO_LIMIT_OPTIONS.get(e.limit_name)
             raise GenError(f"{e.what} is over this demo's limit of {e.limit}"
@@ -196,7 +158,6 @@ class DemoModel:
                 if cancel.is_set():
                     raise Cancelled()
                 sampler = self.sampler(precision)
-                remote = sampler.remote is not None
 
                 def step(i, steps, x0):
                     if cancel.is_set():
@@ -205,7 +166,8 @@ class DemoModel:
                         on_step(i, steps, x0)
 
                 t0 = time.perf_counter()
-                images = sampler.generate(output="uint8", **arguments, **({} if remote else {"on_step": step}))
+                steps = {"on_step": step} if sampler.source.takes_on_step else {}  # a served model reports none
+                images = sampler.generate(output="uint8", **arguments, **steps)
                 seconds = time.perf_counter() - t0
                 self._last_seconds = seconds
                 self._count("completed")
@@ -238,12 +200,12 @@ def open_models(bundles: list[str], url: str | None, model: str | None, backend:
         i = 2
         while name in models:
             name, i = f"{base}-{i}", i + 1
-        models[name] = DemoModel(name, bundle_path=path, backend=backend, threads=threads, concurrency=concurrency,
-                                 queue=queue, limits=limits)
+        models[name] = DemoModel(name, path, {"backend": backend, "threads": threads, "limits": limits},
+                                 concurrency=concurrency, queue=queue)
     if url:
         if not model:
             raise GenError("--url needs --model NAME: the pipeline model on that server")
-        models[model] = DemoModel(model, url=url, model=model, concurrency=concurrency, queue=queue)
+        models[model] = DemoModel(model, url, {"backend": "triton", "model": model}, concurrency=concurrency, queue=queue)
     if not models:
         raise GenError("give at least one BUNDLE directory, or --url with --model")
     return models

@@ -1,7 +1,8 @@
 """HTTP and gRPC clients for a gen pipeline served by Triton (tritonclient underneath).
 
-Part of the runtime, beside the in-process backends: `Sampler(url, backend="triton")` lands here,
-and a client host needs tritonclient, not the server side in gen.serving.
+Part of the runtime, beside the in-process backends: `Sampler(url, backend="triton")` holds a
+`ServedSource` (gen.runtime.sources says why a source and not a Backend), which asks a
+`RemoteGenerator`, the client; a client host needs tritonclient, not the server side in gen.serving.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 
 from gen.errors import GenError
 from gen.runtime.names import check_model_name
+from gen.runtime.sources import Source
 
 SCHEMES = ("http", "grpc")
 
@@ -47,7 +49,8 @@ def connect(url: str, option: str = "--url"):
 
 
 class RemoteGenerator:
-    """`Sampler(url, backend="triton", model=NAME)` delegates here: same arguments, same images."""
+    """A served gen pipeline's client: generate()'s arguments in, the images out (`ServedSource` and
+    the load test use it), and raw requests (`infer`)."""
 
     def __init__(self, url: str, model: str | None):
         if not model:
@@ -125,6 +128,62 @@ class RemoteGenerator:
         from tritonclient.utils import np_to_triton_dtype
 
         return np_to_triton_dtype(a.dtype)
+
+
+class ServedSource(Source):
+    """What `Sampler(url, backend="triton", model=NAME)` generates from: same arguments, same images.
+
+    The server fixes what a local bundle lets the caller choose (device, precision, threads,
+    limits: `gen serve build` sets them) and checks the arguments itself; it reports no steps."""
+
+    family = "remote"
+
+    def __init__(self, url: str, model: str | None, device: str = "cpu", precision: str | None = None,
+                 threads: int | None = None, limits: dict | None = None):
+        given = {k: v for k, v in (("device", device != "cpu"), ("precision", precision), ("threads", threads),
+                                   ("limits", limits)) if v}
+        if given:  # the server decides these; silently dropping them would mislead
+            raise GenError(f"backend 'triton' runs on the server, which fixes {', '.join(given)}; "
+                           "set them in `gen serve build` instead")
+        self.generator = RemoteGenerator(url, model)
+        self.url, self.model = url, self.generator.model
+        self.served_arguments: list[str] | None = None  # as last read from the server's config (unavailable())
+        self.last_timing: dict = {}
+
+    def generate(self, arguments: dict, on_step=None) -> np.ndarray:
+        if on_step is not None:
+            raise GenError("on_step runs in process; a served model reports no steps")
+        return self.generator.generate(**arguments)
+
+    def reconstruct(self, images) -> np.ndarray:
+        raise GenError("reconstruct() runs in process on a bundle; a served model answers generate() requests")
+
+    def unavailable(self) -> str:
+        """Why the served model cannot take requests now ("" when it can); its arguments are read on the way."""
+        from gen.runtime.arguments import ARGUMENTS
+
+        client = self.generator.client
+        try:
+            try:
+                config = client.get_model_config(self.model, as_json=True)  # gRPC: {"config": {...}}
+            except TypeError:
+                config = client.get_model_config(self.model)  # HTTP: the config itself
+        except Exception as e:  # noqa: BLE001 - tritonclient's errors: refused connection, unknown model, ...
+            return f"model {self.model} does not answer ({_message(e).splitlines()[0]})"
+        served = {i["name"] for i in config.get("config", config)["input"]}
+        self.served_arguments = [a.name for a in ARGUMENTS.values() if a.served in served]
+        return ""
+
+    def info(self) -> dict:
+        return {"family": self.family, "source": f"a model served by Triton ({self.model})",
+                "arguments": list(self.served_arguments or []), "precisions": [], "image": None, "previews": False,
+                "limits": None}
+
+    def describe(self) -> dict:
+        return {"backend": "triton", "url": self.url, "model": self.model}
+
+    def close(self) -> None:
+        self.generator.close()
 
 
 def _message(e: Exception) -> str:
