@@ -1,5 +1,6 @@
 """Quality and speed against sampling steps: a diffusion teacher with each training-free scheduler,
-and its few-step students, on one plot (benchmarks/results/few_step_<label>.png) and one JSON.
+and its few-step students, on one plot (docs/few_step_<label>.png, where the docs site shows it) and one
+JSON (benchmarks/results/few_step_<label>.json).
 
     python benchmarks/few_step.py --teacher runs/ddpm \
         --student progressive-4=runs/p4 --student consistency=runs/cd --label digits
@@ -87,8 +88,9 @@ def main(argv=None) -> int:
     }
     out = ROOT / "benchmarks" / "results" / f"few_step_{args.label}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
-    draw(result, out.with_suffix(".png"))
-    print(f"wrote {out} and {out.with_suffix('.png')}")
+    plot = ROOT / "docs" / f"few_step_{args.label}.png"  # docs/ holds the site's images
+    draw(result, plot)
+    print(f"wrote {out} and {plot}")
     return 0
 
 

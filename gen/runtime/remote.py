@@ -14,7 +14,7 @@ import numpy as np
 
 from gen.errors import GenError
 from gen.runtime.names import check_model_name
-from gen.runtime.sources import Source
+from gen.runtime.source import Source
 
 SCHEMES = ("http", "grpc")
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from gen.errors import GenError
-from gen.runtime.sources import AUTO, SERVED, Source, open_source
+from gen.runtime.source import Source
+from gen.runtime.sources import AUTO, SERVED, open_source
 
 __all__ = ["AUTO", "OUTPUTS", "SERVED", "Sampler"]
 

@@ -188,7 +188,7 @@ def test_every_help_reads_whole_at_80_columns(monkeypatch):
 
 
 def test_adding_a_precision_to_a_bundle_keeps_the_ones_it_has(tmp_path):
-    """The README's path: `--fp16` first, then the int8 section's `--int8` onto the same bundle."""
+    """The README's path: `--fp16` first, then docs/export/int8.md's `--int8` onto the same bundle."""
     from gen.runtime.bundle import load_bundle
     from gen.trainkit.train import train
 
