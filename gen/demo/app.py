@@ -140,6 +140,12 @@ def parse_request(body: dict, models: dict):
     return models[name], arguments, precision, stream
 
 
+def error(status: int, message: str, headers: dict | None = None, argument: str | None = None) -> JSONResponse:
+    """A JSON error naming the argument at fault (found in the message where not given)."""
+    argument = argument or argument_in(message, DEMO_KEYS)
+    return JSONResponse({"detail": message, "argument": argument}, status_code=status, headers=headers)
+
+
 def create_app(models: dict, max_body: int = 8 * 2**20, hosts: list[str] | None = None) -> FastAPI:
     """The app for `models`; requests must address it by one of `hosts` (default: 127.0.0.1,
     localhost, [::1]), come from its own pages or from no page at all, and be no larger than `max_body`."""
@@ -147,7 +153,6 @@ def create_app(models: dict, max_body: int = 8 * 2**20, hosts: list[str] | None 
     from starlette.middleware.trustedhost import TrustedHostMiddleware
 
     from gen.demo.guard import LOCAL_HOSTS, RequestGuard
-    from gen.demo.models import Busy, Cancelled
     from gen.demo.page import api_page, index_page, model_page
 
     app = FastAPI(title="gen demo", version="1", docs_url=None, redoc_url=None,
@@ -156,10 +161,6 @@ def create_app(models: dict, max_body: int = 8 * 2**20, hosts: list[str] | None 
 
     app.add_middleware(RequestGuard, max_body=max_body)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(hosts or LOCAL_HOSTS))  # outermost: checked first
-
-    def error(status: int, message: str, headers: dict | None = None, argument: str | None = None):
-        argument = argument or argument_in(message, DEMO_KEYS)
-        return JSONResponse({"detail": message, "argument": argument}, status_code=status, headers=headers)
 
     @app.get("/", response_class=HTMLResponse)
     def index():
@@ -183,59 +184,90 @@ def create_app(models: dict, max_body: int = 8 * 2**20, hosts: list[str] | None 
     @app.post("/api/generate")
     async def generate(request: Request):
         """Generate images: {"model": NAME, ...arguments}; 422 names a bad argument, 429 means busy."""
-        raw = b""
-        async for chunk in request.stream():  # a chunked body has no Content-Length to check up front
-            raw += chunk
-            if len(raw) > max_body:
-                return error(413, f"the request body is over the limit of {max_body} bytes (gen demo --max-body-mb)")
-        loop = asyncio.get_running_loop()
+        return await generate_request(request, models, max_body)
+
+    return app
+
+
+async def generate_request(request: Request, models: dict, max_body: int):
+    """POST /api/generate: read and check the request, admit it to its model, then answer at once or
+    as server-sent events (`"stream": true`)."""
+    from gen.demo.models import Busy
+
+    raw = b""
+    async for chunk in request.stream():  # a chunked body has no Content-Length to check up front
+        raw += chunk
+        if len(raw) > max_body:
+            return error(413, f"the request body is over the limit of {max_body} bytes (gen demo --max-body-mb)")
+    loop = asyncio.get_running_loop()
+    try:
+        body = json.loads(raw or b"null")
+        # decoding an uploaded image costs CPU: off the event loop, so other clients are not stalled
+        model, arguments, precision, stream = await loop.run_in_executor(None, parse_request, body, models)
+    except json.JSONDecodeError as e:
+        return error(422, f"the request body is not JSON: {e.msg}")
+    except RecursionError:
+        return error(422, "the request body is nested too deeply; no argument takes more than a list")
+    except GenError as e:
+        return error(422, str(e), argument=e.argument)
+    except ValueError as e:  # e.g. an integer too long for the JSON parser
+        return error(422, f"the request body is not usable JSON: {e}")
+    reason = await loop.run_in_executor(None, model.unavailable)  # a server that went away: said at once, with why
+    if reason:
+        return error(503, f"{model.name} is unavailable: {reason}", argument="model")
+    run = Run(request, model, arguments, precision)
+    try:
+        model.admit()
+    except Busy as e:
+        return error(429, f"{model.name} is busy ({model.concurrency} running, {model.queue} waiting); retry later",
+                     headers={"Retry-After": str(int(np.ceil(e.retry_after)))})
+    return await run.answer() if not stream else run.stream()  # from here on, model.run releases the admission place
+
+
+class Run:
+    """One admitted generation: answered whole when done, or streamed step by step; a client that
+    goes away cancels it between diffusion steps."""
+
+    def __init__(self, request: Request, model, arguments: dict, precision):
+        self.request, self.model, self.arguments, self.precision = request, model, arguments, precision
+        self.seed = int(arguments.get("seed", 0))
+        self.cancel = threading.Event()
+        self.loop = asyncio.get_running_loop()
+
+    def result(self, images, seconds) -> dict:
+        return {"model": self.model.name, "seed": self.seed, "seconds": round(seconds, 3),
+                "seconds_per_image": round(seconds / max(len(images), 1), 4),
+                "images": [{"png": png_base64(im), "index": i, "seed": self.seed} for i, im in enumerate(images)]}
+
+    async def answer(self):
+        from gen.demo.models import Cancelled
+
+        task = self.loop.run_in_executor(self.model.executor, self.model.run, self.arguments, self.precision, self.cancel)
+        while not task.done():  # a client that goes away cancels its run
+            if await self.request.is_disconnected():
+                self.cancel.set()
+                break
+            await asyncio.wait({task}, timeout=0.1)
         try:
-            body = json.loads(raw or b"null")
-            # decoding an uploaded image costs CPU: off the event loop, so other clients are not stalled
-            model, arguments, precision, stream = await loop.run_in_executor(None, parse_request, body, models)
-        except json.JSONDecodeError as e:
-            return error(422, f"the request body is not JSON: {e.msg}")
-        except RecursionError:
-            return error(422, "the request body is nested too deeply; no argument takes more than a list")
+            images, seconds = await task
+        except Cancelled:
+            return error(499, "cancelled: the client disconnected")
         except GenError as e:
             return error(422, str(e), argument=e.argument)
-        except ValueError as e:  # e.g. an integer too long for the JSON parser
-            return error(422, f"the request body is not usable JSON: {e}")
-        reason = await loop.run_in_executor(None, model.unavailable)  # a server that went away: said at once, with why
-        if reason:
-            return error(503, f"{model.name} is unavailable: {reason}", argument="model")
-        seed = int(arguments.get("seed", 0))
-        try:
-            model.admit()
-        except Busy as e:
-            return error(429, f"{model.name} is busy ({model.concurrency} running, {model.queue} waiting); retry later",
-                         headers={"Retry-After": str(int(np.ceil(e.retry_after)))})
-        cancel = threading.Event()  # from here on, model.run releases the admission place whatever happens
+        except Exception as e:  # noqa: BLE001 - a JSON answer naming it; the server stays up
+            return error(500, f"{type(e).__name__}: {e}")
+        return self.result(images, seconds)
 
-        def result(images, seconds):
-            return {"model": model.name, "seed": seed, "seconds": round(seconds, 3),
-                    "seconds_per_image": round(seconds / max(len(images), 1), 4),
-                    "images": [{"png": png_base64(im), "index": i, "seed": seed} for i, im in enumerate(images)]}
-
-        if not stream:
-            task = loop.run_in_executor(model.executor, model.run, arguments, precision, cancel)
-            while not task.done():  # a client that goes away cancels its run
-                if await request.is_disconnected():
-                    cancel.set()
-                    break
-                await asyncio.wait({task}, timeout=0.1)
-            try:
-                images, seconds = await task
-            except Cancelled:
-                return error(499, "cancelled: the client disconnected")
-            except GenError as e:
-                return error(422, str(e), argument=e.argument)
-            except Exception as e:  # noqa: BLE001 - a JSON answer naming it; the server stays up
-                return error(500, f"{type(e).__name__}: {e}")
-            return result(images, seconds)
-
+    def stream(self) -> StreamingResponse:
         events: asyncio.Queue = asyncio.Queue()
-        preview = model.previews
+        self.loop.run_in_executor(self.model.executor, self._work, events)
+        return StreamingResponse(self._events(events), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+    def _work(self, events: asyncio.Queue) -> None:
+        from gen.demo.models import Cancelled
+
+        put = lambda kind, data: self.loop.call_soon_threadsafe(events.put_nowait, (kind, data))
+        preview = self.model.previews
 
         def on_step(i, steps, x0):
             event = {"step": i + 1, "steps": steps}
@@ -243,37 +275,30 @@ def create_app(models: dict, max_body: int = 8 * 2**20, hosts: list[str] | None 
                 from gen.images import to_uint8
 
                 event["preview"] = png_base64(to_uint8(np.asarray(x0[:1]).clip(-1, 1))[0])
-            loop.call_soon_threadsafe(events.put_nowait, ("step", event))
+            put("step", event)
 
-        def work():
-            try:
-                images, seconds = model.run(arguments, precision, cancel, on_step)
-                loop.call_soon_threadsafe(events.put_nowait, ("done", result(images, seconds)))
-            except Cancelled:
-                loop.call_soon_threadsafe(events.put_nowait, ("cancelled", {}))
-            except GenError as e:
-                loop.call_soon_threadsafe(events.put_nowait, ("error", {"detail": str(e), "argument": e.argument}))
-            except Exception as e:  # noqa: BLE001 - the page shows it; the server stays up
-                loop.call_soon_threadsafe(events.put_nowait, ("error", {"detail": f"{type(e).__name__}: {e}"}))
+        try:
+            images, seconds = self.model.run(self.arguments, self.precision, self.cancel, on_step)
+            put("done", self.result(images, seconds))
+        except Cancelled:
+            put("cancelled", {})
+        except GenError as e:
+            put("error", {"detail": str(e), "argument": e.argument})
+        except Exception as e:  # noqa: BLE001 - the page shows it; the server stays up
+            put("error", {"detail": f"{type(e).__name__}: {e}"})
 
-        loop.run_in_executor(model.executor, work)
-
-        async def sse():
-            try:
-                while True:
-                    try:
-                        kind, data = await asyncio.wait_for(events.get(), timeout=0.2)
-                    except asyncio.TimeoutError:
-                        if await request.is_disconnected():
-                            cancel.set()
-                            return
-                        continue
-                    yield f"event: {kind}\ndata: {json.dumps(data)}\n\n"
-                    if kind in ("done", "error", "cancelled"):
+    async def _events(self, events: asyncio.Queue):
+        try:
+            while True:
+                try:
+                    kind, data = await asyncio.wait_for(events.get(), timeout=0.2)
+                except asyncio.TimeoutError:
+                    if await self.request.is_disconnected():
+                        self.cancel.set()
                         return
-            finally:
-                cancel.set()  # the stream ended (or the client left): nothing more to compute
-
-        return StreamingResponse(sse(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
-
-    return app
+                    continue
+                yield f"event: {kind}\ndata: {json.dumps(data)}\n\n"
+                if kind in ("done", "error", "cancelled"):
+                    return
+        finally:
+            self.cancel.set()  # the stream ended (or the client left): nothing more to compute
