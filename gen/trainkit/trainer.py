@@ -18,7 +18,6 @@ from __future__ import annotations
 
 
 class Trainer:
-    family = ""
     SAMPLED: dict[str, str] = {}  # attribute holding a module -> its prefix in the run's weights.safetensors
     grid_steps: tuple[int, ...] = ()
 

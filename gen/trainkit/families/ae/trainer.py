@@ -15,7 +15,6 @@ GRID_IMAGES = 32  # held-out images in a grid, each above its reconstruction
 
 
 class AeTrainer(VaeTrainer):
-    family = "ae"
     net_class = Autoencoder
 
     def __init__(self, config: dict):

@@ -21,7 +21,6 @@ GRID_IMAGES = 8  # held-out images per domain in each sample grid: rows of input
 
 
 class CycleGANTrainer(Trainer):
-    family = "cyclegan"
     SAMPLED = {"G": "generators"}  # what the run ships
 
     def __init__(self, config: dict):

@@ -23,7 +23,6 @@ GRID_ROW = 8  # sample grids: one requested class per row
 
 
 class NoisyClassifierTrainer(Trainer):
-    family = "ddpm"
     SAMPLED = {"unet": "unet", "classifier": "classifier"}  # the DDPM's weights travel with it: one guided bundle
 
     def __init__(self, config: dict):

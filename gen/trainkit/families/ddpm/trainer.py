@@ -18,7 +18,6 @@ from gen.trainkit.trainer import Trainer
 
 
 class DdpmTrainer(Trainer):
-    family = "ddpm"
     SAMPLED = {"ema": "unet"}  # what the run ships
 
     def __init__(self, config: dict):

@@ -40,7 +40,6 @@ def generator_loss(loss: str, d_fake: torch.Tensor) -> torch.Tensor:
 
 
 class GanTrainer(Trainer):
-    family = "gan"
     SAMPLED = {"G": "generator"}  # what the run ships
 
     def __init__(self, config: dict):

@@ -18,7 +18,6 @@ GRID_PAIRS = 16  # held-out inputs translated in every sample grid: rows of inpu
 
 
 class Pix2PixTrainer(Trainer):
-    family = "pix2pix"
     SAMPLED = {"G": "generator"}  # what the run ships
 
     def __init__(self, config: dict):

@@ -50,7 +50,6 @@ def blur_to(x: torch.Tensor, size: int) -> torch.Tensor:
 
 
 class StyleGanTrainer(Trainer):
-    family = "stylegan"
     SAMPLED = {"G_ema": "generator"}  # what the run ships
 
     def __init__(self, config: dict):

@@ -10,7 +10,6 @@ from gen.trainkit.trainer import Trainer
 
 
 class VaeTrainer(Trainer):
-    family = "vae"
     SAMPLED = {"vae": "vae"}  # what the run ships
     net_class = VAE
 
@@ -18,7 +17,7 @@ class VaeTrainer(Trainer):
         super().__init__(config)
         c = config
         if c["conditional"]:
-            raise ValueError(f"the {self.family.upper()} is unconditional; drop --conditional")
+            raise ValueError(f"the {self.config['family'].upper()} is unconditional; drop --conditional")
         self.vae = self.net_class(c["image_size"], c["channels"], c["latent_dim"], c["width"])
         self.modules = {"vae": self.vae}
         self.optimizers = {"vae": torch.optim.Adam(self.vae.parameters(), c["lr"])}

@@ -22,7 +22,6 @@ from gen.trainkit.trainer import Trainer
 
 
 class PriorTrainer(Trainer):
-    family = "vqvae"
     SAMPLED = {"vqvae": "model.vqvae", "prior": "model.prior"}  # the VQ-VAE travels with its prior: one bundle
 
     def __init__(self, config: dict):

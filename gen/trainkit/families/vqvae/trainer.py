@@ -29,7 +29,6 @@ def perplexity(codes: torch.Tensor, size: int) -> float:
 
 
 class VqVaeTrainer(Trainer):
-    family = "vqvae"
     SAMPLED = {"vqvae": "model.vqvae"}  # what the run ships
 
     def __init__(self, config: dict):
