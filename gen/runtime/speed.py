@@ -77,7 +77,8 @@ def describe(summary: dict) -> str:
     """`1.32x (90% interval 1.25-1.40, 7 blocks): faster than 1.1x` (or `undecided at 1.1x`) for logs and messages."""
     low, high = summary["interval"]
     span = f"{low:.2f}-{'inf' if high is None else f'{high:.2f}'}"
-    verdict = (f"{summary['decision']} than {summary['threshold']:g}x" if summary["decision"] != UNDECIDED
+    verdict = ("no speed threshold" if not summary["threshold"]
+               else f"{summary['decision']} than {summary['threshold']:g}x" if summary["decision"] != UNDECIDED
                else f"undecided at {summary['threshold']:g}x")
     return f"{summary['speedup']:.2f}x ({round(100 * summary['confidence'])}% interval {span}, {summary['blocks']} blocks): {verdict}"
 
