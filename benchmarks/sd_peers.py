@@ -293,14 +293,24 @@ def main() -> None:
         print("building the random-weight base model ...", flush=True)
         build_base(base, tuple(int(c) for c in args.unet_channels.split(",")))
     has = lambda p: (bundle / "gen.json").is_file() and p in json.loads((bundle / "gen.json").read_text())["components"]["unet"]["files"]
-    int8 = ("int8", "int8-ov")  # ORT's QDQ (ORT and OpenVINO run it) and NNCF's IR (OpenVINO only)
-    if not has("fp32") or (args.int8 and not all(has(p) for p in int8)):
+    say = lambda m: print(m, flush=True)
+    if not has("fp32"):
+        export_sd("sd", str(bundle), base=str(base), force=True, progress=say)
+    refused = {}  # int8 precision -> why gen's gate wrote nothing (its contenders are then skipped, with the reason)
+    for precision in ("int8", "int8-ov") if args.int8 else ():  # ORT's QDQ (ORT and OpenVINO run it); NNCF's IR
+        if has(precision) or (work / f"{precision}.refused.txt").is_file():
+            refused.update({precision: (work / f"{precision}.refused.txt").read_text()} if not has(precision) else {})
+            continue
+        from gen.errors import GenError
         from gen.export.int8_options import Int8Options
 
-        export_sd("sd", str(bundle), base=str(base), force=True, progress=lambda m: print(m, flush=True),
-                  precisions=("fp32", *int8) if args.int8 else ("fp32",),
-                  # the speed rule off, as in benchmarks/plan_digits.sh: every int8 file is written and the plan decides
-                  int8=Int8Options(calibration=args.calibration, min_speedup=0.0))
+        try:  # onto the fp32 bundle, keeping what it has; the speed rule off (benchmarks/plan_digits.sh): the plan decides
+            export_sd("sd", str(bundle), base=str(base), force=True, progress=say, precisions=("fp32", precision),
+                      int8=Int8Options(calibration=args.calibration, min_speedup=0.0))
+        except GenError as e:
+            refused[precision] = str(e)
+            (work / f"{precision}.refused.txt").write_text(str(e))
+            say(f"{precision}: gen's quality gate wrote nothing, so its contenders are skipped: {e}")
     manifest = json.loads((bundle / "gen.json").read_text())
     comps = {c: bundle / manifest["components"][c]["files"]["fp32"]["path"] for c in ("text_encoder", "unet", "vae_decoder")}
     configs = {sub: json.loads((base / sub / "config.json").read_text()) for sub in ("unet", "vae", "text_encoder")}
@@ -326,6 +336,9 @@ def main() -> None:
     order = ["diffusers", "gen", "optimum", "optimum-intel", "gen-openvino", "gen-openvino-bf16", "gen-plan"]
     if args.int8:
         order += ["gen-int8", "gen-openvino-int8", "gen-openvino-int8-ov", "optimum-intel-int8"]
+        skipped.update({name: f"gen export --int8 refused: {refused[p]}" for name, p in
+                        (("gen-int8", "int8"), ("gen-openvino-int8", "int8"), ("gen-openvino-int8-ov", "int8-ov"))
+                        if p in refused})
     else:
         skipped.pop("gen-openvino-int8", None)
         skipped.pop("gen-openvino-int8-ov", None)
@@ -389,7 +402,9 @@ def main() -> None:
         "optimum_intel_conversion": conversions,
         "versions": manifest["versions"],
     }
-    if args.int8:
+    if refused:
+        report["int8_refused"] = refused
+    if args.int8 and "gen ORT int8" in summary:
         q, f = summary["gen ORT int8"], summary["gen ORT"]
         report["int8"] = {
             "unet_call_speedup_vs_fp32": f["stage_median_s"]["unet"] / q["stage_median_s"]["unet"],
