@@ -153,6 +153,8 @@ class TrainConfig:
 
 def run_config(config: TrainConfig, data, data_spec: str) -> dict:
     """The run's config.json: the family's fields, then what the data says (size, channels, classes)."""
+    if getattr(config, "conditional", False) and not config.labels:
+        raise GenError(f"{config.name} trains unconditional models only; drop --conditional")
     if getattr(config, "conditional", False) and data.num_classes < 2:
         raise GenError(f"--conditional needs labelled data (class sub-folders); {data_spec} has none")
     out = config.as_dict()

@@ -55,8 +55,6 @@ class StyleGanTrainer(Trainer):
     def __init__(self, config: dict):
         super().__init__(config)
         c = config
-        if c.get("conditional"):
-            raise ValueError("this StyleGAN is unconditional; drop --conditional")
         self.sizes = resolutions(c["image_size"])
         self.G = build_generator(c)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)

@@ -16,8 +16,6 @@ class VaeTrainer(Trainer):
     def __init__(self, config: dict):
         super().__init__(config)
         c = config
-        if c["conditional"]:
-            raise ValueError(f"the {self.config['family'].upper()} is unconditional; drop --conditional")
         self.vae = self.net_class(c["image_size"], c["channels"], c["latent_dim"], c["width"])
         self.modules = {"vae": self.vae}
         self.optimizers = {"vae": torch.optim.Adam(self.vae.parameters(), c["lr"])}

@@ -34,8 +34,6 @@ class VqVaeTrainer(Trainer):
     def __init__(self, config: dict):
         super().__init__(config)
         c = config
-        if c.get("conditional"):
-            raise ValueError("the VQ-VAE is unconditional; drop --conditional")
         if c["grid"] < 1 or c["grid"] >= c["image_size"]:
             raise ValueError(f"--grid must be between 1 and the image size halved ({c['image_size'] // 2}), got {c['grid']}")
         if not 0 < c["ema_decay"] < 1:
