@@ -8,7 +8,7 @@ calibration). What pays here, component by component, on the staged bundle:
    (gen.export.calibration), ranges by ONNX Runtime's calibrators (minmax, entropy or percentile),
    computed once and cached, then reused for every candidate below.
 2. What to quantize, by measurement: ONNX Runtime's `quantize_static` (QDQ, per-channel s8 weights,
-   u8 activations, after `quant_pre_process`) is run for each combination of the node groups the
+   7-bit on CPUs without VNNI whose u8s8 sums would saturate; u8 activations; after `quant_pre_process`) is run for each combination of the node groups the
    graph has (convolutions, transposed convolutions, linear layers, activation-by-activation matrix
    products such as attention's), and each candidate is timed against fp32 on recorded calls spread
    over the sampling run, in alternating blocks (gen.runtime.speed): a candidate pays only when the
@@ -129,6 +129,8 @@ def quantize_bundle(tmp: Path, manifest, options: Int8Options, precisions, progr
 
             quantize_openvino(tmp, manifest, options, recorded, reference, progress)
         manifest.export["int8"] = {"calibration_images": images, "method": options.method,
+                                   # 7-bit weights: quantized on a CPU whose u8s8 sums saturate (no VNNI)
+                                   "reduce_range": reduce_range(False),
                                    "min_psnr_db": options.min_psnr, "exclude": list(options.exclude),
                                    "min_speedup": options.min_speedup, "groups": list(options.groups),
                                    "calls_recorded": {k: len(v) for k, v in recorded.items()}}
@@ -267,6 +269,14 @@ def _big(path: Path) -> bool:
     return path.with_name(path.name + ".data").exists()
 
 
+def reduce_range(symmetric: bool) -> bool:
+    """7-bit weights where this CPU's u8s8 kernels would saturate (gen.runtime.host.int8_sums_saturate);
+    TensorRT's symmetric s8 files are for its kernels, not these, and keep 8 bits."""
+    from gen.runtime.host import int8_sums_saturate
+
+    return not symmetric and int8_sums_saturate()
+
+
 def _quantize(plan: Plan, groups, out: Path, options: Int8Options, feeds=None, symmetric: bool = False) -> int:
     """QDQ-quantize `plan.prepared` to `out`: the nodes of `groups`, less plan.excluded; ranges from
     the plan's calibration cache (computed from `feeds` on the first call, for the op types of
@@ -293,7 +303,8 @@ def _quantize(plan: Plan, groups, out: Path, options: Int8Options, feeds=None, s
                        "left to quantize; exclude fewer, or export without --int8")
     with _quiet():
         quantize_static(str(plan.prepared), str(out), calibration_data_reader=reader, quant_format=QuantFormat.QDQ,
-                        op_types_to_quantize=ops, nodes_to_quantize=nodes, per_channel=True, reduce_range=False,
+                        op_types_to_quantize=ops, nodes_to_quantize=nodes, per_channel=True,
+                        reduce_range=reduce_range(symmetric),
                         activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8, weight_type=QuantType.QInt8,
                         calibrate_method=method, extra_options=extra,
                         use_external_data_format=_big(plan.fp32), calibration_cache_path=str(plan.cache))

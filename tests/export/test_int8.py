@@ -58,6 +58,9 @@ def test_int8_bundle_records_its_choices_and_samples_close_to_fp32(bundles):
     assert record["groups"] in [c["groups"] for c in record["candidates"]] and record["speedup_per_call"] > 0
     assert bundle.manifest.parity["images_int8_vs_fp32"]["psnr_db"] >= 20.0
     assert bundle.manifest.export["int8"]["calls_recorded"]["denoiser"] > 0
+    from gen.runtime.host import int8_sums_saturate
+
+    assert bundle.manifest.export["int8"]["reduce_range"] is int8_sums_saturate()  # 7-bit weights, said
     model = onnx.load(str(bundle.onnx_path("denoiser", "int8")))
     assert sum(n.op_type == "QuantizeLinear" for n in model.graph.node) > 0
     kwargs = {"n": 6, "seed": 11, "labels": [1, 2, 3, 4, 5, 6], "steps": 10}
@@ -366,3 +369,22 @@ def test_openvino_int8_flags_are_refused_out_of_place(run, tmp_path, flags, mess
     p = subprocess.run([sys.executable, "-m", "gen", "export", str(run), "--out", str(tmp_path / "b"), *flags],
                        capture_output=True, text=True)
     assert p.returncode == 2 and message in p.stderr and not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("machine,flags,saturates", [
+    ("x86_64", ["avx2", "fma"], True),  # AVX2 only: u8s8 pair sums saturate -> 7-bit weights
+    ("x86_64", ["avx2", "avx512f", "avx512bw"], True),
+    ("x86_64", ["avx2", "avx512f", "avx512_vnni"], False),
+    ("x86_64", ["avx2", "avx_vnni"], False),
+    ("aarch64", ["asimd"], False),
+])
+def test_int8_weights_are_7_bit_only_where_the_cpus_sums_saturate(monkeypatch, machine, flags, saturates):
+    import platform
+
+    from gen.export.int8 import reduce_range
+    from gen.runtime import host
+
+    monkeypatch.setattr(platform, "machine", lambda: machine)
+    monkeypatch.setattr(host, "_cpuinfo", lambda: ("cpu", flags))
+    assert host.int8_sums_saturate() is saturates
+    assert reduce_range(False) is saturates and reduce_range(True) is False  # TensorRT's symmetric files keep 8 bits
