@@ -265,6 +265,9 @@ def main() -> None:
     ap.add_argument("--int8", action="store_true", help="also export int8 (gen export --int8) and time gen at int8")
     ap.add_argument("--calibration", type=int, default=16, help="with --int8: prompts (images) to calibrate on")
     ap.add_argument("--tune-seconds", type=float, default=120.0, help="gen tune's time limit for the plan (its max_seconds)")
+    ap.add_argument("--no-nncf", action="store_true",
+                    help="with --int8: leave out the NNCF-made contenders (gen's int8-ov, optimum-intel's hybrid int8), "
+                         "whose quantization takes tens of minutes on 2 cores")
     ap.add_argument("--setup-only", action="store_true",
                     help="build, export and convert (untimed, long: the int8 exports), then stop; a later run times")
     ap.add_argument("--contender", choices=("diffusers", *GEN), help=argparse.SUPPRESS)  # internal
@@ -297,7 +300,7 @@ def main() -> None:
     if not has("fp32"):
         export_sd("sd", str(bundle), base=str(base), force=True, progress=say)
     refused = {}  # int8 precision -> why gen's gate wrote nothing (its contenders are then skipped, with the reason)
-    for precision in ("int8", "int8-ov") if args.int8 else ():  # ORT's QDQ (ORT and OpenVINO run it); NNCF's IR
+    for precision in (("int8",) if args.no_nncf else ("int8", "int8-ov")) if args.int8 else ():  # ORT's QDQ; NNCF's IR
         if has(precision) or (work / f"{precision}.refused.txt").is_file():
             refused.update({precision: (work / f"{precision}.refused.txt").read_text()} if not has(precision) else {})
             continue
@@ -317,7 +320,7 @@ def main() -> None:
     write_optimum_layout(comps, bundle / "tokenizer", {**json.loads((base / "scheduler" / "scheduler_config.json").read_text()),
                                                        "_class_name": "DDIMScheduler"},
                          configs["unet"], configs["vae"], configs["text_encoder"], layout)
-    peers = ["optimum-intel", "optimum-intel-int8"] if args.int8 else ["optimum-intel"]
+    peers = ["optimum-intel", "optimum-intel-int8"] if args.int8 and not args.no_nncf else ["optimum-intel"]
     conversions = {PEERS[name][0]: convert_optimum_intel(name, base, args) for name in peers}
     if args.setup_only:
         print(f"set up in {work} ({time.perf_counter() - t0:.0f} s); run again without --setup-only to time", flush=True)
@@ -335,7 +338,9 @@ def main() -> None:
     skipped = openvino_skips(bundle, args)
     order = ["diffusers", "gen", "optimum", "optimum-intel", "gen-openvino", "gen-openvino-bf16", "gen-plan"]
     if args.int8:
-        order += ["gen-int8", "gen-openvino-int8", "gen-openvino-int8-ov", "optimum-intel-int8"]
+        order += ["gen-int8", "gen-openvino-int8"] + ([] if args.no_nncf else ["gen-openvino-int8-ov", "optimum-intel-int8"])
+        if args.no_nncf:
+            skipped.pop("gen-openvino-int8-ov", None)
         skipped.update({name: f"gen export --int8 refused: {refused[p]}" for name, p in
                         (("gen-int8", "int8"), ("gen-openvino-int8", "int8"), ("gen-openvino-int8-ov", "int8-ov"))
                         if p in refused})
