@@ -26,12 +26,11 @@ Force = Annotated[bool, typer.Option(help="Replace the run already in --out.")]
 Quiet = Annotated[bool, typer.Option(help="No progress bar.")]
 CheckpointEvery = Annotated[int, typer.Option(help="Write a resumable checkpoint every N steps.")]
 SampleEvery = Annotated[int, typer.Option(help="Write a sample grid to RUN/samples/ every N steps.")]
-SHARED = {  # beside a family's config fields
-    "image_size": Annotated[Optional[int], typer.Option(help="Resize images to this square size (power of two >= 8). Default: the data's own (8 for digits).")],
-    "resume": Resume, "force": Force, "quiet": Quiet,
-    "threads": Annotated[Optional[int], typer.Option(help="CPU threads to train on, fixed (bitwise-reproducible runs). Default: all usable cores, fewer while other jobs use them (checked every 2 s).")],
+SHARED = {  # beside a family's config fields: name -> (annotation, default)
+    "image_size": (Annotated[Optional[int], typer.Option(help="Resize images to this square size (power of two >= 8). Default: the data's own (8 for digits).")], None),
+    "resume": (Resume, False), "force": (Force, False), "quiet": (Quiet, False),
+    "threads": (Annotated[Optional[int], typer.Option(help="CPU threads to train on, fixed (bitwise-reproducible runs). Default: all usable cores, fewer while other jobs use them (checked every 2 s).")], None),
 }
-SHARED_DEFAULTS = {"image_size": None, "resume": False, "force": False, "quiet": False, "threads": None}
 
 
 def add_family_commands(app: typer.Typer) -> None:
@@ -50,8 +49,8 @@ def family_command(cls):
     for key, spec in cls.specs().items():
         if spec["cli"]:
             params.append(_field_param(cls, key, spec))
-    params += [inspect.Parameter(key, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=SHARED_DEFAULTS[key], annotation=kind)
-               for key, kind in SHARED.items()]
+    params += [inspect.Parameter(key, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default, annotation=kind)
+               for key, (kind, default) in SHARED.items()]
 
     def command(ctx: typer.Context, **options) -> None:
         data = options.pop(data_name)

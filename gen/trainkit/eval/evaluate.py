@@ -112,8 +112,9 @@ def _evaluate(run_path, config, sampler, n, seed, options, inception, progress) 
     # refused before minutes of sampling, not found unused (or missing) afterwards
     accepted = set(bundle.spec.accepts(bundle)) if bundle.spec.can_generate(bundle) else set()
     unused = [flag(k) for k in options if k not in accepted]
-    can_condition = config_class(config["family"]).labels  # its conditional runs take --guidance / --label
-    kind = ("unconditional " if not bundle.manifest.conditioning.num_classes and can_condition else "") + config["family"]
+    family = config_class(config["family"])  # what it declares: labels, the data it trains on
+    # a family that can condition: its conditional runs take --guidance / --label
+    kind = ("unconditional " if not bundle.manifest.conditioning.num_classes and family.labels else "") + config["family"]
     if unused:
         raise GenError(f"{', '.join(unused)} {agree(unused, 'does', 'do')} not apply to {with_article(kind)} run "
                        f"(its gen eval takes {', '.join(flag(a) for a in sorted(accepted & EVAL_OPTIONS)) or 'no sampling options'})")
@@ -121,7 +122,7 @@ def _evaluate(run_path, config, sampler, n, seed, options, inception, progress) 
         from gen.trainkit.eval.inception import inception_session
 
         inception = inception_session(inception)
-    translation = config_class(config["family"]).data != IMAGES  # image-to-image: translations, not samples
+    translation = family.data != IMAGES  # image-to-image: translations, not samples
     given = [name for name, value in (("--n", n), ("--seed", seed)) if value is not None]
     if given and (translation or not bundle.spec.can_generate(bundle)):
         raise GenError(f"{', '.join(given)} {agree(given, 'does', 'do')} not apply to {with_article(config['family'])} run: "
