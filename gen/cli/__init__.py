@@ -17,6 +17,7 @@ from gen.cli import eval as eval_cmd
 from gen.cli import export as export_cmd
 from gen.cli import generate as generate_cmd
 from gen.cli import info as info_cmd
+from gen.cli import optimize as optimize_cmd
 from gen.cli import serve as serve_cmd
 from gen.cli import train as train_cmd
 from gen.cli import tune as tune_cmd
@@ -38,6 +39,7 @@ app.command("export")(export_cmd.export)
 app.command("generate")(generate_cmd.generate)
 app.command("bench")(bench_cmd.bench)
 app.command("tune")(tune_cmd.tune)
+app.command("optimize")(optimize_cmd.optimize)
 app.add_typer(serve_cmd.app, name="serve")
 app.command("demo")(demo_cmd.demo)
 app.command("info")(info_cmd.info)

@@ -107,8 +107,9 @@ def _not_written_by_gen(out: Path) -> list[str]:
     named += [f.external_data.path for c in manifest.components.values() for f in c.files.values() if f.external_data]
     named += list(manifest.weights.values()) + [f.path for f in manifest.weights_files or ()]
     named += [manifest.text.tokenizer] if manifest.text else []
-    # trt/: gen export BUNDLE --trt's engines; plans/: gen tune's per-host plans (stale once re-exported)
-    ours = {MANIFEST, "trt", PLANS} | {Path(p).parts[0] for p in named}
+    # trt/: gen export BUNDLE --trt's engines; plans/: gen tune's per-host plans (stale once re-exported);
+    # optimize/: gen optimize's report
+    ours = {MANIFEST, "trt", PLANS, "optimize"} | {Path(p).parts[0] for p in named}
     return sorted(e.name for e in out.iterdir() if e.name not in ours)
 
 

@@ -102,6 +102,7 @@ class Race:
     max_seconds: float = 60.0
     block_seconds: float = 0.2  # each contender's share of one block
     estimates: dict[str, Estimate] = field(default_factory=dict)
+    baseline_seconds: list[float] = field(default_factory=list)  # the baseline's own time per call, per block
     elapsed: float = 0.0
 
     def run(self, progress: Callable[[str], None] | None = None) -> dict[str, dict]:
@@ -129,6 +130,7 @@ class Race:
                 for _ in range(k):
                     fn()
                 per_call[name] = (time.perf_counter() - s) / k
+            self.baseline_seconds.append(per_call[self.baseline])
             for name in others:
                 self.estimates[name].ratios.append(per_call[self.baseline] / per_call[name])
                 self.estimates[name].seconds.append(per_call[name])
@@ -153,3 +155,31 @@ def best_of(summaries: dict[str, dict]) -> str | None:
     None when none is, so the caller keeps its baseline."""
     faster = {n: s for n, s in summaries.items() if s["decision"] == FASTER}
     return max(faster, key=lambda n: faster[n]["speedup"]) if faster else None
+
+
+def contenders_near(summaries: dict[str, dict], leader: str) -> list[str]:
+    """The other *faster* contenders that may be as fast as `leader`: their interval reaches its median.
+    Two medians measured against a baseline are each a ratio of noisy times; their order is a guess when
+    the intervals overlap (the DDPM plan took int8 at 7.7% behind int8-ov that way)."""
+    top = summaries[leader]["speedup"]
+    return sorted((n for n, s in summaries.items() if n != leader and s["decision"] == FASTER
+                   and (s["interval"][1] is None or s["interval"][1] >= top)),
+                  key=lambda n: -summaries[n]["speedup"])
+
+
+def settle(summaries: dict[str, dict], contenders: dict[str, Callable[[], object]],
+           **race) -> tuple[str | None, dict[str, dict]]:
+    """`best_of`, then the leader raced head to head against each near contender (the leader as the
+    baseline, threshold 1): a challenger takes the lead only when decided faster than it; a tie keeps the
+    leader, since either is as fast as the blocks can tell. Returns the choice and the head-to-head figures
+    (keyed "challenger vs leader")."""
+    leader = best_of(summaries)
+    duels: dict[str, dict] = {}
+    if leader is None:
+        return None, duels
+    for challenger in contenders_near(summaries, leader):
+        duel = Race({leader: contenders[leader], challenger: contenders[challenger]}, leader, 1.0, **race).run()
+        duels[f"{challenger} vs {leader}"] = duel[challenger]
+        if duel[challenger]["decision"] == FASTER:
+            leader = challenger
+    return leader, duels

@@ -12,7 +12,9 @@ draws the same images, and write it as this host's plan (gen.runtime.plan).
    mix of choices becomes one more contender (checked for quality like the rest).
 4. End to end: the whole sampling call, every contender left against the baseline in rotating blocks.
    The plan is the fastest contender whose speed-up interval clears `threshold`; when none does (too
-   close, or too noisy to tell) the plan says so and keeps the baseline. The host's load during the
+   close, or too noisy to tell) the plan says so and keeps the baseline. Where a runner-up's interval
+   reaches the leader's median, the two race head to head (gen.runtime.speed.settle) and the runner-up
+   takes the plan only when decided faster, so the choice does not flip on one run's noise. The host's load during the
    timing is recorded beside the figures.
 """
 
@@ -62,7 +64,7 @@ def tune(bundle_path: str, n: int = 1, steps: int | None = None, threads: int | 
     from gen.runtime.host import LoadWatch, fingerprint, usable_cores
     from gen.runtime.quality import check_images, psnr
     from gen.runtime.sampler import Sampler
-    from gen.runtime.speed import Race, best_of, describe
+    from gen.runtime.speed import Race, describe, settle
 
     bundle = load_bundle(bundle_path)
     threads = threads or usable_cores()
@@ -95,15 +97,17 @@ def tune(bundle_path: str, n: int = 1, steps: int | None = None, threads: int | 
                     skipped.append({"contender": MIXED, "reason": f"images {quality[MIXED]} dB PSNR < {min_psnr}"})
                     mixed.close()
             log(f"  timing whole sampling calls ({', '.join(f'{k}={v}' for k, v in arguments.items())}) ...")
-            end_to_end = Race({name: (lambda s=s: check_images(s, **arguments)) for name, s in samplers.items()},
-                              label(DEFAULT), threshold, max_seconds=max_seconds / 2).run()
-        for name, summary in end_to_end.items():
-            log(f"    {name}: {describe(summary)}")
+            whole = {name: (lambda s=s: check_images(s, **arguments)) for name, s in samplers.items()}
+            end_to_end = Race(whole, label(DEFAULT), threshold, max_seconds=max_seconds / 2).run()
+            for name, summary in end_to_end.items():
+                log(f"    {name}: {describe(summary)}")
+            winner, duels = settle(end_to_end, whole, max_seconds=max_seconds / 4)
+            for pair, summary in duels.items():
+                log(f"    head to head, {pair}: {describe(summary)}")
     finally:
         for s in samplers.values():
             s.close()
 
-    winner = best_of(end_to_end)
     plan_choices, verdict = _decision(bundle, winner, choices, end_to_end, threshold)
     if watch.figures.get("busy"):
         log(f"  warning: {watch.figures['busy']}")
@@ -112,6 +116,7 @@ def tune(bundle_path: str, n: int = 1, steps: int | None = None, threads: int | 
             "verdict": verdict, "winner": winner or label(DEFAULT),
             "settings": {"arguments": arguments, "min_psnr": min_psnr, "threshold": threshold, "max_seconds": max_seconds},
             "quality_psnr_db": quality, "per_component": per_component, "end_to_end": end_to_end,
+            "head_to_head": duels,
             "skipped": skipped, "load": watch.figures, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     plan["path"] = str(write_plan(bundle, plan))
     log(f"  {verdict}")

@@ -5,7 +5,8 @@ import time
 
 import pytest
 
-from gen.runtime.speed import FASTER, NOT_FASTER, UNDECIDED, Estimate, Race, best_of, describe, median_interval
+from gen.runtime.speed import (FASTER, NOT_FASTER, UNDECIDED, Estimate, Race, best_of, contenders_near, describe,
+                               median_interval, settle)
 
 
 def test_the_interval_covers_the_median_at_the_stated_confidence_and_needs_five_blocks():
@@ -44,3 +45,20 @@ def test_a_race_between_real_workloads_decides_and_stops_early():
     assert result["fast"]["decision"] == FASTER and 1.3 < result["fast"]["speedup"] < 2.5
     assert result["same"]["decision"] != FASTER
     assert result["fast"]["blocks"] >= 5 and result["fast"]["seconds"] < 10
+
+
+def test_close_leaders_are_settled_head_to_head_not_by_their_medians():
+    """Medians against the baseline put "a" first by a hair; raced against each other, "b" (half a's
+    time, for real) is decided faster and takes the choice. A contender whose interval stays below the
+    leader's median is not raced; a tie keeps the leader."""
+    summaries = {"a": Estimate([1.50, 1.55, 1.45, 1.60, 1.52]).summary(1.05),
+                 "b": Estimate([1.49, 1.40, 1.56, 1.51, 1.47]).summary(1.05),
+                 "c": Estimate([1.10, 1.12, 1.15, 1.11, 1.13]).summary(1.05)}
+    assert contenders_near(summaries, "a") == ["b"]
+    work = {"a": lambda: time.sleep(0.004), "b": lambda: time.sleep(0.002), "c": lambda: time.sleep(0.008)}
+    choice, duels = settle(summaries, work, block_seconds=0.02, max_seconds=5)
+    assert choice == "b" and duels["b vs a"]["decision"] == FASTER and list(duels) == ["b vs a"]
+    tie = {**work, "b": lambda: time.sleep(0.004)}
+    choice, duels = settle(summaries, tie, block_seconds=0.02, max_seconds=5)
+    assert choice == "a" and duels["b vs a"]["decision"] != FASTER
+    assert settle({"c": Estimate([0.9] * 5).summary(1.05)}, work) == (None, {})

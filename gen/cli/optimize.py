@@ -1,0 +1,60 @@
+"""`gen optimize SOURCE --out BUNDLE`: the fastest bundle that meets a quality bar (gen.optimize)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from gen.errors import GenError
+
+
+def optimize(
+    source: Annotated[str, typer.Argument(help="The teacher: a run directory from `gen train ddpm` (conditional or not).")],
+    out: Annotated[str, typer.Option(help="Bundle directory to write (only if a candidate passes every gate).")] = "bundles/optimized",
+    gate: Annotated[Optional[list[str]], typer.Option(help="Quality bar against the teacher at its default sampling, repeatable: fd:1.5x (fd at most 1.5x the teacher's), fd:15 (at most 15), accuracy:-2 (label accuracy within 2 points). Default: fd:1.5x, plus accuracy:-2 for a conditional teacher.")] = None,
+    student: Annotated[Optional[list[str]], typer.Option(help="A few-step student of SOURCE to consider (a `gen distill` run), repeatable. With --student, nothing is distilled unless --distill says so.")] = None,
+    distill: Annotated[Optional[str], typer.Option(help="Methods to distil students with, comma-separated: progressive, consistency, or none. Default: both, or none when --student is given. Minutes each on a CPU.")] = None,
+    work: Annotated[Optional[str], typer.Option(help="Where students, candidate bundles and measurements go (default: OUT-work). --resume continues from it.")] = None,
+    n: Annotated[int, typer.Option(help="Images per quality figure (gen eval's sample size; same seeds for every candidate).")] = 1000,
+    batch: Annotated[int, typer.Option(help="Images per timed sampling call.")] = 16,
+    seed: Annotated[int, typer.Option(help="Seed of the scored and the timed images.")] = 0,
+    int8: Annotated[bool, typer.Option(help="Also export the chosen model at int8 (calibrated, gated; minutes) for the plan to consider.")] = False,
+    max_seconds: Annotated[float, typer.Option(help="Time budget of the latency race, in seconds.")] = 120.0,
+    resume: Annotated[bool, typer.Option(help="Continue a search killed part-way, from --work's measurements and checkpoints.")] = False,
+    force: Annotated[bool, typer.Option(help="Start the search in --work again and replace the bundle at --out (only one gen wrote).")] = False,
+) -> None:
+    """Compose the speed levers: the teacher's few-step scheduler (DPM-Solver++), distilled students
+    (progressive, consistency), then backends and precisions through this host's plan; score every candidate's
+    quality with gen eval and race their latency against the teacher; write the fastest that passes the gates.
+
+    Writes the bundle (its defaults set to the chosen steps and scheduler, its plan inside) with
+    OUT/optimize/optimize.json and optimize.png (latency vs quality, gate drawn, choice marked).
+    A gate nothing meets writes nothing and names the closest candidate.
+
+    Example:  gen optimize runs/ddpm --out bundles/fast --gate fd:1.5x
+    Then:     gen generate bundles/fast --n 16 --out fast.png   (samples as measured, with the plan)
+    """
+    from gen.optimize.candidates import DISTILL
+    from gen.optimize.search import optimize as run_optimize
+
+    students = {}
+    for run in student or []:
+        name = Path(run).name
+        if name in students or name == "teacher":
+            raise GenError(f"--student {run}: two students named {name!r}; give them folders of different names", "student")
+        students[name] = run
+    methods = DISTILL if distill is None and not students else () if distill in (None, "none") else tuple(
+        m.strip() for m in distill.split(",") if m.strip())
+    bad = [m for m in methods if m not in DISTILL]
+    if bad:
+        raise GenError(f"--distill {distill!r}: unknown method {bad[0]!r}; choose from {', '.join(DISTILL)} or none", "distill")
+    clash = set(methods) & set(students)
+    if clash:
+        raise GenError(f"--student folder name {sorted(clash)[0]!r} is also a method distilled here; rename it", "student")
+    record = run_optimize(source, out, gate or [], students, methods, work, resume=resume, force=force, log=typer.echo,
+                          n=n, batch=batch, seed=seed, int8=int8, max_seconds=max_seconds)
+    final = record["final"]
+    typer.echo(f"wrote {out}: {record['choice']}, {final['speedup']:.1f}x over {record['reference']} end to end with "
+               f"this host's plan ({final['plan']}); report {out}/optimize/optimize.png")

@@ -1,0 +1,246 @@
+"""The search: students distilled (or given), each model exported once, every candidate scored for quality
+and raced for latency, the fastest that passes every gate chosen, and the chosen bundle written with its
+defaults set to the chosen sampling and this host's plan (gen tune) inside.
+
+Everything measured goes into WORK/measurements.json as it is measured, so `--resume` continues a killed
+search where it stopped (students resume from their checkpoints). Nothing is written to --out unless a
+candidate passes; then it appears whole (staged beside it, renamed in at the end)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from gen.errors import GenError
+from gen.optimize.candidates import DISTILL, TEACHER, Candidate, candidates, teacher_config
+from gen.optimize.gate import Gate
+
+MEASUREMENTS = "measurements.json"
+
+
+@dataclass
+class Search:
+    source: str
+    out: Path
+    work: Path
+    gates: list[Gate]
+    students: dict[str, str] = field(default_factory=dict)  # name -> run directory given with --student
+    distill: tuple[str, ...] = DISTILL
+    n: int = 1000  # images per quality figure (gen eval's default)
+    batch: int = 16  # images per timed sampling call
+    seed: int = 0
+    int8: bool = False
+    max_seconds: float = 120.0  # the latency race's budget
+    tune_seconds: float = 60.0
+    force: bool = False  # replace a bundle gen wrote at --out
+    log: Callable[[str], None] = print
+    record: dict = field(default_factory=dict)
+
+    # --- the steps, in order -------------------------------------------------------------------------
+    def models(self) -> dict[str, str]:
+        """name -> run directory: the teacher, the students given, the students distilled here."""
+        from gen.trainkit.distill import distill
+
+        runs = {TEACHER: self.source, **self.students}
+        for method in self.distill:
+            path = self.work / "students" / method
+            if not _finished(path):
+                self.log(f"[distill] {method} student of {self.source} -> {path} (minutes; resumable) ...")
+                distill(self.source, str(path), {}, method=method, resume=(path / "state.safetensors").is_file())
+            runs[method] = str(path)
+        return runs
+
+    def bundles(self, runs: dict[str, str]) -> dict[str, str]:
+        from gen.export.onnx_export import export_run
+
+        out = {}
+        for name, run in runs.items():
+            path = self.work / "bundles" / name
+            if not (path / "gen.json").is_file():
+                self.log(f"[export] {name} -> {path}")
+                export_run(run, str(path), progress=lambda m: None)
+            out[name] = str(path)
+        return out
+
+    def quality(self, bundles: dict[str, str], todo: list[Candidate]) -> dict[str, dict]:
+        from gen.optimize.measure import quality
+
+        done = self.record.setdefault("quality", {})
+        left = [c for c in todo if c.name not in done]
+        t0 = time.perf_counter()
+        for i, c in enumerate(left):
+            eta = "" if not i else f", about {(time.perf_counter() - t0) / i * (len(left) - i) / 60:.1f} min left"
+            self.log(f"[quality {i + 1}/{len(left)}{eta}] {c.name}: {self.n} images scored by gen eval ...")
+            done[c.name] = quality(bundles[c.model], c.options(), self.n, self.seed)
+            self.save()
+        return done
+
+    def latency_and_choice(self, bundles: dict[str, str], todo: list[Candidate]) -> str:
+        """Every candidate raced against the reference (the first), then the choice among those that pass,
+        near ties raced again head to head while the samplers are still warm."""
+        from gen.optimize.choose import choose
+        from gen.optimize.measure import race, sampler_call
+        from gen.runtime.sampler import Sampler
+
+        self.log(f"[latency] {len(todo)} candidates raced against {todo[0].name} in alternating blocks "
+                 f"(batch {self.batch}, ORT fp32, up to {self.max_seconds:.0f} s) ...")
+        samplers = {c.name: Sampler(bundles[c.model], backend="ort", precision="fp32") for c in todo}
+        try:
+            calls = {c.name: sampler_call(samplers[c.name], self.batch, self.seed, c.options()) for c in todo}
+            self.record["latency"] = race(calls, todo[0].name, self.max_seconds)
+            choice, duels = choose(self.record["verdicts"], self.record["latency"], calls, self.max_seconds / 4)
+        finally:
+            for s in samplers.values():
+                s.close()
+        self.record.update(choice=choice, head_to_head=duels)
+        self.save()
+        return choice
+
+    def finish(self, runs: dict[str, str], bundles: dict[str, str], chosen: Candidate) -> Path:
+        """The chosen bundle, staged and renamed into --out: defaults, plan, final figures, report."""
+        from gen.export.onnx_io import staged_bundle
+        from gen.optimize.choose import verdicts
+        from gen.optimize.measure import quality, race, sampler_call
+        from gen.optimize.report import REPORT, write_report
+        from gen.optimize.write import stage_bundle
+        from gen.runtime.sampler import Sampler
+        from gen.runtime.tune import tune
+
+        if self.int8:
+            from gen.export.onnx_export import export_run
+
+            self.log(f"[int8] {chosen.model}: calibrated, gated int8 files (gen export --int8; minutes) ...")
+            export_run(runs[chosen.model], bundles[chosen.model], precisions=("fp32", "int8"), progress=self.log)
+        reference = self.record["reference"]
+        with staged_bundle(self.out, self.force, sources=(self.source,)) as tmp:
+            stage_bundle(bundles[chosen.model], tmp, chosen)
+            self.log(f"[plan] gen tune on the chosen bundle (batch {self.batch}, {chosen.steps} steps) ...")
+            plan = tune(str(tmp), n=self.batch, steps=chosen.steps, max_seconds=self.tune_seconds, log=lambda m: None)
+            self.log(f"  {plan['verdict']}")
+            self.log("[final] the chosen bundle with its plan, against the reference ...")
+            final_q = quality(str(tmp), {}, self.n, self.seed, backend="auto", precision=None)
+            teacher = Sampler(bundles[TEACHER], backend="ort", precision="fp32")
+            mine, planned = Sampler(str(tmp), backend="ort", precision="fp32"), Sampler(str(tmp))
+            try:
+                calls = {reference: sampler_call(teacher, self.batch, self.seed, self.record["candidates"][reference]),
+                         "chosen, ORT fp32": sampler_call(mine, self.batch, self.seed, {}),
+                         "chosen, plan": sampler_call(planned, self.batch, self.seed, {})}
+                timed = race(calls, reference, self.max_seconds / 2)
+            finally:
+                for s in (teacher, mine, planned):
+                    s.close()
+            gates = verdicts(self.gates, {reference: self.record["quality"][reference], "final": final_q}, reference)
+            self.record["final"] = {**timed["chosen, plan"], "ort_fp32": timed["chosen, ORT fp32"],
+                                    "reference_ms": timed[reference]["ms_per_call"], "plan": plan["verdict"],
+                                    "quality": final_q, **gates["final"]}
+            self.save()
+            write_report(tmp / REPORT, self.record, self.gates)
+            write_report(self.work / REPORT, self.record, self.gates)
+        return self.out
+
+    def save(self) -> None:
+        from gen.fileio import write_json
+
+        write_json(self.work / MEASUREMENTS, self.record)
+
+
+def _finished(run: Path) -> bool:
+    """A run whose checkpoint reached its configured steps (a killed one resumes instead)."""
+    from gen.fileio import read_json
+
+    if not (run / "weights.safetensors").is_file() or not (run / "state.safetensors").is_file():
+        return False
+    from safetensors import safe_open
+
+    with safe_open(str(run / "state.safetensors"), "np") as f:
+        step = int((f.metadata() or {}).get("step", -1))
+    return step >= int(read_json(run / "config.json", "run config")["steps"])
+
+
+def student_records(runs: dict[str, str]) -> dict[str, dict]:
+    from gen.fileio import read_json
+
+    return {name: read_json(Path(run) / "config.json", "run config")["distill"]
+            for name, run in runs.items() if name != TEACHER}
+
+
+def optimize(source: str, out: str, gates: list[str], students: dict[str, str] | None = None,
+             distill: tuple[str, ...] = DISTILL, work: str | None = None, resume: bool = False, force: bool = False,
+             log: Callable[[str], None] = print, **settings) -> dict:
+    """The whole search (see the module docstring); returns its record (also WORK/measurements.json)."""
+    from gen.export.onnx_io import refuse_existing
+    from gen.fileio import read_json
+    from gen.nets.components import is_conditional
+    from gen.optimize.choose import refusal, verdicts
+    from gen.optimize.gate import parse_gates
+    from gen.outputs import absolute, output_lock
+
+    config = teacher_config(source)  # refusals first: nothing slow has run yet
+    parsed = parse_gates(gates, is_conditional(config))
+    out_path, work_path = absolute(out), absolute(work or f"{out}-work")
+    refuse_existing(out_path, force, sources=(source,))
+    given = {name: _student_run(name, run, source) for name, run in (students or {}).items()}
+    with output_lock(work_path, "--work"):
+        work_path.mkdir(parents=True, exist_ok=True)
+        measured = work_path / MEASUREMENTS
+        if measured.is_file() and not resume and not force:
+            raise GenError(f"--work {work_path} holds a search already: --resume to continue it, --force to start "
+                           "again, or choose another --work", "work")
+        if force:  # only what a search writes there: its students, candidate bundles and measurements
+            for name in ("students", "bundles", "optimize"):
+                shutil.rmtree(work_path / name, ignore_errors=True)
+            measured.unlink(missing_ok=True)
+        record = read_json(measured, "optimize measurements") if resume and measured.is_file() else {}
+        _refuse_other_search(record, source, settings, work_path)
+        search = Search(source, out_path, work_path, parsed, given, distill, log=log, force=force, record=record,
+                        **settings)
+        record.update(source=str(absolute(source)), gates=[g.text for g in parsed],
+                      settings={k: getattr(search, k) for k in ("n", "batch", "seed", "int8", "max_seconds")})
+        runs = search.models()
+        bundles = search.bundles(runs)
+        todo = candidates(int(config["sample_steps"]), student_records(runs))
+        record["reference"] = todo[0].name
+        record["candidates"] = {c.name: c.options() for c in todo}
+        search.save()
+        search.quality(bundles, todo)
+        record["verdicts"] = verdicts(parsed, {c.name: record["quality"][c.name] for c in todo}, todo[0].name)
+        search.save()
+        if not any(v["passes"] for v in record["verdicts"].values()):  # refused before minutes of timing
+            raise GenError(refusal(record["verdicts"]))
+        choice = search.latency_and_choice(bundles, todo)
+        chosen = next(c for c in todo if c.name == choice)
+        log(f"[choice] {choice}: {record['latency'][choice]['speedup']:.1f}x over {todo[0].name}, "
+            + ", ".join(f"{g} {v['figure']:g} (limit {v['limit']:g})" for g, v in record["verdicts"][choice]["gates"].items()))
+        search.finish(runs, bundles, chosen)
+    return record
+
+
+def _student_run(name: str, run: str, teacher: str) -> str:
+    """A --student run, refused unless it is a distilled student of this teacher."""
+    from gen.fileio import read_json
+
+    path = Path(run) / "config.json"
+    config = read_json(path, "run config") if path.is_file() else {}
+    record = config.get("distill")
+    if not record:
+        raise GenError(f"--student {run} is not a distilled student (no distill record in its config.json): make one "
+                       f"with `gen distill progressive {teacher}`", "student")
+    if Path(record.get("teacher", "")).resolve() != Path(teacher).resolve():
+        raise GenError(f"--student {run} was distilled from {record.get('teacher')}, not from {teacher}", "student")
+    return run
+
+
+def _refuse_other_search(record: dict, source: str, settings: dict, work: Path) -> None:
+    """--resume continues the same search: the same teacher, scored on the same images."""
+    from gen.outputs import absolute
+
+    if record and record.get("source") != str(absolute(source)):
+        raise GenError(f"--resume: {work} is a search of {record.get('source')}, not of {source}", "resume")
+    before = record.get("settings", {})
+    changed = [k for k in ("n", "seed") if k in settings and k in before and settings[k] != before[k]]
+    if changed:
+        raise GenError(f"--resume: {work}'s figures were measured with " + ", ".join(f"--{k} {before[k]}" for k in changed)
+                       + "; resume with the same, or start again with --force", "resume")
