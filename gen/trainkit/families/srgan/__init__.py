@@ -28,7 +28,7 @@ class SrganConfig(TrainConfig):
                  "folder with A/ and B/ sub-folders (B is used; the low-resolution input is B shrunk 4x by bicubic, "
                  "as sr4x's own inputs were made), or side-by-side pairs with --side-by-side.")
 
-    steps: int = 3000
+    steps: int = 2000
     batch_size: int = 16
     lr: float = 2e-4
     loss: str = option("msssim-l1", "Content loss: l1; msssim-l1 (0.84 MS-SSIM + 0.16 L1, Zhao et al.); perceptual "
@@ -42,8 +42,8 @@ class SrganConfig(TrainConfig):
     features: Optional[str] = option(None, "Feature network for --loss perceptual: a local safetensors file, torchvision "
                                      "VGG layout (features.N.weight) or gen's FeatureClassifier; default: gen's photo "
                                      "classifier trained on the training targets", show_default=False)
-    width: int = option(48, "Channels of the generator's residual blocks", POSITIVE)
-    blocks: int = option(6, "Residual blocks of the generator", POSITIVE)
+    width: int = option(32, "Channels of the generator's residual blocks", POSITIVE)
+    blocks: int = option(4, "Residual blocks of the generator", POSITIVE)
     scale: int = option(4, "Upscaling factor (a power of two: one sub-pixel convolution per 2x)", POSITIVE, cli=False)
 
     def complete(self, given: dict) -> None:

@@ -2,9 +2,10 @@
 
 MS-SSIM (Wang et al. 2003) with a Gaussian window of sigma 1.5 cut to 7 taps (11 does not fit the
 8 px of a 32 px crop's third scale) and three scales, weighted by the paper's first three weights
-renormalised to sum 1; images in [-1, 1] (data range 2, C1 = (0.01 * 2)^2, C2 = (0.03 * 2)^2); negative
-terms clipped just above 0 (pytorch_msssim clips at 0, whose power has no finite gradient). One scale of it equals scikit-image's Gaussian SSIM with the
-window at 11 taps (tests/trainkit/test_srgan.py). The mix is Zhao et al.'s (2017) 0.84 MS-SSIM + 0.16 L1.
+renormalised to sum 1; images in [-1, 1] (data range 2, C1 = (0.01 * 2)^2, C2 = (0.03 * 2)^2);
+negative terms clipped just above 0 (pytorch_msssim clips at 0, whose power has no finite gradient).
+One scale of it at 11 taps equals scikit-image's Gaussian SSIM (tests/trainkit/test_srgan.py). The
+mix is Zhao et al.'s (2017) 0.84 MS-SSIM + 0.16 L1.
 """
 
 from __future__ import annotations
