@@ -118,6 +118,8 @@ def test_bundle_reads_the_small_image_on_every_backend(bundle, tmp_path):
     eager = Sampler(str(bundle), backend="eager").generate(image=small)
     assert ort.shape == (3, 3, 32, 32) and np.abs(ort - eager).max() <= 1e-5
     assert psnr(ort, Sampler(str(bundle), precision="fp16").generate(image=small)) >= 35
+    flat = Sampler(str(bundle)).generate(image=np.full((8, 8, 3), 77, np.uint8))  # exactly its bicubic upscale
+    assert np.abs(flat - (77 / 127.5 - 1)).max() < 1e-5
     for kwargs, message in [({}, "this is an image-to-image bundle: pass image="),
                             ({"image": np.zeros((8, 12, 3), np.uint8)}, "image is 12x8; this model takes 8x8"),
                             ({"image": np.zeros((1, 8, 8, 5), np.uint8)}, "is not an image"),
