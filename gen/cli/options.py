@@ -141,7 +141,7 @@ def fixed_size(sampler, reconstruct: bool):
     bundle = getattr(sampler, "bundle", None)
     if bundle is None or not (reconstruct or "image" in bundle.spec.required):
         return None
-    return bundle.image.height, bundle.image.width
+    return bundle.spec.input_size(bundle)
 
 
 def resize_note(sizes, size) -> str:

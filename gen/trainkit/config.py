@@ -118,6 +118,12 @@ class TrainConfig:
     def complete(self, given: dict) -> None:
         """Family rules for defaults that depend on other options (WGAN-GP's 5 critic steps)."""
 
+    @classmethod
+    def model_inputs(cls, config: dict, inputs, targets):
+        """What the model reads of held-out (input, target) pairs when `gen eval` scores a paired run:
+        the inputs by default (super-resolution reads its targets shrunk instead)."""
+        return inputs
+
     def validate(self, values: dict | None = None) -> None:
         """Every rule of every field, the flag named in the error. `values`: the run config being
         checked (fields plus the data's facts), by default this config's own fields."""

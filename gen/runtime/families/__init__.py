@@ -153,6 +153,11 @@ class Family:
     def check(self, bundle, args: dict) -> None:
         """Rules across arguments or against the bundle; may normalise `args` in place."""
 
+    def input_size(self, bundle) -> tuple[int, int]:
+        """(height, width) that input images are fitted to: the output's size, unless the model changes
+        it (super-resolution reads a smaller image)."""
+        return bundle.image.height, bundle.image.width
+
     def routine(self, backend) -> Callable:
         """`routine(n, rng, args, on_step) -> images` for one Sampler; families with state to build
         once (a tokenizer) return their own object."""

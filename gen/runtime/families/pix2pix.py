@@ -33,7 +33,7 @@ class Pix2Pix(Family):
     def check(self, bundle, args):
         from gen.runtime.image_input import fit_to_model
 
-        image = fit_to_model(args["image"], bundle.sampling.input_channels, (bundle.image.height, bundle.image.width))
+        image = fit_to_model(args["image"], bundle.sampling.input_channels, self.input_size(bundle))
         if len(image) > 1 and args["n"] not in (1, len(image)):
             raise GenError(f"n = {args['n']} but {len(image)} images were given; n is the number of images")
         args["n"] = max(args["n"], len(image))
@@ -55,9 +55,8 @@ class Pix2Pix(Family):
         return "generator"
 
     def bench_arguments(self, steps, bundle=None):
-        """A mid-gray input at the model's size (bench replicates it to the batch)."""
-        s = bundle.image
-        return {"image": np.full((s.height, s.width, bundle.sampling.input_channels), 128, np.uint8)}
+        """A mid-gray input at the model's input size (bench replicates it to the batch)."""
+        return {"image": np.full((*self.input_size(bundle), bundle.sampling.input_channels), 128, np.uint8)}
 
 
 FAMILY = Pix2Pix()

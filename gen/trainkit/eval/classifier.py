@@ -46,11 +46,13 @@ def _accuracy(model, x: np.ndarray, y: np.ndarray) -> float:
     return float((probs.argmax(1) == y).mean())
 
 
-def load_or_train_classifier(data: Dataset, progress=lambda message: None):
-    """The cached classifier for this dataset, trained (seconds on digits) on first use."""
+def load_or_train_classifier(data: Dataset, progress=lambda message: None, seed: int = 0):
+    """The cached classifier for this dataset, trained (seconds on digits) on first use. Another `seed`
+    gives another network of the same data (a training loss that must not be the metric's own)."""
     from gen.nets.classifier import FeatureClassifier
 
-    path = cache_dir() / f"classifier-{data.name}-{data.fingerprint()}-v{CLASSIFIER_VERSION}.safetensors"
+    seeded = f"-seed{seed}" if seed else ""
+    path = cache_dir() / f"classifier-{data.name}-{data.fingerprint()}{seeded}-v{CLASSIFIER_VERSION}.safetensors"
     if path.is_file():
         try:
             tensors, meta = load_safetensors(path)
@@ -60,7 +62,7 @@ def load_or_train_classifier(data: Dataset, progress=lambda message: None):
         except (GenError, RuntimeError, KeyError):
             pass  # a damaged cache entry is rebuilt, never trusted
     progress(f"  training the metric classifier on {data.name} once (cached in {cache_dir()}) ...")
-    model, acc = train_classifier(data)
+    model, acc = train_classifier(data, seed)
     save_safetensors(path, model.state_dict(), {"held_out_accuracy": repr(acc), "dataset": data.name})
     return model, acc, path
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from gen.errors import GenError
 from gen.trainkit.data import Dataset
+from gen.trainkit.families import config_class
 from gen.trainkit.eval.metrics import frechet_distance_of
 
 
@@ -33,7 +34,7 @@ def evaluate_translation(run_path, config, sampler, progress) -> dict:
     if data.domain_b is not None:
         result.update(data_b=config["data_b"], **_unpaired(run_path, data, sampler, progress))
     else:
-        result.update(_paired(run_path, data, sampler, progress))
+        result.update(_paired(run_path, config, data, sampler, progress))
     result["seconds"] = {"total": round(time.perf_counter() - t0, 2)}
     return result
 
@@ -45,13 +46,13 @@ def translate(sampler, images: np.ndarray, **options) -> np.ndarray:
                            for i in range(0, len(images), step)])
 
 
-def _paired(run_path, data, sampler, progress) -> dict:
+def _paired(run_path, config, data, sampler, progress) -> dict:
     if not len(data.test_x):
         raise GenError(f"{data.name} has no held-out pairs to score (fewer than 4 pairs)")
     k = data.input_channels
     a, b = data.test_x[:, :k], data.test_x[:, k:]
     progress(f"translating {len(a)} held-out inputs from {run_path} ...")
-    out = translate(sampler, a)
+    out = translate(sampler, config_class(config["family"]).model_inputs(config, a, b))
     shown = a if a.shape[1] == b.shape[1] else (np.repeat(a, b.shape[1], 1) if k == 1 else a.mean(1, keepdims=True))
     metrics, as_output = pair_metrics(out, b), pair_metrics(shown, b)
     if data.num_classes >= 2:  # FD on features of a classifier of the targets' source photo
