@@ -53,8 +53,12 @@ def optimize(
     clash = set(methods) & set(students)
     if clash:
         raise GenError(f"--student folder name {sorted(clash)[0]!r} is also a method distilled here; rename it", "student")
+    import shlex
+    import sys
+
     record = run_optimize(source, out, gate or [], students, methods, work, resume=resume, force=force, log=typer.echo,
-                          n=n, batch=batch, seed=seed, int8=int8, max_seconds=max_seconds)
+                          command=shlex.join(["gen", *sys.argv[1:]]), n=n, batch=batch, seed=seed, int8=int8,
+                          max_seconds=max_seconds)
     final = record["final"]
     typer.echo(f"wrote {out}: {record['choice']}, {final['speedup']:.1f}x over {record['reference']} end to end with "
                f"this host's plan ({final['plan']}); report {out}/optimize/optimize.png")

@@ -28,25 +28,56 @@ def plot(path: Path, record: dict, gates: list[Gate]) -> None:
     latency, verdict, choice = record["latency"], record["verdicts"], record.get("choice")
     fig, axes = plt.subplots(1, len(gates), figsize=(6.5 * len(gates), 5), squeeze=False)
     for ax, gate in zip(axes[0], gates):
-        for name, summary in latency.items():
-            check = verdict[name]["gates"][gate.text]
-            ok = verdict[name]["passes"]
-            ax.scatter(summary["speedup"], check["figure"], s=140 if name == choice else 40,
-                       marker="*" if name == choice else "o", color="tab:green" if ok else "tab:red", zorder=3)
-            ax.annotate(name, (summary["speedup"], check["figure"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        points = {name: (summary["speedup"], verdict[name]["gates"][gate.text]["figure"]) for name, summary in latency.items()}
+        for name, (x, y), dy in label_offsets(points):
+            ok, chosen = verdict[name]["passes"], name == choice
+            ax.scatter(x, y, s=320 if chosen else 45, marker="*" if chosen else "o", color="tab:green" if ok else "tab:red",
+                       edgecolors="black" if chosen else "none", zorder=5 if chosen else 3)
+            ax.annotate(name, (x, y), textcoords="offset points", xytext=(6, dy), fontsize=8)
+        front = pareto(points, lower_is_better=gate.metric != "accuracy")
+        ax.plot(*zip(*front), linestyle=":", color="gray", zorder=2, label="Pareto front (nothing both faster and better)")
         limit = next(iter(verdict.values()))["gates"][gate.text]["limit"]
         ax.axhline(limit, color="gray", linestyle="--", label=f"gate {gate.text} (limit {limit:.3g})")
         final = record.get("final")
         if final and gate.text in final.get("gates", {}):
-            ax.scatter(final["speedup"], final["gates"][gate.text]["figure"], s=160, marker="P", color="tab:blue",
-                       zorder=4, label=f"chosen bundle with this host's plan: {final['speedup']:.1f}x")
+            ax.scatter(final["speedup"], final["gates"][gate.text]["figure"], s=70, marker="P", color="tab:blue",
+                       zorder=4, label=f"written bundle with this host's plan: {final['speedup']:.1f}x")
         ax.set_xscale("log")
         ax.set_xlabel(f"speed-up end to end over {record['reference']} (batch {record['settings']['batch']}, log scale)")
-        ax.set_ylabel(("label accuracy" if gate.metric == "accuracy" else "fd (lower is better)"))
-        ax.set_title(f"{gate.metric}: green passes every gate, red does not; star = choice", fontsize=10)
+        ax.set_ylabel("label accuracy (higher is better)" if gate.metric == "accuracy" else "fd (lower is better)")
+        ax.set_title(f"green: passes every gate; red: fails one; star: chosen ({choice})", fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8, loc="best")
     fig.suptitle(f"gen optimize {record['source']}", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def pareto(points: dict[str, tuple[float, float]], lower_is_better: bool = True) -> list[tuple[float, float]]:
+    """The (speed-up, figure) points no other point beats on both, fastest first."""
+    front, best = [], None
+    for x, y in sorted(points.values(), key=lambda p: -p[0]):
+        if best is None or (y < best if lower_is_better else y > best):
+            front.append((x, y))
+            best = y
+    return front
+
+
+def label_offsets(points: dict[str, tuple[float, float]]):
+    """(name, point, vertical label offset in points): the first of above / below / further that keeps
+    the label clear of the labels already placed near it, so neighbours' names do not overprint."""
+    import math
+
+    ys = [y for _, y in points.values()]
+    span = (max(ys) - min(ys)) or 1.0
+    per_point = span / 280  # about how much of the axis one point of offset is, on a 5-inch plot
+    out, placed = [], []
+    for name, (x, y) in sorted(points.items(), key=lambda item: item[1][0]):
+        for dy in (6, -12, 16, -22, 26, -32):
+            at = (math.log10(x), y + dy * per_point)
+            if all(abs(at[0] - p[0]) > 0.45 or abs(at[1] - p[1]) > 11 * per_point for p in placed):
+                break
+        placed.append(at)
+        out.append((name, (x, y), dy))
+    return out

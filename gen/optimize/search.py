@@ -85,8 +85,14 @@ class Search:
         from gen.optimize.measure import race, sampler_call
         from gen.runtime.sampler import Sampler
 
+        import os
+
+        from gen.runtime.bench import environment
+        from gen.runtime.host import usable_cores
+
         self.log(f"[latency] {len(todo)} candidates raced against {todo[0].name} in alternating blocks "
                  f"(batch {self.batch}, ORT fp32, up to {self.max_seconds:.0f} s) ...")
+        self.record["machine"] = {**environment(usable_cores()), "load_before_timing": list(os.getloadavg())}
         samplers = {c.name: Sampler(bundles[c.model], backend="ort", precision="fp32") for c in todo}
         try:
             calls = {c.name: sampler_call(samplers[c.name], self.batch, self.seed, c.options()) for c in todo}
@@ -169,7 +175,7 @@ def student_records(runs: dict[str, str]) -> dict[str, dict]:
 
 def optimize(source: str, out: str, gates: list[str], students: dict[str, str] | None = None,
              distill: tuple[str, ...] = DISTILL, work: str | None = None, resume: bool = False, force: bool = False,
-             log: Callable[[str], None] = print, **settings) -> dict:
+             log: Callable[[str], None] = print, command: str | None = None, **settings) -> dict:
     """The whole search (see the module docstring); returns its record (also WORK/measurements.json)."""
     from gen.export.onnx_io import refuse_existing
     from gen.fileio import read_json
@@ -197,7 +203,7 @@ def optimize(source: str, out: str, gates: list[str], students: dict[str, str] |
         _refuse_other_search(record, source, settings, work_path)
         search = Search(source, out_path, work_path, parsed, given, distill, log=log, force=force, record=record,
                         **settings)
-        record.update(source=str(absolute(source)), gates=[g.text for g in parsed],
+        record.update(source=str(absolute(source)), gates=[g.text for g in parsed], command=command,
                       settings={k: getattr(search, k) for k in ("n", "batch", "seed", "int8", "max_seconds")})
         runs = search.models()
         bundles = search.bundles(runs)
