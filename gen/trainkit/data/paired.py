@@ -71,11 +71,15 @@ _DESCRIBE = {"colorize": "gray input, colour target", "sr4x": "bicubic 4x-upscal
              "edges": "Sobel edges input, colour target"}
 
 
-def _embedded(kind: str):
+def photo_crops():
+    """((train crops, labels), (held-out crops, labels)): uint8 CROP x CROP x 3 crops of the PHOTOS,
+    each downscaled DOWNSCALE x, labelled by photo; held-out crops come from the right-most
+    HELD_OUT_FRACTION of each photo, so no held-out pixel is in a training crop. The paired defaults
+    and the `photos` dataset (gen.trainkit.data.images) are cut from these."""
     from PIL import Image
     from skimage import data as photos
 
-    train, test = ([], [], []), ([], [], [])
+    train, test = ([], []), ([], [])
     for label, name in enumerate(PHOTOS):
         rgb = getattr(photos, name)()
         if rgb.ndim == 2:
@@ -87,11 +91,17 @@ def _embedded(kind: str):
         for part, (x0, x1) in ((train, (0, split)), (test, (split, a.shape[1]))):
             for y in range(0, a.shape[0] - CROP + 1, STRIDE):
                 for x in range(x0, x1 - CROP + 1, STRIDE):
-                    crop = a[y:y + CROP, x:x + CROP]
-                    part[0].append(_input(kind, crop))
-                    part[1].append(crop.transpose(2, 0, 1).astype(np.float32) / 127.5 - 1)
-                    part[2].append(label)  # which photo: the labels of gen eval's feature classifier
-    return tuple((np.stack(p[0]), np.stack(p[1]), np.asarray(p[2], np.int64)) for p in (train, test))
+                    part[0].append(a[y:y + CROP, x:x + CROP])
+                    part[1].append(label)  # which photo: the labels of gen eval's feature classifier
+    return tuple((np.stack(p[0]), np.asarray(p[1], np.int64)) for p in (train, test))
+
+
+def _embedded(kind: str):
+    out = []
+    for crops, labels in photo_crops():
+        inputs = np.stack([_input(kind, crop) for crop in crops])
+        out.append((inputs, crops.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1, labels))
+    return tuple(out)
 
 
 def _input(kind: str, crop: np.ndarray) -> np.ndarray:
