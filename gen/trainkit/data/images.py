@@ -132,7 +132,7 @@ def photo_dataset(image_size: int | None = None, channels: int | None = None) ->
     of each photo, not a random draw, since neighbouring crops overlap."""
     from PIL import Image
 
-    from gen.trainkit.data.paired import CROP, PHOTOS, photo_crops
+    from gen.trainkit.data.photos import CROP, PHOTOS, photo_crops
 
     size, channels = image_size or CROP, channels or 3
     (train, train_y), (test, test_y) = photo_crops()

@@ -23,12 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from gen.errors import GenError
+from gen.trainkit.data.photos import CROP, HELD_OUT_FRACTION, PHOTOS, photo_crops
 
 DEFAULTS = ("colorize", "sr4x", "edges")
 DIRECTIONS = ("AtoB", "BtoA")
-CROP, STRIDE, DOWNSCALE = 32, 16, 4
-HELD_OUT_FRACTION = 0.3
-PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "retina")
 
 
 def load_paired(spec: str, image_size: int | None = None, direction: str | None = None, side_by_side: bool = False):
@@ -69,31 +67,6 @@ def load_paired(spec: str, image_size: int | None = None, direction: str | None 
 
 _DESCRIBE = {"colorize": "gray input, colour target", "sr4x": "bicubic 4x-upscaled input, sharp target",
              "edges": "Sobel edges input, colour target"}
-
-
-def photo_crops():
-    """((train crops, labels), (held-out crops, labels)): uint8 CROP x CROP x 3 crops of the PHOTOS,
-    each downscaled DOWNSCALE x, labelled by photo; held-out crops come from the right-most
-    HELD_OUT_FRACTION of each photo, so no held-out pixel is in a training crop. The paired defaults
-    and the `photos` dataset (gen.trainkit.data.images) are cut from these."""
-    from PIL import Image
-    from skimage import data as photos
-
-    train, test = ([], []), ([], [])
-    for label, name in enumerate(PHOTOS):
-        rgb = getattr(photos, name)()
-        if rgb.ndim == 2:
-            rgb = np.stack([rgb] * 3, -1)
-        pic = Image.fromarray(rgb[..., :3].astype(np.uint8))
-        pic = pic.resize((pic.width // DOWNSCALE, pic.height // DOWNSCALE), Image.Resampling.LANCZOS)
-        a = np.asarray(pic, dtype=np.uint8)
-        split = int(a.shape[1] * (1 - HELD_OUT_FRACTION))
-        for part, (x0, x1) in ((train, (0, split)), (test, (split, a.shape[1]))):
-            for y in range(0, a.shape[0] - CROP + 1, STRIDE):
-                for x in range(x0, x1 - CROP + 1, STRIDE):
-                    part[0].append(a[y:y + CROP, x:x + CROP])
-                    part[1].append(label)  # which photo: the labels of gen eval's feature classifier
-    return tuple((np.stack(p[0]), np.asarray(p[1], np.int64)) for p in (train, test))
 
 
 def _embedded(kind: str):
