@@ -71,6 +71,7 @@ class TrainConfig:
     # "module:function" scoring a run in `gen eval` in place of the default (samples' fd, translations' PSNR),
     # called as function(run_path, config, sampler, progress) -> the result dict
     evaluation: ClassVar[str] = ""
+    min_image_size: ClassVar[int] = 0  # smaller images are upscaled to this unless --image-size is given
 
     steps: int = option(1000, "Optimisation steps; with --resume, the new total", POSITIVE)
     batch_size: int = option(64, "Batch size", POSITIVE)

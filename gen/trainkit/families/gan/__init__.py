@@ -27,7 +27,7 @@ class GanConfig(TrainConfig):
                                     "mean of the discriminator's last features on generated images is pulled to "
                                     "their mean on the real batch (with its labels when conditional).",
                                     show_default=False)
-    fm_weight: float = option(1.0, "Weight of the feature-matching term (mean squared difference of the feature means)",
+    fm_weight: float = option(1.0, "Weight of the feature-matching term (squared L2 distance of the feature means)",
                               NON_NEGATIVE, cli=False)
     z_dim: int = option(64, "Dimensions of z", POSITIVE, cli=False)
     width: int = option(64, "Channels of the nets' widest layer", POSITIVE, cli=False)

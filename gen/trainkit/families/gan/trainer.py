@@ -40,11 +40,12 @@ def generator_loss(loss: str, d_fake: torch.Tensor) -> torch.Tensor:
 
 
 def feature_matching(D, real: torch.Tensor, h_fake: torch.Tensor) -> torch.Tensor:
-    """Salimans et al. 2016: || E f(x) - E f(G(z)) ||^2 over the discriminator's last features f, as a
-    mean over feature dimensions; the real side is a fixed target (no gradient into D)."""
+    """Salimans et al. 2016: || E f(x) - E f(G(z)) ||_2^2 over the discriminator's last features f (the
+    squared norm, summed over features as in the paper: a mean over 2048 features is ~1e-2 beside an
+    adversarial loss of ~3 and barely moved the generator); the real side is a fixed target."""
     with torch.no_grad():
         h_real = D.features(real)
-    return (h_real.mean(0) - h_fake.mean(0)).pow(2).mean()
+    return (h_real.mean(0) - h_fake.mean(0)).pow(2).sum()
 
 
 class GanTrainer(Trainer):
