@@ -20,7 +20,7 @@ from gen.trainkit.families.dae import LEVELS, level
 
 TUNE_IMAGES = 64  # training images the classical denoisers' parameters are chosen on
 GRID_IMAGES = 32  # held-out images in RUN/eval_restored.png: rows of noisy, restored, clean
-STRENGTHS = (0.005, 0.01, 0.02, 0.04, 0.07, 0.1, 0.15, 0.2, 0.3, 0.45, 0.6)  # h of non-local means, weight of TV ([0, 1] images)
+STRENGTHS = (0.01, 0.02, 0.04, 0.07, 0.1, 0.15, 0.25, 0.4)  # h of non-local means, weight of TV ([0, 1] images)
 COLUMNS = (("noisy", "noisy input"), ("restored", "restored"), ("nl_means", "non-local means"), ("tv", "TV (Chambolle)"))
 
 
