@@ -75,7 +75,12 @@ def _field_param(cls, key: str, spec: dict) -> inspect.Parameter:
         kind, flags = bool, (f"--{key.replace('_', '-')}/--no-{key.replace('_', '-')}",)
     elif kind in (Optional[int], Optional[float]):
         kind = kind.__args__[0]
-    return _param(key, Optional[kind], None, typer.Option(*flags, help=help))
+    info = typer.Option(*flags, help=help)
+    if spec["bounds"]:  # a range only this family's option has: checked and stated like gen.cli.ranges' table
+        from gen.cli.ranges import _bounded
+
+        info = _bounded(info, spec["bounds"])
+    return _param(key, Optional[kind], None, info)
 
 
 def _param(name: str, kind, default, info) -> inspect.Parameter:

@@ -64,8 +64,15 @@ class Discriminator(nn.Module):
         self.fc = sn(nn.Linear(ch * 16, 1))
         self.embed = sn(nn.Embedding(num_classes, ch * 16)) if num_classes else None
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last layer's features, flattened: what feature matching compares (Salimans et al. 2016)."""
+        return self.net(x).flatten(1)
+
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.net(x).flatten(1)
+        return self.score(self.features(x), labels)
+
+    def score(self, h: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The logit of features `h`, plus the projection of the label's embedding when conditional."""
         out = self.fc(h).squeeze(1)
         if self.embed is not None:
             out = out + (self.embed(labels) * h).sum(1)

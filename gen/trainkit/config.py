@@ -35,18 +35,21 @@ RULES = (POSITIVE, NON_NEGATIVE, FRACTION, LEARNING_RATE)
 
 IMAGES, PAIRED, UNPAIRED = "images", "paired", "unpaired"  # the data a family trains on
 DATA_HELP = ("'digits' (bundled 8x8 scikit-learn digits), 'faces' (scikit-image's 100 lfw_subset faces at 16x16, "
-             "unlabelled) or a folder of images; sub-folders are class labels.")
+             "unlabelled), 'photos' (32x32 colour crops of scikit-image's photos, labelled by photo) or a folder of "
+             "images; sub-folders are class labels.")
 
 
 def option(default=None, help: str = "", rule: str | None = None, choices: tuple = (), cli: bool = True,
-           show_default: bool = True, negatable: bool = False):
+           show_default: bool = True, negatable: bool = False, bounds: tuple | None = None):
     """A config field: `help` is the CLI's text (its default appended unless `show_default` is off),
     `rule` one of RULES, `choices` the allowed values, `cli=False` a field set only in Python or by
-    another option, `negatable` a --x/--no-x flag whose unset value (None) means "decide from the data"."""
+    another option, `negatable` a --x/--no-x flag whose unset value (None) means "decide from the data",
+    `bounds` (low, high) the closed range of a number only its family has (stated in --help and checked
+    while the command line is parsed, like gen.cli.ranges' table, and by `validate` in Python)."""
     if rule is not None and rule not in RULES:
         raise ValueError(f"unknown rule {rule!r}")
     meta = {"help": help, "rule": rule, "choices": tuple(choices), "cli": cli, "show_default": show_default,
-            "negatable": negatable}
+            "negatable": negatable, "bounds": bounds}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
     return field(default=default, metadata=meta)
@@ -65,6 +68,10 @@ class TrainConfig:
     labels: ClassVar[bool] = False  # has --conditional (class labels from the data's sub-folders)
     teaches: ClassVar[bool] = False  # a diffusion model that can teach a few-step student (gen distill)
     stages: ClassVar[dict] = {}  # a later stage's name -> "module:Class" of its trainer (config["stage"])
+    # "module:function" scoring a run in `gen eval` in place of the default (samples' fd, translations' PSNR),
+    # called as function(run_path, config, sampler, progress) -> the result dict
+    evaluation: ClassVar[str] = ""
+    min_image_size: ClassVar[int] = 0  # smaller images are upscaled to this unless --image-size is given
 
     steps: int = option(1000, "Optimisation steps; with --resume, the new total", POSITIVE)
     batch_size: int = option(64, "Batch size", POSITIVE)
@@ -88,12 +95,18 @@ class TrainConfig:
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
             out[f.name] = {"default": default, "type": hints[f.name], **{"help": "", "rule": None, "choices": (),
                                                                        "cli": True, "show_default": True,
-                                                                       "negatable": False, **meta}}
+                                                                       "negatable": False, "bounds": None, **meta}}
         return out
 
     @classmethod
     def defaults(cls) -> dict:
         return {name: s["default"] for name, s in cls.specs().items()}
+
+    @classmethod
+    def evaluator(cls):
+        """The function `evaluation` names (torch-side, imported only when `gen eval` runs)."""
+        module, _, attr = cls.evaluation.partition(":")
+        return getattr(importlib.import_module(module), attr)
 
     @classmethod
     def trainer_class(cls, stage: str | None = None):
@@ -150,6 +163,8 @@ class TrainConfig:
             if isinstance(values[key], (int, float)) and not 0 <= values[key] < 1:
                 raise GenError(f"{flag(key)} must be in [0, 1), got {values[key]}")
         for key, s in specs.items():
+            if s["bounds"] and isinstance(values.get(key), (int, float)) and not s["bounds"][0] <= values[key] <= s["bounds"][1]:
+                raise GenError(f"{flag(key)} must be from {s['bounds'][0]} to {s['bounds'][1]}, got {values[key]}")
             if s["choices"] and key in values and values[key] is not None and values[key] not in s["choices"]:
                 raise GenError(f"unknown {flag(key)} {values[key]!r}; choose one of {', '.join(map(str, s['choices']))}")
 

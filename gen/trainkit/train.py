@@ -86,8 +86,16 @@ def train(family: str, data_spec: str, out: str, overrides: dict, image_size: in
     def fresh():
         cls = config_class(family)  # an UNPAIRED family's config has `data_b`, domain B
         data_b = (overrides.get("data_b") or cls.defaults()["data_b"]) if cls.data == UNPAIRED else None
-        data = load_dataset(data_spec, image_size, paired=cls.data == PAIRED, data_b=data_b,
-                            direction=overrides.get("direction"), side_by_side=bool(overrides.get("side_by_side")))
+
+        def load(size):
+            return load_dataset(data_spec, size, paired=cls.data == PAIRED, data_b=data_b,
+                                direction=overrides.get("direction"), side_by_side=bool(overrides.get("side_by_side")))
+
+        data = load(image_size)
+        if image_size is None and data.image_size < cls.min_image_size:  # e.g. the 8x8 digits for a denoiser
+            data = load(cls.min_image_size)
+            data.notes.append(f"image size {cls.min_image_size}: {family} upscales smaller images to it by default; "
+                              "choose another with --image-size")
         return build_config(family, data, data_spec, overrides), data
 
     folders = [d for d in (data_spec, overrides.get("data_b")) if d]  # --data DIR (a name like digits is skipped)

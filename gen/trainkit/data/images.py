@@ -1,4 +1,5 @@
-"""Datasets as arrays: the bundled scikit-learn digits, or a folder of images.
+"""Datasets as arrays: the bundled scikit-learn digits and faces, crops of scikit-image's photos, or a
+folder of images.
 
 Everything comes back as float32 NCHW in [-1, 1] with integer labels, split once (by a fixed seed)
 into a training part and a held-out part that only evaluation looks at.
@@ -64,6 +65,8 @@ def load_images(spec: str, image_size: int | None = None, channels: int | None =
     if spec == "digits":
         images, labels, names = digit_images()
         size = image_size or 8
+    elif spec == "photos":
+        return photo_dataset(image_size, channels)
     elif spec == "faces":
         images, labels, names = face_images()
         size = image_size or FACES_SIZE
@@ -123,7 +126,23 @@ def digit_images():
     return images, d.target.tolist(), [str(i) for i in range(10)]
 
 
-BUILT_IN = ("digits", "faces")  # datasets gen ships or loads offline, by name
+def photo_dataset(image_size: int | None = None, channels: int | None = None) -> Dataset:
+    """`photos`: the 32 x 32 colour crops of scikit-image's photos that the paired defaults are cut from
+    (gen.trainkit.data.paired.photo_crops), labelled by photo; the held-out crops are the right-most 30%
+    of each photo, not a random draw, since neighbouring crops overlap."""
+    from PIL import Image
+
+    from gen.trainkit.data.photos import CROP, PHOTOS, photo_crops
+
+    size, channels = image_size or CROP, channels or 3
+    (train, train_y), (test, test_y) = photo_crops()
+    x_train, x_test = (np.stack([to_array(Image.fromarray(c), size, channels) for c in crops]) for crops in (train, test))
+    data = Dataset("photos", x_train, train_y, x_test, test_y, list(PHOTOS))
+    data.notes = [f"photos: {len(x_train)} training and {len(x_test)} held-out {size}x{size} crops of scikit-image's photos"]
+    return data
+
+
+BUILT_IN = ("digits", "faces", "photos")  # datasets gen ships or loads offline, by name
 
 
 def _folder(root: Path):

@@ -23,12 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from gen.errors import GenError
+from gen.trainkit.data.photos import CROP, HELD_OUT_FRACTION, PHOTOS, photo_crops
 
 DEFAULTS = ("colorize", "sr4x", "edges")
 DIRECTIONS = ("AtoB", "BtoA")
-CROP, STRIDE, DOWNSCALE = 32, 16, 4
-HELD_OUT_FRACTION = 0.3
-PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "retina")
 
 
 def load_paired(spec: str, image_size: int | None = None, direction: str | None = None, side_by_side: bool = False):
@@ -72,26 +70,11 @@ _DESCRIBE = {"colorize": "gray input, colour target", "sr4x": "bicubic 4x-upscal
 
 
 def _embedded(kind: str):
-    from PIL import Image
-    from skimage import data as photos
-
-    train, test = ([], [], []), ([], [], [])
-    for label, name in enumerate(PHOTOS):
-        rgb = getattr(photos, name)()
-        if rgb.ndim == 2:
-            rgb = np.stack([rgb] * 3, -1)
-        pic = Image.fromarray(rgb[..., :3].astype(np.uint8))
-        pic = pic.resize((pic.width // DOWNSCALE, pic.height // DOWNSCALE), Image.Resampling.LANCZOS)
-        a = np.asarray(pic, dtype=np.uint8)
-        split = int(a.shape[1] * (1 - HELD_OUT_FRACTION))
-        for part, (x0, x1) in ((train, (0, split)), (test, (split, a.shape[1]))):
-            for y in range(0, a.shape[0] - CROP + 1, STRIDE):
-                for x in range(x0, x1 - CROP + 1, STRIDE):
-                    crop = a[y:y + CROP, x:x + CROP]
-                    part[0].append(_input(kind, crop))
-                    part[1].append(crop.transpose(2, 0, 1).astype(np.float32) / 127.5 - 1)
-                    part[2].append(label)  # which photo: the labels of gen eval's feature classifier
-    return tuple((np.stack(p[0]), np.stack(p[1]), np.asarray(p[2], np.int64)) for p in (train, test))
+    out = []
+    for crops, labels in photo_crops():
+        inputs = np.stack([_input(kind, crop) for crop in crops])
+        out.append((inputs, crops.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1, labels))
+    return tuple(out)
 
 
 def _input(kind: str, crop: np.ndarray) -> np.ndarray:

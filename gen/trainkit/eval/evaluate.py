@@ -124,10 +124,12 @@ def _evaluate(run_path, config, sampler, n, seed, options, inception, progress) 
         inception = inception_session(inception)
     translation = family.data != IMAGES  # image-to-image: translations, not samples
     given = [name for name, value in (("--n", n), ("--seed", seed)) if value is not None]
-    if given and (translation or not bundle.spec.can_generate(bundle)):
+    if given and (translation or family.evaluation or not bundle.spec.can_generate(bundle)):
         raise GenError(f"{', '.join(given)} {agree(given, 'does', 'do')} not apply to {with_article(config['family'])} run: "
                        "gen eval scores it on the whole held-out set, not on samples")
     n, seed = EVAL_N if n is None else n, 0 if seed is None else seed
+    if family.evaluation:  # the family scores its runs its own way (a denoiser: restorations of corrupted images)
+        return family.evaluator()(run_path, config, sampler, progress)
     if translation:
         from gen.trainkit.eval.translation import evaluate_translation
 
