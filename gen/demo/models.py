@@ -41,6 +41,10 @@ def _choices(name: str) -> list | None:
         from gen.runtime.families.cyclegan import DIRECTIONS
 
         return list(DIRECTIONS)
+    if name == "decoder":
+        from gen.runtime.families.sd import DECODERS
+
+        return list(DECODERS)
     return None
 
 
