@@ -91,6 +91,12 @@ class DemoModel:
                 self._samplers[key] = Sampler(self.location, **self.options, **precise)
             return self._samplers[key]
 
+    def preview(self, x0, precision: str | None = None) -> np.ndarray:
+        """A step's x0 as one uint8 HWC picture (a latent model's through its tiny decoder)."""
+        from gen.images import to_uint8
+
+        return to_uint8(self.sampler(precision).source.preview(np.asarray(x0[:1])))[0]
+
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
         for s in self._samplers.values():

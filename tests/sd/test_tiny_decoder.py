@@ -97,3 +97,25 @@ def test_served_input(tiny):
     b = load_bundle(bundle)
     served = {s["name"]: s for s in b.spec.served_inputs(b)}
     assert served["decoder"] == {"name": "decoder", "dtype": "bytes", "shape": [1], "optional": True}
+
+
+def test_previews_through_the_tiny_decoder(tiny, sd_bundle):
+    """A latent model shows its steps only where a tiny decoder makes x0 a picture cheaply (the demo's
+    previews), whichever decoder makes the final images."""
+    from gen.demo.models import DemoModel
+
+    bundle, _, _ = tiny
+    with Sampler(str(bundle), backend="ort") as s:
+        shown = []
+        s.generate(PROMPT, steps=2, on_step=lambda i, steps, x0: shown.append(s.source.preview(x0)))
+        assert s.source.previews and len(shown) == 2 and shown[-1].shape == (1, 3, 64, 64)
+        assert np.abs(shown[-1]).max() <= 1.0 and s.backend.component_calls["tiny_decoder"] == 2
+    with Sampler(str(sd_bundle), backend="ort") as plain:
+        assert not plain.source.previews
+    model = DemoModel("m", str(bundle), {"backend": "ort"})
+    try:
+        info = model.describe()
+        assert info["previews"] and model.preview(np.zeros((1, 4, 8, 8), np.float32)).shape == (64, 64, 3)
+        assert next(a for a in info["arguments"] if a["name"] == "decoder")["choices"] == ["full", "tiny"]
+    finally:
+        model.close()

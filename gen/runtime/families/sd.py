@@ -127,6 +127,14 @@ class StableDiffusion(DiffusionFamily):
     def routine(self, backend):
         return TextToImage(self, backend)
 
+    def previews(self, bundle):
+        return DECODERS["tiny"] in bundle.components  # latents become pictures cheaply only through it
+
+    def preview(self, backend, x0):
+        """x0 latents through the tiny decoder: a preview at a few % of the full decoder's cost."""
+        latents = (np.asarray(x0) / np.float32(backend.bundle.sampling.vae_scaling_factor)).astype(np.float32)
+        return backend.run(DECODERS["tiny"], {"latent_sample": latents})
+
     def example_feeds(self, bundle, component, batch):
         """Token ids up to the pad token, which is inside the vocabulary; the UNet sees the
         CFG-doubled batch in sampling."""

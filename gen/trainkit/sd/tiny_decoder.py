@@ -205,7 +205,7 @@ def train(data: dict, config: dict, run, progress: bool):
     net = build(config)
     latents, images = torch.from_numpy(data["train_latents"]), torch.from_numpy(data["train_images"])
     f, c = config["vae_scale_factor"], min(config["crop"], latents.shape[2], latents.shape[3])
-    opt = torch.optim.Adam(net.parameters(), lr=config["lr"])
+    opt = torch.optim.AdamW(net.parameters(), lr=config["lr"], weight_decay=0.0)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, config["lr"], total_steps=config["steps"], pct_start=0.05)
     g = torch.Generator().manual_seed(config["seed"])
     bar = tqdm(range(config["steps"]), desc="distill decoder", unit="step", disable=not progress, dynamic_ncols=True)
