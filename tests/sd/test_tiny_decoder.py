@@ -119,3 +119,14 @@ def test_previews_through_the_tiny_decoder(tiny, sd_bundle):
         assert next(a for a in info["arguments"] if a["name"] == "decoder")["choices"] == ["full", "tiny"]
     finally:
         model.close()
+
+
+def test_served_repository_carries_it(tiny, tmp_path):
+    """gen serve build: the tiny decoder is a component model and a file of the inline pipeline, and
+    `decoder` an optional request input of the pipeline."""
+    from gen.serving.repository import build_repository
+
+    bundle, _, _ = tiny
+    repo = build_repository([str(bundle)], str(tmp_path / "repo"), names=["sd"])
+    assert (repo / "sd_tiny_decoder" / "1" / "model.onnx").is_file() and (repo / "sd" / "1" / "tiny_decoder.onnx").is_file()
+    assert 'name: "decoder" data_type: TYPE_STRING dims: [1] optional: true' in (repo / "sd" / "config.pbtxt").read_text()
