@@ -7,7 +7,8 @@ small list here, recorded at the decoder's input) and (b) latents of photo crops
 bundled photos) through the bundle's `vae_encoder`. Part of both is held out; the student never sees
 it, and its PSNR against the teacher on it (images clipped to [-1, 1], as generate() returns them)
 is what the bundle records. Each step trains on random crops of the latents and the teacher's
-matching pixel crops (the nets are convolutional); the loss is MSE.
+matching pixel crops (the nets are convolutional); the loss is MSE to the teacher's images clipped to
+[-1, 1], which is what generate() returns.
 
     RUN/config.json          bundle, teacher hash, widths, data counts, held-out PSNR, "family": "tiny-decoder"
     RUN/weights.safetensors  the student (its config in the metadata)
@@ -203,7 +204,9 @@ def train(data: dict, config: dict, run, progress: bool):
         torch.set_num_threads(config["threads"])
     torch.manual_seed(config["seed"])
     net = build(config)
-    latents, images = torch.from_numpy(data["train_latents"]), torch.from_numpy(data["train_images"])
+    # the teacher's images as generate() returns them: a random or saturating VAE's outliers (|x| up to 9
+    # on the sd_peers model) would otherwise dominate the loss for pixels nobody sees past +-1
+    latents, images = torch.from_numpy(data["train_latents"]), torch.from_numpy(data["train_images"].clip(-1, 1))
     f, c = config["vae_scale_factor"], min(config["crop"], latents.shape[2], latents.shape[3])
     opt = torch.optim.AdamW(net.parameters(), lr=config["lr"], weight_decay=0.0)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, config["lr"], total_steps=config["steps"], pct_start=0.05)
