@@ -1,4 +1,5 @@
-"""`gen distill progressive|consistency RUN` and `gen distill lcm-lora`: few-step students."""
+"""`gen distill progressive|consistency RUN` and `gen distill lcm-lora`: few-step students; `gen distill
+decoder BUNDLE`: a tiny decoder for a Stable Diffusion bundle."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from gen.cli.options import RESUME_HELP, refuse_resume_changes, report_written
 from gen.trainkit.distill import CONSISTENCY, LOSSES, PROGRESSIVE, SOLVERS
 
 app = typer.Typer(help="Distil a diffusion run into a few-step student (a run like any other: export, sample, serve it), "
-                  "or a Stable Diffusion base into an LCM-LoRA.",
+                  "or a Stable Diffusion base into an LCM-LoRA, or a bundle's VAE decoder into a tiny one.",
                   no_args_is_help=True)
 
 # the options both methods take, stated once
@@ -138,3 +139,61 @@ def lcm_lora(
                f"noise: student at {few} LCM steps {check['mse_student']:.5f}, teacher at {few} DDIM steps "
                f"{check['mse_teacher_few_steps']:.5f}, base at {few} LCM steps {check['mse_base_lcm']:.5f} "
                f"(rows of {run.path / 'samples.png'})\nexport: gen export --model sd-lora --lora {run.path}")
+
+
+from gen.trainkit.sd.tiny_decoder import DEFAULTS as DECODER  # noqa: E402  (the decoder command's defaults)
+
+
+def _ints(value: Optional[str], option: str) -> Optional[list[int]]:
+    """A comma-separated list of positive integers (--widths 64,64,32,16)."""
+    from gen.errors import GenError
+
+    if value is None:
+        return None
+    try:
+        out = [int(v) for v in value.split(",")]
+    except ValueError:
+        out = []
+    if not out or min(out) < 1:
+        raise GenError(f"{option} takes positive integers separated by commas (e.g. 64,64,32,16), got {value!r}")
+    return out
+
+
+@app.command("decoder")
+def decoder(
+    bundle: Annotated[str, typer.Argument(help="The Stable Diffusion bundle whose vae_decoder is the teacher (gen export --model sd ...); its vae_encoder encodes the photo crops.")],
+    out: Annotated[str, typer.Option(help="Run directory to create (refused if it holds a run, unless --force).")] = "runs/tiny-decoder",
+    steps: Annotated[int, typer.Option(help="Optimisation steps.")] = DECODER["steps"],
+    lr: Lr = DECODER["lr"],
+    batch_size: BatchSize = DECODER["batch_size"],
+    crop: Annotated[int, typer.Option(help="Latent crop side per training sample (16: 128 x 128 pixels at SD's 8x).")] = DECODER["crop"],
+    images: Annotated[int, typer.Option(help="Photo crops (scikit-image's bundled photos) encoded by the bundle's vae_encoder.")] = DECODER["images"],
+    prompts: Annotated[int, typer.Option(help="Sampling runs of the bundle (one prompt each) whose final latents are recorded.")] = DECODER["prompts"],
+    sample_steps: Annotated[int, typer.Option(help="Steps of those sampling runs (the bundle's default scheduler).")] = DECODER["sample_steps"],
+    held_out: Annotated[float, typer.Option(help="Share of each kind of latent held out for the PSNR the bundle records.")] = DECODER["held_out"],
+    widths: Annotated[Optional[str], typer.Option(help="Channels at the latent grid and after each x2 upsampling, comma-separated (default 64,64,32,16).")] = None,
+    blocks: Annotated[Optional[str], typer.Option(help="Residual blocks at each of those resolutions (default 2,2,1,1).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for the data, the net and the batches.")] = DECODER["seed"],
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads (torch and ONNX Runtime; default: all cores).")] = None,
+    force: Force = False,
+    quiet: Quiet = False,
+) -> None:
+    """A tiny decoder (TAESD-like: conv blocks, no attention, a few % of the parameters) distilled from a
+    bundle's VAE decoder on the latents it really decodes: final latents of the bundle's own sampling
+    runs and latents of encoded photos (part of each held out). Add it to the bundle with
+    `gen export BUNDLE --tiny-decoder RUN`; then generate(decoder="tiny") or gen generate --decoder tiny.
+
+    Example:  gen distill decoder bundles/sd --out runs/sd-tiny-decoder
+    Then:     gen export bundles/sd --tiny-decoder runs/sd-tiny-decoder
+              gen generate bundles/sd --prompt "a red house" --decoder tiny
+    """
+    from gen.trainkit.sd.tiny_decoder import distill_decoder
+
+    options = {"steps": steps, "lr": lr, "batch_size": batch_size, "crop": crop, "images": images, "prompts": prompts,
+               "sample_steps": sample_steps, "held_out": held_out, "widths": _ints(widths, "--widths"),
+               "blocks": _ints(blocks, "--blocks"), "seed": seed, "threads": threads}
+    run, config = distill_decoder(bundle, out, options, force=force, progress=not quiet)
+    typer.echo(f"tiny decoder written to {run.path / 'weights.safetensors'}: {config['params']} parameters, held-out "
+               f"PSNR {config['psnr_db']} dB against the bundle's vae_decoder on {config['held_out_latents']} latents "
+               f"(a decoder that ignores its input: {config['psnr_db_mean_image']} dB; rows of {run.path / 'samples.png'})"
+               f"\nadd it to the bundle: gen export {bundle} --tiny-decoder {run.path}")

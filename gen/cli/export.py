@@ -34,6 +34,7 @@ def export(
     opset: Annotated[int, typer.Option(help=f"ONNX opset ({OPSETS[0]}-{OPSETS[1]}).")] = DEFAULT_OPSET,
     tolerance: Annotated[float, typer.Option(help="Largest eager-vs-ONNX Runtime difference accepted (max abs).")] = DEFAULT_TOLERANCE,
     classifier: Annotated[Optional[str], typer.Option(help="With a DDPM RUN: a run of `gen train noisy-classifier` (for this or another DDPM with the same image size, classes and noise schedule, e.g. its distilled student) whose classifier joins the bundle, for generate(labels=, classifier_scale=).")] = None,
+    tiny_decoder: Annotated[Optional[str], typer.Option(help="With a Stable Diffusion BUNDLE directory as RUN: add the tiny decoder a `gen distill decoder` run distilled from that bundle, as its optional component tiny_decoder (generate(decoder='tiny'), gen generate --decoder tiny); --force replaces one already there.")] = None,
     trt: Annotated[bool, typer.Option("--trt", help="With a BUNDLE directory as RUN: build its TensorRT engines for this GPU into BUNDLE/trt/ (profiles from its manifest; needs TensorRT and a CUDA GPU; unverified here). Without it the trt backend builds them into gen's cache on first use.")] = False,
     force: Annotated[bool, typer.Option(help="Replace an existing bundle at --out.")] = False,
 ) -> None:
@@ -48,6 +49,7 @@ def export(
                gen export --model sd-lora --base ./sd15 --lora ./lcm-lora-sdv1-5 --out bundles/sd15-lcm   (4 steps)
                gen export --model sd --textual-inversion runs/cat-toy --out bundles/cat-toy   (then: --prompt "a photo of a <cat-toy>")
                gen export --model sd --base runs/dreambooth --out bundles/sks   (a full DreamBooth run is a base folder)
+               gen export bundles/sd --tiny-decoder runs/sd-tiny-decoder  (add a `gen distill decoder` run's tiny decoder)
     """
     precisions = ("fp32",) + (("fp16",) if fp16 else ()) + (("int8",) if int8 and not int8_openvino_only else ()) \
         + (("int8-trt",) if int8_trt else ()) + (("int8-ov",) if int8_openvino else ())
@@ -57,6 +59,8 @@ def export(
                                  int8_groups, int8_exclude, int8_min_psnr, int8_min_speedup)
     if trt:
         return _build_engines(ctx, run, fp16)
+    if tiny_decoder is not None:
+        return _add_tiny_decoder(ctx, run, tiny_decoder, opset, tolerance, force)
     _check_what_to_export(run, model, base, lora, lora_scale, tolerance, textual_inversion, out, classifier)
     if run is not None:
         return _export_run(run, out, classifier, precisions=precisions, opset=opset, force=force, tolerance=tolerance,
@@ -104,6 +108,28 @@ def _build_engines(ctx: typer.Context, run: Optional[str], fp16: Optional[bool])
 
     for path in build_engines(run, "fp16" if fp16 else "fp32", progress=typer.echo):
         typer.echo(f"engine written to {path}")
+
+
+def _add_tiny_decoder(ctx: typer.Context, run: Optional[str], tiny_decoder: str, opset: int, tolerance: float,
+                      force: bool) -> None:
+    """`gen export BUNDLE --tiny-decoder RUN`: a distilled tiny decoder added onto the bundle it came from."""
+    from pathlib import Path
+
+    from gen.errors import GenError
+    from gen.runtime.manifest import MANIFEST
+
+    if run is None or not (Path(run) / MANIFEST).is_file():
+        raise GenError("--tiny-decoder adds a distilled decoder to an exported bundle: gen export BUNDLE --tiny-decoder RUN")
+    unused = given_options(ctx, ("model", "base", "lora", "lora_scale", "textual_inversion", "out", "fp16", "int8",
+                                 "classifier", "trt"))
+    if unused:
+        raise GenError(f"{', '.join(unused)}: not used by --tiny-decoder, which adds one component to BUNDLE in place "
+                       "(at the precisions it has); drop them")
+    from gen.export.tiny_decoder import add_tiny_decoder
+
+    record = add_tiny_decoder(run, tiny_decoder, opset=opset, tolerance=tolerance, force=force, progress=typer.echo)
+    typer.echo(f"tiny decoder added to {run} (held-out PSNR {record.get('psnr_db_vs_vae_decoder')} dB against its "
+               f"vae_decoder): gen generate {run} --prompt \"a red house\" --decoder tiny")
 
 
 def _check_what_to_export(run, model, base, lora, lora_scale, tolerance, textual_inversion, out, classifier) -> None:

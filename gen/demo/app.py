@@ -272,9 +272,7 @@ class Run:
         def on_step(i, steps, x0):
             event = {"step": i + 1, "steps": steps}
             if preview and x0 is not None and ((i + 1) % PREVIEW_EVERY == 0 or i + 1 == steps):
-                from gen.images import to_uint8
-
-                event["preview"] = png_base64(to_uint8(np.asarray(x0[:1]).clip(-1, 1))[0])
+                event["preview"] = png_base64(self.model.preview(x0, self.precision))
             put("step", event)
 
         try:

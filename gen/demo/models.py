@@ -41,6 +41,10 @@ def _choices(name: str) -> list | None:
         from gen.runtime.families.cyclegan import DIRECTIONS
 
         return list(DIRECTIONS)
+    if name == "decoder":
+        from gen.runtime.families.sd import DECODERS
+
+        return list(DECODERS)
     return None
 
 
@@ -86,6 +90,12 @@ class DemoModel:
                 precise = {"precision": precision} if precision else {}  # a served model's Sampler refuses one
                 self._samplers[key] = Sampler(self.location, **self.options, **precise)
             return self._samplers[key]
+
+    def preview(self, x0, precision: str | None = None) -> np.ndarray:
+        """A step's x0 as one uint8 HWC picture (a latent model's through its tiny decoder)."""
+        from gen.images import to_uint8
+
+        return to_uint8(self.sampler(precision).source.preview(np.asarray(x0[:1])))[0]
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)

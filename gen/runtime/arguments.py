@@ -178,6 +178,8 @@ ARGUMENTS = _arguments(
              "StyleGAN bundles (with mix_seed)", "an integer >= 0", low=0, served="mix_layer"),
     Argument("interpolate", "seed", "a second seed: n images walking in w from seed's first image to this seed's",
              "StyleGAN bundles", "an integer", served="interpolate"),
+    Argument("decoder", "name", "which VAE decoder makes the images: full (the default) or tiny (the bundle's distilled "
+             "tiny decoder: several times faster, approximate; a preview)", "Stable Diffusion bundles", served="decoder"),
     Argument("strength", "fraction", "how far image-to-image departs from the image: the share of the "
              "schedule run (diffusers' strength)", "image-to-image sampling", served="strength"),
 )

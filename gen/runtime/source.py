@@ -19,7 +19,7 @@ class Source:
     limits = None  # gen.runtime.families.Limits one call may ask for; None where a server enforces its own
     plan_note: str | None = None  # why this backend (Sampler's backend="auto")
     takes_on_step = False  # generate(on_step=...) is called after each diffusion step
-    previews = False  # ... with x0 as images (not latents), worth showing
+    previews = False  # ... with an x0 that preview() turns into images worth showing
     required: tuple[str, ...] = ()  # arguments a call must give (e.g. pix2pix's image)
 
     def generate(self, arguments: dict, on_step=None) -> np.ndarray:
@@ -45,6 +45,10 @@ class Source:
     def info(self) -> dict:
         """What a page shows: family, source, arguments (names), precisions, image, previews, limits..."""
         raise NotImplementedError
+
+    def preview(self, x0: np.ndarray) -> np.ndarray:
+        """A step's x0 (what on_step gets) as images in [-1, 1], NCHW; where `previews` is true."""
+        return x0
 
     def argument(self, name: str) -> dict:
         """What this model adds to the declaration of one argument it takes (its choices, its default)."""

@@ -44,7 +44,7 @@ class BundleSource(Source):
         self.bundle, self.backend, self.plan_note = bundle, backend, plan_note
         spec = bundle.spec
         self.limits = spec.limits_for(bundle, limits)
-        self.previews = spec.diffusion and not bundle.manifest.text  # text-to-image's x0 is latents
+        self.previews = spec.previews(bundle)  # text-to-image's x0 is latents: shown through a tiny decoder if any
         self.required = tuple(spec.required)
         self.last_timing: dict = {}
         self._routine = None  # the family's sampling routine, built on first use
@@ -81,6 +81,9 @@ class BundleSource(Source):
 
     def check(self, arguments: dict) -> None:
         self.bundle.spec.bind(self.bundle, dict(arguments), self.limits)
+
+    def preview(self, x0: np.ndarray) -> np.ndarray:
+        return np.clip(self.bundle.spec.preview(self.backend, x0), -1.0, 1.0)
 
     def precisions(self) -> list[str]:
         files = [set(c.files) for c in self.bundle.manifest.components.values()]

@@ -113,7 +113,20 @@ class SdNets(Nets):
     name = "sd"
 
     def load(self, bundle):
-        return load_components(bundle.resolve(bundle.manifest.weights["diffusers"]))
+        components = load_components(bundle.resolve(bundle.manifest.weights["diffusers"]))
+        if "tiny_decoder" in bundle.manifest.weights:  # gen export BUNDLE --tiny-decoder RUN
+            components["tiny_decoder"] = load_tiny_decoder(bundle.resolve(bundle.manifest.weights["tiny_decoder"]))
+        return components
+
+
+def load_tiny_decoder(folder: Path):
+    """The distilled tiny decoder (gen.nets.tiny_decoder) from its folder in a bundle."""
+    from gen.fileio import load_safetensors, read_json
+    from gen.nets.tiny_decoder import build
+
+    net = build(read_json(folder / "config.json", "tiny decoder config"))
+    net.load_state_dict(load_safetensors(folder / "weights.safetensors")[0])
+    return net.eval().requires_grad_(False)
 
 
 NETS = SdNets()

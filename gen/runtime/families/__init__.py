@@ -192,6 +192,16 @@ class Family:
     def images_per_request(self, args: dict) -> int:
         return args.get("n", 1)
 
+    # -- previews (a step's predicted clean sample, shown while sampling) -----------------------
+    def previews(self, bundle) -> bool:
+        """Whether a diffusion step's x0 can be shown: pixel models' is an image; latent models need a
+        cheap decoder (preview)."""
+        return self.diffusion and not bundle.manifest.text
+
+    def preview(self, backend, x0: np.ndarray) -> np.ndarray:
+        """A step's x0 as images in [-1, 1] (NCHW): here x0 itself."""
+        return x0
+
     def example_for(self, bundle) -> str:
         """`gen generate BUNDLE ...` options to try this bundle with (printed after export)."""
         return self.example

@@ -26,6 +26,10 @@ from gen.runtime.image_input import to_channels
 from gen.runtime.validate import example_feeds
 
 BENCH_PROMPT = "a photograph of an astronaut riding a horse"
+# generate(decoder=...): the bundle's VAE decoder, or the tiny one distilled from it (gen distill decoder)
+DECODERS = {"full": "vae_decoder", "tiny": "tiny_decoder"}
+NO_TINY = ("decoder='tiny' needs a bundle with a tiny decoder; this one has none: distil one with `gen distill decoder "
+           "BUNDLE --out RUN` and add it with `gen export BUNDLE --tiny-decoder RUN` (or use decoder='full')")
 
 
 @dataclass
@@ -43,7 +47,7 @@ class StableDiffusion(DiffusionFamily):
     name = "sd"
     components = ("text_encoder", "unet", "vae_decoder")
     Sampling = SdSampling
-    takes = ("prompt", "negative_prompt", *DiffusionFamily.takes, "height", "width", "image", "mask", "strength")
+    takes = ("prompt", "negative_prompt", *DiffusionFamily.takes, "height", "width", "image", "mask", "strength", "decoder")
     required = {"prompt": "this is a text-to-image bundle: pass a prompt, e.g. generate(\"a red house\")"}
     refusals = {"labels": "labels apply to class-conditional bundles; this one is conditioned on a prompt"}
     variable_size = True
@@ -70,6 +74,11 @@ class StableDiffusion(DiffusionFamily):
 
     def check(self, bundle, args):
         super().check(bundle, args)
+        decoder = args.get("decoder", "full")
+        if decoder not in DECODERS:
+            raise GenError(f"unknown decoder {decoder!r}; choose one of {', '.join(DECODERS)}", "decoder")
+        if DECODERS[decoder] not in bundle.components:
+            raise GenError(NO_TINY, "decoder")
         image, height, width = args.get("image"), args.get("height"), args.get("width")
         if bundle.sampling.inpainting and (image is None or "mask" not in args):
             raise GenError("this is an inpainting model (its UNet reads the mask and the masked image): pass image= "
@@ -117,6 +126,14 @@ class StableDiffusion(DiffusionFamily):
 
     def routine(self, backend):
         return TextToImage(self, backend)
+
+    def previews(self, bundle):
+        return DECODERS["tiny"] in bundle.components  # latents become pictures cheaply only through it
+
+    def preview(self, backend, x0):
+        """x0 latents through the tiny decoder: a preview at a few % of the full decoder's cost."""
+        latents = (np.asarray(x0) / np.float32(backend.bundle.sampling.vae_scaling_factor)).astype(np.float32)
+        return backend.run(DECODERS["tiny"], {"latent_sample": latents})
 
     def example_feeds(self, bundle, component, batch):
         """Token ids up to the pad token, which is inside the vocabulary; the UNet sees the
@@ -185,7 +202,7 @@ class TextToImage:
         call = DenoiserCall("unet", np.float32, {"encoder_hidden_states": embeddings}, condition)
         x = denoise(sched, x, rng, self.backend, call, w_guidance if guided else None, on_step=on_step, after_step=after_step)
         latents = (x / np.float32(self.sampling.vae_scaling_factor)).astype(np.float32)
-        return self.backend.run("vae_decoder", {"latent_sample": latents})
+        return self.backend.run(DECODERS[args.get("decoder", "full")], {"latent_sample": latents})
 
     def encode(self, image: np.ndarray, shape) -> np.ndarray:
         """Scaled VAE latents of NHWC images in [-1, 1], broadcast to `shape`."""
