@@ -39,7 +39,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "r1_gamma": WEIGHT, "ema_beta": FRACTION, "codebook_size": (2, 65536), "code_dim": WIDTH, "commitment": WEIGHT,
     "ema_decay": FRACTION, "dead_code_threshold": (0, 10**6), "prior_dim": WIDTH, "prior_layers": (1, 64),
     "prior_heads": (1, 64), "prior_dropout": FRACTION, "classifier_width": WIDTH, "classifier_scale": (0, 1000),
-    "l1_weight": WEIGHT, "gan_weight": WEIGHT, "cycle_weight": WEIGHT, "identity_weight": WEIGHT, "blocks": (1, 64),
+    "l1_weight": WEIGHT, "gan_weight": WEIGHT, "adv_weight": WEIGHT, "perceptual_weight": WEIGHT, "cycle_weight": WEIGHT, "identity_weight": WEIGHT, "blocks": (1, 64),
     "pool_size": (0, 10**4), "rank": (1, 1024), "num_class_images": (1, 10**4), "prior_loss_weight": WEIGHT,
     "num_vectors": (1, 64),  # each vector is a token of the text encoder's 77
     "start_steps": (2, 10**4), "halvings": (1, 20), "skip": (1, 1000), "student_steps": (1, 1000),
@@ -53,6 +53,10 @@ RANGES: dict[str, tuple[float, float]] = {
     "opset": (1, 100), "tolerance": (0, 10),  # the exporter names its supported opsets
     # tune: an hour of timing is past any bundle's need; a plan for more than 256 images a call, a typo
     "min_psnr": (0, 200), "threshold": (1, 10), "max_seconds": (10, 3600), "tune.n": (1, 256), "tune.steps": (1, 1000),
+    # optimize: gen eval needs 10 images to fit its statistics; the batch is one timed sampling call's
+    "optimize.n": (10, 10**6), "optimize.batch": (1, 4096), "optimize.seed": SAMPLING_SEED,
+    # distill decoder: latent crops up to SD's largest; sampling runs and photos to record; a held-out share
+    "crop": (4, 512), "images": (0, 10**5), "prompts": (0, 10**4), "sample_steps": (1, 1000), "held_out": (0.01, 0.9),
     # bench, demo, serve
     "requests": (1, 10**6), "repeats": (1, 10**4), "warmup": (0, 10**4), "port": PORT, "http_port": PORT,
     "grpc_port": PORT, "concurrency": (1, 1024), "queue": (0, 10**5), "max_body_mb": (0.1, 1024),

@@ -64,7 +64,7 @@ def test_bad_manifests_are_refused_at_load_with_the_key(tmp_path, change, messag
 
 
 def test_every_family_is_registered_and_an_unknown_one_is_an_error():
-    assert family_names() == ["ae", "cyclegan", "ddpm", "gan", "pix2pix", "sd", "stylegan", "vae", "vqvae"]
+    assert family_names() == ["ae", "cyclegan", "dae", "ddpm", "gan", "pix2pix", "sd", "srgan", "stylegan", "vae", "vqvae"]
     with pytest.raises(GenError, match="unknown model family 'nope'"):
         get_family("nope")
 
@@ -97,7 +97,7 @@ def test_served_inputs_follow_the_family_declarations(bundles, sd_bundle):
     assert names(bundles["ddpm"]) == {"n": False, "seed": True, "steps": True, "scheduler": True}
     assert names(sd_bundle) == {"n": False, "seed": True, "prompt": False, "negative_prompt": True, "steps": True,
                                 "scheduler": True, "guidance": True, "height": True, "width": True, "image": True,
-                                "mask": True, "strength": True}
+                                "mask": True, "strength": True, "decoder": True}
 
 
 def test_on_step_sees_every_step_and_can_stop_the_call(bundles):
