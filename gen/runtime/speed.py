@@ -25,6 +25,7 @@ from typing import Callable
 
 FASTER, NOT_FASTER, UNDECIDED = "faster", "not faster", "undecided"
 CONFIDENCE = 0.9  # two-sided: a decision is wrong about one time in twenty when the truth sits at the threshold
+BLOCK_SECONDS = 0.2  # each contender's share of one block: a small network's milliseconds not lost in timer noise
 MIN_BLOCKS = 5  # the fewest blocks whose sign-test interval exists at 90% (with 4, even min..max covers only 87.5%)
 
 
@@ -100,7 +101,7 @@ class Race:
     # blocks said "undecided" 3 times of 3; 60 blocks said refused, refused, undecided; docs/RESULTS.md)
     max_blocks: int = 15
     max_seconds: float = 60.0
-    block_seconds: float = 0.2  # each contender's share of one block
+    block_seconds: float = field(default_factory=lambda: BLOCK_SECONDS)  # each contender's share of one block
     estimates: dict[str, Estimate] = field(default_factory=dict)
     baseline_seconds: list[float] = field(default_factory=list)  # the baseline's own time per call, per block
     elapsed: float = 0.0

@@ -17,6 +17,16 @@ STUDENT = {"start_steps": 8, "halvings": 2, "steps_per_halving": 3, "batch_size"
 FAST = {"n": 10, "batch": 2, "max_seconds": 4.0, "tune_seconds": 2.0}
 
 
+@pytest.fixture(autouse=True)
+def _short_blocks(monkeypatch):
+    """Every race here (candidates, head to head, gen tune, the final timing) in blocks of 0.02 s a side
+    instead of 0.2 s: the tests check what the search does with its figures, not how exact they are; the
+    real settings are what `gen optimize` runs (docs/RESULTS.md)."""
+    import gen.runtime.speed as speed
+
+    monkeypatch.setattr(speed, "BLOCK_SECONDS", 0.02)
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("optimize")

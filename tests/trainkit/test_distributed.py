@@ -50,6 +50,7 @@ def test_a_global_batch_that_does_not_divide_is_refused():
         check_batch(7, World(0, 2))  # checked before the run directory is claimed (gen/trainkit/train.py)
 
 
+@pytest.mark.slow  # 12 s of two launched processes; the torchrun test above covers the multi-process path in the suite
 @pytest.mark.skipif(not os.path.exists(ACCELERATE), reason="accelerate (installed with peft) is not installed")
 def test_a_gan_with_several_critic_batches_per_step_trains_under_accelerate_launch(tmp_path):
     """accelerate's launcher (its multi-GPU mode is torchrun's, with gloo on a CPU host) runs gen's
