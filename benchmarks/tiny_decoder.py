@@ -13,9 +13,9 @@ Writes one JSON with:
   decoder's share of it with decoder="full" (before) and decoder="tiny" (after), from the backend's
   per-component seconds, repeats alternating.
 
-Timing on a shared machine lies: run it only on idle cores. It refuses to time while
-/work/main/.quiet style markers say another job is timing (--quiet-file), and records `uptime`'s load
-averages before and after, so a reader can judge the figures.
+Timing on a shared machine lies: run it only on idle cores. With --quiet-file F it refuses to time while
+F exists (a marker another timing job holds), and it records `uptime`'s load averages before and after, so a
+reader can judge the figures.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def main() -> None:
     ap.add_argument("--steps", default="4,10")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--max-seconds", type=float, default=120.0)
-    ap.add_argument("--quiet-file", default="/work/main/.quiet", help="refuse to time while this file exists")
+    ap.add_argument("--quiet-file", default=None, help="refuse to time while this file exists (a marker of another timing job)")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "tiny_decoder.json"))
     args = ap.parse_args()
     if args.quiet_file and os.path.exists(args.quiet_file):
