@@ -10,13 +10,14 @@ from gen.optimize.measure import figure
 
 def verdicts(gates: list[Gate], quality: dict[str, dict], reference: str) -> dict[str, dict]:
     """Each candidate's gate figures: {gate text: {"figure", "limit", "passes"}}, and "passes" overall."""
-    teacher = quality[reference]["metrics"]
+    teacher = {g.text: figure(quality[reference]["metrics"], g.metric) for g in gates}
     out = {}
     for name, q in quality.items():
         checks = {}
         for g in gates:
-            value, limit = figure(q["metrics"], g.metric), g.limit(figure(teacher, g.metric))
-            checks[g.text] = {"figure": round(value, 4), "limit": round(limit, 4), "passes": g.passes(value, figure(teacher, g.metric))}
+            value = figure(q["metrics"], g.metric)
+            checks[g.text] = {"figure": round(value, 4), "limit": round(g.limit(teacher[g.text]), 4),
+                              "passes": g.passes(value, teacher[g.text])}
         out[name] = {"gates": checks, "passes": all(c["passes"] for c in checks.values())}
     return out
 

@@ -8,6 +8,7 @@ candidate passes; then it appears whole (staged beside it, renamed in at the end
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -83,12 +84,9 @@ class Search:
         near ties raced again head to head while the samplers are still warm."""
         from gen.optimize.choose import choose
         from gen.optimize.measure import race, sampler_call
-        from gen.runtime.sampler import Sampler
-
-        import os
-
         from gen.runtime.bench import environment
         from gen.runtime.host import usable_cores
+        from gen.runtime.sampler import Sampler
 
         self.log(f"[latency] {len(todo)} candidates raced against {todo[0].name} in alternating blocks "
                  f"(batch {self.batch}, ORT fp32, up to {self.max_seconds:.0f} s) ...")
@@ -154,16 +152,16 @@ class Search:
 
 
 def _finished(run: Path) -> bool:
-    """A run whose checkpoint reached its configured steps (a killed one resumes instead)."""
-    from gen.fileio import read_json
+    """A run whose checkpoint reached its configured steps (a killed one resumes instead). The step is read
+    from the checkpoint's validated header; its tensors are not loaded."""
+    from gen.fileio import check_safetensors
+    from gen.trainkit.rundir import RunDir
 
-    if not (run / "weights.safetensors").is_file() or not (run / "state.safetensors").is_file():
+    r = RunDir(run)
+    if not r.weights_path.is_file() or not r.state_path.is_file():
         return False
-    from safetensors import safe_open
-
-    with safe_open(str(run / "state.safetensors"), "np") as f:
-        step = int((f.metadata() or {}).get("step", -1))
-    return step >= int(read_json(run / "config.json", "run config")["steps"])
+    step = int((check_safetensors(r.state_path).get("__metadata__") or {}).get("step", -1))
+    return step >= int(r.read_config()["steps"])
 
 
 def student_records(runs: dict[str, str]) -> dict[str, dict]:
