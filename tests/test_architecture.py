@@ -190,7 +190,7 @@ def test_one_way_arrows_are_no_circle():
 
 
 # the families' names, runtime and training side (a Stable Diffusion adaptation's run is a family of its own)
-FAMILY_NAMES = ("gan", "vae", "ddpm", "sd", "pix2pix", "cyclegan", "stylegan", "ae", "vqvae",
+FAMILY_NAMES = ("gan", "vae", "ddpm", "sd", "pix2pix", "cyclegan", "stargan", "stylegan", "ae", "vqvae",
                 "sd-lora", "lcm-lora", "textual-inversion", "dreambooth")
 # where a name that is spelt like a family is not one: the --model recipes are named in their own registry
 NOT_FAMILIES = {"gen/recipes/registry.py": "the recipe names of `gen export --model` (sd, sd-lora, tiny-sd)",

@@ -38,6 +38,7 @@ def generate(
     mask: Annotated[Optional[str], typer.Option(help="With --image: inpainting mask file of the image's size; white is repainted, black kept.")] = None,
     strength: Annotated[Optional[float], typer.Option(help="With --image: how far to depart from it, in (0, 1]: the share of the schedule that runs (default 0.8; 1.0 with --mask).")] = None,
     direction: Annotated[Optional[str], typer.Option(help="With --image on a CycleGAN bundle: AtoB (default) or BtoA.")] = None,
+    target_domain: Annotated[Optional[str], typer.Option(help="With --image on a multi-domain bundle: the domain to translate into, by name or index.")] = None,
     decoder: Annotated[Optional[str], typer.Option(help="Text-to-image: full (the VAE decoder, default) or tiny (the bundle's distilled tiny decoder, from `gen export BUNDLE --tiny-decoder RUN`: faster, approximate).")] = None,
     psi: Annotated[Optional[float], typer.Option(help="StyleGAN truncation in [0, 1]: 1 none, lower pulls towards the average image.")] = None,
     mix_seed: Annotated[Optional[int], typer.Option(help="StyleGAN style mixing: layers from --mix-layer on take this seed's styles.")] = None,
@@ -92,11 +93,13 @@ def generate(
             if folder:
                 return _translate_folder(ctx, sampler, image, out, seed, reconstruct, force, bundle, prompt=prompt,
                                          negative_prompt=negative_prompt, steps=steps, scheduler=scheduler,
-                                         guidance=guidance, strength=strength, direction=direction, decoder=decoder)
+                                         guidance=guidance, strength=strength, direction=direction, decoder=decoder,
+                                         target_domain=target_domain)
             images, n, elapsed = _sample(sampler, url, image, n, seed, interpolate, frames, reconstruct, prompt,
                                          steps=steps, scheduler=scheduler, labels=label, guidance=guidance,
                                          classifier_scale=classifier_scale, negative_prompt=negative_prompt,
                                          height=height, width=width, mask=mask, strength=strength, direction=direction,
+                                         target_domain=target_domain,
                                          psi=psi, mix_seed=mix_seed, mix_layer=mix_layer, eta=eta, decoder=decoder)
             d = None if url else sampler.backend.describe()
             resize = _resize_note(sampler, image, reconstruct)
@@ -116,7 +119,8 @@ def _refuse_what_does_not_apply(ctx, frames, interpolate, n, reconstruct, image,
     if reconstruct and image is None:
         raise GenError("--reconstruct encodes and decodes --image: give --image FILE or --image FOLDER")
     sampling_only = ("n", "steps", "scheduler", "eta", "label", "guidance", "classifier_scale", "psi", "mix_seed", "mix_layer",
-                     "interpolate", "prompt", "negative_prompt", "height", "width", "mask", "strength", "direction", "decoder")
+                     "interpolate", "prompt", "negative_prompt", "height", "width", "mask", "strength", "direction", "decoder",
+                     "target_domain")
     if reconstruct and (unused := given_options(ctx, sampling_only)):
         raise GenError(f"{', '.join(unused)} {agree(unused, 'does', 'do')} not apply with --reconstruct "
                        "(an autoencoder encodes and decodes --image)")

@@ -19,7 +19,7 @@ from gen.errors import GenError, shown
 SEED_RANGE = 2**64  # numpy's default_rng takes any non-negative int; seeds are taken modulo this
 INT32 = (-(2**31), 2**31 - 1)
 # kind -> (served dtype, served shape)
-_SERVED = {"int": ("int32", [1]), "seed": ("int64", [1]), "float": ("float32", [1]), "name": ("bytes", [1]),
+_SERVED = {"int": ("int32", [1]), "seed": ("int64", [1]), "float": ("float32", [1]), "name": ("bytes", [1]), "choice": ("bytes", [1]),
            "texts": ("bytes", [-1]), "labels": ("int32", [-1]), "fraction": ("float32", [1]),
            "image": ("uint8", [-1, -1, -1, -1])}
 
@@ -27,7 +27,7 @@ _SERVED = {"int": ("int32", [1]), "seed": ("int64", [1]), "float": ("float32", [
 @dataclass(frozen=True)
 class Argument:
     name: str
-    kind: str  # int | seed | float | fraction (0, 1] | name | texts | labels | image (uint8 NHWC)
+    kind: str  # int | seed | float | fraction (0, 1] | name | choice (a name or its index) | texts | labels | image (uint8 NHWC)
     help: str
     applies_to: str  # for the refusal on a family that does not take it
     rule: str = ""  # what a valid value is, for the error ("at least 1")
@@ -72,6 +72,11 @@ class Argument:
             if not isinstance(value, str):
                 raise GenError(f"{self.name} must be a name (a string), got {type(value).__name__}", self.name)
             return value
+        if self.kind == "choice":  # one of the bundle's named values, or its index: the family checks which
+            if isinstance(value, bool) or not isinstance(value, (str, int, np.integer)):
+                raise GenError(f"{self.name} must be a name or an index (a string or an integer), got "
+                               f"{type(value).__name__}", self.name)
+            return str(value)
         if self.kind == "texts":
             from gen.runtime.prompts import check_prompts
 
@@ -103,7 +108,7 @@ class Argument:
             value = self.check(value)
         if self.kind == "seed":  # the canonical seed in [0, 2**64) travels as the int64 with the same bits
             return np.array([value], dtype=np.uint64).view(np.int64)
-        if self.kind == "name":
+        if self.kind in ("name", "choice"):
             return np.array([value.encode("utf-8")], dtype=np.object_)
         if dtype == "int32":  # narrowed on the wire: refuse what does not fit rather than wrap it
             values = value if isinstance(value, list) else [value]
@@ -123,7 +128,7 @@ class Argument:
             return [_text(v, self.served) for v in flat]
         if flat.size != 1:
             raise GenError(f"input '{self.served}' must hold exactly one value, got shape {list(array.shape)}")
-        if self.kind == "name":
+        if self.kind in ("name", "choice"):
             return _text(flat[0], self.served)
         if self.kind == "seed":
             return int(flat[0]) % SEED_RANGE
@@ -170,6 +175,8 @@ ARGUMENTS = _arguments(
              "Stable Diffusion bundles, with image", served="mask"),
     Argument("direction", "name", "which way to translate: AtoB (domain A to B, the default) or BtoA",
              "CycleGAN bundles", served="direction"),
+    Argument("target_domain", "choice", "the domain to translate into: its name or its index (the bundle's domains)",
+             "multi-domain translation bundles", served="target_domain"),
     Argument("psi", "float", "truncation: w pulled towards the mean w (1 = none, 0 = the average image)",
              "StyleGAN bundles", "in [0, 1]", low=0.0, high=1.0, served="psi"),
     Argument("mix_seed", "seed", "style mixing: the seed whose styles the layers from mix_layer on take",

@@ -108,7 +108,8 @@ class BundleSource(Source):
             return {"choices": list(bundle.manifest.conditioning.class_names) or [str(i) for i in range(bundle.num_classes)]}
         if name == "steps":
             return {"default": bundle.sampling.default_steps}
-        return {}
+        choices = bundle.spec.choices(bundle, name)  # values the bundle defines (a multi-domain model's domains)
+        return {"choices": choices} if choices else {}
 
     def describe(self) -> dict:
         return self.backend.describe()

@@ -71,6 +71,9 @@ class TrainConfig:
     # "module:function" scoring a run in `gen eval` in place of the default (samples' fd, translations' PSNR),
     # called as function(run_path, config, sampler, progress) -> the result dict
     evaluation: ClassVar[str] = ""
+    # "module:function" loading the family's data in place of `data`'s loader (data the family defines, such as
+    # several labelled domains), called as function(spec, image_size, channels) -> Dataset
+    loader: ClassVar[str] = ""
     min_image_size: ClassVar[int] = 0  # smaller images are upscaled to this unless --image-size is given
 
     steps: int = option(1000, "Optimisation steps; with --resume, the new total", POSITIVE)
@@ -107,6 +110,12 @@ class TrainConfig:
         """The function `evaluation` names (torch-side, imported only when `gen eval` runs)."""
         module, _, attr = cls.evaluation.partition(":")
         return getattr(importlib.import_module(module), attr)
+
+    @classmethod
+    def load_data(cls, spec: str, image_size: int | None = None, channels: int | None = None):
+        """The family's own data, by the function `loader` names (torch-free; imported when data is loaded)."""
+        module, _, attr = cls.loader.partition(":")
+        return getattr(importlib.import_module(module), attr)(spec, image_size, channels)
 
     @classmethod
     def trainer_class(cls, stage: str | None = None):

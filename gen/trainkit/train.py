@@ -38,7 +38,10 @@ def build_config(family: str, data: Dataset, data_spec: str, overrides: dict) ->
 
 def load_run_data(config: dict) -> Dataset:
     """The data a run was trained on, as its config describes it (resume, evaluation)."""
-    kind = config_class(config["family"]).data
+    cls = config_class(config["family"])
+    if cls.loader:
+        return cls.load_data(config["data"], config["image_size"], config["channels"])
+    kind = cls.data
     return load_dataset(config["data"], config["image_size"], config["channels"], paired=kind == PAIRED,
                         direction=config.get("direction"), side_by_side=bool(config.get("side_by_side")),
                         data_b=config.get("data_b") if kind == UNPAIRED else None)
@@ -88,6 +91,8 @@ def train(family: str, data_spec: str, out: str, overrides: dict, image_size: in
         data_b = (overrides.get("data_b") or cls.defaults()["data_b"]) if cls.data == UNPAIRED else None
 
         def load(size):
+            if cls.loader:  # data the family defines itself
+                return cls.load_data(data_spec, size)
             return load_dataset(data_spec, size, paired=cls.data == PAIRED, data_b=data_b,
                                 direction=overrides.get("direction"), side_by_side=bool(overrides.get("side_by_side")))
 

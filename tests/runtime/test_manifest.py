@@ -64,7 +64,7 @@ def test_bad_manifests_are_refused_at_load_with_the_key(tmp_path, change, messag
 
 
 def test_every_family_is_registered_and_an_unknown_one_is_an_error():
-    assert family_names() == ["ae", "cyclegan", "dae", "ddpm", "gan", "pix2pix", "sd", "srgan", "stylegan", "vae", "vqvae"]
+    assert family_names() == ["ae", "cyclegan", "dae", "ddpm", "gan", "pix2pix", "sd", "srgan", "stargan", "stylegan", "vae", "vqvae"]
     with pytest.raises(GenError, match="unknown model family 'nope'"):
         get_family("nope")
 

@@ -153,6 +153,11 @@ class Family:
     def check(self, bundle, args: dict) -> None:
         """Rules across arguments or against the bundle; may normalise `args` in place."""
 
+    def choices(self, bundle, name: str) -> list[str] | None:
+        """The valid values of argument `name` where this bundle defines them (a select box's options);
+        None where it does not."""
+        return None
+
     def input_size(self, bundle) -> tuple[int, int]:
         """(height, width) that input images are fitted to: the output's size, unless the model changes
         it (super-resolution reads a smaller image)."""

@@ -48,7 +48,12 @@ class Pix2Pix(Family):
         if len(image) != n:
             image = np.repeat(image, n, axis=0)
         x = image.astype(np.float32).transpose(0, 3, 1, 2) / np.float32(127.5) - 1
-        return backend.run(self.component(args), {"image": np.ascontiguousarray(x)})
+        return backend.run(self.component(args), self.feeds(np.ascontiguousarray(x), args))
+
+    def feeds(self, image: np.ndarray, args) -> dict:
+        """The component's inputs for the fitted `image` (float NCHW in [-1, 1]): here the image alone
+        (a multi-domain model adds its target domain)."""
+        return {"image": image}
 
     def component(self, args) -> str:
         """The network that translates this request (CycleGAN has one per direction)."""
