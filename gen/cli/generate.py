@@ -90,17 +90,13 @@ def generate(
         sampler = Sampler(url, backend="triton", model=model) if url else \
             Sampler(bundle, backend=backend, device=device, precision=precision, threads=threads)
         with sampler:  # closed when done: a served model's client holds a keep-alive connection a stopping Triton waits for
-            if folder:
-                return _translate_folder(ctx, sampler, image, out, seed, reconstruct, force, bundle, prompt=prompt,
-                                         negative_prompt=negative_prompt, steps=steps, scheduler=scheduler,
-                                         guidance=guidance, strength=strength, direction=direction, decoder=decoder,
-                                         target_domain=target_domain)
-            images, n, elapsed = _sample(sampler, url, image, n, seed, interpolate, frames, reconstruct, prompt,
-                                         steps=steps, scheduler=scheduler, labels=label, guidance=guidance,
-                                         classifier_scale=classifier_scale, negative_prompt=negative_prompt,
-                                         height=height, width=width, mask=mask, strength=strength, direction=direction,
-                                         target_domain=target_domain,
-                                         psi=psi, mix_seed=mix_seed, mix_layer=mix_layer, eta=eta, decoder=decoder)
+            each = dict(negative_prompt=negative_prompt, steps=steps, scheduler=scheduler, guidance=guidance,
+                        strength=strength, direction=direction, decoder=decoder, target_domain=target_domain)
+            if folder:  # the options that apply to each image of a folder on its own
+                return _translate_folder(ctx, sampler, image, out, seed, reconstruct, force, bundle, prompt=prompt, **each)
+            images, n, elapsed = _sample(sampler, url, image, n, seed, interpolate, frames, reconstruct, prompt, **each,
+                                         labels=label, classifier_scale=classifier_scale, height=height, width=width,
+                                         mask=mask, psi=psi, mix_seed=mix_seed, mix_layer=mix_layer, eta=eta)
             d = None if url else sampler.backend.describe()
             resize = _resize_note(sampler, image, reconstruct)
     _save(out, images, one=image is not None and len(images) == 1, strip=interpolate is not None)

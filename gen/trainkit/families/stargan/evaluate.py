@@ -1,11 +1,14 @@
 """`gen eval` for StarGAN: every held-out image translated into every other domain (each ordered pair
 of domains), scored two ways against the target domain's held-out images:
 
-- accuracy: the share of translations that a domain classifier (gen's metric classifier trained on the
-  real images' domains, held-out accuracy reported beside) puts in the target domain;
+- accuracy: the share of translations that a domain classifier trained on the real images puts in the
+  target domain (its held-out accuracy on real images reported beside);
 - Fréchet distance of the translations to the target domain, beside that of the untranslated inputs,
-  on features of a classifier of domain x digit on `digits-strokes` (the stroke and the shape, as
-  CycleGAN's figures use), of the domain alone on folders; plus the cycle L1 of translating back.
+  on that classifier's features; plus the cycle L1 of translating back.
+
+One classifier does both (gen's metric classifier, trained once and cached): of domain x digit on
+`digits-strokes` (30 classes, so its features see the stroke and the shape, as CycleGAN's figures use;
+a domain's probability is the sum over its digits), of the domain alone on folders.
 
 RUN/eval_translations.png shows held-out inputs (rows) and their translation into each domain (columns).
 """
@@ -35,10 +38,16 @@ def evaluate_stargan(run_path, config, sampler, progress) -> dict:
     by_domain = [data.test_x[data.test_y == d] for d in range(len(names))]
     if min(len(x) for x in by_domain) < 2:
         raise GenError(f"{data.name} has a domain with fewer than 2 held-out images: too few to score")
-    judge, judge_acc, _ = load_or_train_classifier(data, progress)
-    labelled = domain_classes(config["data"], config["image_size"], config["channels"])
-    metric, metric_acc = (judge, judge_acc) if labelled is None else load_or_train_classifier(labelled, progress)[:2]
-    features = [embed(metric, x)[0] for x in by_domain]
+    labelled = domain_classes(config["data"], config["image_size"], config["channels"]) or data
+    metric, metric_acc, _ = load_or_train_classifier(labelled, progress)
+    per_domain = labelled.num_classes // len(names)  # classes per domain, in domain-major order
+
+    def domains_of(images):  # (features, most probable domain) of each image
+        feats, probs = embed(metric, images)
+        return feats, probs.reshape(len(probs), len(names), per_domain).sum(2).argmax(1)
+
+    features = [domains_of(x)[0] for x in by_domain]
+    judge_acc = float(np.mean(domains_of(data.test_x)[1] == data.test_y))
     pairs, grid = {}, {}
     for s, source in enumerate(by_domain):
         progress(f"translating {len(source)} held-out {names[s]} images into each other domain from {run_path} ...")
@@ -48,9 +57,9 @@ def evaluate_stargan(run_path, config, sampler, progress) -> dict:
             if s == t:
                 continue
             back = translate(sampler, out, target_domain=str(s))
-            feats, probs = embed(metric, out)[0], embed(judge, out)[1]
+            feats, predicted = domains_of(out)
             pairs[f"{names[s]}->{names[t]}"] = {
-                "accuracy": round(float((probs.argmax(1) == t).mean()), 4),
+                "accuracy": round(float((predicted == t).mean()), 4),
                 "fd_translated_vs_target": round(frechet_distance_of(feats, features[t]), 4),
                 "fd_input_vs_target": round(frechet_distance_of(features[s], features[t]), 4),
                 "cycle_l1": round(float(np.abs(back - source).mean()), 4)}
@@ -58,7 +67,7 @@ def evaluate_stargan(run_path, config, sampler, progress) -> dict:
               "domains": list(names), "held_out": {n: len(x) for n, x in zip(names, by_domain)}, "pairs": pairs,
               "accuracy_min": min(p["accuracy"] for p in pairs.values()),
               "classifier": {"domain_held_out_accuracy": round(judge_acc, 4),
-                             "metric_classes": len(names) if labelled is None else labelled.num_classes,
+                             "metric_classes": labelled.num_classes,
                              "metric_held_out_accuracy": round(metric_acc, 4)}}
     for line in table(pairs):
         progress(line)
