@@ -25,20 +25,18 @@ def tiny(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("stargan")
     whole = train("stargan", "digits-strokes", str(root / "whole"), {**TINY, "steps": 8}, progress=False)
-    step = StarGANTrainer.train_step
-
-    def interrupted(self, batch, g, i):  # the learning rate decays over the whole run: stop one mid-way
-        if i == 5:
-            raise KeyboardInterrupt
-        return step(self, batch, g, i)
-
+    step = StarGANTrainer.train_step  # the learning rate decays over the whole run: stop one at step 5 of 8
     with pytest.MonkeyPatch.context() as patch, pytest.raises(KeyboardInterrupt):
-        patch.setattr(StarGANTrainer, "train_step", interrupted)
+        patch.setattr(StarGANTrainer, "train_step", lambda self, batch, g, i: step(self, batch, g, i) if i < 5 else _stop())
         train("stargan", "digits-strokes", str(root / "half"), {**TINY, "steps": 8}, progress=False)
     resumed = train("stargan", "digits-strokes", str(root / "half"), {}, resume=True, progress=False)
     bundle = root / "bundle"
     export_run(str(whole.path), str(bundle), precisions=("fp32", "fp16"), progress=lambda *_: None)
     return whole, resumed, str(bundle)
+
+
+def _stop():
+    raise KeyboardInterrupt
 
 
 def test_three_disjoint_stroke_domains_and_bad_folders(tmp_path):
