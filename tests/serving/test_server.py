@@ -36,7 +36,7 @@ def server(bundles, tmp_path_factory):
     shutil.copytree(bundles["vae"], broken)
     repo = build_repository([str(bundles["gan"]), str(bundles["cddpm"]), str(bundles["cd-student"]), str(bundles["pix2pix"]),
                              str(bundles["cyclegan"]), str(bundles["vqvae-prior"]), str(bundles["stylegan"]), str(bundles["ddpm-guided"]), str(broken)],
-                            str(root / "repo"), names=["gan", "cddpm", "student", "pix2pix", "cyclegan", "vqvae", "stylegan", "guided", "broken"], max_batch=16, instances=2, threads=1,
+                            str(root / "repo"), names=["gan", "cddpm", "student", "pix2pix", "cyclegan", "vqvae", "stylegan", "guided", "broken"], max_batch=16, instances=1, threads=1,
                             components="bls")
     (repo / "broken_decoder" / "1" / "model.onnx").write_bytes(b"this is not an onnx model")
     srv = TritonServer(str(repo), http_port=free_port(), grpc_port=free_port()).start(timeout=120)
