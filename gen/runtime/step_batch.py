@@ -87,6 +87,12 @@ class StepBatcher(Backend):
         self.inner.close()
 
     # -- the batch ----------------------------------------------------------------------------
+    @property
+    def pending(self) -> int:
+        """Requests that arrived and join at the next step boundary."""
+        with self._cond:
+            return len(self._arrived)
+
     def join_steps(self, state) -> np.ndarray:
         """Run `state` to its end among the other requests' states; its final sample (or its error)."""
         joined = _Joined(state)
