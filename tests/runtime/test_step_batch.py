@@ -39,11 +39,11 @@ def run_all(sampler, requests: list[dict], start=None) -> list:
     return results
 
 
-MIXED = [dict(n=1, seed=1, steps=12, labels=3),  # default ddim, guided
-         dict(n=2, seed=2, steps=4, labels=[1, 2], scheduler="dpm++"),
-         dict(n=1, seed=3, steps=6, labels=7, guidance=1.0),  # unguided: half the rows
-         dict(n=1, seed=4, steps=5, labels=5, scheduler="ddpm"),  # stochastic: its own noise each step
-         dict(n=3, seed=5, steps=8, labels=[0, 8, 9], guidance=3.0, scheduler="euler")]
+MIXED = [{"n": 1, "seed": 1, "steps": 12, "labels": 3},  # default ddim, guided
+         {"n": 2, "seed": 2, "steps": 4, "labels": [1, 2], "scheduler": "dpm++"},
+         {"n": 1, "seed": 3, "steps": 6, "labels": 7, "guidance": 1.0},  # unguided: half the rows
+         {"n": 1, "seed": 4, "steps": 5, "labels": 5, "scheduler": "ddpm"},  # stochastic: its own noise each step
+         {"n": 3, "seed": 5, "steps": 8, "labels": [0, 8, 9], "guidance": 3.0, "scheduler": "euler"}]
 
 
 def test_each_request_gets_its_alone_images_in_a_mixed_batch(bundles):
@@ -59,7 +59,7 @@ def test_each_request_gets_its_alone_images_in_a_mixed_batch(bundles):
 
 
 def test_classifier_guidance_runs_its_own_step_among_others(bundles):
-    requests = [dict(n=2, seed=7, steps=6, labels=[1, 2], classifier_scale=3.0), dict(n=1, seed=8, steps=9)]
+    requests = [{"n": 2, "seed": 7, "steps": 6, "labels": [1, 2], "classifier_scale": 3.0}, {"n": 1, "seed": 8, "steps": 9}]
     alone = Sampler(str(bundles["ddpm-guided"]), backend="ort", threads=1)
     expected = [alone.generate(**r) for r in requests]
     with batched_sampler(bundles["ddpm-guided"]) as sampler:
@@ -69,9 +69,10 @@ def test_classifier_guidance_runs_its_own_step_among_others(bundles):
 
 
 def test_a_request_arriving_mid_run_joins_and_finishes_first(bundles):
-    """A 4-step request sent while a 40-step one is at its step 10 is answered long before it ends."""
+    """A 4-step request sent while a 40-step one is at its step 10 joins at the next step and, being
+    short, goes first: it is answered before the long one takes another step."""
     sampler = batched_sampler(bundles["cddpm"])
-    short, long_ = dict(n=1, seed=11, steps=4, labels=2), dict(n=1, seed=12, steps=40, labels=6)
+    short, long_ = {"n": 1, "seed": 11, "steps": 4, "labels": 2}, {"n": 1, "seed": 12, "steps": 40, "labels": 6}
     state = {"long_step": 0}
     result = {}
 
@@ -93,8 +94,8 @@ def test_a_request_arriving_mid_run_joins_and_finishes_first(bundles):
 
     long_images = sampler.generate(on_step=on_step, **long_)
     result["thread"].join(30)
-    assert result["long_step_when_short_done"] == 14  # admitted at the next step boundary, done 4 steps later
-    assert sampler.backend.ticks == 40  # the short one's steps rode along in the long one's
+    assert result["long_step_when_short_done"] == 10  # short first: its 4 steps ran before the long one's 11th
+    assert sampler.backend.ticks == 44
     alone = Sampler(str(bundles["cddpm"]), backend="ort", threads=1)
     assert np.abs(result["short"] - alone.generate(**short)).max() <= 1e-5
     assert np.abs(long_images - alone.generate(**long_)).max() <= 1e-5
