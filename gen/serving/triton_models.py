@@ -226,5 +226,7 @@ def _stop_if_cancelled(request):
 
     def check(i, steps, x0):
         if is_cancelled():
-            raise GenError(f"request cancelled by its client after {i + 1} of {steps} steps")
+            message = f"request cancelled by its client after {i + 1} of {steps} steps"
+            print(f"gen pipeline: {message}", file=sys.stderr, flush=True)  # into Triton's log: no one hears the answer
+            raise GenError(message)
     return check
