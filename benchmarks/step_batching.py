@@ -32,6 +32,7 @@ import numpy as np
 
 from gen.fileio import write_json
 from gen.runtime.remote import RemoteGenerator
+from gen.serving.loadtest import spread
 from gen.serving.repository import build_repository
 from gen.serving.server import TritonServer
 
@@ -54,40 +55,25 @@ def arguments(i: int) -> dict:
 
 def mixed_load(url: str, model: str, concurrency: int, requests: int, expected: dict) -> dict:
     """`requests` requests of the mix over `concurrency` client threads: latencies per kind, throughput."""
-    lock, counter = threading.Lock(), iter(range(requests))
+    lock = threading.Lock()
     latencies: dict[int, list[float]] = {4: [], 50: []}
     errors: list[str] = []
 
-    def worker():
-        client = RemoteGenerator(url, model)
+    def one(client, i):
+        args = arguments(i)
+        t0 = time.perf_counter()
         try:
-            while True:
-                with lock:
-                    i = next(counter, None)
-                if i is None:
-                    return
-                args = arguments(i)
-                t0 = time.perf_counter()
-                try:
-                    images = client.generate(**args)
-                    ok = bool(np.abs(images - expected[i]).max() <= 1e-5) if i in expected else True
-                except Exception as e:  # noqa: BLE001 - counted, never lost with the thread
-                    ok, images = f"{type(e).__name__}: {e}", None
-                dt = time.perf_counter() - t0
-                with lock:
-                    latencies[args["steps"]].append(dt)
-                    if ok is not True:
-                        errors.append(f"request {i}: {ok or 'images differ from in-process'}")
-        finally:
-            client.close()
+            images = client.generate(**args)
+            ok = bool(np.abs(images - expected[i]).max() <= 1e-5) if i in expected else True
+        except Exception as e:  # noqa: BLE001 - counted, never lost with the thread
+            ok = f"{type(e).__name__}: {e}"
+        dt = time.perf_counter() - t0
+        with lock:
+            latencies[args["steps"]].append(dt)
+            if ok is not True:
+                errors.append(f"request {i}: {ok or 'images differ from in-process'}")
 
-    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - t0
+    wall = spread(url, model, requests, concurrency, one)
     return {"wall_s": wall, "latencies": latencies, "errors": errors}
 
 

@@ -423,6 +423,8 @@ def test_step_batching_answers_each_its_own_images_past_a_cancelled_and_a_bad_re
 
     import tritonclient.grpc as grpcclient
 
+    from tests.runtime.test_step_batch import run_all
+
     local = Sampler(str(bundles["cddpm"]), backend="ort")
     requests = [{"n": 1 + i % 2, "seed": i, "steps": 3 if i % 2 else 24, "labels": i} for i in range(6)]
     requests.append({"n": 1, "steps": 3, "labels": 42})  # past the model's 10 classes
@@ -433,19 +435,7 @@ def test_step_batching_answers_each_its_own_images_past_a_cancelled_and_a_bad_re
         inputs.append(grpcclient.InferInput(name, [1], "INT32"))
         inputs[-1].set_data_from_numpy(np.array([value], np.int32))
     call = client.async_infer("cddpm", inputs, callback=lambda *_, **__: None)
-    results = [None] * len(requests)
-
-    def go(k):
-        try:
-            results[k] = RemoteGenerator(server.grpc_url, "cddpm").generate(**requests[k])
-        except GenError as e:
-            results[k] = e
-
-    threads = [threading.Thread(target=go, args=(k,)) for k in range(len(requests))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    results = run_all(Sampler(server.grpc_url, backend="triton", model="cddpm"), requests)  # each in its own thread
     call.cancel()
     client.close()
     for got, want in zip(results, expected):
