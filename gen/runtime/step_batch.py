@@ -131,7 +131,12 @@ class StepBatcher(Backend):
                     for j in active:
                         j.end(GenError("the model was unloaded while this request was sampling; send it again"))
                     return
-            self.tick(self._stepping(active))
+            try:
+                self.tick(self._stepping(active))
+            except BaseException as e:  # noqa: BLE001 - never a waiter left hanging by a dead loop
+                for j in active:
+                    j.end(e)
+                raise
             active = [j for j in active if not j.finished.is_set()]
 
     def _stepping(self, active: list[_Joined]) -> list[_Joined]:
