@@ -133,7 +133,7 @@ class StepBatcher(Backend):
                     return
             try:
                 self.tick(self._stepping(active))
-            except BaseException as e:  # noqa: BLE001 - never a waiter left hanging by a dead loop
+            except BaseException as e:  # never a waiter left hanging by a dead loop
                 for j in active:
                     j.end(e)
                 raise
