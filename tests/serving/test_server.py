@@ -395,7 +395,8 @@ def test_a_cancelled_request_stops_sampling_and_frees_the_instance(tmp_path):
     import tritonclient.grpc as grpcclient
 
     fixture = Path(__file__).resolve().parents[1] / "fixtures" / "bundle-v1-cddpm"
-    repo = build_repository([str(fixture)], str(tmp_path / "repo"), names=["m"], instances=1, threads=2)
+    # request-level: with step batching a short request never waits for a long one (the next test)
+    repo = build_repository([str(fixture)], str(tmp_path / "repo"), names=["m"], instances=1, threads=2, batching="request")
     with TritonServer(str(repo), http_port=free_port(), grpc_port=free_port()) as srv:
         remote = RemoteGenerator(srv.grpc_url, "m")
         t0 = time.perf_counter()
@@ -413,6 +414,42 @@ def test_a_cancelled_request_stops_sampling_and_frees_the_instance(tmp_path):
         remote.infer({"n": np.array([1], np.int32), "steps": np.array([2], np.int32)})
         assert time.perf_counter() - t0 < long_s / 3, "the cancelled request kept the instance busy"
         client.close()
+
+
+def test_step_batching_answers_each_its_own_images_past_a_cancelled_and_a_bad_request(server, bundles):
+    """The served pipeline's step batch (gen serve build --batching step, the default): concurrent
+    requests of 3 and 24 steps get their in-process images while a 1000-step request is cancelled by
+    its client mid-run (it stops: the log says after how many steps) and a bad one is refused alone;
+    the model answers its health probe after."""
+    import time
+
+    import tritonclient.grpc as grpcclient
+
+    from tests.runtime.test_step_batch import run_all
+
+    local = Sampler(str(bundles["cddpm"]), backend="ort")
+    requests = [{"n": 1 + i % 2, "seed": i, "steps": 3 if i % 2 else 24, "labels": i} for i in range(6)]
+    requests.append({"n": 1, "steps": 3, "labels": 42})  # past the model's 10 classes
+    expected = [local.generate(**r) for r in requests[:-1]]
+    client = grpcclient.InferenceServerClient(server.grpc_url.split("//")[1])
+    inputs = []
+    for name, value in (("n", 8), ("steps", 1000)):
+        inputs.append(grpcclient.InferInput(name, [1], "INT32"))
+        inputs[-1].set_data_from_numpy(np.array([value], np.int32))
+    call = client.async_infer("cddpm", inputs, callback=lambda *_, **__: None)
+    results = run_all(Sampler(server.grpc_url, backend="triton", model="cddpm"), requests)  # each in its own thread
+    call.cancel()
+    client.close()
+    for got, want in zip(results, expected):
+        assert np.abs(got - want).max() <= 1e-5
+    assert isinstance(results[-1], GenError) and "label 42 is out of range" in str(results[-1])
+    deadline = time.monotonic() + 30
+    while "cancelled by its client after" not in server.log_tail(200) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    line = next(x for x in server.log_tail(200).splitlines() if "cancelled by its client after" in x)
+    assert int(line.split("after ")[1].split(" of")[0]) < 1000
+    assert server_status(server.http_url, probe=True)["ready"]
+    assert np.abs(Sampler(server.grpc_url, backend="triton", model="cddpm").generate(**requests[0]) - expected[0]).max() <= 1e-5
 
 
 @pytest.mark.parametrize("scheme", ["http", "grpc"])
