@@ -60,3 +60,17 @@ def sd_bundle(tmp_path_factory):
     from gen.export.sd_export import export_sd
 
     return export_sd("sd-lora", str(tmp_path_factory.mktemp("sd") / "sd-lora"), precisions=("fp32", "fp16"), progress=lambda *_: None)
+
+
+@pytest.fixture(scope="session")
+def sd_slots_bundle(tmp_path_factory):
+    """`gen export --model tiny-sd --lora-slots 4` (fp32), and the seeded demo LoRA as a file: the very
+    adapter sd_bundle has fused (same seed, same sha256), so the two are each other's reference."""
+    from gen.export.sd_export import export_sd
+    from gen.recipes.registry import demo_lora
+    from gen.recipes.tiny_sd import build_tiny_sd
+
+    root = tmp_path_factory.mktemp("sd-slots")
+    bundle = export_sd("tiny-sd", str(root / "tiny-sd-slots"), lora_slots=4, progress=lambda *_: None)
+    (root / "demo").mkdir()
+    return bundle, demo_lora(build_tiny_sd(), root / "demo")
