@@ -91,17 +91,13 @@ def generate(
         sampler = Sampler(url, backend="triton", model=model) if url else \
             Sampler(bundle, backend=backend, device=device, precision=precision, threads=threads)
         with sampler:  # closed when done: a served model's client holds a keep-alive connection a stopping Triton waits for
+            shared = {"negative_prompt": negative_prompt, "steps": steps, "scheduler": scheduler, "guidance": guidance,
+                      "strength": strength, "direction": direction, "decoder": decoder, "lora": lora, "lora_scale": lora_scale}
             if folder:
-                return _translate_folder(ctx, sampler, image, out, seed, reconstruct, force, bundle, prompt=prompt,
-                                         negative_prompt=negative_prompt, steps=steps, scheduler=scheduler,
-                                         guidance=guidance, strength=strength, direction=direction, decoder=decoder,
-                                         lora=lora, lora_scale=lora_scale)
-            images, n, elapsed = _sample(sampler, url, image, n, seed, interpolate, frames, reconstruct, prompt,
-                                         steps=steps, scheduler=scheduler, labels=label, guidance=guidance,
-                                         classifier_scale=classifier_scale, negative_prompt=negative_prompt,
-                                         height=height, width=width, mask=mask, strength=strength, direction=direction,
-                                         psi=psi, mix_seed=mix_seed, mix_layer=mix_layer, eta=eta, decoder=decoder,
-                                         lora=lora, lora_scale=lora_scale)
+                return _translate_folder(ctx, sampler, image, out, seed, reconstruct, force, bundle, prompt=prompt, **shared)
+            images, n, elapsed = _sample(sampler, url, image, n, seed, interpolate, frames, reconstruct, prompt, labels=label,
+                                         classifier_scale=classifier_scale, height=height, width=width, mask=mask,
+                                         psi=psi, mix_seed=mix_seed, mix_layer=mix_layer, eta=eta, **shared)
             d = None if url else sampler.backend.describe()
             resize = _resize_note(sampler, image, reconstruct)
     _save(out, images, one=image is not None and len(images) == 1, strip=interpolate is not None)

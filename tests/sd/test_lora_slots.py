@@ -134,3 +134,21 @@ def test_gen_lora_cli_and_gen_generate_lora(slots, tmp_path):
     assert "cli" not in json.loads((bundle / "loras" / "index.json").read_text())["adapters"]
     r = gen("lora", "add", bundle, root / "half.safetensors", check=False)
     assert r.returncode != 0 and "--name" in r.stderr
+
+
+def test_the_demo_offers_the_adapters_as_a_select_read_when_the_page_is_built(slots, tmp_path):
+    from gen.demo.models import DemoModel
+    from gen.demo.page import _control
+
+    bundle, root = slots
+    model = DemoModel("m", str(bundle), {"backend": "ort"})
+    try:
+        lora = next(a for a in model.describe()["arguments"] if a["name"] == "lora")
+        assert lora["choices"] == sorted(list_loras(str(bundle)))
+        add_lora(str(bundle), str(root / "half.safetensors"), "late")  # added while the demo runs
+        lora = next(a for a in model.describe()["arguments"] if a["name"] == "lora")
+        assert "late" in lora["choices"] and "<option value='late'>late</option>" in _control(lora)
+        assert "<select" in _control(lora)
+    finally:
+        model.close()
+        remove_lora(str(bundle), "late")
