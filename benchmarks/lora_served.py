@@ -12,7 +12,7 @@ import argparse
 import shutil
 import sys
 import tempfile
-import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +33,7 @@ def variants(adapter: Path, folder: Path) -> dict[str, Path]:
 
 
 def main() -> None:
-    import tritonclient.http as http
+    from tritonclient import http
 
     from gen.runtime.lora_store import add_lora
     from gen.runtime.sampler import Sampler
@@ -60,17 +60,14 @@ def main() -> None:
         add_lora(str(bundle), str(files["double"]), "double")
         kw = {"steps": args.steps, "scheduler": "ddim"}
         jobs = [(f"a handwritten digit {i}", ["a", "half", "neg", "double"][i % 4], i) for i in range(8)]
-        results = {}
 
-        def request(i, prompt, lora, seed):
+        def request(job):
+            prompt, lora, seed = job
             with Sampler(server.http_url, backend="triton", model="sd") as remote:
-                results[i] = remote.generate(prompt, lora=lora, seed=seed, **kw)
+                return remote.generate(prompt, lora=lora, seed=seed, **kw)
 
-        threads = [threading.Thread(target=request, args=(i, *job)) for i, job in enumerate(jobs)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        with ThreadPoolExecutor(len(jobs)) as pool:  # all 8 in flight at once
+            results = list(pool.map(request, jobs))
         with Sampler(str(bundle), backend="ort") as local:
             diffs = [float(np.abs(results[i] - local.generate(p, lora=lora, seed=s, **kw)).max()) for i, (p, lora, s) in enumerate(jobs)]
         client = http.InferenceServerClient(server.http_url.removeprefix("http://"))

@@ -22,19 +22,12 @@ KW = {"steps": 2, "seed": 5, "scheduler": "ddim"}
 @pytest.fixture(scope="module")
 def slots(sd_slots_bundle, tmp_path_factory):
     """A copy of the slot bundle with the demo adapter and three variants of it: half, negated, rank 2."""
-    src, demo = sd_slots_bundle
-    root = tmp_path_factory.mktemp("slots")
-    bundle = root / "b"
+    src, files = sd_slots_bundle
+    bundle = tmp_path_factory.mktemp("slots") / "b"
     shutil.copytree(src, bundle)
-    t = load_file(str(demo))
-    variants = {"half": {k: v * np.float32(0.5) if ".up." in k else v for k, v in t.items()},
-                "neg": {k: -v if ".up." in k else v for k, v in t.items()},
-                "r2": {k: v[:2] if ".down." in k else v[:, :2] if ".up." in k else v for k, v in t.items()}}
-    add_lora(str(bundle), str(demo), "demo")
-    for name, tensors in variants.items():
-        save_file(tensors, str(root / f"{name}.safetensors"))
-        add_lora(str(bundle), str(root / f"{name}.safetensors"), name)
-    return bundle, root
+    for name in ("demo", "half", "neg", "r2"):
+        add_lora(str(bundle), str(files[name]), name)
+    return bundle, files
 
 
 def test_an_added_adapter_equals_the_same_adapter_fused_at_export(slots, sd_bundle):
@@ -72,7 +65,7 @@ def test_eight_prompts_over_four_adapters_and_the_base_share_each_unet_call(slot
 def test_bad_adapters_and_arguments_are_refused_naming_them(slots, sd_bundle, tmp_path):
     import torch
 
-    bundle, root = slots
+    bundle, files = slots
     t = load_file(str(bundle / "loras" / "demo.safetensors"))
     key = next(k for k in t if ".down." in k)
     cases = {"pickled.safetensors": None, "other-base.safetensors": {**t, key: np.zeros((4, 48), np.float32)},
@@ -89,9 +82,9 @@ def test_bad_adapters_and_arguments_are_refused_naming_them(slots, sd_bundle, tm
         with pytest.raises(GenError, match=message):
             add_lora(str(bundle), str(tmp_path / f"{name}.safetensors"), name)
     with pytest.raises(GenError, match="has an adapter of that name"):
-        add_lora(str(bundle), str(root / "half.safetensors"), "demo")
+        add_lora(str(bundle), str(files["half"]), "demo")
     with output_lock(bundle, "BUNDLE"), pytest.raises(GenError, match="BUNDLE"):  # a second writer
-        add_lora(str(bundle), str(root / "half.safetensors"), "other")
+        add_lora(str(bundle), str(files["half"]), "other")
     assert sorted(list_loras(str(bundle))) == ["demo", "half", "neg", "r2"]  # nothing half-added
     with Sampler(str(bundle)) as s:
         with pytest.raises(GenError, match="unknown adapter 'nope'; this bundle's adapters: demo, half, neg, r2") as e:
@@ -110,9 +103,9 @@ def test_bad_adapters_and_arguments_are_refused_naming_them(slots, sd_bundle, tm
 
 
 def test_a_modified_adapter_is_refused_and_remove_takes_it_out(slots):
-    bundle, root = slots
-    add_lora(str(bundle), str(root / "half.safetensors"), "tmp")
-    (bundle / "loras" / "tmp.safetensors").write_bytes((root / "neg.safetensors").read_bytes())
+    bundle, files = slots
+    add_lora(str(bundle), str(files["half"]), "tmp")
+    (bundle / "loras" / "tmp.safetensors").write_bytes((files["neg"]).read_bytes())
     with Sampler(str(bundle)) as s, pytest.raises(GenError, match="missing or modified"):
         s.generate("x", lora="tmp", steps=1)
     remove_lora(str(bundle), "tmp")
@@ -120,8 +113,8 @@ def test_a_modified_adapter_is_refused_and_remove_takes_it_out(slots):
 
 
 def test_gen_lora_cli_and_gen_generate_lora(slots, tmp_path):
-    bundle, root = slots
-    r = gen("lora", "add", bundle, root / "r2.safetensors", "--name", "cli")
+    bundle, files = slots
+    r = gen("lora", "add", bundle, files["r2"], "--name", "cli")
     assert r.returncode == 0 and "rank 2, zero-padded to the slots' rank 4" in r.stdout, r.stderr
     assert "cli  rank 2  32 layers" in gen("lora", "list", bundle).stdout
     out = tmp_path / "g.png"
@@ -132,7 +125,7 @@ def test_gen_lora_cli_and_gen_generate_lora(slots, tmp_path):
     assert r.returncode == 2 and "--lora" in r.stderr and "unknown adapter 'zzz'" in r.stderr
     assert gen("lora", "remove", bundle, "cli").returncode == 0
     assert "cli" not in json.loads((bundle / "loras" / "index.json").read_text())["adapters"]
-    r = gen("lora", "add", bundle, root / "half.safetensors", check=False)
+    r = gen("lora", "add", bundle, files["half"], check=False)
     assert r.returncode != 0 and "--name" in r.stderr
 
 
@@ -140,12 +133,12 @@ def test_the_demo_offers_the_adapters_as_a_select_read_when_the_page_is_built(sl
     from gen.demo.models import DemoModel
     from gen.demo.page import _control
 
-    bundle, root = slots
+    bundle, files = slots
     model = DemoModel("m", str(bundle), {"backend": "ort"})
     try:
         lora = next(a for a in model.describe()["arguments"] if a["name"] == "lora")
         assert lora["choices"] == sorted(list_loras(str(bundle)))
-        add_lora(str(bundle), str(root / "half.safetensors"), "late")  # added while the demo runs
+        add_lora(str(bundle), str(files["half"]), "late")  # added while the demo runs
         lora = next(a for a in model.describe()["arguments"] if a["name"] == "lora")
         assert "late" in lora["choices"] and "<option value='late'>late</option>" in _control(lora)
         assert "<select" in _control(lora)
