@@ -1,6 +1,7 @@
 """LoRA adapters served by a real tritonserver: one added while it runs is used by the next request,
-concurrent requests with different adapters share the slot UNet's calls (Triton's dynamic batching
-of the BLS component model), and bad adapter requests fail alone with the server healthy after."""
+concurrent requests with different adapters each get their own images while Triton's dynamic batching
+of the BLS component model may merge their slot-UNet calls, and bad adapter requests fail alone with
+the server healthy after."""
 
 import shutil
 import threading
