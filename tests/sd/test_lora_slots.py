@@ -81,6 +81,12 @@ def test_bad_adapters_and_arguments_are_refused_naming_them(slots, sd_bundle, tm
                           ("ff", "not one of this bundle's 32 slot layers")]:
         with pytest.raises(GenError, match=message):
             add_lora(str(bundle), str(tmp_path / f"{name}.safetensors"), name)
+    other = tmp_path / "run-on-another-base"  # a gen LoRA run records its base
+    other.mkdir()
+    shutil.copy(files["half"], other / "lora.safetensors")
+    (other / "config.json").write_text(json.dumps({"family": "sd-lora", "base": "./sd15"}))
+    with pytest.raises(GenError, match="trained on base './sd15'; this bundle's base is 'tiny-sd'"):
+        add_lora(str(bundle), str(other), "other")
     with pytest.raises(GenError, match="has an adapter of that name"):
         add_lora(str(bundle), str(files["half"]), "demo")
     with output_lock(bundle, "BUNDLE"), pytest.raises(GenError, match="BUNDLE"):  # a second writer
@@ -100,6 +106,28 @@ def test_bad_adapters_and_arguments_are_refused_naming_them(slots, sd_bundle, tm
             s.generate(["a", "b", "c"], lora=["demo", "half"], steps=1)
     with pytest.raises(GenError, match="lora applies to Stable Diffusion bundles exported with LoRA slots"):
         Sampler(str(sd_bundle)).generate("x", lora="demo", steps=1)
+
+
+def test_peft_keys_and_alpha_read_as_diffusers_keys(slots, tmp_path):
+    """PEFT's lora_A / lora_B names give the same factors; an alpha key scales by alpha / rank."""
+    from gen.runtime.loras import Slots, read_factors
+
+    bundle, files = slots
+    t = load_file(str(files["demo"]))
+    peft = {k.replace("unet.", "base_model.model.").replace(".lora.down.", ".lora_A.").replace(".lora.up.", ".lora_B."): v
+            for k, v in t.items()}
+    layers = {k.rsplit(".lora_", 1)[0] for k in peft}
+    halved = {**peft, **{f"{layer}.alpha": np.array(2.0, np.float32) for layer in layers}}  # alpha 2 / rank 4
+    save_file(peft, str(tmp_path / "peft.safetensors"))
+    save_file(halved, str(tmp_path / "alpha.safetensors"))
+    slots_ = Slots.of(load_bundle(bundle).manifest)
+    for (d0, u0), (d1, u1), (_, u2), (_, u3) in zip(read_factors(files["demo"], slots_),
+                                                    read_factors(tmp_path / "peft.safetensors", slots_),
+                                                    read_factors(tmp_path / "alpha.safetensors", slots_),
+                                                    read_factors(files["half"], slots_)):
+        np.testing.assert_array_equal(d0, d1)
+        np.testing.assert_array_equal(u0, u1)
+        np.testing.assert_allclose(u2, u3, rtol=1e-6)
 
 
 def test_a_modified_adapter_is_refused_and_remove_takes_it_out(slots):
