@@ -30,7 +30,7 @@ def served(sd_slots_bundle, tmp_path_factory):
     shutil.copytree(src, bundle)
     add_lora(str(bundle), str(files["demo"]), "demo")
     add_lora(str(bundle), str(files["neg"]), "neg")
-    repo = build_repository([str(bundle)], str(root / "repo"), names=["sd"], max_batch=16, instances=4, threads=1,
+    repo = build_repository([str(bundle)], str(root / "repo"), names=["sd"], max_batch=16, instances=2, threads=1,
                             components="bls")
     srv = TritonServer(str(repo), http_port=free_port(), grpc_port=free_port()).start(timeout=120)
     yield srv, bundle, files, repo / "sd" / "1"
@@ -90,13 +90,16 @@ def _check_bad_and_concurrent(srv, files, pipeline, remote):
         remote.generate("x", lora="nope", **KW)
     raw = {"n": np.array([1], np.int32), "prompt": np.array([b"x"], np.object_), "lora": np.array([b"demo"], np.object_),
            "lora_scale": np.array([np.nan], np.float32)}
+    raw_client = RemoteGenerator(srv.http_url, "sd")
     with pytest.raises(GenError, match="lora_scale must be a finite number"):
-        RemoteGenerator(srv.http_url, "sd").infer(raw)
+        raw_client.infer(raw)
+    raw_client.close()  # an open keep-alive connection makes a stopping Triton wait
     errors, done = [], []
 
     def request(seed):
         try:
-            done.append(remote.generate("a boat", lora="demo", seed=seed, **KW))
+            with Sampler(srv.http_url, backend="triton", model="sd") as own:  # closed: Triton's stop waits on none
+                done.append(own.generate("a boat", lora="demo", seed=seed, **KW))
         except GenError as e:  # pragma: no cover - the assertion below shows it
             errors.append(e)
 
