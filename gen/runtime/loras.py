@@ -146,6 +146,7 @@ class Adapters:
             if stat != self._stat:
                 data = read_json(path, "LoRA index") if stat else {"adapters": {}}
                 self._index, self._stat = dict(data.get("adapters") or {}), stat
+                self._loaded = {k: v for k, v in self._loaded.items() if k in self._index}  # removed ones let go
             return self._index
 
     def names(self) -> list[str]:
