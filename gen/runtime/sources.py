@@ -116,7 +116,7 @@ class BundleSource(Source):
             return {"choices": list(bundle.manifest.conditioning.class_names) or [str(i) for i in range(bundle.num_classes)]}
         if name == "steps":
             return {"default": bundle.sampling.default_steps}
-        return {}
+        return bundle.spec.argument(bundle, name)
 
     def describe(self) -> dict:
         return self.backend.describe()

@@ -6,6 +6,7 @@ Per bundle NAME:
       config.pbtxt
       1/model.py, 1/gen.json
       1/tokenizer/     text-to-image bundles: the pipeline tokenizes prompts itself
+      1/loras/         a bundle's LoRA adapters (gen.runtime.loras), read at request time
     NAME_<component>/  one per network (generator, decoder, denoiser; text_encoder, unet, vae_*)
       config.pbtxt     python flavour: python backend + onnxruntime; native: onnxruntime_onnx
       1/model.onnx (+ 1/model.py in the python flavour)
@@ -232,6 +233,9 @@ def _write_repository(tmp: Path, bundles, names, flavour, max_batch, instances, 
         d = tmp / name
         (d / "1").mkdir(parents=True)
         shutil.copyfile(Path(bundle_path) / MANIFEST, d / "1" / MANIFEST)
+        loras = Path(bundle_path) / "loras"
+        if loras.is_dir():  # adapters travel with the pipeline; `gen lora add REPOSITORY/NAME/1` adds more while it runs
+            shutil.copytree(loras, d / "1" / "loras")
         if bundle.manifest.text is not None:  # the pipeline tokenizes prompts itself
             tokenizer = bundle.resolve(bundle.manifest.text.tokenizer)
             shutil.copytree(tokenizer.parent, d / "1" / tokenizer.parent.relative_to(bundle.path.resolve()))

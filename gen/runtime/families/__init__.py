@@ -217,6 +217,10 @@ class Family:
         """Images (float NCHW in [-1, 1], fitted to the model) through encoder and decoder."""
         return self.decode(backend, self.encode(backend, images))
 
+    def argument(self, bundle, name: str) -> dict:
+        """What this bundle adds to one argument's declaration for a form (its choices, read now)."""
+        return {}
+
     def refusal(self, name: str) -> str | None:
         """What to say when `name` is given to a bundle that does not take it; None: the generic line.
         An autoencoder's input image is for reconstruct(), not generate()."""
