@@ -173,3 +173,23 @@ def test_the_demo_offers_the_adapters_as_a_select_read_when_the_page_is_built(sl
     finally:
         model.close()
         remove_lora(str(bundle), "late")
+
+
+def test_concurrent_requests_with_different_adapters_share_step_batched_unet_calls(slots):
+    """Step-level batching (gen.runtime.step_batch) over adapters: four requests, four adapters, each
+    arriving as its own generate(); their per-row factors ride along as feeds, so their steps share the
+    slot UNet's calls, and each gets its single-request images."""
+    from tests.runtime.test_step_batch import batched_sampler, run_all
+
+    bundle, _ = slots
+    requests = [{"prompt": p, "lora": name, **KW} for p, name in
+                (("a red house", "demo"), ("a cat", "half"), ("a boat", "neg"), ("a tree", "r2"))]
+    with Sampler(str(bundle), backend="ort", threads=1) as alone:
+        expected = [alone.generate(**r) for r in requests]
+    with batched_sampler(bundle) as sampler:
+        got = run_all(sampler, requests)
+        rows = sampler.backend.calls_by_rows
+    for e, g in zip(expected, got):
+        assert not isinstance(g, Exception), g
+        assert np.abs(e - g).max() <= 1e-3
+    assert max(rows) >= 4  # two requests' guided rows, at least, in one call: adapters merged
