@@ -71,9 +71,10 @@ def test_adapters_served_added_live_and_merged_across_requests(served):
     for i, (prompt, lora, seed) in enumerate(jobs):
         assert np.abs(results[i] - local.generate(prompt, lora=lora, seed=seed, **KW)).max() <= 1e-5, i
     requests, executions = (a - b for a, b in zip(unet_lora_counts(srv), before))
-    # 6 requests with adapters; how many calls meet in one execution depends on timing (benchmarks/lora_served.py:
-    # 80 calls in 19 executions at 10 steps), the images above must not
-    assert requests == 6 * KW["steps"] and 1 <= executions <= requests
+    # 6 requests with adapters, 2 steps each: the pipeline's step batcher (the default) sends the steps of requests
+    # that meet as one call, and Triton's dynamic batching may merge calls again; how many meet depends on timing
+    # (benchmarks/lora_served.py: 80 calls in 19 executions at 10 steps), the images above must not
+    assert 1 <= executions <= requests <= 6 * KW["steps"]
     local.close()
 
 
