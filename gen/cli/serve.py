@@ -15,7 +15,7 @@ def build(
     out: Annotated[str, typer.Option(help="Model repository directory to write.")] = "model_repository",
     flavour: Annotated[str, typer.Option(help="python: components run in onnxruntime inside python-backend models (any Triton, CPU-only too); native: onnxruntime_onnx component configs for GPU hosts with that backend.")] = "python",
     max_batch: Annotated[int, typer.Option(help="Largest batch a component model accepts (guided diffusion serves half of it per request).")] = 64,
-    instances: Annotated[int, typer.Option(help="Pipeline model instances: requests served concurrently.")] = 4,
+    instances: Annotated[Optional[int], typer.Option(help="Pipeline model instances. Default: 1 with --batching step (its batch is where concurrent requests meet; more instances split them), 4 with --batching request (each instance serves one request at a time).")] = None,
     name: Annotated[Optional[List[str]], typer.Option(help="Model name per bundle (default: the bundle directory's name).")] = None,
     dynamic_batching: Annotated[bool, typer.Option(help="Let Triton merge concurrent component calls into one batch.")] = True,
     components: Annotated[str, typer.Option(help="inline: the pipeline runs the ONNX files itself (no round trip per network call; fastest on CPUs); bls: it calls the component models through Triton, whose dynamic batching merges concurrent requests' calls (for GPUs, where batching pays).")] = "inline",

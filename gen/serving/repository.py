@@ -112,7 +112,7 @@ def pipeline_config(name: str, bundle, max_n: int, instances: int, components: s
     return "\n".join(parts) + "\n"
 
 
-def build_repository(bundles: list[str], out: str, flavour: str = "python", max_batch: int = 64, instances: int = 4,
+def build_repository(bundles: list[str], out: str, flavour: str = "python", max_batch: int = 64, instances: int | None = None,
                      names: list[str] | None = None, dynamic_batching: bool = True, threads: int | None = None,
                      precision: str | None = None, force: bool = False, components: str = "inline",
                      limits: dict | None = None, log=lambda *_: None, batching: str = "step") -> Path:
@@ -135,6 +135,8 @@ def build_repository(bundles: list[str], out: str, flavour: str = "python", max_
         raise GenError(f"unknown --components {components!r}; choose one of {', '.join(COMPONENT_MODES)}")
     if batching not in BATCHING:
         raise GenError(f"unknown --batching {batching!r}; choose one of {', '.join(BATCHING)}")
+    if instances is None:  # a step batch is where concurrent requests meet: more instances would split it
+        instances = 1 if batching == "step" else 4
     if max_batch < 1 or instances < 1:
         raise GenError(f"--max-batch and --instances must be >= 1, got {max_batch} and {instances}")
     for key, value in (limits or {}).items():  # None: the family's default; 0 is not a way to say so
