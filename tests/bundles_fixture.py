@@ -60,3 +60,32 @@ def sd_bundle(tmp_path_factory):
     from gen.export.sd_export import export_sd
 
     return export_sd("sd-lora", str(tmp_path_factory.mktemp("sd") / "sd-lora"), precisions=("fp32", "fp16"), progress=lambda *_: None)
+
+
+@pytest.fixture(scope="session")
+def sd_slots_bundle(tmp_path_factory):
+    """`gen export --model tiny-sd --lora-slots 4` (fp32), and adapter files: the seeded demo LoRA (the
+    very adapter sd_bundle has fused: same seed, same sha256, so each is the other's reference) and
+    variants of it: its up factors x0.5 (half), x-1 (neg), x1/3 (third), and its first 2 ranks (r2)."""
+    import numpy as np
+    from safetensors.numpy import load_file, save_file
+
+    from gen.export.sd_export import export_sd
+    from gen.recipes.registry import demo_lora
+    from gen.recipes.tiny_sd import build_tiny_sd
+
+    root = tmp_path_factory.mktemp("sd-slots")
+    bundle = export_sd("tiny-sd", str(root / "tiny-sd-slots"), lora_slots=4, progress=lambda *_: None)
+    (root / "demo").mkdir()
+    files = {"demo": demo_lora(build_tiny_sd(), root / "demo")}
+    t = load_file(str(files["demo"]))
+
+    def up(f):
+        return {k: v * np.float32(f) if ".up." in k else v for k, v in t.items()}
+
+    variants = {"half": up(0.5), "neg": up(-1.0), "third": up(1 / 3),
+                "r2": {k: v[:2] if ".down." in k else v[:, :2] if ".up." in k else v for k, v in t.items()}}
+    for name, tensors in variants.items():
+        files[name] = root / f"{name}.safetensors"
+        save_file(tensors, str(files[name]))
+    return bundle, files

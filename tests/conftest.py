@@ -53,7 +53,7 @@ def digits():
     return load_dataset("digits")
 
 
-from tests.bundles_fixture import bundles, sd_bundle  # noqa: E402,F401  (tiny exported bundles, shared by runtime and serving tests)
+from tests.bundles_fixture import bundles, sd_bundle, sd_slots_bundle  # noqa: E402,F401  (tiny exported bundles, shared by runtime and serving tests)
 
 
 @pytest.fixture

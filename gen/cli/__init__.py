@@ -17,6 +17,7 @@ from gen.cli import eval as eval_cmd
 from gen.cli import export as export_cmd
 from gen.cli import generate as generate_cmd
 from gen.cli import info as info_cmd
+from gen.cli import lora as lora_cmd
 from gen.cli import optimize as optimize_cmd
 from gen.cli import serve as serve_cmd
 from gen.cli import train as train_cmd
@@ -41,6 +42,7 @@ app.command("bench")(bench_cmd.bench)
 app.command("tune")(tune_cmd.tune)
 app.command("optimize")(optimize_cmd.optimize)
 app.add_typer(serve_cmd.app, name="serve")
+app.add_typer(lora_cmd.app, name="lora")
 app.command("demo")(demo_cmd.demo)
 app.command("info")(info_cmd.info)
 declare_ranges(app)  # every numeric option's range, shown in --help and checked before work

@@ -19,6 +19,7 @@ def export(
     lora: Annotated[Optional[str], typer.Option(help="With --model sd-lora: a diffusers-format LoRA .safetensors or folder (pytorch_lora_weights.safetensors), or a run from `gen train sd-lora` or `gen distill lcm-lora`. An LCM-LoRA (a gen lcm-lora run, a model card tagged lcm, or 'lcm' in its name) makes the bundle default to the lcm scheduler, 4 steps, guidance 1.")] = None,
     lora_scale: Annotated[float, typer.Option(help="LoRA strength when fusing (1 = as trained).")] = 1.0,
     textual_inversion: Annotated[Optional[List[str]], typer.Option(help="With --model: a textual inversion to fold in (repeatable): a run of `gen train textual-inversion`, a diffusers-format folder or its learned_embeds.safetensors. Its token joins the bundle's tokenizer and its vectors the text encoder, so prompts on a gen[runtime] host can use it.")] = None,
+    lora_slots: Annotated[int, typer.Option(help="With --model: also export unet_lora, the UNet with LoRA adapter slots of this rank (0: none). Adapters are then data: `gen lora add BUNDLE FILE --name N` adds one without re-exporting, generate(lora='N', lora_scale=0.8) uses it, and requests with different adapters share UNet calls.")] = 0,
     out: Annotated[Optional[str], typer.Option(help="Bundle directory to write (gen.json + one .onnx per component + weights/). Default: bundles/<run name>, or bundles/<model>.")] = None,
     fp16: Annotated[Optional[bool], typer.Option("--fp16/--no-fp16", help="Also write fp16 components (fp32 inputs/outputs kept) and record fp16-vs-fp32 parity. Onto an existing bundle (--force, or one exported from this same run, which needs no --force) the precisions it has are kept, made again: --no-fp16, --no-int8, --no-int8-trt leave them out.")] = None,
     int8: Annotated[Optional[bool], typer.Option("--int8/--no-int8", help="Also write int8 components (<component>.int8.onnx): static QDQ calibrated on the components' real inputs recorded while the fp32 bundle samples, op types and float-kept layers chosen by measurement, gated on whole sampling runs against fp32. A component int8 does not speed up keeps its float file.")] = None,
@@ -48,6 +49,7 @@ def export(
                gen export --model sd-lora --base ./sd15 --lora runs/pets --out bundles/pets --fp16
                gen export --model sd-lora --base ./sd15 --lora ./lcm-lora-sdv1-5 --out bundles/sd15-lcm   (4 steps)
                gen export --model sd --textual-inversion runs/cat-toy --out bundles/cat-toy   (then: --prompt "a photo of a <cat-toy>")
+               gen export --model sd --base ./sd15 --lora-slots 16 --out bundles/sd15   (then: gen lora add bundles/sd15 pets.safetensors --name pets)
                gen export --model sd --base runs/dreambooth --out bundles/sks   (a full DreamBooth run is a base folder)
                gen export bundles/sd --tiny-decoder runs/sd-tiny-decoder  (add a `gen distill decoder` run's tiny decoder)
     """
@@ -63,10 +65,15 @@ def export(
         return _add_tiny_decoder(ctx, run, tiny_decoder, opset, tolerance, force)
     _check_what_to_export(run, model, base, lora, lora_scale, tolerance, textual_inversion, out, classifier)
     if run is not None:
+        if lora_slots:
+            from gen.errors import GenError
+
+            raise GenError("--lora-slots applies to Stable Diffusion exports (--model sd, sd-lora or tiny-sd)")
         return _export_run(run, out, classifier, precisions=precisions, opset=opset, force=force, tolerance=tolerance,
                            int8=int8_options, drop=drop)
     _export_model(model, out, base=base, lora=lora, lora_scale=lora_scale, precisions=precisions, opset=opset, force=force,
-                  tolerance=tolerance, int8=int8_options, embeddings=tuple(textual_inversion or ()), drop=drop)
+                  tolerance=tolerance, int8=int8_options, embeddings=tuple(textual_inversion or ()), drop=drop,
+                  lora_slots=lora_slots)
 
 
 def _int8_options(int8, int8_trt, int8_openvino, int8_openvino_only, calibration, calibration_method, int8_groups,

@@ -40,6 +40,8 @@ def generate(
     direction: Annotated[Optional[str], typer.Option(help="With --image on a CycleGAN bundle: AtoB (default) or BtoA.")] = None,
     target_domain: Annotated[Optional[str], typer.Option(help="With --image on a multi-domain bundle: the domain to translate into, by name or index.")] = None,
     decoder: Annotated[Optional[str], typer.Option(help="Text-to-image: full (the VAE decoder, default) or tiny (the bundle's distilled tiny decoder, from `gen export BUNDLE --tiny-decoder RUN`: faster, approximate).")] = None,
+    lora: Annotated[Optional[str], typer.Option(help="Text-to-image: a LoRA adapter of the bundle by name (a bundle exported with --lora-slots; `gen lora list BUNDLE` shows them).")] = None,
+    lora_scale: Annotated[Optional[float], typer.Option(help="With --lora: the adapter's strength, in [-4, 4] (1 = as trained).")] = None,
     psi: Annotated[Optional[float], typer.Option(help="StyleGAN truncation in [0, 1]: 1 none, lower pulls towards the average image.")] = None,
     mix_seed: Annotated[Optional[int], typer.Option(help="StyleGAN style mixing: layers from --mix-layer on take this seed's styles.")] = None,
     mix_layer: Annotated[Optional[int], typer.Option(help="StyleGAN style mixing: first layer that reads --mix-seed (0 = all of them).")] = None,
@@ -90,13 +92,14 @@ def generate(
         sampler = Sampler(url, backend="triton", model=model) if url else \
             Sampler(bundle, backend=backend, device=device, precision=precision, threads=threads)
         with sampler:  # closed when done: a served model's client holds a keep-alive connection a stopping Triton waits for
-            each = dict(negative_prompt=negative_prompt, steps=steps, scheduler=scheduler, guidance=guidance,
-                        strength=strength, direction=direction, decoder=decoder, target_domain=target_domain)
-            if folder:  # the options that apply to each image of a folder on its own
-                return _translate_folder(ctx, sampler, image, out, seed, reconstruct, force, bundle, prompt=prompt, **each)
-            images, n, elapsed = _sample(sampler, url, image, n, seed, interpolate, frames, reconstruct, prompt, **each,
-                                         labels=label, classifier_scale=classifier_scale, height=height, width=width,
-                                         mask=mask, psi=psi, mix_seed=mix_seed, mix_layer=mix_layer, eta=eta)
+            shared = {"negative_prompt": negative_prompt, "steps": steps, "scheduler": scheduler, "guidance": guidance,
+                      "strength": strength, "direction": direction, "decoder": decoder, "lora": lora, "lora_scale": lora_scale,
+                      "target_domain": target_domain}
+            if folder:
+                return _translate_folder(ctx, sampler, image, out, seed, reconstruct, force, bundle, prompt=prompt, **shared)
+            images, n, elapsed = _sample(sampler, url, image, n, seed, interpolate, frames, reconstruct, prompt, labels=label,
+                                         classifier_scale=classifier_scale, height=height, width=width, mask=mask,
+                                         psi=psi, mix_seed=mix_seed, mix_layer=mix_layer, eta=eta, **shared)
             d = None if url else sampler.backend.describe()
             resize = _resize_note(sampler, image, reconstruct)
     _save(out, images, one=image is not None and len(images) == 1, strip=interpolate is not None)
@@ -115,7 +118,7 @@ def _refuse_what_does_not_apply(ctx, frames, interpolate, n, reconstruct, image,
     if reconstruct and image is None:
         raise GenError("--reconstruct encodes and decodes --image: give --image FILE or --image FOLDER")
     sampling_only = ("n", "steps", "scheduler", "eta", "label", "guidance", "classifier_scale", "psi", "mix_seed", "mix_layer",
-                     "interpolate", "prompt", "negative_prompt", "height", "width", "mask", "strength", "direction", "decoder",
+                     "interpolate", "prompt", "negative_prompt", "height", "width", "mask", "strength", "direction", "decoder", "lora", "lora_scale",
                      "target_domain")
     if reconstruct and (unused := given_options(ctx, sampling_only)):
         raise GenError(f"{', '.join(unused)} {agree(unused, 'does', 'do')} not apply with --reconstruct "

@@ -49,7 +49,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "strength": FRACTION, "mix_layer": (0, 64), "frames": (1, 4096), "eta": (0, 10), "label": (0, 10**6),
     "threads": THREADS,
     # export
-    "lora_scale": (-10, 10), "calibration": (1, 10**4), "int8_min_psnr": (0, 200), "int8_min_speedup": (0, 100),
+    "lora_scale": (-10, 10), "lora_slots": (0, 256), "calibration": (1, 10**4), "int8_min_psnr": (0, 200), "int8_min_speedup": (0, 100),
     "opset": (1, 100), "tolerance": (0, 10),  # the exporter names its supported opsets
     # tune: an hour of timing is past any bundle's need; a plan for more than 256 images a call, a typo
     "min_psnr": (0, 200), "threshold": (1, 10), "max_seconds": (10, 3600), "tune.n": (1, 256), "tune.steps": (1, 1000),

@@ -15,11 +15,12 @@ def build(
     out: Annotated[str, typer.Option(help="Model repository directory to write.")] = "model_repository",
     flavour: Annotated[str, typer.Option(help="python: components run in onnxruntime inside python-backend models (any Triton, CPU-only too); native: onnxruntime_onnx component configs for GPU hosts with that backend.")] = "python",
     max_batch: Annotated[int, typer.Option(help="Largest batch a component model accepts (guided diffusion serves half of it per request).")] = 64,
-    instances: Annotated[int, typer.Option(help="Pipeline model instances: requests served concurrently.")] = 4,
+    instances: Annotated[Optional[int], typer.Option(help="Pipeline model instances. Default: 1 with --batching step (its batch is where concurrent requests meet; more instances split them), 4 with --batching request (each instance serves one request at a time).")] = None,
     name: Annotated[Optional[List[str]], typer.Option(help="Model name per bundle (default: the bundle directory's name).")] = None,
     dynamic_batching: Annotated[bool, typer.Option(help="Let Triton merge concurrent component calls into one batch.")] = True,
     components: Annotated[str, typer.Option(help="inline: the pipeline runs the ONNX files itself (no round trip per network call; fastest on CPUs); bls: it calls the component models through Triton, whose dynamic batching merges concurrent requests' calls (for GPUs, where batching pays).")] = "inline",
     threads: Annotated[Optional[int], typer.Option(help="onnxruntime threads per component model.")] = None,
+    batching: Annotated[str, typer.Option(help="step: concurrent requests' diffusion steps run as one network call per step, and a request arriving mid-run joins at the next step (no waiting behind long requests); request: each pipeline instance samples one request at a time, start to end.")] = "step",
     precision: Annotated[Optional[str], typer.Option(help="Which of the bundles' variants to serve: fp32, fp16 (GPU hosts), int8 (CPU hosts; export with --int8). Default: a bundle's plan for this host (gen tune) in inline python pipelines, else fp32.")] = None,
     max_steps: Annotated[Optional[int], typer.Option(help="Most diffusion steps one request may ask for (default: the family's, 1000; 500 for SD).")] = None,
     max_pixels: Annotated[Optional[int], typer.Option(help="Most height x width per image for text-to-image requests (default: 4x the model's native size).")] = None,
@@ -34,7 +35,7 @@ def build(
 
     path = build_repository(bundles, out, flavour=flavour, max_batch=max_batch, instances=instances, names=name,
                             dynamic_batching=dynamic_batching, threads=threads, force=force, components=components, precision=precision,
-                            limits={"steps": max_steps, "pixels": max_pixels, "prompt_chars": max_prompt_chars},
+                            batching=batching, limits={"steps": max_steps, "pixels": max_pixels, "prompt_chars": max_prompt_chars},
                             log=typer.echo)
     typer.echo(f"model repository written to {path}  (start it: gen serve start {path})")
 

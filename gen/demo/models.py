@@ -2,6 +2,8 @@
 `generate()` arguments, lazily opened Samplers per precision, and an admission gate.
 
 The gate runs at most `concurrency` generations of one model at a time and lets `queue` more wait;
+with more than one at a time, a bundle's runs meet in one step batch (gen.runtime.step_batch: one
+network call per diffusion step for all of them, a newcomer joining at the next step);
 a request beyond that is refused at once (the app answers 429 with a Retry-After from the last run's
 time) instead of piling up behind a slow diffusion model. A run is cancelled between steps when its
 `cancel` event is set (the client went away).
@@ -89,6 +91,8 @@ class DemoModel:
             if key not in self._samplers:
                 precise = {"precision": precision} if precision else {}  # a served model's Sampler refuses one
                 self._samplers[key] = Sampler(self.location, **self.options, **precise)
+                if self.concurrency > 1:  # runs at once meet in one step batch
+                    self._samplers[key].source.batch_steps()
             return self._samplers[key]
 
     def preview(self, x0, precision: str | None = None) -> np.ndarray:

@@ -108,8 +108,8 @@ def _not_written_by_gen(out: Path) -> list[str]:
     named += list(manifest.weights.values()) + [f.path for f in manifest.weights_files or ()]
     named += [manifest.text.tokenizer] if manifest.text else []
     # trt/: gen export BUNDLE --trt's engines; plans/: gen tune's per-host plans (stale once re-exported);
-    # optimize/: gen optimize's report
-    ours = {MANIFEST, "trt", PLANS, "optimize"} | {Path(p).parts[0] for p in named}
+    # optimize/: gen optimize's report; loras/: adapters added with gen lora add (gen.runtime.loras)
+    ours = {MANIFEST, "trt", PLANS, "optimize", "loras"} | {Path(p).parts[0] for p in named}
     return sorted(e.name for e in out.iterdir() if e.name not in ours)
 
 

@@ -187,6 +187,11 @@ ARGUMENTS = _arguments(
              "StyleGAN bundles", "an integer", served="interpolate"),
     Argument("decoder", "name", "which VAE decoder makes the images: full (the default) or tiny (the bundle's distilled "
              "tiny decoder: several times faster, approximate; a preview)", "Stable Diffusion bundles", served="decoder"),
+    Argument("lora", "texts", "LoRA adapter by name (gen lora add), or one per prompt ('' = none); rows with "
+             "different adapters share each UNet call", "Stable Diffusion bundles exported with LoRA slots (gen export "
+             "--model sd --lora-slots RANK)", served="lora"),
+    Argument("lora_scale", "float", "the adapter's strength (1 = as trained, 0 = the base)", "Stable Diffusion bundles "
+             "with LoRA slots, with lora", "in [-4, 4]", low=-4.0, high=4.0, served="lora_scale"),
     Argument("strength", "fraction", "how far image-to-image departs from the image: the share of the "
              "schedule run (diffusers' strength)", "image-to-image sampling", served="strength"),
 )

@@ -1,7 +1,9 @@
 """Latency benchmark of a bundle across backends, precisions, step counts and batch sizes.
 
-Every configuration runs in this one process, one after another, with the same thread count, the
-same seed and a warm-up first, so the ratios between rows are a fair side-by-side comparison.
+Every configuration runs in this one process with the same thread count, the same seed and a warm-up
+first, and the configurations are timed in alternating rounds (one call of each, in a rotating order,
+then the next round), so a slow spell of a shared host falls on every row alike: the ratios between
+rows are a side-by-side comparison, not a comparison of one minute with the next.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import os
 import platform
 import resource
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -52,14 +55,19 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _time(fn, warmup: int, repeats: int) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
+def _rounds(fns: list, warmup: int, repeats: int) -> list[list[float]]:
+    """Each fn warmed up, then timed once per round, round after round, each round starting one
+    further along (no configuration always runs right after the same other one): per fn, its times."""
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    out: list[list[float]] = [[] for _ in fns]
+    for r in range(repeats):
+        for k in range(len(fns)):
+            i = (r + k) % len(fns)
+            t0 = time.perf_counter()
+            fns[i]()
+            out[i].append(time.perf_counter() - t0)
     return out
 
 
@@ -89,7 +97,7 @@ def run_bench(bundle: str, backends: list[str], precisions: list[str], steps: li
     if threads is not None and threads < 1:
         raise GenError(f"--threads must be at least 1, got {threads}")
     threads = threads or os.cpu_count() or 1
-    rows, skipped, described = [], [], {}
+    skipped, described, contenders = [], {}, []
     for backend in backends:
         for precision in ([PLAN] if backend == AUTO else precisions):  # the plan picks its own precisions
             missing = [] if backend == AUTO else \
@@ -109,8 +117,12 @@ def run_bench(bundle: str, backends: list[str], precisions: list[str], steps: li
             described[f"{backend}/{precision}"] = {**sampler.backend.describe(), "plan_note": sampler.plan_note}
             if sampler.plan_note:
                 log(f"auto: {sampler.plan_note}")
-            rows += _time_sampler(sampler, backend, precision, batches, steps, warmup, repeats, skipped, log)
-            sampler.close()
+            contenders.append(Contender(sampler, backend, precision))
+    try:
+        rows = _time_contenders(contenders, batches, steps, warmup, repeats, skipped, log)
+    finally:
+        for c in contenders:
+            c.sampler.close()
     busy = [r for r in rows if r["busy"] or r["end_to_end"]["wide_spread"]]
     if busy:
         log(f"warning: {len(busy)} of {len(rows)} rows were timed on a busy host or spread wide (marked 'busy' / "
@@ -119,44 +131,73 @@ def run_bench(bundle: str, backends: list[str], precisions: list[str], steps: li
             "environment": environment(threads), "settings": {"warmup": warmup, "repeats": repeats, "device": device}}
 
 
-def _time_sampler(sampler, backend: str, precision: str, batches, steps, warmup: int, repeats: int, skipped: list,
-                  log) -> list[dict]:
-    """One backend/precision's rows: each component's calls, and whole sampling calls at each batch size and
-    step count (a step count past the bundle's limit is skipped, said once)."""
+@dataclass
+class Contender:
+    sampler: object
+    backend: str
+    precision: str
+    overheads: list = field(default_factory=list)
+
+
+def _time_contenders(contenders: list[Contender], batches, steps, warmup: int, repeats: int, skipped: list,
+                     log) -> list[dict]:
+    """Every configuration's rows: each component's calls, and whole sampling calls at each batch size
+    and step count, the configurations in alternating rounds (a step count past a bundle's limit is
+    skipped for that configuration, said once). Rows come back grouped by configuration."""
     from gen.runtime.host import LoadWatch
 
-    spec, rows = sampler.bundle.spec, []
+    if not contenders:
+        return []
+    spec, rows = contenders[0].sampler.bundle.spec, []
     for batch in batches:
-        per_config = reset_peak_rss()
-        watch = LoadWatch().start()
-        comps = {}
-        for c in sampler.bundle.components:
-            feeds = spec.example_feeds(sampler.bundle, c, batch)
-            comps[c] = _percentiles(_time(lambda c=c, feeds=feeds: sampler.backend.outputs(c, feeds), warmup, repeats))
+        comps: list[dict] = [{} for _ in contenders]
+        for name in contenders[0].sampler.bundle.components:
+            feeds = spec.example_feeds(contenders[0].sampler.bundle, name, batch)
+            times = _rounds([lambda c=c: c.sampler.backend.outputs(name, feeds) for c in contenders], warmup, repeats)
+            for i, t in enumerate(times):
+                comps[i][name] = _percentiles(t)
         for s in (steps if spec.diffusion else [None]):
-            if s is not None and s > sampler.limits.steps:  # e.g. 50 steps of a 4-step student
+            able = [i for i, c in enumerate(contenders) if s is None or s <= c.sampler.limits.steps]
+            for i in sorted(set(range(len(contenders))) - set(able)):  # e.g. 50 steps of a 4-step student
+                c = contenders[i]
                 if batch == batches[0]:
-                    skipped.append({"backend": backend, "precision": precision, "steps": s,
-                                    "reason": f"steps {s} is over this bundle's limit of {sampler.limits.steps}"})
-                    log(f"skip {backend}/{precision} steps {s}: over this bundle's limit of {sampler.limits.steps}")
+                    limit = c.sampler.limits.steps
+                    skipped.append({"backend": c.backend, "precision": c.precision, "steps": s,
+                                    "reason": f"steps {s} is over this bundle's limit of {limit}"})
+                    log(f"skip {c.backend}/{c.precision} steps {s}: over this bundle's limit of {limit}")
+            if not able:
                 continue
-            overheads = []
-
-            def once():
-                sampler.generate(n=batch, seed=0, **spec.bench_arguments(s, sampler.bundle))
-                overheads.append(sampler.last_timing["overhead_s"] / sampler.last_timing["total_s"])
-
-            e2e = _percentiles(_time(once, warmup, repeats))
+            peaks = {}
+            for i in able:  # each one's memory high-water mark over its own first calls (others stay resident)
+                per_config = reset_peak_rss()
+                _generate(contenders[i], batch, s, spec)
+                peaks[i] = (peak_rss_mib(), per_config)
+            watch = LoadWatch().start()
+            times = _rounds([lambda c=contenders[i]: _generate(c, batch, s, spec) for i in able], max(warmup - 1, 0),
+                            repeats)
             load = watch.stop()
-            row = {"load": load, "busy": load["busy"], "backend": backend, "precision": precision, "batch": batch, "steps": s,
-                   "end_to_end": e2e, "images_per_s": batch / (e2e["median_ms"] / 1e3),
-                   "sampler_overhead_fraction": float(np.median(overheads[warmup:] or overheads)),
-                   "components": comps, "peak_rss_mib": peak_rss_mib(),
-                   "peak_rss_scope": "this backend/precision/batch" if per_config else "process so far"}
-            rows.append(row)
-            log(_row_line(row))
-            watch = LoadWatch().start()  # the next step count's own window
+            for i, t in zip(able, times):
+                c = contenders[i]
+                e2e = _percentiles(t)
+                overheads = c.overheads[-repeats:]
+                row = {"load": load, "busy": load["busy"], "backend": c.backend, "precision": c.precision, "batch": batch,
+                       "steps": s, "end_to_end": e2e, "images_per_s": batch / (e2e["median_ms"] / 1e3),
+                       "sampler_overhead_fraction": float(np.median(overheads)), "components": comps[i],
+                       "peak_rss_mib": peaks[i][0], "config": i,
+                       "peak_rss_scope": ("this configuration's first calls, the others loaded beside it" if peaks[i][1]
+                                          else "process so far")}
+                rows.append(row)
+                log(_row_line(row))
+    rows.sort(key=lambda r: r["config"])  # stable: each configuration's batches and step counts in order
+    for r in rows:
+        del r["config"]
     return rows
+
+
+def _generate(c: Contender, batch: int, steps, spec) -> None:
+    c.sampler.generate(n=batch, seed=0, **spec.bench_arguments(steps, c.sampler.bundle))
+    timing = c.sampler.last_timing
+    c.overheads.append(timing["overhead_s"] / timing["total_s"])
 
 
 def _row_line(r: dict) -> str:

@@ -46,6 +46,46 @@ def mix_guidance(out, n: int, guidance: float, unconditional_first: bool):
     return u + float(np.float32(guidance)) * (c - u)
 
 
+class DenoiseState:
+    """One request's place in the denoising loop: its sample, scheduler (and so its timesteps), step
+    index, noise generator, guidance and network call, with the network call itself left out. The
+    loop alone (`denoise`) and a batcher stepping many requests with one network call per step
+    (gen.runtime.step_batch) both run it, so a request's images do not depend on who else ran."""
+
+    def __init__(self, sched, x: np.ndarray, rng, call: DenoiserCall, guidance: float | None = None,
+                 unconditional_first: bool = True, on_step: Callable | None = None,
+                 after_step: Callable | None = None, guide: Callable | None = None):
+        self.sched, self.x, self.rng, self.call, self.guidance = sched, x, rng, call, guidance
+        self.unconditional_first, self.on_step, self.after_step, self.guide = unconditional_first, on_step, after_step, guide
+        self.i, self.model_in = 0, None
+
+    @property
+    def done(self) -> bool:
+        return self.i >= len(self.sched.timesteps)
+
+    def feeds(self) -> dict[str, np.ndarray]:
+        """The network's feeds for this step (batch-major: rows of several requests concatenate)."""
+        t = self.sched.timesteps[self.i]
+        self.model_in = model_input(self.sched, self.x, t, self.guidance is not None)
+        return self.call.feeds(self.model_in, t)
+
+    def advance(self, out) -> None:
+        """Take this step with the network's output for the feeds() just given."""
+        sched, n, t = self.sched, len(self.x), self.sched.timesteps[self.i]
+        if self.guidance is not None:
+            out = mix_guidance(out, n, self.guidance, self.unconditional_first)
+        if self.guide is not None:
+            out = self.guide(self.model_in[:n], t, out)
+        noise = self.rng.standard_normal(self.x.shape, dtype=np.float32) if sched.needs_noise else None
+        result = sched.step(out, t, self.x, noise=noise)
+        self.x, i = result.prev_sample, self.i
+        if self.after_step is not None:
+            self.x = self.after_step(i, self.x)
+        self.i += 1
+        if self.on_step is not None:
+            self.on_step(i, len(sched.timesteps), result.pred_original_sample)
+
+
 def denoise(sched, x: np.ndarray, rng, backend, call: DenoiserCall, guidance: float | None = None,
             unconditional_first: bool = True, on_step: Callable | None = None,
             after_step: Callable | None = None, guide: Callable | None = None) -> np.ndarray:
@@ -60,23 +100,15 @@ def denoise(sched, x: np.ndarray, rng, backend, call: DenoiserCall, guidance: fl
     (classifier guidance adds a classifier's gradient).
     `after_step(i, x) -> x` may change the sample after each step (inpainting puts the kept region back).
     Without those two, and with a scheduler whose steps are its coefficients (`linear_steps`), a
-    backend with a device-resident loop (`resident_loop`) runs the whole loop.
+    backend with a device-resident loop (`resident_loop`) runs the whole loop. A backend that batches
+    concurrent requests' steps (`join_steps`, gen.runtime.step_batch) runs this request's state among theirs.
     """
     if guide is None and after_step is None and sched.linear_steps and backend.resident_loop:
         return backend.denoise_resident(sched, x, rng, call, guidance, unconditional_first, on_step)
-    n = len(x)
-    for i, t in enumerate(sched.timesteps):
-        model_in = model_input(sched, x, t, guidance is not None)
-        out = backend.run(call.component, call.feeds(model_in, t))
-        if guidance is not None:
-            out = mix_guidance(out, n, guidance, unconditional_first)
-        if guide is not None:
-            out = guide(model_in[:n], t, out)
-        noise = rng.standard_normal(x.shape, dtype=np.float32) if sched.needs_noise else None
-        result = sched.step(out, t, x, noise=noise)
-        x = result.prev_sample
-        if after_step is not None:
-            x = after_step(i, x)
-        if on_step is not None:
-            on_step(i, len(sched.timesteps), result.pred_original_sample)
-    return x
+    state = DenoiseState(sched, x, rng, call, guidance, unconditional_first, on_step, after_step, guide)
+    join = getattr(backend, "join_steps", None)
+    if join is not None:
+        return join(state)
+    while not state.done:
+        state.advance(backend.run(call.component, state.feeds()))
+    return state.x

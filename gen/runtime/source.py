@@ -50,6 +50,10 @@ class Source:
         """A step's x0 (what on_step gets) as images in [-1, 1], NCHW; where `previews` is true."""
         return x0
 
+    def batch_steps(self) -> None:
+        """Let concurrent generate() calls run their diffusion steps as one batch; here nothing (a served
+        model's server batches, gen serve build --batching)."""
+
     def argument(self, name: str) -> dict:
         """What this model adds to the declaration of one argument it takes (its choices, its default)."""
         return {}

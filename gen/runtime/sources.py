@@ -66,6 +66,14 @@ class BundleSource(Source):
         self.last_timing = {"total_s": total, "network_s": network, "overhead_s": total - network}
         return np.clip(images, -1.0, 1.0)
 
+    def batch_steps(self) -> None:
+        """From now on, concurrent generate() calls (threads) run their diffusion steps as one batch per
+        step (gen.runtime.step_batch); each call's images stay what it would get alone."""
+        from gen.runtime.step_batch import StepBatcher
+
+        if not isinstance(self.backend, StepBatcher):
+            self.backend, self._routine = StepBatcher(self.backend), None
+
     def reconstruct(self, images) -> np.ndarray:
         from gen.runtime.arguments import ARGUMENTS
         from gen.runtime.image_input import fit_to_model
@@ -108,8 +116,7 @@ class BundleSource(Source):
             return {"choices": list(bundle.manifest.conditioning.class_names) or [str(i) for i in range(bundle.num_classes)]}
         if name == "steps":
             return {"default": bundle.sampling.default_steps}
-        choices = bundle.spec.choices(bundle, name)  # values the bundle defines (a multi-domain model's domains)
-        return {"choices": choices} if choices else {}
+        return bundle.spec.argument(bundle, name)
 
     def describe(self) -> dict:
         return self.backend.describe()

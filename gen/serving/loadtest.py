@@ -14,6 +14,34 @@ import numpy as np
 from gen.errors import GenError
 
 
+def spread(url: str, model: str, requests: int, concurrency: int, one) -> float:
+    """Requests 0..requests-1 over `concurrency` threads, each with its own client, as `one(client, i)`
+    (which must not raise); the wall seconds they took."""
+    from gen.runtime.remote import RemoteGenerator
+
+    lock, counter = threading.Lock(), iter(range(requests))
+
+    def worker():
+        client = RemoteGenerator(url, model)
+        try:
+            while True:
+                with lock:
+                    i = next(counter, None)
+                if i is None:
+                    return
+                one(client, i)
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - t0
+
+
 def run_load(url: str, model: str, concurrency: list[int], requests: int, n: int = 1, steps: int | None = None,
              labels=None, check=None, log=print, **arguments) -> list[dict]:
     """For each concurrency c: `requests` requests spread over c threads, each with its own client;
@@ -29,21 +57,8 @@ def run_load(url: str, model: str, concurrency: list[int], requests: int, n: int
     rows = []
     for c in concurrency:
         latencies, errors, lock = [], [], threading.Lock()
-        counter = iter(range(requests))
 
-        def worker():
-            client = RemoteGenerator(url, model)
-            try:
-                while True:
-                    with lock:
-                        i = next(counter, None)
-                    if i is None:
-                        return
-                    _one(client, i)
-            finally:
-                client.close()
-
-        def _one(client, i):
+        def one(client, i, latencies=latencies, errors=errors, lock=lock):
             t0 = time.perf_counter()
             try:
                 images = client.generate(n=n, seed=i, steps=steps, labels=labels, **arguments)
@@ -61,13 +76,7 @@ def run_load(url: str, model: str, concurrency: list[int], requests: int, n: int
             warm.generate(n=n, seed=0, steps=steps, labels=labels, **arguments)  # warm-up
         finally:
             warm.close()
-        threads = [threading.Thread(target=worker) for _ in range(c)]
-        t0 = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        wall = time.perf_counter() - t0
+        wall = spread(url, model, requests, c, one)
         lat = np.asarray(latencies or [float("nan")]) * 1e3
         row = {"concurrency": c, "requests": requests, "completed": len(latencies), "images_per_request": n, "steps": steps,
                "p50_ms": float(np.percentile(lat, 50)), "p95_ms": float(np.percentile(lat, 95)),

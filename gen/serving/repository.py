@@ -6,6 +6,7 @@ Per bundle NAME:
       config.pbtxt
       1/model.py, 1/gen.json
       1/tokenizer/     text-to-image bundles: the pipeline tokenizes prompts itself
+      1/loras/         a bundle's LoRA adapters (gen.runtime.loras), read at request time
     NAME_<component>/  one per network (generator, decoder, denoiser; text_encoder, unet, vae_*)
       config.pbtxt     python flavour: python backend + onnxruntime; native: onnxruntime_onnx
       1/model.onnx (+ 1/model.py in the python flavour)
@@ -31,6 +32,9 @@ from gen.runtime.names import check_model_name
 
 FLAVOURS = ("python", "native")
 COMPONENT_MODES = ("bls", "inline")
+# step: concurrent requests' denoising steps run as one batch (gen.runtime.step_batch); request: one
+# request at a time per pipeline instance, start to end
+BATCHING = ("step", "request")
 REPOSITORY_MARKER = "gen-repository.json"
 TRITON_TYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "int64": "TYPE_INT64", "int32": "TYPE_INT32",
                 "uint8": "TYPE_UINT8", "bytes": "TYPE_STRING"}
@@ -94,23 +98,26 @@ def component_config(name: str, signature: dict, flavour: str, max_batch: int, d
 
 
 def pipeline_config(name: str, bundle, max_n: int, instances: int, components: str, precision: str, threads: int,
-                    limits: dict | None = None, planned: bool = False) -> str:
+                    limits: dict | None = None, planned: bool = False, batching: str = "step",
+                    max_rows: int | None = None) -> str:
     """The pipeline model's config: its request inputs and outputs are the family's (gen.runtime.families)."""
     spec = bundle.spec
     parts = [f'name: "{name}"', 'backend: "python"', "max_batch_size: 0",
              _io_block("input", spec.served_inputs(bundle), False), _io_block("output", spec.served_outputs(bundle), False),
              f"instance_group [ {{ count: {instances} kind: KIND_CPU }} ]",
              _params({"component_prefix": f"{name}_", "max_n": max_n, "components": components,
-                      "precision": precision, "threads": threads, "backend": "auto" if planned else "ort",
+                      "precision": precision, "threads": threads, "backend": "auto" if planned else "ort", "batching": batching,
+                      "max_rows": max_rows or max_n,
                       **{f"max_{k}": v for k, v in (limits or {}).items() if v is not None}})]
     return "\n".join(parts) + "\n"
 
 
-def build_repository(bundles: list[str], out: str, flavour: str = "python", max_batch: int = 64, instances: int = 4,
+def build_repository(bundles: list[str], out: str, flavour: str = "python", max_batch: int = 64, instances: int | None = None,
                      names: list[str] | None = None, dynamic_batching: bool = True, threads: int | None = None,
                      precision: str | None = None, force: bool = False, components: str = "inline",
-                     limits: dict | None = None, log=lambda *_: None) -> Path:
-    """`limits` (steps, pixels, prompt_chars; n comes from max_batch) override the families' defaults
+                     limits: dict | None = None, log=lambda *_: None, batching: str = "step") -> Path:
+    """`batching` is how a pipeline instance takes concurrent requests (BATCHING).
+    `limits` (steps, pixels, prompt_chars; n comes from max_batch) override the families' defaults
     in the served pipelines (gen.runtime.families.Limits).
 
     With no `precision`, an inline python pipeline runs its bundle's plan for this host (gen tune), when
@@ -126,6 +133,10 @@ def build_repository(bundles: list[str], out: str, flavour: str = "python", max_
         raise GenError(f"unknown --flavour {flavour!r}; choose one of {', '.join(FLAVOURS)}")
     if components not in COMPONENT_MODES:
         raise GenError(f"unknown --components {components!r}; choose one of {', '.join(COMPONENT_MODES)}")
+    if batching not in BATCHING:
+        raise GenError(f"unknown --batching {batching!r}; choose one of {', '.join(BATCHING)}")
+    if instances is None:  # a step batch is where concurrent requests meet: more instances would split it
+        instances = 1 if batching == "step" else 4
     if max_batch < 1 or instances < 1:
         raise GenError(f"--max-batch and --instances must be >= 1, got {max_batch} and {instances}")
     for key, value in (limits or {}).items():  # None: the family's default; 0 is not a way to say so
@@ -153,7 +164,7 @@ def build_repository(bundles: list[str], out: str, flavour: str = "python", max_
         _refuse_replacing(out_path, force, bundles)
         with staged_dir(out_path, "build") as tmp:
             _write_repository(tmp, bundles, names, flavour, max_batch, instances, dynamic_batching, threads,
-                              precision, components, limits, use_plan, log)
+                              precision, components, limits, use_plan, log, batching)
     return out_path
 
 
@@ -192,7 +203,7 @@ def _refuse_replacing(out: Path, force: bool, bundles) -> None:
 
 
 def _write_repository(tmp: Path, bundles, names, flavour, max_batch, instances, dynamic_batching, threads,
-                      precision, components, limits, use_plan=False, log=lambda *_: None) -> None:
+                      precision, components, limits, use_plan=False, log=lambda *_: None, batching="step") -> None:
     from gen.runtime.plan import PLANS, load_plan
     from gen.runtime.precision import check_precision
 
@@ -224,6 +235,9 @@ def _write_repository(tmp: Path, bundles, names, flavour, max_batch, instances, 
         d = tmp / name
         (d / "1").mkdir(parents=True)
         shutil.copyfile(Path(bundle_path) / MANIFEST, d / "1" / MANIFEST)
+        loras = Path(bundle_path) / "loras"
+        if loras.is_dir():  # adapters travel with the pipeline; `gen lora add REPOSITORY/NAME/1` adds more while it runs
+            shutil.copytree(loras, d / "1" / "loras")
         if bundle.manifest.text is not None:  # the pipeline tokenizes prompts itself
             tokenizer = bundle.resolve(bundle.manifest.text.tokenizer)
             shutil.copytree(tokenizer.parent, d / "1" / tokenizer.parent.relative_to(bundle.path.resolve()))
@@ -240,9 +254,10 @@ def _write_repository(tmp: Path, bundles, names, flavour, max_batch, instances, 
                             _link_or_copy(src, d / "1" / src.name)
         write_bytes(d / "1" / "model.py", SHIM.format(cls="PipelineModel", paths=environment_paths()).encode())
         write_bytes(d / "config.pbtxt", pipeline_config(name, bundle, max_n, instances, components, precision, threads,
-                                                        limits, planned=plan is not None and plan.plan is not None).encode())
+                                                        limits, planned=plan is not None and plan.plan is not None,
+                                                        batching=batching, max_rows=max_batch).encode())
     write_bytes(tmp / REPOSITORY_MARKER, json.dumps({
-        "models": names, "flavour": flavour, "components": components, "max_batch": max_batch, "dynamic_batching": dynamic_batching,
+        "models": names, "flavour": flavour, "components": components, "max_batch": max_batch, "dynamic_batching": dynamic_batching, "batching": batching,
         "python": sys.executable}, indent=2).encode())
 
 

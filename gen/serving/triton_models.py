@@ -11,6 +11,13 @@ imported lazily.
   Triton's dynamic batching merges concurrent requests' calls (throughput); with "inline" it runs
   the ONNX files itself, one round trip less per call (latency). Same code, same noise, same images
   as the in-process Sampler either way.
+
+  With batching="step" (the default) execute() hands each request to a thread of its own and returns
+  at once; the request is answered through its response sender (Triton's python backend allows that
+  in the default, non-decoupled mode since 24.07, and the clients see an ordinary response). The
+  requests' denoising steps meet in a StepBatcher (gen.runtime.step_batch): a request that arrives
+  while others are mid-sampling joins their batch at the next step. With batching="request" each
+  instance samples one request at a time, start to end, as before.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from gen.runtime.remote import PROBE_REFUSAL  # what the health probe (n = 0) mu
 
 ARGUMENTS_BY_SERVED = {a.served: a for a in ARGUMENTS.values() if a.served}
 RAISE_BATCH = "; `gen serve build --max-batch N` raises it"  # the fix, in the batch refusals
+MAX_ACTIVE = 32  # requests one step-batching instance samples at once (threads); more wait for one
 
 def _pb():
     import triton_python_backend_utils as pb_utils
@@ -141,28 +149,45 @@ class PipelineModel:
             backend = BlsBackend(bundle, "cpu", "fp32", None)
         limits = {"n": self.max_n, **{k: int(params[f"max_{k}"]) for k in ("steps", "pixels", "prompt_chars")
                                       if params.get(f"max_{k}")}}
+        self.pool = None
+        if params.get("batching", "request") == "step":
+            from concurrent.futures import ThreadPoolExecutor
+
+            from gen.runtime.step_batch import MAX_ROWS, StepBatcher
+
+            backend = StepBatcher(backend, int(params.get("max_rows", 0)) or MAX_ROWS)  # a network call's rows at most
+            # requests sampled at once (their steps batched); later ones wait for a thread
+            self.pool = ThreadPoolExecutor(int(params.get("max_active", 0)) or MAX_ACTIVE, thread_name_prefix="gen-request")
         self.sampler = Sampler(bundle, backend=backend, limits=limits)
 
     def finalize(self):
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
         self.sampler.close()
 
     def execute(self, requests):
+        if self.pool is None:
+            return [self._respond(r) for r in requests]
+        pb = _pb()
+        for r in requests:  # answered from the pool through the sender: execute() returns at once
+            self.pool.submit(_send, r.get_response_sender(), self._respond, r, pb.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+        return None
+
+    def _respond(self, r):
+        """The response to one request: its images, or its error (never a stack trace, never a dead instance)."""
         from gen.images import to_uint8
 
         pb = _pb()
-        responses = []
-        for r in requests:
-            try:
-                images = self.sampler.generate(**self._arguments(r), output="np", on_step=_stop_if_cancelled(r))
-                arrays = {"images": to_uint8(images), "images_float": np.ascontiguousarray(images, dtype=np.float32)}
-                responses.append(pb.InferenceResponse(output_tensors=[pb.Tensor(k, a) for k, a in arrays.items()]))
-            except GenError as e:
-                responses.append(pb.InferenceResponse(output_tensors=[], error=pb.TritonError(str(e))))
-            except Exception as e:  # never a stack trace to the client, never a dead instance
-                responses.append(pb.InferenceResponse(output_tensors=[], error=pb.TritonError(
-                    f"internal error ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
-                    "the server log has details")))
-        return responses
+        try:
+            images = self.sampler.generate(**self._arguments(r), output="np", on_step=_stop_if_cancelled(r))
+            arrays = {"images": to_uint8(images), "images_float": np.ascontiguousarray(images, dtype=np.float32)}
+            return pb.InferenceResponse(output_tensors=[pb.Tensor(k, a) for k, a in arrays.items()])
+        except GenError as e:
+            return pb.InferenceResponse(output_tensors=[], error=pb.TritonError(str(e)))
+        except Exception as e:  # noqa: BLE001
+            return pb.InferenceResponse(output_tensors=[], error=pb.TritonError(
+                f"internal error ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                "the server log has details"))
 
     def _arguments(self, request) -> dict:
         """The request's inputs as generate() keywords, decoded as the family serves them; the
@@ -184,6 +209,14 @@ class PipelineModel:
         return values
 
 
+def _send(sender, respond, request, final_flag) -> None:
+    """Answer one request from a pool thread; a sender that fails (the client went away) is logged, not raised."""
+    try:
+        sender.send(respond(request), flags=final_flag)
+    except Exception as e:  # noqa: BLE001 - nothing to answer to; the instance goes on
+        print(f"gen pipeline: could not send a response: {e}", file=sys.stderr, flush=True)
+
+
 def _stop_if_cancelled(request):
     """A step hook that ends the sampling loop of a request its client has cancelled (gRPC cancel,
     a closed stream), so an abandoned expensive request stops costing the instance others wait for."""
@@ -193,5 +226,7 @@ def _stop_if_cancelled(request):
 
     def check(i, steps, x0):
         if is_cancelled():
-            raise GenError(f"request cancelled by its client after {i + 1} of {steps} steps")
+            message = f"request cancelled by its client after {i + 1} of {steps} steps"
+            print(f"gen pipeline: {message}", file=sys.stderr, flush=True)  # into Triton's log: no one hears the answer
+            raise GenError(message)
     return check

@@ -525,3 +525,42 @@ def test_the_demos_limit_options_set_what_pages_show_and_requests_may_ask(bundle
         assert e.value.argument == "steps"
     finally:
         model.close()
+
+
+def test_concurrent_demo_runs_share_a_step_batch_and_keep_their_images(bundles):
+    """`gen demo --concurrency 3`: the runs meet in one step batch (gen.runtime.step_batch); each gets
+    the Sampler's images and its own step events, and one cancelled mid-run leaves the others be."""
+    from gen.demo.models import Cancelled, DemoModel
+
+    model = DemoModel("cddpm", str(bundles["cddpm"]), {"backend": "ort", "threads": 1}, concurrency=3, queue=0)
+    requests = [{"n": 2, "seed": 1, "steps": 20, "labels": [3, 4]}, {"n": 1, "seed": 2, "steps": 12, "labels": 7},
+                {"n": 1, "seed": 3, "steps": 20, "labels": 1}]
+    events, outcomes, gate = [[], [], []], [None] * 3, threading.Barrier(3)
+    cancels = [threading.Event() for _ in requests]
+
+    def go(k):
+        def on_step(i, steps, x0):
+            events[k].append(i + 1)
+            if k == 2 and i == 4:
+                cancels[k].set()  # as a client that went away
+
+        model.admit()
+        gate.wait()
+        try:
+            outcomes[k] = model.run(requests[k], None, cancels[k], on_step)[0]
+        except Cancelled as e:
+            outcomes[k] = e
+
+    threads = [threading.Thread(target=go, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    local = Sampler(str(bundles["cddpm"]), backend="ort", threads=1)
+    for k in (0, 1):
+        assert np.array_equal(outcomes[k], local.generate(output="uint8", **requests[k]))
+        assert events[k] == list(range(1, requests[k]["steps"] + 1))
+    assert isinstance(outcomes[2], Cancelled) and events[2] == [1, 2, 3, 4, 5]
+    assert model.runs == {"completed": 2, "cancelled": 1, "failed": 0}
+    assert max(model.sampler().backend.calls_by_rows) == 4  # all three runs in one call (2 + 1 + 1 rows)
+    model.close()

@@ -58,6 +58,8 @@ def test_configs_follow_tritons_rules(bundles, tmp_path, flavour):
                                                        "guidance": True, "label": True}
     assert [o.name for o in pipe.output] == ["images", "images_float"]
     assert pipe.parameters["max_n"].string_value == "16"  # guidance doubles the denoiser batch
+    assert pipe.parameters["batching"].string_value == "step"  # the default: concurrent requests' steps batched
+    assert pipe.parameters["max_rows"].string_value == "32"  # a batched call fits the component's max_batch
     assert json.loads((repo / "gen-repository.json").read_text())["flavour"] == flavour
 
 
@@ -76,6 +78,8 @@ def test_unsafe_model_names_are_refused(bundles, tmp_path, name):
 def test_bad_repository_arguments(bundles, tmp_path):
     with pytest.raises(GenError, match="unknown --flavour 'tensorflow'"):
         build_repository([str(bundles["gan"])], str(tmp_path / "r"), flavour="tensorflow")
+    with pytest.raises(GenError, match="unknown --batching 'token'; choose one of step, request"):
+        build_repository([str(bundles["gan"])], str(tmp_path / "r"), batching="token")
     with pytest.raises(GenError, match="unknown --components 'remote'"):
         build_repository([str(bundles["gan"])], str(tmp_path / "r"), components="remote")
     with pytest.raises(GenError, match="model names must be unique"):

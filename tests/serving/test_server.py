@@ -36,7 +36,7 @@ def server(bundles, tmp_path_factory):
     shutil.copytree(bundles["vae"], broken)
     repo = build_repository([str(bundles["gan"]), str(bundles["cddpm"]), str(bundles["cd-student"]), str(bundles["pix2pix"]),
                              str(bundles["cyclegan"]), str(bundles["vqvae-prior"]), str(bundles["stylegan"]), str(bundles["ddpm-guided"]), str(broken)],
-                            str(root / "repo"), names=["gan", "cddpm", "student", "pix2pix", "cyclegan", "vqvae", "stylegan", "guided", "broken"], max_batch=16, instances=2, threads=1,
+                            str(root / "repo"), names=["gan", "cddpm", "student", "pix2pix", "cyclegan", "vqvae", "stylegan", "guided", "broken"], max_batch=16, instances=1, threads=1,
                             components="bls")
     (repo / "broken_decoder" / "1" / "model.onnx").write_bytes(b"this is not an onnx model")
     srv = TritonServer(str(repo), http_port=free_port(), grpc_port=free_port()).start(timeout=120)
@@ -342,7 +342,9 @@ def test_tritonserver_dies_with_a_killed_gen_serve_start(tmp_path, bundles):
         assert children, "no tritonserver child"
         os.kill(p.pid, signal.SIGKILL)
         p.wait()
-        deadline = time.monotonic() + 30
+        # tritonserver unloads its models on SIGTERM for up to its --exit-timeout-secs (30 s) before it exits:
+        # a slow unload on busy cores is still an exit, so wait past that bound
+        deadline = time.monotonic() + 45
         while time.monotonic() < deadline and any(os.path.exists(f"/proc/{c}") and
                                                   "zombie" not in open(f"/proc/{c}/status").read() for c in children):
             time.sleep(0.2)
@@ -393,7 +395,8 @@ def test_a_cancelled_request_stops_sampling_and_frees_the_instance(tmp_path):
     import tritonclient.grpc as grpcclient
 
     fixture = Path(__file__).resolve().parents[1] / "fixtures" / "bundle-v1-cddpm"
-    repo = build_repository([str(fixture)], str(tmp_path / "repo"), names=["m"], instances=1, threads=2)
+    # request-level: with step batching a short request never waits for a long one (the next test)
+    repo = build_repository([str(fixture)], str(tmp_path / "repo"), names=["m"], instances=1, threads=2, batching="request")
     with TritonServer(str(repo), http_port=free_port(), grpc_port=free_port()) as srv:
         remote = RemoteGenerator(srv.grpc_url, "m")
         t0 = time.perf_counter()
@@ -411,6 +414,42 @@ def test_a_cancelled_request_stops_sampling_and_frees_the_instance(tmp_path):
         remote.infer({"n": np.array([1], np.int32), "steps": np.array([2], np.int32)})
         assert time.perf_counter() - t0 < long_s / 3, "the cancelled request kept the instance busy"
         client.close()
+
+
+def test_step_batching_answers_each_its_own_images_past_a_cancelled_and_a_bad_request(server, bundles):
+    """The served pipeline's step batch (gen serve build --batching step, the default): concurrent
+    requests of 3 and 24 steps get their in-process images while a 1000-step request is cancelled by
+    its client mid-run (it stops: the log says after how many steps) and a bad one is refused alone;
+    the model answers its health probe after."""
+    import time
+
+    import tritonclient.grpc as grpcclient
+
+    from tests.runtime.test_step_batch import run_all
+
+    local = Sampler(str(bundles["cddpm"]), backend="ort")
+    requests = [{"n": 1 + i % 2, "seed": i, "steps": 3 if i % 2 else 24, "labels": i} for i in range(6)]
+    requests.append({"n": 1, "steps": 3, "labels": 42})  # past the model's 10 classes
+    expected = [local.generate(**r) for r in requests[:-1]]
+    client = grpcclient.InferenceServerClient(server.grpc_url.split("//")[1])
+    inputs = []
+    for name, value in (("n", 8), ("steps", 1000)):
+        inputs.append(grpcclient.InferInput(name, [1], "INT32"))
+        inputs[-1].set_data_from_numpy(np.array([value], np.int32))
+    call = client.async_infer("cddpm", inputs, callback=lambda *_, **__: None)
+    results = run_all(Sampler(server.grpc_url, backend="triton", model="cddpm"), requests)  # each in its own thread
+    call.cancel()
+    client.close()
+    for got, want in zip(results, expected):
+        assert np.abs(got - want).max() <= 1e-5
+    assert isinstance(results[-1], GenError) and "label 42 is out of range" in str(results[-1])
+    deadline = time.monotonic() + 30
+    while "cancelled by its client after" not in server.log_tail(200) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    line = next(x for x in server.log_tail(200).splitlines() if "cancelled by its client after" in x)
+    assert int(line.split("after ")[1].split(" of")[0]) < 1000
+    assert server_status(server.http_url, probe=True)["ready"]
+    assert np.abs(Sampler(server.grpc_url, backend="triton", model="cddpm").generate(**requests[0]) - expected[0]).max() <= 1e-5
 
 
 @pytest.mark.parametrize("scheme", ["http", "grpc"])

@@ -7,6 +7,8 @@ optimum's ORT pipeline (benchmarks/ compares the two on identical ONNX):
     unet          sample, timestep[batch], encoder_hidden_states -> out_sample
     vae_decoder   latent_sample (already divided by the VAE scaling factor) -> sample in [-1, 1]
     vae_encoder   sample in [-1, 1] -> latent_sample (the posterior mean, unscaled)
+    unet_lora     with LoRA slots (gen export --lora-slots RANK): unet's inputs plus per-row adapter
+                  factors lora_down_<k>, lora_up_<k> (gen.nets.lora_slots)
 """
 
 from __future__ import annotations
@@ -58,15 +60,20 @@ class VaeEncoder(nn.Module):
         return self.vae.encode(sample, return_dict=False)[0].mode()
 
 
-def components_of(pipe) -> dict[str, nn.Module]:
+def components_of(pipe, lora_rank: int = 0) -> dict[str, nn.Module]:
+    """`lora_rank` > 0 adds unet_lora, the same UNet's weights with adapter slots of that rank."""
     comps = {"text_encoder": TextEncoder(pipe.text_encoder), "unet": UNet(pipe.unet),
              "vae_decoder": VaeDecoder(pipe.vae), "vae_encoder": VaeEncoder(pipe.vae)}
+    if lora_rank:
+        from gen.nets.lora_slots import SlotUNet
+
+        comps["unet_lora"] = SlotUNet(pipe.unet, lora_rank)
     for m in comps.values():
         m.eval().requires_grad_(False)
     return comps
 
 
-def load_components(weights_dir: Path) -> dict[str, nn.Module]:
+def load_components(weights_dir: Path, lora_rank: int = 0) -> dict[str, nn.Module]:
     """The components from a bundle's weights/ (diffusers/transformers folders, safetensors only)."""
     from gen.hf import quiet_hf_logs
 
@@ -77,7 +84,7 @@ def load_components(weights_dir: Path) -> dict[str, nn.Module]:
     classes = dict(zip(PARTS, (CLIPTextModel, UNet2DConditionModel, AutoencoderKL)))
     # what components_of reads, without building a whole pipeline
     parts = SimpleNamespace(**{p: cls.from_pretrained(weights_dir / p, use_safetensors=True) for p, cls in classes.items()})
-    return components_of(parts)
+    return components_of(parts, lora_rank)
 
 
 def save_weights(pipe, weights_dir: Path) -> None:
@@ -85,7 +92,7 @@ def save_weights(pipe, weights_dir: Path) -> None:
         getattr(pipe, part).save_pretrained(weights_dir / part, safe_serialization=True)
 
 
-def signatures(pipe) -> dict[str, dict]:
+def signatures(pipe, lora_rank: int = 0) -> dict[str, dict]:
     hidden = pipe.text_encoder.config.hidden_size
     vocab = int(pipe.text_encoder.config.vocab_size)
     length = pipe.tokenizer.model_max_length
@@ -95,7 +102,7 @@ def signatures(pipe) -> dict[str, dict]:
     lat = pipe.vae.config.latent_channels
     image = ["batch", 3, "height", "width"]
     text = ["batch", length, hidden]
-    return {
+    sigs = {
         "text_encoder": {"inputs": [io_spec("input_ids", "int64", ["batch", length], [0, vocab])],
                          "outputs": [io_spec("last_hidden_state", "float32", text)]},
         # an inpainting UNet reads 9 channels (latents, mask, masked-image latents) and writes 4
@@ -107,13 +114,21 @@ def signatures(pipe) -> dict[str, dict]:
         "vae_encoder": {"inputs": [io_spec("sample", "float32", image)],
                         "outputs": [io_spec("latent_sample", "float32", latent(lat))]},
     }
+    if lora_rank:
+        from gen.nets.lora_slots import factor_names, slot_layers, slot_shapes
+
+        layers = slot_layers(pipe.unet)
+        shapes = [s for pair in slot_shapes(pipe.unet, layers, lora_rank) for s in pair]
+        slots = [io_spec(n, "float32", s) for n, s in zip(factor_names(len(layers)), shapes)]
+        sigs["unet_lora"] = {"inputs": sigs["unet"]["inputs"] + slots, "outputs": sigs["unet"]["outputs"]}
+    return sigs
 
 
 class SdNets(Nets):
     name = "sd"
 
     def load(self, bundle):
-        components = load_components(bundle.resolve(bundle.manifest.weights["diffusers"]))
+        components = load_components(bundle.resolve(bundle.manifest.weights["diffusers"]), bundle.sampling.lora_rank)
         if "tiny_decoder" in bundle.manifest.weights:  # gen export BUNDLE --tiny-decoder RUN
             components["tiny_decoder"] = load_tiny_decoder(bundle.resolve(bundle.manifest.weights["tiny_decoder"]))
         return components

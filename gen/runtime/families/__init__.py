@@ -153,11 +153,6 @@ class Family:
     def check(self, bundle, args: dict) -> None:
         """Rules across arguments or against the bundle; may normalise `args` in place."""
 
-    def choices(self, bundle, name: str) -> list[str] | None:
-        """The valid values of argument `name` where this bundle defines them (a select box's options);
-        None where it does not."""
-        return None
-
     def input_size(self, bundle) -> tuple[int, int]:
         """(height, width) that input images are fitted to: the output's size, unless the model changes
         it (super-resolution reads a smaller image)."""
@@ -221,6 +216,10 @@ class Family:
     def reconstruct(self, backend, images: np.ndarray) -> np.ndarray:
         """Images (float NCHW in [-1, 1], fitted to the model) through encoder and decoder."""
         return self.decode(backend, self.encode(backend, images))
+
+    def argument(self, bundle, name: str) -> dict:
+        """What this bundle adds to one argument's declaration for a form (its choices, read now)."""
+        return {}
 
     def refusal(self, name: str) -> str | None:
         """What to say when `name` is given to a bundle that does not take it; None: the generic line.

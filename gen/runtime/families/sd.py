@@ -14,7 +14,7 @@ deviation SD's VAE keeps near zero), so the same image gives the same latents on
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -28,6 +28,7 @@ from gen.runtime.validate import example_feeds
 BENCH_PROMPT = "a photograph of an astronaut riding a horse"
 # generate(decoder=...): the bundle's VAE decoder, or the tiny one distilled from it (gen distill decoder)
 DECODERS = {"full": "vae_decoder", "tiny": "tiny_decoder"}
+LORA_ARGUMENTS = ("lora", "lora_scale")  # taken where the bundle has LoRA slots (gen.runtime.loras)
 NO_TINY = ("decoder='tiny' needs a bundle with a tiny decoder; this one has none: distil one with `gen distill decoder "
            "BUNDLE --out RUN` and add it with `gen export BUNDLE --tiny-decoder RUN` (or use decoder='full')")
 
@@ -41,13 +42,17 @@ class SdSampling(DiffusionSampling):
     # an inpainting base (e.g. stable-diffusion-inpainting): its UNet reads 2 x latent_channels + 1
     # channels (latents, mask, masked-image latents), so every call needs image= and mask=
     inpainting: bool = False
+    # LoRA slots (gen export --lora-slots RANK): the unet_lora component's rank and the layers it adapts
+    lora_rank: int = 0
+    lora_layers: list[str] = field(default_factory=list)
 
 
 class StableDiffusion(DiffusionFamily):
     name = "sd"
     components = ("text_encoder", "unet", "vae_decoder")
     Sampling = SdSampling
-    takes = ("prompt", "negative_prompt", *DiffusionFamily.takes, "height", "width", "image", "mask", "strength", "decoder")
+    takes = ("prompt", "negative_prompt", *DiffusionFamily.takes, "height", "width", "image", "mask", "strength", "decoder",
+             *LORA_ARGUMENTS)
     required = {"prompt": "this is a text-to-image bundle: pass a prompt, e.g. generate(\"a red house\")"}
     refusals = {"labels": "labels apply to class-conditional bundles; this one is conditioned on a prompt"}
     variable_size = True
@@ -71,6 +76,41 @@ class StableDiffusion(DiffusionFamily):
 
     def guided(self, bundle):
         return True
+
+    def accepts(self, bundle):
+        from gen.runtime.loras import COMPONENT
+
+        return self.takes if COMPONENT in bundle.components else tuple(a for a in self.takes if a not in LORA_ARGUMENTS)
+
+    def argument(self, bundle, name):
+        """The demo's select of adapters, read now (one added since shows up)."""
+        if name == "lora" and "lora" in self.accepts(bundle):
+            from gen.runtime.loras import adapters_of
+
+            return {"choices": adapters_of(bundle).names()}
+        return {}
+
+    @staticmethod
+    def check_lora(bundle, args):
+        """Each adapter named is loaded (and checked) now, before any network runs; adapters that are
+        all "" mean none: the plain unet runs, bit-identical to a bundle without slots."""
+        loras = args.get("lora")
+        if not loras or not any(loras):
+            if "lora_scale" in args and loras is None:
+                raise GenError("lora_scale applies with lora=: name an adapter as well (gen lora list BUNDLE)",
+                               "lora_scale")
+            args.pop("lora", None)
+            args.pop("lora_scale", None)
+            return
+        from gen.runtime.loras import adapters_of
+
+        prompts = len(args.get("prompt", [""]))
+        if len(loras) not in (1, prompts):
+            raise GenError(f"lora: give one adapter, or one per prompt ({prompts}); got {len(loras)}", "lora")
+        store = adapters_of(bundle)
+        for name in dict.fromkeys(loras):
+            if name:
+                store.factors(name)
 
     def check(self, bundle, args):
         super().check(bundle, args)
@@ -98,6 +138,7 @@ class StableDiffusion(DiffusionFamily):
                                    "to resize it") from None
                 height, width = image.shape[1], image.shape[2]
         args["height"], args["width"] = self.size(bundle, height, width)
+        self.check_lora(bundle, args)
 
     @staticmethod
     def check_image(bundle, args, image):
@@ -200,9 +241,21 @@ class TextToImage:
 
         # an inpainting UNet reads [latents, mask, masked-image latents]
         call = DenoiserCall("unet", np.float32, {"encoder_hidden_states": embeddings}, condition)
+        if args.get("lora"):  # the slot UNet, each row's adapter factors fed beside the text (both guidance halves)
+            call = DenoiserCall("unet_lora", np.float32, {**call.constant, **self.adapter_feeds(args, n, guided)},
+                                condition)
         x = denoise(sched, x, rng, self.backend, call, w_guidance if guided else None, on_step=on_step, after_step=after_step)
         latents = (x / np.float32(self.sampling.vae_scaling_factor)).astype(np.float32)
         return self.backend.run(DECODERS[args.get("decoder", "full")], {"latent_sample": latents})
+
+    def adapter_feeds(self, args, n, guided) -> dict:
+        """lora_down_<k> / lora_up_<k> for every row: one adapter for all prompts, or one per prompt."""
+        from gen.runtime.loras import adapters_of
+
+        loras = args["lora"] if len(args["lora"]) > 1 else args["lora"] * len(args["prompt"])
+        rows = [name for name in loras for _ in range(n)]
+        feeds = adapters_of(self.backend.bundle).feeds(rows, args.get("lora_scale", 1.0))
+        return {k: np.concatenate([v, v]) for k, v in feeds.items()} if guided else feeds
 
     def encode(self, image: np.ndarray, shape) -> np.ndarray:
         """Scaled VAE latents of NHWC images in [-1, 1], broadcast to `shape`."""

@@ -39,8 +39,8 @@ class StarGAN(Pix2Pix):
     def feeds(self, image, args):
         return {"image": image, "domain": np.full(len(image), args["target_domain"], np.int64)}
 
-    def choices(self, bundle, name):
-        return list(bundle.sampling.domains) if name == "target_domain" else None
+    def argument(self, bundle, name):
+        return {"choices": list(bundle.sampling.domains)} if name == "target_domain" else super().argument(bundle, name)
 
     def example_for(self, bundle):
         return f"--image IN.png --target-domain {bundle.sampling.domains[-1]} --out OUT.png"
