@@ -81,8 +81,7 @@ def generate(
     from gen.cli.options import given_options, library_errors_as_flags, require_bundle_or_url
     from gen.runtime.sampler import Sampler
 
-    require_bundle_or_url(bundle, url, model, given_options(ctx, ("backend", "device", "precision", "threads")),
-                          given_options(ctx, ("model",)))
+    require_bundle_or_url(bundle, url, model, given_options(ctx, ("backend", "device", "precision", "threads")), given_options(ctx, ("model",)))
     folder = image is not None and os.path.isdir(image)
     _refuse_what_does_not_apply(ctx, frames, interpolate, n, reconstruct, image, folder)
     if not folder:  # a bad --out fails before the images are made
@@ -92,14 +91,13 @@ def generate(
         sampler = Sampler(url, backend="triton", model=model) if url else \
             Sampler(bundle, backend=backend, device=device, precision=precision, threads=threads)
         with sampler:  # closed when done: a served model's client holds a keep-alive connection a stopping Triton waits for
-            shared = {"negative_prompt": negative_prompt, "steps": steps, "scheduler": scheduler, "guidance": guidance,
-                      "strength": strength, "direction": direction, "decoder": decoder, "lora": lora, "lora_scale": lora_scale,
-                      "target_domain": target_domain}
+            shared = {"negative_prompt": negative_prompt, "steps": steps, "scheduler": scheduler, "guidance": guidance, "strength": strength,
+                      "direction": direction, "decoder": decoder, "lora": lora, "lora_scale": lora_scale, "target_domain": target_domain}
             if folder:
                 return _translate_folder(ctx, sampler, image, out, seed, reconstruct, force, bundle, prompt=prompt, **shared)
-            images, n, elapsed = _sample(sampler, url, image, n, seed, interpolate, frames, reconstruct, prompt, labels=label,
-                                         classifier_scale=classifier_scale, height=height, width=width, mask=mask,
-                                         psi=psi, mix_seed=mix_seed, mix_layer=mix_layer, eta=eta, **shared)
+            images, n, elapsed = _sample(sampler, url, image, n, seed, interpolate, frames, reconstruct, prompt, labels=label, eta=eta,
+                                         classifier_scale=classifier_scale, height=height, width=width, mask=mask, psi=psi,
+                                         mix_seed=mix_seed, mix_layer=mix_layer, **shared)
             d = None if url else sampler.backend.describe()
             resize = _resize_note(sampler, image, reconstruct)
     _save(out, images, one=image is not None and len(images) == 1, strip=interpolate is not None)
