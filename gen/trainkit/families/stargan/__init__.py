@@ -26,10 +26,10 @@ class StarGanConfig(TrainConfig):
     steps: int = 3000
     batch_size: int = 16
     lr: float = 2e-4
-    cycle_weight: float = option(10.0, "Weight of the reconstruction L1: G(G(x, c'), c) against x", NON_NEGATIVE)
+    cycle_weight: float = option(5.0, "Weight of the reconstruction L1: G(G(x, c'), c) against x (the paper: 10)", NON_NEGATIVE)
     identity_weight: float = option(0.5, "Identity L1 weight, G(x, c) against x, as a fraction of the cycle weight "
                                     "(0 turns it off)", NON_NEGATIVE)
-    domain_weight: float = option(1.0, "Weight of the domain-classification loss (the discriminator's aux head)",
+    domain_weight: float = option(4.0, "Weight of the domain-classification loss (the discriminator's aux head; the paper: 1)",
                                   NON_NEGATIVE)
     width: int = option(32, "Channels of the generator's and discriminator's first layer", POSITIVE)
     blocks: int = option(3, "Residual blocks in the generator", POSITIVE)
