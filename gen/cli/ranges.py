@@ -39,7 +39,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "r1_gamma": WEIGHT, "ema_beta": FRACTION, "codebook_size": (2, 65536), "code_dim": WIDTH, "commitment": WEIGHT,
     "ema_decay": FRACTION, "dead_code_threshold": (0, 10**6), "prior_dim": WIDTH, "prior_layers": (1, 64),
     "prior_heads": (1, 64), "prior_dropout": FRACTION, "classifier_width": WIDTH, "classifier_scale": (0, 1000),
-    "l1_weight": WEIGHT, "gan_weight": WEIGHT, "adv_weight": WEIGHT, "perceptual_weight": WEIGHT, "cycle_weight": WEIGHT, "identity_weight": WEIGHT, "blocks": (1, 64),
+    "l1_weight": WEIGHT, "gan_weight": WEIGHT, "adv_weight": WEIGHT, "perceptual_weight": WEIGHT, "cycle_weight": WEIGHT, "identity_weight": WEIGHT, "domain_weight": WEIGHT, "blocks": (1, 64),
     "pool_size": (0, 10**4), "rank": (1, 1024), "num_class_images": (1, 10**4), "prior_loss_weight": WEIGHT,
     "num_vectors": (1, 64),  # each vector is a token of the text encoder's 77
     "start_steps": (2, 10**4), "halvings": (1, 20), "skip": (1, 1000), "student_steps": (1, 1000),
