@@ -61,9 +61,14 @@ class Component:
     files: dict[str, ModelFile] = field(default_factory=dict)  # precision name -> file
 
     def signature(self) -> dict:
-        """The I/O part as plain dicts, the form validation and example inputs take."""
-        return {"inputs": [dataclasses.asdict(s) for s in self.inputs],
-                "outputs": [dataclasses.asdict(s) for s in self.outputs]}
+        """The I/O part as plain dicts, the form validation and example inputs take. Built once per
+        component (every network call checks its feeds against it; asdict per call cost a tenth of a
+        small UNet's step) and shared: callers read it, never change it."""
+        cached = self.__dict__.get("_signature")
+        if cached is None:
+            cached = self.__dict__["_signature"] = {"inputs": [dataclasses.asdict(s) for s in self.inputs],
+                                                    "outputs": [dataclasses.asdict(s) for s in self.outputs]}
+        return cached
 
 
 @dataclass
