@@ -11,13 +11,13 @@ from gen.errors import GenError
 
 
 def optimize(
-    source: Annotated[str, typer.Argument(help="The teacher: a run directory from `gen train ddpm` (conditional or not).")],
+    source: Annotated[str, typer.Argument(help="The teacher: a run directory from `gen train ddpm` (conditional or not), or a Stable Diffusion base: tiny-sd (built in, offline) or a diffusers-format folder.")],
     out: Annotated[str, typer.Option(help="Bundle directory to write (only if a candidate passes every gate).")] = "bundles/optimized",
-    gate: Annotated[Optional[list[str]], typer.Option(help="Quality bar against the teacher at its default sampling, repeatable: fd:1.5x (fd at most 1.5x the teacher's), fd:15 (at most 15), accuracy:-2 (label accuracy within 2 points). Default: fd:1.5x, plus accuracy:-2 for a conditional teacher.")] = None,
-    student: Annotated[Optional[list[str]], typer.Option(help="A few-step student of SOURCE to consider (a `gen distill` run), repeatable. With --student, nothing is distilled unless --distill says so.")] = None,
-    distill: Annotated[Optional[str], typer.Option(help="Methods to distil students with, comma-separated: progressive, consistency, or none. Default: both, or none when --student is given. Minutes each on a CPU.")] = None,
+    gate: Annotated[Optional[list[str]], typer.Option(help="Quality bar, repeatable. Digits teachers, against the teacher at its default sampling: fd:1.5x (fd at most 1.5x the teacher's), fd:15 (at most 15), accuracy:-2 (label accuracy within 2 points); default fd:1.5x, plus accuracy:-2 for a conditional teacher. Stable Diffusion, image PSNR against diffusers at 25 DPM-Solver++ steps: psnr:+0 (at least the teacher's own 4-step images'; the default) or psnr:25 (at least 25 dB).")] = None,
+    student: Annotated[Optional[list[str]], typer.Option(help="A few-step student of SOURCE to consider (a `gen distill` run: progressive or consistency for a digits teacher; lcm-lora, or a tiny decoder from `gen distill decoder`, for Stable Diffusion), repeatable. With --student, nothing is distilled unless --distill says so.")] = None,
+    distill: Annotated[Optional[str], typer.Option(help="Methods to distil students with, comma-separated, or none. Digits: progressive, consistency (default both). Stable Diffusion: lcm-lora (the default), decoder (a tiny VAE decoder). None by default when --student is given. Minutes each on a CPU.")] = None,
     work: Annotated[Optional[str], typer.Option(help="Where students, candidate bundles and measurements go (default: OUT-work). --resume continues from it.")] = None,
-    n: Annotated[int, typer.Option(help="Images per quality figure (gen eval's sample size; same seeds for every candidate).")] = 1000,
+    n: Annotated[Optional[int], typer.Option(help="Images per quality figure, the same seeds (and prompts) for every candidate. Default: 1000 for digits (gen eval's sample size), 8 for Stable Diffusion.")] = None,
     batch: Annotated[int, typer.Option(help="Images per timed sampling call.")] = 16,
     seed: Annotated[int, typer.Option(help="Seed of the scored and the timed images.")] = 0,
     int8: Annotated[bool, typer.Option(help="Also export the chosen model at int8 (calibrated, gated; minutes) for the plan to consider.")] = False,
@@ -33,11 +33,14 @@ def optimize(
     OUT/optimize/optimize.json and optimize.png (latency vs quality, gate drawn, choice marked).
     A gate nothing meets writes nothing and names the closest candidate.
 
+    Stable Diffusion: the teacher at 25, 8 and 4 DPM-Solver++ steps, an LCM-LoRA student at 4, 2 and 1, the
+    tiny decoder where there is one; each judged and timed against diffusers' own pipeline at 25 steps.
+
     Example:  gen optimize runs/ddpm --out bundles/fast --gate fd:1.5x
     Then:     gen generate bundles/fast --n 16 --out fast.png   (samples as measured, with the plan)
+    SD:       gen optimize tiny-sd --out bundles/fast-sd         (distils an LCM-LoRA: about a minute)
     """
-    from gen.optimize.candidates import DISTILL
-    from gen.optimize.search import optimize as run_optimize
+    from gen.optimize.run import optimize as run_optimize
 
     students = {}
     for run in student or []:
@@ -45,20 +48,13 @@ def optimize(
         if name in students or name == "teacher":
             raise GenError(f"--student {run}: two students named {name!r}; give them folders of different names", "student")
         students[name] = run
-    methods = DISTILL if distill is None and not students else () if distill in (None, "none") else tuple(
-        m.strip() for m in distill.split(",") if m.strip())
-    bad = [m for m in methods if m not in DISTILL]
-    if bad:
-        raise GenError(f"--distill {distill!r}: unknown method {bad[0]!r}; choose from {', '.join(DISTILL)} or none", "distill")
-    clash = set(methods) & set(students)
-    if clash:
-        raise GenError(f"--student folder name {sorted(clash)[0]!r} is also a method distilled here; rename it", "student")
+    methods = None if distill is None else () if distill == "none" else tuple(m.strip() for m in distill.split(",") if m.strip())
     import shlex
     import sys
 
     record = run_optimize(source, out, gate or [], students, methods, work, resume=resume, force=force, log=typer.echo,
-                          command=shlex.join(["gen", *sys.argv[1:]]), n=n, batch=batch, seed=seed, int8=int8,
-                          max_seconds=max_seconds)
-    final = record["final"]
-    typer.echo(f"wrote {out}: {record['choice']}, {final['speedup']:.1f}x over {record['reference']} end to end with "
+                          command=shlex.join(["gen", *sys.argv[1:]]), batch=batch, seed=seed, int8=int8,
+                          max_seconds=max_seconds, **({"n": n} if n is not None else {}))
+    final, over = record["final"], next(iter(record.get("peer", {})), record["reference"])
+    typer.echo(f"wrote {out}: {record['choice']}, {final['speedup']:.1f}x over {over} end to end with "
                f"this host's plan ({final['plan']}); report {out}/optimize/optimize.png")

@@ -32,5 +32,11 @@ class FeatureClassifier(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
 
+    def blocks(self) -> list[nn.Module]:
+        """The four conv blocks (conv, BN, ReLU each), the pooling head left out: the feature maps that
+        perceptual losses and distances compare, at any image size."""
+        layers = list(self.body)
+        return [nn.Sequential(*layers[i:i + 3]) for i in range(0, 12, 3)]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(x))

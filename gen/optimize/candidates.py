@@ -21,13 +21,16 @@ class Candidate:
     model: str  # TEACHER or a student's name
     steps: int
     scheduler: Optional[str] = None  # None: the model's own default
+    decoder: Optional[str] = None  # latent diffusion: "tiny" for the distilled tiny decoder; None: the full one
 
     @property
     def name(self) -> str:
-        return f"{self.model} {self.scheduler + ' ' if self.scheduler else ''}{self.steps} steps"
+        tiny = ", tiny decoder" if self.decoder == "tiny" else ""
+        return f"{self.model} {self.scheduler + ' ' if self.scheduler else ''}{self.steps} steps{tiny}"
 
     def options(self) -> dict:
-        return {"steps": self.steps, **({"scheduler": self.scheduler} if self.scheduler else {})}
+        return {"steps": self.steps, **({"scheduler": self.scheduler} if self.scheduler else {}),
+                **({"decoder": self.decoder} if self.decoder else {})}
 
 
 def teacher_config(run: str) -> dict:

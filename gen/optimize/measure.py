@@ -19,9 +19,10 @@ def quality(bundle: str, options: dict, n: int, seed: int, backend: str = "ort",
 
 
 def figure(metrics: dict, metric: str) -> float:
-    """The gate metric's value in gen eval's metrics: `fd` is the fd_<data> key, `accuracy` label accuracy."""
-    if metric == "accuracy":
-        key = "label_accuracy"
+    """The gate metric's value in gen eval's metrics: `fd` is the fd_<data> key, `accuracy` label accuracy,
+    `psnr` the image PSNR of a Stable Diffusion candidate against the reference (gen.optimize.sd_quality)."""
+    if metric in ("accuracy", "psnr"):
+        key = {"accuracy": "label_accuracy", "psnr": "psnr_db"}[metric]
     else:
         key = next((k for k in metrics if k.startswith("fd_")), None)
     if key is None or key not in metrics:

@@ -8,6 +8,9 @@ from pathlib import Path
 from gen.optimize.gate import Gate
 
 REPORT = "optimize"  # the folder inside the bundle (and the work directory) that holds both files
+PSNR_CAP = 60.0
+YLABELS = {"fd": "fd (lower is better)", "accuracy": "label accuracy (higher is better)",
+           "psnr": f"PSNR against the reference images, dB (higher is better; drawn at most {PSNR_CAP:g})"}
 
 
 def write_report(folder: Path, record: dict, gates: list[Gate]) -> Path:
@@ -26,15 +29,18 @@ def plot(path: Path, record: dict, gates: list[Gate]) -> None:
     import matplotlib.pyplot as plt
 
     latency, verdict, choice = record["latency"], record["verdicts"], record.get("choice")
+    peer = next(iter(record.get("peer", {})), None)  # Stable Diffusion: speed-ups over diffusers' pipeline
+    speed = "speedup_over_peer" if peer else "speedup"
     fig, axes = plt.subplots(1, len(gates), figsize=(6.5 * len(gates), 5), squeeze=False)
     for ax, gate in zip(axes[0], gates):
-        points = {name: (summary["speedup"], verdict[name]["gates"][gate.text]["figure"]) for name, summary in latency.items()}
+        points = {name: (summary[speed], _shown(verdict[name]["gates"][gate.text]["figure"], gate.metric))
+                  for name, summary in latency.items()}
         for name, (x, y), dy in label_offsets(points):
             ok, chosen = verdict[name]["passes"], name == choice
             ax.scatter(x, y, s=320 if chosen else 45, marker="*" if chosen else "o", color="tab:green" if ok else "tab:red",
                        edgecolors="black" if chosen else "none", zorder=5 if chosen else 3)
             ax.annotate(name, (x, y), textcoords="offset points", xytext=(6, dy), fontsize=8)
-        front = pareto(points, lower_is_better=gate.metric != "accuracy")
+        front = pareto(points, lower_is_better=gate.metric == "fd")
         ax.plot(*zip(*front), linestyle=":", color="gray", zorder=2, label="Pareto front (nothing both faster and better)")
         limit = next(iter(verdict.values()))["gates"][gate.text]["limit"]
         ax.axhline(limit, color="gray", linestyle="--", label=f"gate {gate.text} (limit {limit:.3g})")
@@ -43,8 +49,9 @@ def plot(path: Path, record: dict, gates: list[Gate]) -> None:
             ax.scatter(final["speedup"], final["gates"][gate.text]["figure"], s=70, marker="P", color="tab:blue",
                        zorder=4, label=f"written bundle with this host's plan: {final['speedup']:.1f}x")
         ax.set_xscale("log")
-        ax.set_xlabel(f"speed-up end to end over {record['reference']} (batch {record['settings']['batch']}, log scale)")
-        ax.set_ylabel("label accuracy (higher is better)" if gate.metric == "accuracy" else "fd (lower is better)")
+        over = f"{peer} (one image per call" if peer else f"{record['reference']} (batch {record['settings']['batch']}"
+        ax.set_xlabel(f"speed-up end to end over {over}, log scale)")
+        ax.set_ylabel(YLABELS[gate.metric])
         ax.set_title(f"green: passes every gate; red: fails one; star: chosen ({choice})", fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8, loc="best")
@@ -52,6 +59,12 @@ def plot(path: Path, record: dict, gates: list[Gate]) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _shown(figure: float, metric: str) -> float:
+    """Where a figure is drawn: a PSNR above PSNR_CAP (the same sampler as the reference: equal images up to
+    rounding) at the cap, so the axis stays on the candidates that differ."""
+    return min(figure, PSNR_CAP) if metric == "psnr" else figure
 
 
 def pareto(points: dict[str, tuple[float, float]], lower_is_better: bool = True) -> list[tuple[float, float]]:

@@ -9,13 +9,11 @@ candidate passes; then it appears whole (staged beside it, renamed in at the end
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from gen.errors import GenError
 from gen.optimize.candidates import DISTILL, TEACHER, Candidate, candidates, teacher_config
 from gen.optimize.gate import Gate
 
@@ -145,6 +143,16 @@ class Search:
             write_report(self.work / REPORT, self.record, self.gates)
         return self.out
 
+    def candidates(self, runs: dict[str, str]) -> list[Candidate]:
+        return candidates(int(teacher_config(self.source)["sample_steps"]), student_records(runs))
+
+    def verdict_reference(self, todo: list[Candidate]) -> str:
+        """Whose figures the relative gates compare with: the teacher at its default."""
+        return todo[0].name
+
+    def speedup_text(self, name: str) -> str:
+        return f"{self.record['latency'][name]['speedup']:.1f}x over {self.record['reference']}"
+
     def save(self) -> None:
         from gen.fileio import write_json
 
@@ -169,82 +177,3 @@ def student_records(runs: dict[str, str]) -> dict[str, dict]:
 
     return {name: read_json(Path(run) / "config.json", "run config")["distill"]
             for name, run in runs.items() if name != TEACHER}
-
-
-def optimize(source: str, out: str, gates: list[str], students: dict[str, str] | None = None,
-             distill: tuple[str, ...] = DISTILL, work: str | None = None, resume: bool = False, force: bool = False,
-             log: Callable[[str], None] = print, command: str | None = None, **settings) -> dict:
-    """The whole search (see the module docstring); returns its record (also WORK/measurements.json)."""
-    from gen.export.onnx_io import refuse_existing
-    from gen.fileio import read_json
-    from gen.nets.components import is_conditional
-    from gen.optimize.choose import refusal, verdicts
-    from gen.optimize.gate import parse_gates
-    from gen.outputs import absolute, output_lock
-
-    config = teacher_config(source)  # refusals first: nothing slow has run yet
-    parsed = parse_gates(gates, is_conditional(config))
-    out_path, work_path = absolute(out), absolute(work or f"{out}-work")
-    refuse_existing(out_path, force, sources=(source,))
-    given = {name: _student_run(name, run, source) for name, run in (students or {}).items()}
-    with output_lock(work_path, "--work"):
-        work_path.mkdir(parents=True, exist_ok=True)
-        measured = work_path / MEASUREMENTS
-        if measured.is_file() and not resume and not force:
-            raise GenError(f"--work {work_path} holds a search already: --resume to continue it, --force to start "
-                           "again, or choose another --work", "work")
-        if force:  # only what a search writes there: its students, candidate bundles and measurements
-            for name in ("students", "bundles", "optimize"):
-                shutil.rmtree(work_path / name, ignore_errors=True)
-            measured.unlink(missing_ok=True)
-        record = read_json(measured, "optimize measurements") if resume and measured.is_file() else {}
-        _refuse_other_search(record, source, settings, work_path)
-        search = Search(source, out_path, work_path, parsed, given, distill, log=log, force=force, record=record,
-                        **settings)
-        record.update(source=str(absolute(source)), gates=[g.text for g in parsed], command=command,
-                      settings={k: getattr(search, k) for k in ("n", "batch", "seed", "int8", "max_seconds")})
-        runs = search.models()
-        bundles = search.bundles(runs)
-        todo = candidates(int(config["sample_steps"]), student_records(runs))
-        record["reference"] = todo[0].name
-        record["candidates"] = {c.name: c.options() for c in todo}
-        search.save()
-        search.quality(bundles, todo)
-        record["verdicts"] = verdicts(parsed, {c.name: record["quality"][c.name] for c in todo}, todo[0].name)
-        search.save()
-        if not any(v["passes"] for v in record["verdicts"].values()):  # refused before minutes of timing
-            raise GenError(refusal(record["verdicts"]))
-        choice = search.latency_and_choice(bundles, todo)
-        chosen = next(c for c in todo if c.name == choice)
-        log(f"[choice] {choice}: {record['latency'][choice]['speedup']:.1f}x over {todo[0].name}, "
-            + ", ".join(f"{g} {v['figure']:g} (limit {v['limit']:g})" for g, v in record["verdicts"][choice]["gates"].items()))
-        search.finish(runs, bundles, chosen)
-    return record
-
-
-def _student_run(name: str, run: str, teacher: str) -> str:
-    """A --student run, refused unless it is a distilled student of this teacher."""
-    from gen.fileio import read_json
-
-    path = Path(run) / "config.json"
-    config = read_json(path, "run config") if path.is_file() else {}
-    record = config.get("distill")
-    if not record:
-        raise GenError(f"--student {run} is not a distilled student (no distill record in its config.json): make one "
-                       f"with `gen distill progressive {teacher}`", "student")
-    if Path(record.get("teacher", "")).resolve() != Path(teacher).resolve():
-        raise GenError(f"--student {run} was distilled from {record.get('teacher')}, not from {teacher}", "student")
-    return run
-
-
-def _refuse_other_search(record: dict, source: str, settings: dict, work: Path) -> None:
-    """--resume continues the same search: the same teacher, scored on the same images."""
-    from gen.outputs import absolute
-
-    if record and record.get("source") != str(absolute(source)):
-        raise GenError(f"--resume: {work} is a search of {record.get('source')}, not of {source}", "resume")
-    before = record.get("settings", {})
-    changed = [k for k in ("n", "seed") if k in settings and k in before and settings[k] != before[k]]
-    if changed:
-        raise GenError(f"--resume: {work}'s figures were measured with " + ", ".join(f"--{k} {before[k]}" for k in changed)
-                       + "; resume with the same, or start again with --force", "resume")

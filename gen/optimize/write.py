@@ -19,6 +19,8 @@ def set_defaults(bundle: Path, chosen: Candidate) -> None:
     data["sampling"]["default_steps"] = chosen.steps
     if chosen.scheduler:
         data["sampling"]["default_scheduler"] = chosen.scheduler
+    if chosen.decoder:  # Stable Diffusion: the tiny decoder, chosen for its speed at a measured cost
+        data["sampling"]["default_decoder"] = chosen.decoder
     write_manifest(bundle / MANIFEST, read_manifest(data, str(bundle / MANIFEST)))
 
 

@@ -17,10 +17,17 @@ def test_forms_and_limits():
     assert acc.limit(0.98) == pytest.approx(0.96) and acc.passes(0.965, 0.98) and not acc.passes(0.95, 0.98)
     assert [g.text for g in parse_gates([], conditional=True)] == ["fd:1.5x", "accuracy:-2"]
     assert [g.text for g in parse_gates([], conditional=False)] == ["fd:1.5x"]
+    few = parse_gate("psnr:+0")  # Stable Diffusion: dB from the teacher's own 4-step images, or a floor
+    assert few.text == "psnr:+0" and few.limit(27.5) == 27.5 and few.passes(27.6, 27.5) and not few.passes(27.4, 27.5)
+    assert parse_gate("psnr:-1.5").limit(27.5) == 26.0 and parse_gate("psnr:25").limit(27.5) == 25.0
+    assert few.passes(math.inf, 27.5) and not few.passes(math.nan, 27.5)  # identical images; broken ones
+    assert [g.text for g in parse_gates([], conditional=False, sd=True)] == ["psnr:+0"]
 
 
 @pytest.mark.parametrize("text, message", [
-    ("psnr:30", "not a gate gen knows; metrics: fd, accuracy"),
+    ("ssim:0.9", "not a gate gen knows; metrics: fd, accuracy, psnr"),
+    ("psnr:1.5x", "psnr takes dB, signed against the teacher's own 4-step images"),
+    ("psnr:0", "psnr takes dB"),
     ("fd", "not a gate gen knows"),
     ("fd:0.5x", "below 1x asks for better than the teacher"),
     ("fd:-3", "an fd bound must be positive"),

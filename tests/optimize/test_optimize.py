@@ -6,7 +6,7 @@ import json
 import pytest
 
 from gen.errors import GenError
-from gen.optimize.search import optimize
+from gen.optimize.run import optimize
 from gen.runtime.sampler import Sampler
 from gen.trainkit.distill import distill
 from gen.trainkit.train import train

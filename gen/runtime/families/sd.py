@@ -45,6 +45,8 @@ class SdSampling(DiffusionSampling):
     # LoRA slots (gen export --lora-slots RANK): the unet_lora component's rank and the layers it adapts
     lora_rank: int = 0
     lora_layers: list[str] = field(default_factory=list)
+    # the decoder a call uses when it names none: "tiny" where `gen optimize` chose the distilled one
+    default_decoder: str = "full"
 
 
 class StableDiffusion(DiffusionFamily):
@@ -114,7 +116,7 @@ class StableDiffusion(DiffusionFamily):
 
     def check(self, bundle, args):
         super().check(bundle, args)
-        decoder = args.get("decoder", "full")
+        decoder = args.get("decoder") or bundle.sampling.default_decoder
         if decoder not in DECODERS:
             raise GenError(f"unknown decoder {decoder!r}; choose one of {', '.join(DECODERS)}", "decoder")
         if DECODERS[decoder] not in bundle.components:
@@ -246,7 +248,7 @@ class TextToImage:
                                 condition)
         x = denoise(sched, x, rng, self.backend, call, w_guidance if guided else None, on_step=on_step, after_step=after_step)
         latents = (x / np.float32(self.sampling.vae_scaling_factor)).astype(np.float32)
-        return self.backend.run(DECODERS[args.get("decoder", "full")], {"latent_sample": latents})
+        return self.backend.run(DECODERS[args.get("decoder") or self.sampling.default_decoder], {"latent_sample": latents})
 
     def adapter_feeds(self, args, n, guided) -> dict:
         """lora_down_<k> / lora_up_<k> for every row: one adapter for all prompts, or one per prompt."""

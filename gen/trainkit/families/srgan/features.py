@@ -45,8 +45,7 @@ class Taps(nn.Module):
 
 def classifier_taps(model) -> Taps:
     """A FeatureClassifier's four conv blocks (conv, BN, ReLU each), the pooling head left out."""
-    layers = list(model.body)
-    return Taps([nn.Sequential(*layers[i:i + 3]) for i in range(0, 12, 3)])
+    return Taps(model.blocks())
 
 
 def default_features(data, progress=print) -> Taps:
