@@ -14,7 +14,8 @@ reshapes it to the static benchmark shape and compiles it, as its docs advise; f
 Contenders: diffusers eager, gen ORT (fp32), optimum ORT, optimum-intel (its default precision here),
 gen openvino (fp32; bf16 where the CPU has bf16 instructions, else skipped with the reason), gen plan
 (Sampler(bundle) with no backend: the plan `gen tune` writes in setup, recorded in the report), and
-with `--int8` gen ORT int8, gen openvino int8 (ORT's QDQ file) and int8-ov (NNCF's), and optimum-intel int8 hybrid (its hybrid quantization,
+with `--int8` gen ORT int8, gen openvino int8 (ORT's QDQ file), int8-bf16 (the same file, its float nodes in
+bf16, where the CPU has bf16) and int8-ov (NNCF's), and optimum-intel int8 hybrid (its hybrid quantization,
 calibrated on gen's own calibration prompts, as many as `--calibration`).
 
 Each contender runs in its own process (a fresh interpreter, nothing else loaded), in blocks A B C
@@ -143,6 +144,7 @@ class Gen:
 GEN = {"gen": ("gen ORT", "ort", "fp32"), "gen-int8": ("gen ORT int8", "ort", "int8"),
        "gen-openvino": ("gen openvino", "openvino", "fp32"), "gen-openvino-bf16": ("gen openvino bf16", "openvino", "bf16"),
        "gen-openvino-int8": ("gen openvino int8", "openvino", "int8"),
+       "gen-openvino-int8-bf16": ("gen openvino int8-bf16", "openvino", "int8-bf16"),
        "gen-openvino-int8-ov": ("gen openvino int8-ov", "openvino", "int8-ov"), "gen-plan": ("gen plan", "auto", None)}
 # peer -> (label, its venv's python, runner script); each peer loads a model folder prepared in setup
 PEERS = {"optimum": ("optimum ORT", OPTIMUM_PY, "optimum_sd_runner.py"),
@@ -246,7 +248,8 @@ def openvino_skips(bundle: Path, args) -> dict[str, str]:
 
     _, skipped = available(load_bundle(str(bundle)), None)
     reasons = {s["contender"]: s["reason"] for s in skipped}
-    return {name: reasons[label(GEN[name][1:])] for name in ("gen-openvino", "gen-openvino-bf16", "gen-openvino-int8", "gen-openvino-int8-ov")
+    return {name: reasons[label(GEN[name][1:])] for name in ("gen-openvino", "gen-openvino-bf16", "gen-openvino-int8",
+                                                             "gen-openvino-int8-bf16", "gen-openvino-int8-ov")
             if label(GEN[name][1:]) in reasons}
 
 
@@ -338,15 +341,16 @@ def main() -> None:
     skipped = openvino_skips(bundle, args)
     order = ["diffusers", "gen", "optimum", "optimum-intel", "gen-openvino", "gen-openvino-bf16", "gen-plan"]
     if args.int8:
-        order += ["gen-int8", "gen-openvino-int8"] + ([] if args.no_nncf else ["gen-openvino-int8-ov", "optimum-intel-int8"])
+        order += ["gen-int8", "gen-openvino-int8", "gen-openvino-int8-bf16"] + ([] if args.no_nncf else ["gen-openvino-int8-ov", "optimum-intel-int8"])
         if args.no_nncf:
             skipped.pop("gen-openvino-int8-ov", None)
         skipped.update({name: f"gen export --int8 refused: {refused[p]}" for name, p in
-                        (("gen-int8", "int8"), ("gen-openvino-int8", "int8"), ("gen-openvino-int8-ov", "int8-ov"))
+                        (("gen-int8", "int8"), ("gen-openvino-int8", "int8"), ("gen-openvino-int8-bf16", "int8"),
+                         ("gen-openvino-int8-ov", "int8-ov"))
                         if p in refused})
     else:
-        skipped.pop("gen-openvino-int8", None)
-        skipped.pop("gen-openvino-int8-ov", None)
+        for name in ("gen-openvino-int8", "gen-openvino-int8-bf16", "gen-openvino-int8-ov"):
+            skipped.pop(name, None)
     order = [name for name in order if name not in skipped]
     names = {name: ("diffusers eager" if name == "diffusers" else PEERS[name][0] if name in PEERS else GEN[name][0])
              for name in order}

@@ -38,7 +38,7 @@ def optimize(
 
     Example:  gen optimize runs/ddpm --out bundles/fast --gate fd:1.5x
     Then:     gen generate bundles/fast --n 16 --out fast.png   (samples as measured, with the plan)
-    SD:       gen optimize tiny-sd --out bundles/fast-sd         (distils an LCM-LoRA: about a minute)
+    SD:       gen optimize tiny-sd --out bundles/fast-sd         (distils an LCM-LoRA: about 3 min)
     """
     from gen.optimize.run import optimize as run_optimize
 

@@ -10,7 +10,8 @@ bundle (its components' real inputs, recorded while it samples) and gated on who
 so every int8 bundle runs as one precision.
 
 bf16 has no file of its own: it is how OpenVINO computes the fp32 file on CPUs that have bfloat16
-instructions (its `INFERENCE_PRECISION_HINT`), so `reads` names the variant it runs.
+instructions (its `INFERENCE_PRECISION_HINT`), so `reads` names the variant it runs; int8-bf16 likewise
+runs the int8 file with its float nodes in bfloat16.
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ _PRECISIONS = {p.name: p for p in (
     Precision("int8-ov", ".int8-ov", "--int8 --int8-openvino", "int8", calibrated=True),
     # OpenVINO on CPUs with native bf16 (AVX-512 BF16, AMX): the fp32 file, computed in bfloat16
     Precision("bf16", "", "the default export", "bfloat16", reads="fp32"),
+    # the same host's fastest mix: the int8 file's quantized nodes in int8, its float nodes in bfloat16 (the
+    # layers int8's gate kept float, attention, norms), where plain int8 computes those in f32
+    Precision("int8-bf16", "", "--int8", "int8", calibrated=True, reads="int8"),
 )}
 PRECISIONS = tuple(_PRECISIONS)
 

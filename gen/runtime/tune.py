@@ -2,7 +2,8 @@
 draws the same images, and write it as this host's plan (gen.runtime.plan).
 
 1. Contenders: ort fp32 (the baseline, what runs without a plan), ort int8 (bundles exported with
-   --int8), openvino fp32 / bf16 (CPUs with bf16 instructions) / int8 (ORT's QDQ files) / int8-ov
+   --int8), openvino fp32 / bf16 (CPUs with bf16 instructions) / int8 (ORT's QDQ files) / int8-bf16 (the
+   same files, their float nodes in bf16: CPUs with bf16 instructions) / int8-ov
    (NNCF's, --int8-openvino), each only where it can run here
    (the reason is recorded for the others).
 2. Quality first: each contender samples the same seeded images as the baseline; one under `min_psnr`
@@ -28,7 +29,7 @@ from gen.errors import GenError
 from gen.runtime.plan import DEFAULT, SCHEMA, backend_for, manifest_digest, write_plan
 
 CANDIDATES = (("ort", "fp32"), ("ort", "int8"), ("openvino", "fp32"), ("openvino", "bf16"), ("openvino", "int8"),
-              ("openvino", "int8-ov"))
+              ("openvino", "int8-bf16"), ("openvino", "int8-ov"))
 MIXED = "mixed"
 
 

@@ -78,10 +78,12 @@ def test_refusals_name_the_precision_and_the_fix(bundle):
     if "BF16" not in cpu_capabilities(shared_core()):
         with pytest.raises(GenError, match="no bfloat16 instructions .* bf16 would quietly run f32"):
             create_backend("openvino", bundle, precision="bf16")
-    else:  # a CPU with bf16: it runs, and says so
+        with pytest.raises(GenError, match="no bfloat16 instructions .* int8-bf16 would quietly run f32"):
+            create_backend("openvino", bundle, precision="int8-bf16")
+    else:  # a CPU with bf16: it runs, and says so (as OpenVINO names it)
         with create_backend("openvino", bundle, precision="bf16") as ov:
             ov.run("denoiser", bundle.spec.example_feeds(bundle, "denoiser", 1))
-            assert ov.compiles[0]["inference_precision"] == "bf16"
+            assert ov.compiles[0]["inference_precision"] == "bfloat16"
 
 
 def test_without_openvino_the_backend_names_the_extra_to_install():
@@ -97,3 +99,15 @@ def test_int8_files_run_on_openvino_close_to_fp32(bundles):
     with Sampler(bundles["cddpm"], backend="openvino", precision="fp32", threads=2) as a, \
             Sampler(bundles["cddpm"], backend="openvino", precision="int8", threads=2) as b:
         assert psnr(a.generate(n=4, seed=0, steps=10), b.generate(n=4, seed=0, steps=10)) > 20
+
+
+def test_int8_bf16_runs_the_int8_file_with_its_float_nodes_in_bf16(bundles):
+    from gen.runtime.backends.openvino import cpu_capabilities, shared_core
+
+    if "BF16" not in cpu_capabilities(shared_core()):
+        pytest.skip("this CPU has no bfloat16 instructions (the refusal is tested above)")
+    with Sampler(bundles["cddpm"], backend="openvino", precision="fp32", threads=2) as a, \
+            Sampler(bundles["cddpm"], backend="openvino", precision="int8-bf16", threads=2) as b:
+        assert psnr(a.generate(n=4, seed=0, steps=10), b.generate(n=4, seed=0, steps=10)) > 20
+        ran = b.backend.describe()
+        assert ran["inference_precision"] == ["bfloat16"] and ran["precision"] == "int8-bf16"

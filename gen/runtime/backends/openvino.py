@@ -30,7 +30,8 @@ from gen.errors import GenError
 from gen.runtime.backends import Backend
 
 SHAPES_KEPT = 4  # compiled shapes per component (n and image size vary little in one process)
-HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32", "int8-ov": "f32"}  # int8 nodes run int8 whatever the float hint
+# int8 nodes run int8 whatever the float hint; int8-bf16 computes the int8 file's float nodes in bfloat16
+HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32", "int8-ov": "f32", "int8-bf16": "bf16"}
 EXTRA = "pip install 'gen[openvino]'"
 
 
@@ -79,7 +80,7 @@ def shared_core():
 class OpenVinoBackend(Backend):
     name = "openvino"
     devices = ("cpu",)
-    precisions = {"cpu": ("fp32", "bf16", "int8", "int8-ov")}
+    precisions = {"cpu": ("fp32", "bf16", "int8", "int8-ov", "int8-bf16")}
     precision_notes = {"cpu/fp16": "backend 'openvino' computes fp32, bf16 (on CPUs with bf16 instructions) or int8 "
                                    "on a CPU; fp16 files are for GPUs (use --backend ort --device cuda)",
                        "cpu/int8-trt": "int8-trt is TensorRT's form; backend 'openvino' runs the bundle's int8 files"}
@@ -91,9 +92,9 @@ class OpenVinoBackend(Backend):
         super().__init__(bundle, device, precision, threads or usable_cores())
         self.core = shared_core()
         self.capabilities = cpu_capabilities(self.core)
-        if precision == "bf16" and "BF16" not in self.capabilities:
+        if HINTS[precision] == "bf16" and "BF16" not in self.capabilities:
             raise GenError(f"this CPU has no bfloat16 instructions (OpenVINO reports {', '.join(self.capabilities)}), so "
-                           "bf16 would quietly run f32; use precision 'fp32' (or 'int8' with an int8 bundle)", "precision")
+                           f"{precision} would quietly run f32; use precision 'fp32' (or 'int8' with an int8 bundle)", "precision")
         self._models: dict = {}  # component -> ov.Model as read from the ONNX file
         self._compiled: dict[str, OrderedDict] = {}  # component -> {shape key: (compiled, request, output names)}
         self.compiles: list[dict] = []  # what each compile cost, for describe() and bench
