@@ -55,7 +55,7 @@ def optimize(source: str, out: str, gates: list[str], students: dict[str, str] |
         _refuse_other_search(record, source, settings, work_path)
         search = (SdSearch if sd else Search)(source, out_path, work_path, parsed, given, methods, log=log, force=force,
                                               record=record, **settings)
-        record.update(source=source if source == "tiny-sd" else str(absolute(source)), gates=[g.text for g in parsed],
+        record.update(source=_source_id(source), gates=[g.text for g in parsed],
                       command=command, settings={k: getattr(search, k) for k in ("n", "batch", "seed", "int8", "max_seconds")})
         runs = search.models()
         bundles = search.bundles(runs)
@@ -115,11 +115,17 @@ def _student_run(name: str, run: str, teacher: str) -> str:
     return run
 
 
-def _refuse_other_search(record: dict, source: str, settings: dict, work: Path) -> None:
-    """--resume continues the same search: the same teacher, scored on the same images."""
+def _source_id(source: str) -> str:
+    """How the record names its source: the built-in tiny-sd by name, a folder by its absolute path."""
+    from gen.optimize.sd_search import TINY_SD
     from gen.outputs import absolute
 
-    if record and record.get("source") != str(absolute(source)):
+    return source if source == TINY_SD else str(absolute(source))
+
+
+def _refuse_other_search(record: dict, source: str, settings: dict, work: Path) -> None:
+    """--resume continues the same search: the same teacher, scored on the same images."""
+    if record and record.get("source") != _source_id(source):
         raise GenError(f"--resume: {work} is a search of {record.get('source')}, not of {source}", "resume")
     before = record.get("settings", {})
     changed = [k for k in ("n", "seed") if k in settings and k in before and settings[k] != before[k]]

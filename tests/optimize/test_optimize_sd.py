@@ -66,6 +66,12 @@ def test_optimize_tiny_sd_against_diffusers(student, tmp_path, quick_metric_clas
     assert np.load(work / "reference.npy", allow_pickle=False).shape == (2, 3, 64, 64)
     with Sampler(str(out)) as s:  # the chosen sampling by default, with this host's plan
         assert s.plan_note and s.generate("a red house", n=1).shape == (1, 3, 64, 64)
+    # --resume with a gate nothing meets: refused from the figures already measured, nothing scored again
+    lines = []
+    with pytest.raises(GenError, match=r"no candidate meets every gate, so nothing was written; psnr:200: closest "):
+        optimize("tiny-sd", str(tmp_path / "o2"), ["psnr:200"], {"lcm": student}, None, str(work), resume=True,
+                 log=lines.append, **FAST)
+    assert not (tmp_path / "o2").exists() and not any(line.startswith(("[quality", "[reference", "[latency")) for line in lines)
 
 
 def test_what_a_stable_diffusion_source_does_not_take_is_refused_before_any_work(student, tmp_path):
