@@ -103,13 +103,15 @@ def sampler_with(run: str, interval: int):
     config, nets, modules = r.build_components()
     bundle = Bundle(r.path, nets.manifest(config))
     if interval > 1:
-        cached = DeepCacheDenoiser(modules["denoiser"], interval)
+        class Cached(torch.nn.Module):  # what the eager backend calls; the UNet stays a submodule (its weights)
+            def __init__(self, component):
+                super().__init__()
+                self.component, self.cached = component, DeepCacheDenoiser(component, interval)
 
-        class Module(torch.nn.Module):  # what the eager backend calls
             def forward(self, *args):
-                return cached(*args)
+                return self.cached(*args)
 
-        modules = {**modules, "denoiser": Module()}
+        modules = {**modules, "denoiser": Cached(modules["denoiser"])}
     return config, Sampler(bundle, backend=EagerBackend(bundle, "cpu", "fp32", None, modules=modules))
 
 

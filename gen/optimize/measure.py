@@ -31,13 +31,14 @@ def figure(metrics: dict, metric: str) -> float:
 
 
 def race(contenders: dict[str, Callable[[], object]], baseline: str, max_seconds: float,
-         progress: Callable[[str], None] | None = None) -> dict[str, dict]:
+         progress: Callable[[str], None] | None = None, min_blocks: int | None = None) -> dict[str, dict]:
     """Every contender against `baseline` in rotating blocks (gen.runtime.speed.Race, threshold 1): each
     one's speed-up over the baseline with its interval, and its own ms per call. The baseline's own
-    ms per call is added under its name."""
-    from gen.runtime.speed import Race, median
+    ms per call is added under its name. `min_blocks`: at least this many blocks (within max_seconds)
+    where the figure itself is reported, not only which side is faster, so its interval narrows."""
+    from gen.runtime.speed import MIN_BLOCKS, Race, median
 
-    timing = Race(contenders, baseline, 1.0, max_seconds=max_seconds)
+    timing = Race(contenders, baseline, 1.0, max_seconds=max_seconds, min_blocks=min_blocks or MIN_BLOCKS)
     summaries = timing.run(progress)
     summaries[baseline] = {"speedup": 1.0, "interval": [1.0, 1.0], "baseline": True,
                            "ms_per_call": round(1e3 * median(timing.baseline_seconds), 4)}
