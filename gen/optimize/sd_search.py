@@ -83,7 +83,6 @@ class SdSearch(Search):
     """The digits search's record, work directory and staging, with Stable Diffusion's models and figures."""
 
     size: int | None = None  # image size (default: the base's native size)
-    threads: int | None = None  # for gen and diffusers alike (default: the usable cores)
     kinds: dict[str, str] = field(default_factory=dict)  # student name -> LCM or DECODER
     tiny: bool = False
 
@@ -184,34 +183,29 @@ class SdSearch(Search):
         return FEW.name
 
     def latency_and_choice(self, bundles: dict[str, str], todo: list[Candidate]) -> str:
-        """Every candidate and diffusers' pipeline raced against gen's teacher at 25 steps, one image per
-        call; then the choice among those that pass, near ties raced again head to head."""
-        from gen.optimize.choose import choose
-        from gen.optimize.measure import race
+        """The digits search's race, one image per call, with diffusers' pipeline as one more contender."""
         from gen.optimize.sd_quality import Reference, items
-        from gen.runtime.bench import environment
-        from gen.runtime.host import usable_cores
-        from gen.runtime.sampler import Sampler
 
         size, guidance = self.size_and_guidance(bundles)
-        item = items(1, self.seed)[0]
-        self.log(f"[latency] {len(todo)} candidates and {REFERENCE_NAME} raced against {todo[0].name} in alternating "
-                 f"blocks (one {size} px image per call, ORT fp32, up to {self.max_seconds:.0f} s) ...")
-        self.record["machine"] = {**environment(usable_cores()), "load_before_timing": list(os.getloadavg())}
-        reference = Reference(base_of(self.source), size, guidance, self.cores())
-        samplers = {c.name: Sampler(bundles[c.model], backend="ort", precision="fp32", threads=self.threads) for c in todo}
-        try:
-            calls = {c.name: _call(samplers[c.name], item, size, c.options()) for c in todo}
-            timed = race({**calls, REFERENCE_NAME: lambda: reference(item)}, todo[0].name, self.max_seconds)
-            self.record["peer"] = {REFERENCE_NAME: timed.pop(REFERENCE_NAME)}
-            self.record["latency"] = _over_peer(timed, self.record["peer"][REFERENCE_NAME])
-            choice, duels = choose(self.record["verdicts"], self.record["latency"], calls, self.max_seconds / 4)
-        finally:
-            for s in samplers.values():
-                s.close()
-        self.record.update(choice=choice, head_to_head=duels)
-        self.save()
-        return choice
+        self._item, self._size = items(1, self.seed)[0], size
+        self._reference = Reference(base_of(self.source), size, guidance, self.cores())
+        return super().latency_and_choice(bundles, todo)
+
+    def latency_message(self, todo: list[Candidate]) -> str:
+        return (f"[latency] {len(todo)} candidates and {REFERENCE_NAME} raced against {todo[0].name} in alternating "
+                f"blocks (one {self._size} px image per call, ORT fp32, up to {self.max_seconds:.0f} s) ...")
+
+    def timed_call(self, sampler, options: dict):
+        return _call(sampler, self._item, self._size, options)
+
+    def race_candidates(self, calls: dict, baseline: str) -> dict[str, dict]:
+        """The candidates and diffusers in one race; each candidate's speed-up over diffusers added."""
+        from gen.optimize.measure import race
+
+        reference, item = self._reference, self._item
+        timed = race({**calls, REFERENCE_NAME: lambda: reference(item)}, baseline, self.max_seconds)
+        self.record["peer"] = {REFERENCE_NAME: timed.pop(REFERENCE_NAME)}
+        return _over_peer(timed, self.record["peer"][REFERENCE_NAME])
 
     def finish(self, runs: dict[str, str], bundles: dict[str, str], chosen: Candidate) -> Path:
         """The chosen bundle staged with its defaults, this host's plan, and a last race against diffusers."""

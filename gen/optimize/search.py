@@ -34,6 +34,7 @@ class Search:
     int8: bool = False
     max_seconds: float = 120.0  # the latency race's budget
     tune_seconds: float = 60.0
+    threads: int | None = None  # the samplers' (default: the usable cores)
     force: bool = False  # replace a bundle gen wrote at --out
     log: Callable[[str], None] = print
     record: dict = field(default_factory=dict)
@@ -81,18 +82,16 @@ class Search:
         """Every candidate raced against the reference (the first), then the choice among those that pass,
         near ties raced again head to head while the samplers are still warm."""
         from gen.optimize.choose import choose
-        from gen.optimize.measure import race, sampler_call
         from gen.runtime.bench import environment
         from gen.runtime.host import usable_cores
         from gen.runtime.sampler import Sampler
 
-        self.log(f"[latency] {len(todo)} candidates raced against {todo[0].name} in alternating blocks "
-                 f"(batch {self.batch}, ORT fp32, up to {self.max_seconds:.0f} s) ...")
+        self.log(self.latency_message(todo))
         self.record["machine"] = {**environment(usable_cores()), "load_before_timing": list(os.getloadavg())}
-        samplers = {c.name: Sampler(bundles[c.model], backend="ort", precision="fp32") for c in todo}
+        samplers = {c.name: Sampler(bundles[c.model], backend="ort", precision="fp32", threads=self.threads) for c in todo}
         try:
-            calls = {c.name: sampler_call(samplers[c.name], self.batch, self.seed, c.options()) for c in todo}
-            self.record["latency"] = race(calls, todo[0].name, self.max_seconds)
+            calls = {c.name: self.timed_call(samplers[c.name], c.options()) for c in todo}
+            self.record["latency"] = self.race_candidates(calls, todo[0].name)
             choice, duels = choose(self.record["verdicts"], self.record["latency"], calls, self.max_seconds / 4)
         finally:
             for s in samplers.values():
@@ -100,6 +99,21 @@ class Search:
         self.record.update(choice=choice, head_to_head=duels)
         self.save()
         return choice
+
+    def latency_message(self, todo: list[Candidate]) -> str:
+        return (f"[latency] {len(todo)} candidates raced against {todo[0].name} in alternating blocks "
+                f"(batch {self.batch}, ORT fp32, up to {self.max_seconds:.0f} s) ...")
+
+    def timed_call(self, sampler, options: dict):
+        """One end-to-end sampling call of a candidate, as the race times it."""
+        from gen.optimize.measure import sampler_call
+
+        return sampler_call(sampler, self.batch, self.seed, options)
+
+    def race_candidates(self, calls: dict, baseline: str) -> dict[str, dict]:
+        from gen.optimize.measure import race
+
+        return race(calls, baseline, self.max_seconds)
 
     def finish(self, runs: dict[str, str], bundles: dict[str, str], chosen: Candidate) -> Path:
         """The chosen bundle, staged and renamed into --out: defaults, plan, final figures, report."""
