@@ -1,6 +1,6 @@
 """Does DeepCache-style step caching pay on gen's digits DDPM? (issue 34, item 3)
 
-    python benchmarks/deepcache.py RUN [--intervals 1,2,3,5] [--steps 50] [--n 1000] [--batch 16]
+    python benchmarks/deepcache.py RUN [--intervals 1,2,3,5] [--steps 50] [--scheduler ddim|dpm++] [--n 1000] [--batch 16]
                                        [--out benchmarks/results/deepcache.json]
 
 DeepCache (Ma et al. 2023) reuses a UNet's deep features across neighbouring denoising steps: every
@@ -108,8 +108,8 @@ def sampler_with(run: str, interval: int):
                 super().__init__()
                 self.component, self.cached = component, DeepCacheDenoiser(component, interval)
 
-            def forward(self, *args):
-                return self.cached(*args)
+            def forward(self, sample, timestep, class_labels=None):
+                return self.cached(sample, timestep, class_labels)
 
         modules = {**modules, "denoiser": Cached(modules["denoiser"])}
     return config, Sampler(bundle, backend=EagerBackend(bundle, "cpu", "fp32", None, modules=modules))
@@ -120,6 +120,7 @@ def main() -> None:
     ap.add_argument("run", help="a `gen train ddpm` run (the README main job's runs/ddpm)")
     ap.add_argument("--intervals", default="1,2,3,5")
     ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--scheduler", default="ddim", help="the run's sampler: ddim (its default) or dpm++ (its few-step shortcut)")
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
@@ -136,13 +137,13 @@ def main() -> None:
     load_before = [round(x, 2) for x in os.getloadavg()]
     record = {"command": " ".join(["python", *sys.argv]), "machine": {"cpu": platform.processor() or platform.machine(),
               "cores": os.cpu_count(), "threads": args.threads, "load_before": load_before},
-              "run": args.run, "steps": args.steps, "n": args.n, "batch": args.batch, "quality": {}}
+              "run": args.run, "steps": args.steps, "scheduler": args.scheduler, "n": args.n, "batch": args.batch, "quality": {}}
     samplers = {}
     for k in intervals:
         config, samplers[k] = sampler_with(args.run, k)
         t0 = time.perf_counter()
         with torch.inference_mode():
-            result = _evaluate(args.run, config, samplers[k], args.n, 0, {"steps": args.steps, "scheduler": "ddim"},
+            result = _evaluate(args.run, config, samplers[k], args.n, 0, {"steps": args.steps, "scheduler": args.scheduler},
                                None, lambda m: None)
         record["quality"][k] = {m: v for m, v in result["metrics"].items() if m.startswith(("fd_", "label_acc"))}
         print(f"interval {k}: {record['quality'][k]} ({time.perf_counter() - t0:.0f} s)", flush=True)
@@ -150,7 +151,7 @@ def main() -> None:
     def call(k):
         def go():
             with torch.inference_mode():
-                samplers[k].generate(n=args.batch, seed=0, steps=args.steps, scheduler="ddim")
+                samplers[k].generate(n=args.batch, seed=0, steps=args.steps, scheduler=args.scheduler)
         return go
 
     race = Race({f"interval {k}": call(k) for k in intervals}, f"interval {intervals[0]}", 1.0, max_seconds=args.max_seconds)
