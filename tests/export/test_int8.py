@@ -388,3 +388,29 @@ def test_int8_weights_are_7_bit_only_where_the_cpus_sums_saturate(monkeypatch, m
     monkeypatch.setattr(host, "_cpuinfo", lambda: ("cpu", flags))
     assert host.int8_sums_saturate() is saturates
     assert reduce_range(False) is saturates and reduce_range(True) is False  # TensorRT's symmetric files keep 8 bits
+
+
+def test_a_gate_round_that_overshoots_gives_the_less_costly_half_back_to_int8():
+    """The worst tenth kept float can clear the gate by a wide margin; then the round's less costly half is
+    tried in int8 again, kept where the images still pass, put back (and its files rewritten) where not."""
+    from types import SimpleNamespace
+
+    from gen.export.int8 import _refine
+
+    added = [("unet", f"/n{i}") for i in range(8)]  # worst first, as the round added them
+    plans = {"unet": SimpleNamespace(excluded=[node for _, node in added])}
+    options = SimpleNamespace(min_psnr=30.0)
+    figures = iter([33.0, 29.0])  # half back: still passes (and by the margin); a quarter more back: fails
+    rewrites, notes = [], []
+
+    def check(note=""):
+        notes.append(note)
+        return {"psnr_db": next(figures)}
+
+    record = _refine({"psnr_db": 35.6}, added, plans, options, check, lambda: rewrites.append(1))
+    assert record == {"psnr_db": 33.0} and rewrites == [1]
+    assert sorted(plans["unet"].excluded) == ["/n0", "/n1", "/n2", "/n3"]  # the worst half stays float
+    assert "4 layer(s) kept float (4 given back to int8)" in notes[0] and "2 layer(s) kept float (2 given back" in notes[1]
+    # a narrow pass, or a single layer added, is left as it is
+    assert _refine({"psnr_db": 31.0}, added, plans, options, check, lambda: None) == {"psnr_db": 31.0}
+    assert _refine({"psnr_db": 40.0}, added[:1], plans, options, check, lambda: None) == {"psnr_db": 40.0}
