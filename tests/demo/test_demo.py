@@ -266,7 +266,9 @@ def test_api_equals_the_sampler_and_names_bad_arguments(demo):
 
 def test_busy_model_answers_429_and_a_dropped_client_cancels_its_run(demo):
     url, _, _ = demo
-    slow = {"model": "sd", "prompt": "a boat", "steps": 400, "n": 1}  # seconds of UNet calls on 2 cores
+    # seconds of UNet calls on 2 cores: 1.6 s on an AVX-512 EPYC, where n = 1 (0.8 s) finished before the
+    # third request came; the three arrive 0.15 s apart
+    slow = {"model": "sd", "prompt": "a boat", "steps": 400, "n": 2}
     results = []
 
     def call():
@@ -275,7 +277,7 @@ def test_busy_model_answers_429_and_a_dropped_client_cancels_its_run(demo):
     threads = [threading.Thread(target=call) for _ in range(3)]  # one runs, one waits, one is refused
     for t in threads:
         t.start()
-        time.sleep(0.3)
+        time.sleep(0.15)
     for t in threads:
         t.join()
     codes = sorted(r[0] for r in results)
@@ -458,7 +460,9 @@ def test_a_dropped_client_cancels_its_non_streamed_run(demo):
                     if m["name"] == "sd")["runs"]
 
     before = sd_runs()
-    body = json.dumps({"model": "sd", "prompt": "a boat", "steps": 400}).encode()
+    # the limits' most (500 steps, 8 images): seconds on any CPU, so the client's 1 s is well inside the run
+    # (400 steps of one image took 0.8 s on an AVX-512 EPYC and finished first); the cancel stops it at once
+    body = json.dumps({"model": "sd", "prompt": "a boat", "steps": 500, "n": 8}).encode()
     with socket.create_connection(("127.0.0.1", port)) as s:  # a real client that gives up and closes
         s.sendall(b"POST /api/generate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                   b"Content-Length: %d\r\n\r\n" % len(body) + body)
