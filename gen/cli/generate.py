@@ -29,7 +29,7 @@ def generate(
     model: Annotated[Optional[str], typer.Option(help="Pipeline model name on the server (with --url).")] = None,
     backend: Annotated[str, typer.Option(help=f"{BACKENDS_HELP}.")] = "auto",
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    precision: Annotated[Optional[str], typer.Option(help="fp32, fp16, or int8 / int8-trt when the bundle was exported with --int8 (ort on cpu) (default: fp32 on cpu, where ORT runs fp16 through casts; the bundle's on cuda).")] = None,
+    precision: Annotated[Optional[str], typer.Option(help="fp32, fp16, or int8 / int8-trt when the bundle was exported with --int8 (ort on cpu); with --backend openvino also bf16 and int8-bf16 (CPUs with bf16 instructions) and int8-ov (--int8-openvino) (default: fp32 on cpu, where ORT runs fp16 through casts; the bundle's on cuda; no --backend: this host's plan).")] = None,
     prompt: Annotated[Optional[str], typer.Option(help="Text prompt (text-to-image bundles, e.g. from `gen export --model sd-lora`).")] = None,
     negative_prompt: Annotated[Optional[str], typer.Option(help="What to steer away from (text-to-image, with guidance > 1).")] = None,
     height: Annotated[Optional[int], typer.Option(help="Image height, a multiple of 8 (text-to-image; default: the model's).")] = None,
