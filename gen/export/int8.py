@@ -386,8 +386,11 @@ def _gate_rounds(tmp, manifest, plans, active, precision, options, work, referen
     discrete = get_family(manifest.family).discrete_sampling
     costly: list[tuple[float, str, str]] = []
 
-    def check(note: str = "") -> dict:
+    def write() -> None:  # the files of the plans as they stand (`active` as of the current round)
         _write_files(tmp, manifest, plans, active, precision, options)
+
+    def check(note: str = "") -> dict:
+        write()
         record = images_vs_fp32(tmp, precision, reference=reference, **options.gate_images)
         progress(f"  images {precision} vs fp32: {record['psnr_db']} dB PSNR (gate {options.min_psnr} dB)" + note)
         return record
@@ -402,8 +405,7 @@ def _gate_rounds(tmp, manifest, plans, active, precision, options, work, referen
         kept = sum(len(p.excluded) for p in plans.values())
         record = check(f", {kept} layer(s) kept float" if round_ else "")
         if record["psnr_db"] >= options.min_psnr:
-            rewrite = lambda: _write_files(tmp, manifest, plans, active, precision, options)  # noqa: E731
-            return active, _refine(record, added, plans, options, check, rewrite)
+            return active, _refine(record, added, plans, options, check, write)
         costly = sorted(x for p in active for x in _costly_layers(p, tmp / f"{p.name}{_suffix(precision)}.onnx", work))
         fresh = [(db, comp, node) for db, comp, node in costly if node not in plans[comp].excluded]
         if round_ == EXCLUDE_ROUNDS or not fresh or discrete:  # keeping layers float cannot stop code flips

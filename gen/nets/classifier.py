@@ -38,5 +38,20 @@ class FeatureClassifier(nn.Module):
         layers = list(self.body)
         return [nn.Sequential(*layers[i:i + 3]) for i in range(0, 12, 3)]
 
+    def block_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Each conv block's output, each fed the last (the `features` feature_distance compares)."""
+        out = []
+        for block in self.blocks():
+            x = block(x)
+            out.append(x)
+        return out
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(x))
+
+
+def feature_distance(features, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean over the network's feature maps of |f(x) - f(y)|^2 / |f(y)|^2: each layer counts alike,
+    whatever its scale. `features(x)` returns the maps (srgan's perceptual loss, gen optimize's SD figure)."""
+    terms = [((a - b) ** 2).mean() / (b**2).mean().clamp_min(1e-8) for a, b in zip(features(x), features(y.detach()))]
+    return torch.stack(terms).mean()

@@ -21,6 +21,7 @@ def optimize(source: str, out: str, gates: list[str], students: dict[str, str] |
     gen.optimize.sd_search). `distill` None: each kind's default methods, none when students are given."""
     from gen.export.onnx_io import refuse_existing
     from gen.fileio import read_json
+    from gen.nets.components import is_conditional
     from gen.optimize.choose import refusal, verdicts
     from gen.optimize.gate import parse_gates
     from gen.optimize.sd_search import SdSearch, is_sd_source
@@ -31,7 +32,7 @@ def optimize(source: str, out: str, gates: list[str], students: dict[str, str] |
         raise GenError("--int8 with a Stable Diffusion source: export the chosen bundle's int8 files afterwards with "
                        "`gen export --model sd[-lora] ... --int8 --force` and run `gen tune` on it", "int8")
     config = None if sd else teacher_config(source)  # refusals first: nothing slow has run yet
-    parsed = parse_gates(gates, conditional=not sd and _conditional(config), sd=sd)
+    parsed = parse_gates(gates, conditional=not sd and is_conditional(config), sd=sd)
     methods = _methods(distill, students or {}, sd)
     out_path, work_path = absolute(out), absolute(work or f"{out}-work")
     refuse_existing(out_path, force, sources=(source,))
@@ -75,12 +76,6 @@ def optimize(source: str, out: str, gates: list[str], students: dict[str, str] |
             + ", ".join(f"{g} {v['figure']:g} (limit {v['limit']:g})" for g, v in record["verdicts"][choice]["gates"].items()))
         search.finish(runs, bundles, chosen)
     return record
-
-
-def _conditional(config: dict) -> bool:
-    from gen.nets.components import is_conditional
-
-    return is_conditional(config)
 
 
 def _methods(distill: tuple[str, ...] | None, students: dict, sd: bool) -> tuple[str, ...]:

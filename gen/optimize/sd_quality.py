@@ -91,25 +91,23 @@ def score(images: np.ndarray, reference: np.ndarray) -> dict:
 def feature_distance(images: np.ndarray, reference: np.ndarray) -> float:
     import torch
 
-    blocks = _photo_blocks()
-    x, y = torch.from_numpy(np.ascontiguousarray(images, np.float32)), torch.from_numpy(np.ascontiguousarray(reference, np.float32))
-    terms = []
+    from gen.nets.classifier import feature_distance as distance
+
+    model = _photo_classifier()  # outside no_grad: on first use it trains
+    x, y = (torch.from_numpy(np.ascontiguousarray(a, np.float32)) for a in (images, reference))
     with torch.no_grad():
-        for block in blocks:
-            x, y = block(x), block(y)
-            terms.append(float(((x - y) ** 2).mean() / (y**2).mean().clamp_min(1e-8)))
-    return float(np.mean(terms))
+        return float(distance(model.block_outputs, x, y))
 
 
-_BLOCKS: list = []
+_CLASSIFIER: list = []
 
 
-def _photo_blocks():
-    """gen eval's photos classifier's conv blocks (trained once, cached under gen's cache)."""
-    if not _BLOCKS:
+def _photo_classifier():
+    """gen eval's photos classifier (trained once, cached under gen's cache; loaded once a process)."""
+    if not _CLASSIFIER:
         from gen.trainkit.data.images import photo_dataset
         from gen.trainkit.eval.classifier import load_or_train_classifier
 
         model, _, _ = load_or_train_classifier(photo_dataset())
-        _BLOCKS.extend(b.eval() for b in model.blocks())
-    return _BLOCKS
+        _CLASSIFIER.append(model.eval())
+    return _CLASSIFIER[0]

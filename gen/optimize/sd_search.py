@@ -85,6 +85,7 @@ class SdSearch(Search):
     size: int | None = None  # image size (default: the base's native size)
     kinds: dict[str, str] = field(default_factory=dict)  # student name -> LCM or DECODER
     tiny: bool = False
+    pipeline: object = field(default=None, init=False, repr=False)  # diffusers' reference, loaded once (diffusers())
 
     def models(self) -> dict[str, str]:
         from gen.trainkit.sd.lcm_lora import distill_lcm_lora
@@ -153,9 +154,26 @@ class SdSearch(Search):
         teacher = load_bundle(bundles[TEACHER])
         return (self.size or teacher.image.height), float(teacher.sampling.guidance)
 
+    def diffusers(self, bundles: dict[str, str]):
+        """diffusers' pipeline for the base (gen.optimize.sd_quality.Reference), loaded once a search: it
+        draws the reference images and runs in both races."""
+        from gen.optimize.sd_quality import Reference
+
+        if self.pipeline is None:
+            size, guidance = self.size_and_guidance(bundles)
+            self.pipeline = Reference(base_of(self.source), size, guidance, self.cores())
+        return self.pipeline
+
+    @property
+    def timed_item(self):
+        """The one prompt and seed every timed call draws."""
+        from gen.optimize.sd_quality import items
+
+        return items(1, self.seed)[0]
+
     def quality(self, bundles: dict[str, str], todo: list[Candidate]) -> dict[str, dict]:
         """The reference images (diffusers, computed once, kept in --work), then each candidate's figures."""
-        from gen.optimize.sd_quality import Reference, candidate_images, items, score
+        from gen.optimize.sd_quality import candidate_images, items, score
         from gen.runtime.sampler import Sampler
 
         size, guidance = self.size_and_guidance(bundles)
@@ -165,7 +183,7 @@ class SdSearch(Search):
             reference = np.load(path, allow_pickle=False)
         else:
             self.log(f"[reference] {REFERENCE_NAME}, guidance {guidance:g}, {size} px: {self.n} images ...")
-            reference = Reference(base_of(self.source), size, guidance, self.cores()).images(todo_items)
+            reference = self.diffusers(bundles).images(todo_items)
             _save_npy(path, reference)
         done = self.record.setdefault("quality", {})
         left = [c for c in todo if c.name not in done]
@@ -184,25 +202,21 @@ class SdSearch(Search):
 
     def latency_and_choice(self, bundles: dict[str, str], todo: list[Candidate]) -> str:
         """The digits search's race, one image per call, with diffusers' pipeline as one more contender."""
-        from gen.optimize.sd_quality import Reference, items
-
-        size, guidance = self.size_and_guidance(bundles)
-        self._item, self._size = items(1, self.seed)[0], size
-        self._reference = Reference(base_of(self.source), size, guidance, self.cores())
+        self.diffusers(bundles)  # loaded before the race's hooks use it
         return super().latency_and_choice(bundles, todo)
 
     def latency_message(self, todo: list[Candidate]) -> str:
         return (f"[latency] {len(todo)} candidates and {REFERENCE_NAME} raced against {todo[0].name} in alternating "
-                f"blocks (one {self._size} px image per call, ORT fp32, up to {self.max_seconds:.0f} s) ...")
+                f"blocks (one {self.pipeline.size} px image per call, ORT fp32, up to {self.max_seconds:.0f} s) ...")
 
     def timed_call(self, sampler, options: dict):
-        return _call(sampler, self._item, self._size, options)
+        return _call(sampler, self.timed_item, self.pipeline.size, options)
 
     def race_candidates(self, calls: dict, baseline: str) -> dict[str, dict]:
         """The candidates and diffusers in one race; each candidate's speed-up over diffusers added."""
         from gen.optimize.measure import race
 
-        reference, item = self._reference, self._item
+        reference, item = self.pipeline, self.timed_item
         timed = race({**calls, REFERENCE_NAME: lambda: reference(item)}, baseline, self.max_seconds)
         self.record["peer"] = {REFERENCE_NAME: timed.pop(REFERENCE_NAME)}
         return _over_peer(timed, self.record["peer"][REFERENCE_NAME])
@@ -213,13 +227,13 @@ class SdSearch(Search):
         from gen.optimize.choose import verdicts
         from gen.optimize.measure import race
         from gen.optimize.report import REPORT, write_report
-        from gen.optimize.sd_quality import Reference, candidate_images, items, score
+        from gen.optimize.sd_quality import candidate_images, items, score
         from gen.optimize.write import stage_bundle
         from gen.runtime.sampler import Sampler
         from gen.runtime.tune import tune
 
-        size, guidance = self.size_and_guidance(bundles)
-        item, todo_items = items(1, self.seed)[0], items(self.n, self.seed)
+        reference = self.diffusers(bundles)
+        size, item, todo_items = reference.size, self.timed_item, items(self.n, self.seed)
         with staged_bundle(self.out, self.force, sources=(self.source,)) as tmp:
             stage_bundle(bundles[chosen.model], tmp, chosen)
             self.log(f"[plan] gen tune on the chosen bundle ({chosen.steps} steps) ...")
@@ -228,7 +242,6 @@ class SdSearch(Search):
             self.log(f"[final] the chosen bundle with its plan, against {REFERENCE_NAME} ...")
             planned = Sampler(str(tmp), threads=self.threads)
             mine = Sampler(str(tmp), backend="ort", precision="fp32", threads=self.threads)
-            reference = Reference(base_of(self.source), size, guidance, self.cores())
             try:
                 final_q = {"metrics": score(candidate_images(planned, todo_items, size, {}),
                                             np.load(self.work / REFERENCE_FILE, allow_pickle=False))}

@@ -49,6 +49,11 @@ class SdSampling(DiffusionSampling):
     default_decoder: str = "full"
 
 
+def decoder_of(args: dict, sampling) -> str:
+    """The decoder a call asked for, else the bundle's default."""
+    return args.get("decoder") or sampling.default_decoder
+
+
 class StableDiffusion(DiffusionFamily):
     name = "sd"
     components = ("text_encoder", "unet", "vae_decoder")
@@ -116,7 +121,7 @@ class StableDiffusion(DiffusionFamily):
 
     def check(self, bundle, args):
         super().check(bundle, args)
-        decoder = args.get("decoder") or bundle.sampling.default_decoder
+        decoder = decoder_of(args, bundle.sampling)
         if decoder not in DECODERS:
             raise GenError(f"unknown decoder {decoder!r}; choose one of {', '.join(DECODERS)}", "decoder")
         if DECODERS[decoder] not in bundle.components:
@@ -248,7 +253,7 @@ class TextToImage:
                                 condition)
         x = denoise(sched, x, rng, self.backend, call, w_guidance if guided else None, on_step=on_step, after_step=after_step)
         latents = (x / np.float32(self.sampling.vae_scaling_factor)).astype(np.float32)
-        return self.backend.run(DECODERS[args.get("decoder") or self.sampling.default_decoder], {"latent_sample": latents})
+        return self.backend.run(DECODERS[decoder_of(args, self.sampling)], {"latent_sample": latents})
 
     def adapter_feeds(self, args, n, guided) -> dict:
         """lora_down_<k> / lora_up_<k> for every row: one adapter for all prompts, or one per prompt."""

@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from gen.nets.classifier import feature_distance  # noqa: F401  (the perceptual loss; shared with gen optimize)
+
 SIGMA, TAPS = 1.5, 7
 WEIGHTS = (0.0448, 0.2856, 0.3001)  # the paper's first three scales
 MIX = 0.84  # Zhao et al.'s alpha
@@ -59,10 +61,3 @@ def ms_ssim(x: torch.Tensor, y: torch.Tensor, weights=WEIGHTS) -> torch.Tensor:
 
 def msssim_l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return MIX * (1 - ms_ssim(x, y)).mean() + (1 - MIX) * (x - y).abs().mean()
-
-
-def feature_distance(features, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean over the network's feature maps of |f(x) - f(y)|^2 / |f(y)|^2: each layer counts alike,
-    whatever its scale."""
-    terms = [((a - b) ** 2).mean() / (b**2).mean().clamp_min(1e-8) for a, b in zip(features(x), features(y.detach()))]
-    return torch.stack(terms).mean()
