@@ -3,8 +3,10 @@
 The issue's target: two `gen train ddpm` started together keep >= 40% of their solo steps/s each (a
 fair share of 2 cores is 50%), and two `gen bench` likewise. Each case runs solo, then as a pair
 started together, alternating (solo, pair, solo, pair), and is run twice: as gen runs by default
-(training threads adapt: gen.trainkit.threads) and pinned to all cores (OMP_NUM_THREADS set: the
-behaviour before, for comparison). Check `uptime` first: nothing else may run meanwhile.
+(threads adapt to other jobs' load: gen.runtime.threads, for training and sampling) and pinned to all
+cores (OMP_NUM_THREADS set: the behaviour before, for comparison). Each pair is also set against the
+solo run of its own block, since a solo figure here moves between blocks. Check `uptime` first:
+nothing else may run meanwhile.
 
     python benchmarks/contention.py --out benchmarks/results/contention.json
 """
@@ -58,21 +60,25 @@ def together(start, read, tmp: Path, k: int) -> list[float]:
 
 
 def case(name, start, read, tmp, blocks: int) -> dict:
-    solo, pair = [], []
+    solo, pair, kept_in_block = [], [], []
     for _ in range(blocks):
         solo += together(start, read, tmp, 1)
-        pair += together(start, read, tmp, 2)
+        pair += (both := together(start, read, tmp, 2))
+        kept_in_block += [p / solo[-1] for p in both]
     s = statistics.median(solo)
     kept = [p / s for p in pair]
-    print(f"{name}: solo {s:.3f}/s, pair {[round(p, 3) for p in pair]} -> kept {min(kept):.0%}..{max(kept):.0%}", flush=True)
-    return {"solo_per_s": solo, "pair_per_s": pair, "kept_fraction": kept, "min_kept": min(kept)}
+    print(f"{name}: solo {[round(x, 3) for x in solo]}/s, pair {[round(p, 3) for p in pair]} -> kept {min(kept):.0%}.."
+          f"{max(kept):.0%} of the median solo, {min(kept_in_block):.0%}..{max(kept_in_block):.0%} of its block's", flush=True)
+    return {"solo_per_s": solo, "pair_per_s": pair, "kept_fraction": kept, "min_kept": min(kept),
+            "kept_of_block_solo": kept_in_block, "median_kept": statistics.median(kept)}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=400, help="training steps per run")
-    ap.add_argument("--repeats", type=int, default=10, help="timed bench calls per run")
-    ap.add_argument("--blocks", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=30, help="timed bench calls per run (threads adapt after "
+                    "gen.runtime.threads.CHECK_SECONDS, so most calls must come after that)")
+    ap.add_argument("--blocks", type=int, default=3)
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "contention.json"))
     args = ap.parse_args()
     from gen.runtime.host import LoadWatch, fingerprint

@@ -36,7 +36,7 @@ def bench(
     batch: Annotated[Optional[str], typer.Option(help="Comma-separated batch sizes (default 1,16; with --url, one value, default 1).")] = None,
     repeats: Annotated[int, typer.Option(help="Timed runs per configuration (after warm-up).")] = BENCH_REPEATS,
     warmup: Annotated[int, typer.Option(help="Untimed warm-up runs per configuration (at least one runs: its first call also measures its peak memory). The configurations are then timed in alternating rounds.")] = BENCH_WARMUP,
-    threads: Annotated[Optional[int], typer.Option(help="Threads for every backend (default: all cores).")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="Threads for every backend (default: all cores, fewer while other jobs share them, as gen generate runs; give a count to pin it).")] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     json_out: Annotated[Optional[str], typer.Option("--json", help="Write the full results here.")] = None,
     plot_out: Annotated[Optional[str], typer.Option("--plot", help="Write a PNG bar chart here (default: beside --json).")] = None,

@@ -56,7 +56,7 @@ def generate(
     label: Annotated[Optional[int], typer.Option(help="Class label for conditional models (default: cycle through classes).")] = None,
     guidance: Annotated[Optional[float], typer.Option(help="Classifier-free guidance scale (class-conditional diffusion, or text-to-image: 7.5 by default).")] = None,
     classifier_scale: Annotated[Optional[float], typer.Option(help="Classifier guidance scale towards --label (DDPM bundles exported from `gen train noisy-classifier`; 0 = none).")] = None,
-    threads: Annotated[Optional[int], typer.Option(help="CPU threads for the backend.")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads for the backend (default: all cores, fewer while other jobs share them; a count given here is pinned, for bit-reproducible runs).")] = None,
     out: Annotated[str, typer.Option(help="Image grid to write: .png, .jpg, .webp, or .gif (an animation, one image per frame) (one translated --image: that one image, not a grid, at the model's size; --image FOLDER: a folder). A picture gen wrote there is replaced; anything else needs --force.")] = "grid.png",
     force: Annotated[bool, typer.Option(help="Let --out replace files gen did not write (with --image FOLDER: any same-name file in --out).")] = False,
 ) -> None:

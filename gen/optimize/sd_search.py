@@ -143,10 +143,6 @@ class SdSearch(Search):
     def speedup_text(self, name: str) -> str:
         return f"{self.record['latency'][name]['speedup_over_peer']:.1f}x over {REFERENCE_NAME}"
 
-    def cores(self) -> int:
-        from gen.runtime.host import usable_cores
-
-        return self.threads or usable_cores()
 
     def size_and_guidance(self, bundles: dict[str, str]) -> tuple[int, float]:
         from gen.runtime.bundle import load_bundle
@@ -191,7 +187,7 @@ class SdSearch(Search):
         for i, c in enumerate(left):
             eta = "" if not i else f", about {(time.perf_counter() - t0) / i * (len(left) - i) / 60:.1f} min left"
             self.log(f"[quality {i + 1}/{len(left)}{eta}] {c.name}: {self.n} images against the reference ...")
-            with Sampler(bundles[c.model], backend="ort", precision="fp32", threads=self.threads) as s:
+            with Sampler(bundles[c.model], backend="ort", precision="fp32", threads=self.cores()) as s:
                 done[c.name] = {"metrics": score(candidate_images(s, todo_items, size, c.options()), reference)}
             self.save()
         return done
@@ -240,8 +236,8 @@ class SdSearch(Search):
             plan = tune(str(tmp), n=1, steps=chosen.steps, max_seconds=self.tune_seconds, log=lambda m: None)
             self.log(f"  {plan['verdict']}")
             self.log(f"[final] the chosen bundle with its plan, against {REFERENCE_NAME} ...")
-            planned = Sampler(str(tmp), threads=self.threads)
-            mine = Sampler(str(tmp), backend="ort", precision="fp32", threads=self.threads)
+            planned = Sampler(str(tmp), threads=self.cores())
+            mine = Sampler(str(tmp), backend="ort", precision="fp32", threads=self.cores())
             try:
                 final_q = {"metrics": score(candidate_images(planned, todo_items, size, {}),
                                             np.load(self.work / REFERENCE_FILE, allow_pickle=False))}

@@ -88,7 +88,8 @@ class Search:
 
         self.log(self.latency_message(todo))
         self.record["machine"] = {**environment(usable_cores()), "load_before_timing": list(os.getloadavg())}
-        samplers = {c.name: Sampler(bundles[c.model], backend="ort", precision="fp32", threads=self.threads) for c in todo}
+        # a pinned count: threads that adapt to load mid-race would time candidates on different counts
+        samplers = {c.name: Sampler(bundles[c.model], backend="ort", precision="fp32", threads=self.cores()) for c in todo}
         try:
             calls = {c.name: self.timed_call(samplers[c.name], c.options()) for c in todo}
             self.record["latency"] = self.race_candidates(calls, todo[0].name)
@@ -99,6 +100,12 @@ class Search:
         self.record.update(choice=choice, head_to_head=duels)
         self.save()
         return choice
+
+    def cores(self) -> int:
+        """The samplers' thread count, pinned (--threads, else the usable cores) so timings compare."""
+        from gen.runtime.host import usable_cores
+
+        return self.threads or usable_cores()
 
     def latency_message(self, todo: list[Candidate]) -> str:
         return (f"[latency] {len(todo)} candidates raced against {todo[0].name} in alternating blocks "

@@ -96,7 +96,8 @@ def run_bench(bundle: str, backends: list[str], precisions: list[str], steps: li
                        f"Give batch sizes up to {limit}")
     if threads is not None and threads < 1:
         raise GenError(f"--threads must be at least 1, got {threads}")
-    threads = threads or os.cpu_count() or 1
+    # no count given: each backend runs as gen generate would, on all cores while the host is otherwise
+    # idle and fewer while another job shares them (gen.runtime.threads); describe() says what changed
     skipped, described, contenders = [], {}, []
     for backend in backends:
         for precision in ([PLAN] if backend == AUTO else precisions):  # the plan picks its own precisions
@@ -120,6 +121,11 @@ def run_bench(bundle: str, backends: list[str], precisions: list[str], steps: li
             contenders.append(Contender(sampler, backend, precision))
     try:
         rows = _time_contenders(contenders, batches, steps, warmup, repeats, skipped, log)
+        for c in contenders:  # another job came or went while timing: say so beside the figures
+            changes = getattr(c.sampler.backend, "thread_changes", [])
+            if changes:
+                described[f"{c.backend}/{c.precision}"]["threads_changed"] = changes
+                log(f"{c.backend}/{c.precision}: {changes[-1]}")
     finally:
         for c in contenders:
             c.sampler.close()
@@ -224,7 +230,7 @@ def speedups(result: dict, baseline: str = "eager") -> list[dict]:
     return out
 
 
-def environment(threads: int) -> dict:
+def environment(threads: int | None) -> dict:
     cpu = platform.processor()
     try:
         with open("/proc/cpuinfo") as f:
@@ -234,7 +240,11 @@ def environment(threads: int) -> dict:
     from gen.versions import versions as installed
 
     versions = {k: v for k, v in installed(("gen", "numpy", "torch", "diffusers", "onnxruntime", "onnxruntime-gpu", "openvino")).items() if v}
-    return {"cpu": cpu, "cpu_count": os.cpu_count(), "threads": threads, "python": platform.python_version(),
+    from gen.runtime.threads import ThreadShare
+
+    share = ThreadShare(threads)
+    return {"cpu": cpu, "cpu_count": os.cpu_count(), "threads": share.threads, "threads_rule": share.describe(),
+            "python": platform.python_version(),
             "platform": platform.platform(), "versions": versions}
 
 

@@ -58,7 +58,7 @@ class StepBatcher(Backend):
         if max_rows < 1:
             raise GenError(f"max_rows must be >= 1, got {max_rows}")
         self.inner, self.max_rows, self.short_steps = inner, max_rows, short_steps
-        self.bundle, self.device, self.precision, self.threads = inner.bundle, inner.device, inner.precision, inner.threads
+        self.bundle, self.device, self.precision, self.share = inner.bundle, inner.device, inner.precision, inner.share
         self.closed = False
         self.ticks = 0  # batched steps run (a step of several requests counts once)
         self.calls_by_rows: dict[int, int] = {}  # rows of a network call -> how many there were (reports, tests)

@@ -159,7 +159,9 @@ def build_repository(bundles: list[str], out: str, flavour: str = "python", max_
     _refuse_colliding_models(bundles, names)
     out_path = Path(out)
     _refuse_replacing(out_path, force, bundles)
-    threads = threads or os.cpu_count() or 1
+    # 0 in the configs: a pipeline's threads give way to other jobs on the host (gen.runtime.threads);
+    # a component model's session opens on all cores
+    threads = threads or 0
     with output_lock(out_path):
         _refuse_replacing(out_path, force, bundles)
         with staged_dir(out_path, "build") as tmp:

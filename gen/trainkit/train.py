@@ -84,7 +84,7 @@ def grid_labels(config: dict, n: int):
 def train(family: str, data_spec: str, out: str, overrides: dict, image_size: int | None = None,
           resume: bool = False, force: bool = False, progress: bool = True, threads: int | None = None) -> RunDir:
     """Train into `out` (one writer at a time: a second `gen train` into it fails at once). `threads`
-    pins torch's thread count; by default it adapts to other jobs (gen.trainkit.threads)."""
+    pins torch's thread count; by default it adapts to other jobs (gen.runtime.threads)."""
 
     def fresh():
         cls = config_class(family)  # an UNPAIRED family's config has `data_b`, domain B

@@ -11,7 +11,7 @@ from gen.runtime.host import usable_cores
 SCRIPT = """
 import subprocess, sys, time
 import torch  # imported before the neighbour starts: its import alone takes seconds
-import gen.trainkit.threads as threads
+import gen.runtime.threads as threads
 threads.CHECK_SECONDS = 1.0  # windows of a second: twice /proc/stat's shortest trusted one
 from gen.trainkit.threads import ThreadGovernor
 burn = subprocess.Popen([sys.executable, "-c", "import time\\nt = time.time()\\nwhile time.time() - t < 1.6: pass"])
@@ -55,6 +55,6 @@ def test_a_pinned_count_never_changes():
 
     g = ThreadGovernor(1, log=lambda *_: pytest.fail("a pinned count must not change"))
     assert g.pinned and g.describe() == "1 thread (pinned: --threads or OMP_NUM_THREADS)"
-    g._since -= 10
+    g.share._since -= 10
     g.tick()
     assert g.threads == 1

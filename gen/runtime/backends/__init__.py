@@ -24,6 +24,10 @@ from gen.runtime.validate import check_feeds
 
 DEVICES = ("cpu", "cuda")
 MAX_THREADS = 1024  # more than any machine has cores; past it thread pools fail to start, not run faster
+# A component up to this size gets a session per thread count it runs on, so its threads can give way
+# to another job (gen.runtime.threads); a bigger one keeps the count of its first call, since a second
+# session would hold its weights twice (an SD UNet: GBs).
+ADAPT_MAX_BYTES = 256 << 20
 _REGISTRY: dict[str, str] = {}  # name -> "module:Class"
 
 
@@ -49,9 +53,16 @@ class Backend:
     precision_notes: dict[str, str] = {}  # (device/precision) -> why it is not offered
     # runs gen.runtime.denoise's whole loop itself (denoise_resident), keeping the sample on its device
     resident_loop = False
+    # its thread count follows other jobs' load between calls (threads_for) unless one was asked for
+    adapts_threads = False
 
-    def __init__(self, bundle: Bundle, device: str, precision: str, threads: int | None):
-        self.bundle, self.device, self.precision, self.threads = bundle, device, precision, threads
+    def __init__(self, bundle: Bundle, device: str, precision: str, threads: int | None, default_threads: int | None = None):
+        from gen.runtime.threads import ThreadShare
+
+        self.bundle, self.device, self.precision = bundle, device, precision
+        self.share = ThreadShare(threads, default_threads, adapts=self.adapts_threads)
+        self.thread_changes: list[str] = []  # what adapting did, for describe()
+        self._fixed_threads: dict[str, int] = {}  # components too big to adapt -> the count they run on
         self.network_seconds = 0.0
         self.component_seconds: dict[str, float] = {}  # per-stage totals, for benchmarks
         self.component_calls: dict[str, int] = {}
@@ -76,6 +87,29 @@ class Backend:
         out = self._run(component, feeds)
         self.count(component, time.perf_counter() - t0)
         return out
+
+    @property
+    def threads(self) -> int:
+        return self.share.threads
+
+    def threads_for(self, component: str) -> int:
+        """The thread count `component`'s next call runs on: re-measured now and then (ThreadShare)
+        for components up to ADAPT_MAX_BYTES, the first call's count for bigger ones."""
+        if component in self._fixed_threads:
+            return self._fixed_threads[component]
+        if not self.share.pinned and self.component_bytes(component) > ADAPT_MAX_BYTES:
+            self._fixed_threads[component] = self.share.threads
+            return self.share.threads
+        was = self.share.threads
+        if self.share.check():
+            self.thread_changes = [*self.thread_changes[-9:], self.share.change_message(was, "sampling")]
+        return self.share.threads
+
+    def component_bytes(self, component: str) -> int:
+        """The size of the files `component` loads at this backend's precision."""
+        path = self.bundle.onnx_path(component, self.precision)
+        files = [path, path.with_suffix(".bin"), self.bundle.external_data_path(component, self.precision)]
+        return sum(f.stat().st_size for f in files if f is not None and f.is_file())
 
     def check_open(self) -> None:
         if self.closed:
@@ -102,7 +136,8 @@ class Backend:
 
     def describe(self) -> dict:
         """What actually runs (for reports): backend, device, precision, providers."""
-        return {"backend": self.name, "device": self.device, "precision": self.precision, "threads": self.threads}
+        return {"backend": self.name, "device": self.device, "precision": self.precision, "threads": self.threads,
+                "threads_rule": self.share.describe(), **({"threads_changed": self.thread_changes} if self.thread_changes else {})}
 
     def close(self) -> None:
         """Release sessions, modules and device memory; the backend refuses calls afterwards."""

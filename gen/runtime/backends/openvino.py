@@ -12,7 +12,8 @@ it can lose; gen's per-host plan (gen.runtime.plan) measures which wins where.
   lacks bf16 instructions, where OpenVINO would quietly run f32), int8 (the bundle's int8 QDQ file,
   which OpenVINO runs with its own int8 kernels), int8-ov (IR quantized for OpenVINO by NNCF:
   `gen export --int8 --int8-openvino`, gen.export.int8_openvino). What really ran is read back from the compiled model.
-- Threads are pinned (`INFERENCE_NUM_THREADS`), one stream, latency hint: one request at a time.
+- Threads (`INFERENCE_NUM_THREADS`) are fixed per compiled model; a small component gets one per thread
+  count it runs on, so it can give way to another job (gen.runtime.threads). One stream, latency hint.
 - The denoising loop runs on the host (gen.runtime.denoise): on a CPU OpenVINO's tensors are host
   memory already, so a device-resident loop (ORT's) would save only a few element-wise numpy ops.
 
@@ -79,6 +80,7 @@ def shared_core():
 
 class OpenVinoBackend(Backend):
     name = "openvino"
+    adapts_threads = True  # a compiled model per thread count (OpenVINO fixes its threads at compile)
     devices = ("cpu",)
     precisions = {"cpu": ("fp32", "bf16", "int8", "int8-ov", "int8-bf16")}
     precision_notes = {"cpu/fp16": "backend 'openvino' computes fp32, bf16 (on CPUs with bf16 instructions) or int8 "
@@ -87,9 +89,7 @@ class OpenVinoBackend(Backend):
 
     def __init__(self, bundle, device, precision, threads):
         self._ov = load_openvino()
-        from gen.runtime.host import usable_cores
-
-        super().__init__(bundle, device, precision, threads or usable_cores())
+        super().__init__(bundle, device, precision, threads)
         self.core = shared_core()
         self.capabilities = cpu_capabilities(self.core)
         if HINTS[precision] == "bf16" and "BF16" not in self.capabilities:
@@ -109,23 +109,26 @@ class OpenVinoBackend(Backend):
         return self._models[component]
 
     def compiled(self, component: str, feeds: dict[str, np.ndarray]):
-        """The compiled model and its infer request for these feeds' shapes (compiled on first use)."""
-        key = tuple((name, a.shape) for name, a in sorted(feeds.items()))
+        """The compiled model and its infer request for these feeds' shapes and the thread count the
+        call runs on (Backend.threads_for), compiled on first use."""
+        shapes = tuple((name, a.shape) for name, a in sorted(feeds.items()))
+        threads = self.threads_for(component)
+        key = (threads, shapes)
         kept = self._compiled.setdefault(component, OrderedDict())
         if key in kept:
             kept.move_to_end(key)
             return kept[key]
         model = self._model(component).clone()
         try:
-            model.reshape({name: self._ov.PartialShape(list(shape)) for name, shape in key})
+            model.reshape({name: self._ov.PartialShape(list(shape)) for name, shape in shapes})
             t0 = time.perf_counter()
-            compiled = self.core.compile_model(model, "CPU", compile_config(self.threads, self.precision))
+            compiled = self.core.compile_model(model, "CPU", compile_config(threads, self.precision))
         except Exception as e:
-            raise GenError(f"OpenVINO cannot compile {component} for shapes {dict(key)}: "
+            raise GenError(f"OpenVINO cannot compile {component} for shapes {dict(shapes)}: "
                            f"{str(e).strip().splitlines()[0]}") from None
         seconds = time.perf_counter() - t0
         ran = str(compiled.get_property("INFERENCE_PRECISION_HINT")).lower().replace("<type: '", "").rstrip("'>")
-        self.compiles.append({"component": component, "shapes": {n: list(s) for n, s in key},
+        self.compiles.append({"component": component, "shapes": {n: list(s) for n, s in shapes}, "threads": threads,
                               "compile_s": round(seconds, 3), "inference_precision": ran})
         outputs = [o.get_any_name() for o in compiled.outputs]
         kept[key] = (compiled, compiled.create_infer_request(), outputs)

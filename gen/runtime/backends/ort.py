@@ -16,8 +16,6 @@ engine and timing caches under the bundle's cache directory.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from gen.errors import GenError
@@ -50,6 +48,7 @@ def trt_provider_options(bundle, precision: str) -> dict:
 
 class OrtBackend(Backend):
     name = "ort"
+    adapts_threads = True  # a session per thread count (ORT fixes its threads when a session opens)
     # int8 (QDQ) runs fused integer kernels on the CPU provider; on GPUs that is TensorRT's job
     precisions = {"cpu": ("fp32", "fp16", "int8", "int8-trt"), "cuda": ("fp32", "fp16")}
     precision_notes = {f"cuda/{p}": f"{p} on a GPU needs TensorRT's explicit-quantization path, which gen does not "
@@ -60,7 +59,7 @@ class OrtBackend(Backend):
             import onnxruntime as ort
         except ImportError:
             raise GenError("backend 'ort' needs onnxruntime: pip install 'gen[runtime]'") from None
-        super().__init__(bundle, device, precision, threads or os.cpu_count() or 1)
+        super().__init__(bundle, device, precision, threads)
         self._ort = ort
         available = ort.get_available_providers()
         wanted = [p for p in GPU_PROVIDERS if p in available] if device == "cuda" else []
@@ -77,15 +76,17 @@ class OrtBackend(Backend):
         self.resident_loop = True
 
     def session(self, component: str):
-        if component not in self._sessions:
+        """The component's session for the thread count its next call runs on (Backend.threads_for)."""
+        key = (component, self.threads_for(component))
+        if key not in self._sessions:
             from gen.runtime.ort_session import ort_session
 
             path = self.bundle.onnx_path(component, self.precision)
             try:
-                self._sessions[component] = ort_session(path, self.threads, self.providers)
+                self._sessions[key] = ort_session(path, key[1], self.providers)
             except Exception as e:  # onnxruntime raises its own exception types
                 raise GenError(f"onnxruntime cannot load {path}: {str(e).splitlines()[0]}") from None
-        return self._sessions[component]
+        return self._sessions[key]
 
     def _run(self, component, feeds):
         sess = self.session(component)
@@ -116,7 +117,7 @@ class OrtBackend(Backend):
     def describe(self):
         for component in self.bundle.components:
             self.session(component)
-        return {**super().describe(), "providers": {c: s.get_providers() for c, s in self._sessions.items()},
+        return {**super().describe(), "providers": {c: s.get_providers() for (c, _), s in self._sessions.items()},
                 "onnxruntime": self._ort.__version__}
 
     def close(self):

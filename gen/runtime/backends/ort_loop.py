@@ -43,13 +43,15 @@ class ResidentLoop:
 
     def graph(self, name: str):
         """The small graphs run on CUDA (or the CPU), never TensorRT: it would build an engine per
-        shape for a few element-wise ops, and fp16 ones for an fp16 bundle."""
-        if name not in self._graphs:
+        shape for a few element-wise ops, and fp16 ones for an fp16 bundle. One per thread count the
+        network runs on (it adapts to other jobs' load: gen.runtime.threads)."""
+        key = (name, self.backend.threads)
+        if key not in self._graphs:
             from gen.runtime.ort_session import ort_session
 
             providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if self.where[0] == "cuda" else None
-            self._graphs[name] = ort_session(graph_path(name), self.backend.threads, providers)
-        return self._graphs[name]
+            self._graphs[key] = ort_session(graph_path(name), key[1], providers)
+        return self._graphs[key]
 
     def put(self, array: np.ndarray, host: bool = False):
         """`array` on the loop's device (`host`: in host memory, for inputs CUDA kernels read there)."""
@@ -86,7 +88,8 @@ class ResidentLoop:
         noises = self.noises(sched, x, rng, steps)
         prepare = None
         if guided or call.condition is not None or any(s["divisor"] is not None for s in per_step):
-            prepare = self.graph("prepare_condition" if call.condition is not None else "prepare")
+            prepare_name = "prepare_condition" if call.condition is not None else "prepare"
+            prepare = self.graph(prepare_name)
             prepare_constant = {"repeats": self.put(np.array([2 if guided else 1, 1, 1, 1], np.int64), host=True)}
             unit_divisor = self.put(np.array(1.0, np.float32))
             if call.condition is not None:
@@ -95,8 +98,12 @@ class ResidentLoop:
         step_constant = {"halves": self.put(np.array(halves if guided else (0, 0), np.int64)),
                          "noise": self.put(np.zeros(x.shape, np.float32))}
         sample, previous = self.put(x), self.put(np.zeros(x.shape, np.float64))
-        step_graph = self.graph("step")
         for i, inputs in enumerate(per_step):
+            if i:  # the thread count may have changed (another job came or went): the sessions for it
+                network = backend.session(call.component)
+                if prepare is not None:
+                    prepare = self.graph(prepare_name)
+            step_graph = self.graph("step")
             if prepare is not None:
                 divisor = inputs["divisor"] or unit_divisor
                 model_in = self.run_graph(prepare, {"sample": sample, "divisor": divisor, **prepare_constant},
