@@ -69,7 +69,11 @@ class StarGenerator(nn.Module):
 
 
 class StarDiscriminator(nn.Module):
-    def __init__(self, size: int, channels: int, domains: int, width: int):
+    """`projection` adds a projection term (Miyato & Koyama 2018) to the real/fake head: the patch score
+    plus the inner product of each patch's features with the claimed domain's embedding, so the head
+    judges "a real image *of this domain*?" rather than "a real image of any domain?"."""
+
+    def __init__(self, size: int, channels: int, domains: int, width: int, projection: bool = False):
         super().__init__()
         n = max(1, int(math.log2(size)) - 2)  # down to 4 x 4 (16 px: two halvings)
         layers, c = [nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.01)], width
@@ -79,8 +83,17 @@ class StarDiscriminator(nn.Module):
         self.body = nn.Sequential(*layers)
         self.patch = nn.Conv2d(c, 1, 3, 1, 1, bias=False)
         self.domain = nn.Conv2d(c, domains, size >> n, bias=False)
+        self.embed = nn.Embedding(domains, c) if projection else None
+        if self.embed is not None:
+            nn.init.zeros_(self.embed.weight)  # starts as the plain head; learns what each domain adds
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(patch scores [B, 1, h, w], domain logits [B, domains])."""
+    def forward(self, x: torch.Tensor, domain: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(patch scores [B, 1, h, w], domain logits [B, domains]); `domain` is the claimed domain of each
+        image, which a projection head needs."""
         h = self.body(x)
-        return self.patch(h), self.domain(h).flatten(1)
+        score = self.patch(h)
+        if self.embed is not None:
+            if domain is None:
+                raise ValueError("a projection discriminator needs each image's claimed domain")
+            score = score + (self.embed(domain)[:, :, None, None] * h).sum(1, keepdim=True)
+        return score, self.domain(h).flatten(1)

@@ -103,3 +103,19 @@ def test_cli_generate_with_target_domain(tiny, tmp_path):
     p = gen("generate", path, "--image", tmp_path / "in.png", "--target-domain", "bold", "--out", tmp_path / "x.png",
             check=False)
     assert p.returncode == 2 and "unknown target_domain 'bold'" in p.stderr and not (tmp_path / "x.png").exists()
+
+
+def test_the_projection_head_judges_each_image_against_its_claimed_domain():
+    from gen.nets.stargan import StarDiscriminator
+
+    torch.manual_seed(0)
+    plain, projected = StarDiscriminator(16, 1, 3, 8), StarDiscriminator(16, 1, 3, 8, projection=True)
+    projected.load_state_dict(plain.state_dict(), strict=False)
+    x, domain = torch.randn(4, 1, 16, 16), torch.tensor([0, 1, 2, 0])
+    assert torch.equal(projected(x, domain)[0], plain(x)[0])  # zero embeddings: the plain head to start with
+    with torch.no_grad():
+        projected.embed.weight.normal_()
+    thick, thin = projected(x, torch.full((4,), 2))[0], projected(x, torch.zeros(4, dtype=torch.int64))[0]
+    assert not torch.allclose(thick, thin)  # the same images score differently as claims of different domains
+    with pytest.raises(ValueError, match="needs each image's claimed domain"):
+        projected(x)

@@ -23,14 +23,16 @@ class StarGanConfig(TrainConfig):
     data_help = ("digits-strokes (the bundled digits at 16x16 in three domains: thin, regular and thick strokes; digit i "
                  "in domain i mod 3, so no image is in two) or a folder with one sub-folder of images per domain.")
 
-    steps: int = 3000
+    steps: int = 6000  # 3000 left thin -> thick at 86% (docs/RESULTS.md)
     batch_size: int = 16
     lr: float = 2e-4
     cycle_weight: float = option(5.0, "Weight of the reconstruction L1: G(G(x, c'), c) against x (the paper: 10)", NON_NEGATIVE)
-    identity_weight: float = option(0.5, "Identity L1 weight, G(x, c) against x, as a fraction of the cycle weight "
+    identity_weight: float = option(0.25, "Identity L1 weight, G(x, c) against x, as a fraction of the cycle weight "
                                     "(0 turns it off)", NON_NEGATIVE)
     domain_weight: float = option(4.0, "Weight of the domain-classification loss (the discriminator's aux head; the paper: 1)",
                                   NON_NEGATIVE)
+    projection: bool = option(True, "Condition the discriminator's real/fake head on the claimed domain (a projection "
+                              "discriminator), so a translation must look like a real image of its target domain")
     width: int = option(32, "Channels of the generator's and discriminator's first layer", POSITIVE)
     blocks: int = option(3, "Residual blocks in the generator", POSITIVE)
 
