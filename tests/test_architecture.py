@@ -190,8 +190,14 @@ def test_one_way_arrows_are_no_circle():
 
 
 # the families' names, runtime and training side (a Stable Diffusion adaptation's run is a family of its own)
-FAMILY_NAMES = ("gan", "vae", "ddpm", "sd", "pix2pix", "cyclegan", "stargan", "stylegan", "ae", "vqvae",
-                "sd-lora", "lcm-lora", "textual-inversion", "dreambooth")
+def _registered_families() -> set[str]:
+    from gen.runtime.families import family_names
+
+    return set(family_names())
+
+
+# every registered family (a new plug-in is covered without an edit here) and the training-only names
+FAMILY_NAMES = tuple(sorted(_registered_families() | {"sd", "sd-lora", "lcm-lora", "textual-inversion", "dreambooth"}))
 # where a name that is spelt like a family is not one: the --model recipes are named in their own registry
 NOT_FAMILIES = {"gen/recipes/registry.py": "the recipe names of `gen export --model` (sd, sd-lora, tiny-sd)",
                 "gen/errors.py": "with_article: 'an sd' is English (ess-dee), not a branch on the family"}
