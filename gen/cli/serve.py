@@ -19,7 +19,7 @@ def build(
     name: Annotated[Optional[List[str]], typer.Option(help="Model name per bundle (default: the bundle directory's name).")] = None,
     dynamic_batching: Annotated[bool, typer.Option(help="Let Triton merge concurrent component calls into one batch.")] = True,
     components: Annotated[str, typer.Option(help="inline: the pipeline runs the ONNX files itself (no round trip per network call; fastest on CPUs); bls: it calls the component models through Triton, whose dynamic batching merges concurrent requests' calls (for GPUs, where batching pays).")] = "inline",
-    threads: Annotated[Optional[int], typer.Option(help="Threads per served model instance (default: all cores, fewer while other jobs share them; a count given here is pinned).")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="Threads per served model instance (default: all cores; an inline pipeline runs on fewer while other jobs share them, bls component models stay on all cores; a count given here is pinned).")] = None,
     batching: Annotated[str, typer.Option(help="step: concurrent requests' diffusion steps run as one network call per step, and a request arriving mid-run joins at the next step (no waiting behind long requests); request: each pipeline instance samples one request at a time, start to end.")] = "step",
     precision: Annotated[Optional[str], typer.Option(help="Which of the bundles' variants to serve: fp32, fp16 (GPU hosts), int8 (CPU hosts; export with --int8). Default: a bundle's plan for this host (gen tune) in inline python pipelines, else fp32.")] = None,
     max_steps: Annotated[Optional[int], typer.Option(help="Most diffusion steps one request may ask for (default: the family's, 1000; 500 for SD).")] = None,

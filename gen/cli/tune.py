@@ -13,7 +13,7 @@ def tune(
     bundle: Annotated[str, typer.Argument(help="Bundle directory written by `gen export`.")],
     n: Annotated[int, typer.Option(help="Images per sampling call to plan for: speed rankings change with batch size.")] = 1,
     steps: Annotated[Optional[int], typer.Option(help="Diffusion steps per call to plan for (default: the bundle's).")] = None,
-    threads: Annotated[Optional[int], typer.Option(help="CPU threads to plan for (default: the cores this process may use).")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads to time with (default: the cores this process may use, and runs of the plan then adapt their threads to other jobs; a count given here is pinned for those runs too).")] = None,
     min_psnr: Annotated[float, typer.Option(help="Images must reach this PSNR (dB) against ORT fp32 from the same seed.")] = 30.0,
     threshold: Annotated[float, typer.Option(help="A contender replaces ORT fp32 only if its speed-up's 90% interval lies above this.")] = 1.05,
     max_seconds: Annotated[float, typer.Option(help="Time budget for the timing blocks, in seconds; past it, what is not decided stays undecided.")] = 120.0,

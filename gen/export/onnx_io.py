@@ -252,10 +252,12 @@ def sample_images(bundle_dir: Path, precision: str, backend: str = "ort", **gene
     """One Sampler call through `backend` (ORT) at `precision`, with what the family needs beyond n and seed
     (an input image for image-to-image) unless given; for a model that cannot sample (an autoencoder),
     its reconstructions of `n` seeded random images."""
+    from gen.runtime.host import usable_cores
     from gen.runtime.quality import check_images
     from gen.runtime.sampler import Sampler
 
-    with Sampler(str(bundle_dir), backend=backend, precision=precision) as s:
+    # a pinned count, so a gate's figure does not move with other jobs' load (gen.runtime.threads)
+    with Sampler(str(bundle_dir), backend=backend, precision=precision, threads=usable_cores()) as s:
         return check_images(s, **generate_kwargs)
 
 

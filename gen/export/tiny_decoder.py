@@ -171,11 +171,12 @@ def onnx_params(path: Path) -> int:
 
 def images_tiny_vs_full(bundle_dir: Path, steps: int = 4) -> dict:
     """One sampling run (ORT fp32, seed 0), its latents decoded by both decoders: the PSNR a user sees."""
+    from gen.runtime.host import usable_cores
     from gen.runtime.quality import psnr
     from gen.runtime.sampler import Sampler
 
     prompt = "a red house by a lake"
-    with Sampler(str(bundle_dir), backend="ort", precision="fp32") as s:
+    with Sampler(str(bundle_dir), backend="ort", precision="fp32", threads=usable_cores()) as s:
         full = s.generate(prompt, n=1, seed=0, steps=steps)
         tiny = s.generate(prompt, n=1, seed=0, steps=steps, decoder="tiny")
     return {"psnr_db": round(psnr(full, tiny), 2), "max_abs": float(np.abs(full - tiny).max()), "prompt": prompt,

@@ -68,7 +68,7 @@ class Bundle:
     def external_data_path(self, component: str, precision: str = "fp32") -> Path | None:
         """The weights file beside a component over protobuf's 2 GB limit; it must stay beside the
         .onnx under this name, which the model records."""
-        entry = self.components[component].files[precision].external_data
+        entry = self.components[component].files[check_precision(precision).file].external_data
         return self.resolve(entry.path) if entry else None
 
     def resolve(self, relative: str) -> Path:

@@ -162,7 +162,9 @@ def planned_backend(bundle, threads: int | None) -> tuple[Backend, str]:
     if loaded.plan is None:
         return create_backend(DEFAULT[0], bundle, "cpu", DEFAULT[1], threads), loaded.note
     try:
-        return backend_for(bundle, loaded.choices(), threads or loaded.plan.get("threads")), loaded.note
+        # the plan's count only where `gen tune --threads N` pinned it; otherwise threads adapt (gen.runtime.threads)
+        pinned = loaded.plan.get("threads") if loaded.plan.get("threads_pinned") else None
+        return backend_for(bundle, loaded.choices(), threads or pinned), loaded.note
     except GenError as e:  # e.g. the plan chose openvino and it has since been uninstalled
         return create_backend(DEFAULT[0], bundle, "cpu", DEFAULT[1], threads), \
             f"ignored {loaded.path}: {e}; running {DEFAULT[0]} {DEFAULT[1]}"

@@ -16,6 +16,7 @@ run reproducible bit for bit.
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 CHECK_SECONDS = 2.0  # how often the other processes' load is measured (a window long enough to trust)
@@ -27,6 +28,12 @@ def asked_threads(requested: int | None) -> int | None:
         return requested
     env = os.environ.get("OMP_NUM_THREADS", "")
     return int(env) if env.isdigit() and int(env) > 0 else None
+
+
+def snapped(want: int, cores: int) -> int:
+    """`want` rounded down to a power of two (or all the cores): backends keep a session per count,
+    so a many-core host must not open one for every count from 1 to its cores."""
+    return cores if want >= cores else 1 << (want.bit_length() - 1)
 
 
 class ThreadShare:
@@ -41,6 +48,7 @@ class ThreadShare:
         self.threads = asked or self.cores
         self.others_cores: float | None = None  # what the last check measured
         self._watch, self._since = None, time.monotonic()
+        self._lock = threading.Lock()  # request threads of one server share a backend
 
     def describe(self) -> str:
         many = "s" * (self.threads != 1)
@@ -54,6 +62,10 @@ class ThreadShare:
         """Measure (when a window has passed) and adapt; True when the count changed."""
         if self.pinned or self.cores == 1:
             return False
+        with self._lock:
+            return self._check()
+
+    def _check(self) -> bool:
         if self._watch is None:  # the first window starts at the first check, not at construction
             from gen.runtime.host import LoadWatch
 
@@ -66,7 +78,7 @@ class ThreadShare:
         if others is None:
             return False
         self.others_cores = others
-        want = max(1, min(self.cores, round(self.cores - others)))
+        want = snapped(max(1, min(self.cores, round(self.cores - others))), self.cores)
         changed, self.threads = want != self.threads, want
         return changed
 

@@ -68,6 +68,7 @@ def tune(bundle_path: str, n: int = 1, steps: int | None = None, threads: int | 
     from gen.runtime.speed import Race, describe, settle
 
     bundle = load_bundle(bundle_path)
+    asked = threads is not None  # a count the user pinned for timing; later runs honour it, else they adapt
     threads = threads or usable_cores()
     spec = bundle.spec
     arguments = {"n": n, "seed": seed, **({k: v for k, v in spec.bench_arguments(steps, bundle).items() if v is not None}
@@ -113,7 +114,7 @@ def tune(bundle_path: str, n: int = 1, steps: int | None = None, threads: int | 
     if watch.figures.get("busy"):
         log(f"  warning: {watch.figures['busy']}")
     plan = {"schema": SCHEMA, "host": fingerprint(), "bundle_manifest_sha256": manifest_digest(bundle),
-            "threads": threads, "components": {c: {"backend": b, "precision": p} for c, (b, p) in plan_choices.items()},
+            "threads": threads, "threads_pinned": asked, "components": {c: {"backend": b, "precision": p} for c, (b, p) in plan_choices.items()},
             "verdict": verdict, "winner": winner or label(DEFAULT),
             "settings": {"arguments": arguments, "min_psnr": min_psnr, "threshold": threshold, "max_seconds": max_seconds},
             "quality_psnr_db": quality, "per_component": per_component, "end_to_end": end_to_end,

@@ -146,7 +146,7 @@ def build_repository(bundles: list[str], out: str, flavour: str = "python", max_
         from gen.runtime.backends import MAX_THREADS
 
         if not 1 <= threads <= MAX_THREADS:  # the served model would fail at load, after the server started
-            raise GenError(f"--threads must be from 1 to {MAX_THREADS}, got {threads} (leave it out for all cores)")
+            raise GenError(f"--threads must be from 1 to {MAX_THREADS}, got {threads} (leave it out to adapt: all cores, fewer while other jobs share them)")
     if not bundles:
         raise GenError("give at least one bundle")
     if names and len(names) != len(bundles):

@@ -98,3 +98,42 @@ def load(path):
     from gen.runtime.bundle import load_bundle
 
     return load_bundle(path)
+
+
+def test_counts_snap_to_powers_of_two_so_a_big_host_opens_few_sessions():
+    from gen.runtime.threads import snapped
+
+    assert [snapped(w, 2) for w in (1, 2)] == [1, 2]
+    assert [snapped(w, 12) for w in (1, 2, 3, 5, 7, 8, 11, 12)] == [1, 2, 2, 4, 4, 8, 8, 12]
+
+
+def test_bf16_precisions_find_their_files_when_threads_adapt(bundles, monkeypatch):
+    """bf16 and int8-bf16 compute the fp32 / int8 files: the size check behind adapting must map the name."""
+    from gen.runtime.backends import create_backend
+
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    bundle = load(bundles["cddpm"])
+    with create_backend("ort", bundle) as b:
+        for precision in ("bf16", "int8-bf16"):
+            b.precision = precision  # what an openvino backend of that precision asks (refused here without bf16)
+            assert b.component_bytes("denoiser") == b.bundle.onnx_path("denoiser", precision).stat().st_size
+
+
+def test_a_tuned_plan_adapts_unless_its_count_was_pinned(bundles, tmp_path, monkeypatch):
+    import shutil
+
+    from gen.runtime.host import fingerprint
+    from gen.runtime.plan import SCHEMA, manifest_digest, planned_backend, write_plan
+
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    path = tmp_path / "b"
+    shutil.copytree(bundles["ddpm"], path)
+    bundle = load(path)
+
+    for pinned, expect_pinned in ((False, False), (True, True)):
+        write_plan(bundle, {"schema": SCHEMA, "host": fingerprint(), "bundle_manifest_sha256": manifest_digest(bundle),
+                            "threads": 1, "threads_pinned": pinned, "components": {"denoiser": {"backend": "ort", "precision": "fp32"}},
+                            "verdict": "t", "winner": "ort/fp32", "settings": {}})
+        backend, _ = planned_backend(load(path), None)
+        with backend:
+            assert backend.share.pinned is expect_pinned and backend.threads == (1 if pinned else usable_cores())

@@ -13,6 +13,7 @@ heavy library behind each (torch, onnxruntime, tensorrt) is imported only when o
 from __future__ import annotations
 
 import importlib
+import threading
 import time
 
 import numpy as np
@@ -63,6 +64,7 @@ class Backend:
         self.share = ThreadShare(threads, default_threads, adapts=self.adapts_threads)
         self.thread_changes: list[str] = []  # what adapting did, for describe()
         self._fixed_threads: dict[str, int] = {}  # components too big to adapt -> the count they run on
+        self._opening = threading.Lock()  # one session/compile per key when request threads share this backend
         self.network_seconds = 0.0
         self.component_seconds: dict[str, float] = {}  # per-stage totals, for benchmarks
         self.component_calls: dict[str, int] = {}

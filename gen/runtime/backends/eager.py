@@ -26,7 +26,7 @@ class EagerBackend(Backend):
             raise GenError("backend 'eager' needs PyTorch: pip install 'gen[train]', or use --backend ort") from None
         if device == "cuda" and not torch.cuda.is_available():
             raise GenError("device 'cuda' requested but torch sees no CUDA GPU")
-        super().__init__(bundle, device, precision, threads, torch.get_num_threads())
+        super().__init__(bundle, device, precision, threads or torch.get_num_threads())
         # Process-wide in torch: the caller asked for this many threads (None keeps torch's setting).
         torch.set_num_threads(self.threads)
         self._torch = torch

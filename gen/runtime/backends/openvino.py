@@ -113,6 +113,10 @@ class OpenVinoBackend(Backend):
         call runs on (Backend.threads_for), compiled on first use."""
         shapes = tuple((name, a.shape) for name, a in sorted(feeds.items()))
         threads = self.threads_for(component)
+        with self._opening:  # request threads sharing this backend: one compile per key, no racing evictions
+            return self._compiled_for(component, shapes, threads)
+
+    def _compiled_for(self, component: str, shapes: tuple, threads: int):
         key = (threads, shapes)
         kept = self._compiled.setdefault(component, OrderedDict())
         if key in kept:

@@ -59,6 +59,8 @@ class OrtBackend(Backend):
             import onnxruntime as ort
         except ImportError:
             raise GenError("backend 'ort' needs onnxruntime: pip install 'gen[runtime]'") from None
+        # on a GPU the host threads barely matter and a second session would load the weights onto it again
+        self.adapts_threads = device == "cpu"
         super().__init__(bundle, device, precision, threads)
         self._ort = ort
         available = ort.get_available_providers()
@@ -78,15 +80,18 @@ class OrtBackend(Backend):
     def session(self, component: str):
         """The component's session for the thread count its next call runs on (Backend.threads_for)."""
         key = (component, self.threads_for(component))
-        if key not in self._sessions:
-            from gen.runtime.ort_session import ort_session
+        if key in self._sessions:
+            return self._sessions[key]
+        with self._opening:
+            if key not in self._sessions:
+                from gen.runtime.ort_session import ort_session
 
-            path = self.bundle.onnx_path(component, self.precision)
-            try:
-                self._sessions[key] = ort_session(path, key[1], self.providers)
-            except Exception as e:  # onnxruntime raises its own exception types
-                raise GenError(f"onnxruntime cannot load {path}: {str(e).splitlines()[0]}") from None
-        return self._sessions[key]
+                path = self.bundle.onnx_path(component, self.precision)
+                try:
+                    self._sessions[key] = ort_session(path, key[1], self.providers)
+                except Exception as e:  # onnxruntime raises its own exception types
+                    raise GenError(f"onnxruntime cannot load {path}: {str(e).splitlines()[0]}") from None
+            return self._sessions[key]
 
     def _run(self, component, feeds):
         sess = self.session(component)

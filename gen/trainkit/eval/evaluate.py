@@ -49,7 +49,10 @@ def bundle_sampler(bundle_path: str, backend: str, precision: str):
         raise GenError(f"bundle {bundle_path} has no run config (weights.config), so its training data is unknown; "
                        "gen eval scores bundles exported from `gen train` runs")
     config = read_json(bundle.resolve(bundle.manifest.weights["config"]), "bundle weights config")
-    return config, Sampler(bundle_path, backend=backend, precision=precision)
+    from gen.runtime.host import usable_cores
+
+    # a pinned count: scores must not move with what else runs on the host (gen.runtime.threads)
+    return config, Sampler(bundle_path, backend=backend, precision=precision, threads=usable_cores())
 
 
 def sample_with(sampler, n: int, seed: int, labels=None, batch: int = 500, **options) -> np.ndarray:
