@@ -37,7 +37,7 @@ def snapped(want: int, cores: int) -> int:
 
 
 class ThreadShare:
-    """The thread count to run on now; `check()` re-measures at most every CHECK_SECONDS."""
+    """The thread count to run on now; `adapt()` re-measures at most every CHECK_SECONDS."""
 
     def __init__(self, requested: int | None = None, default: int | None = None, adapts: bool = True):
         from gen.runtime.host import usable_cores
@@ -58,32 +58,34 @@ class ThreadShare:
             return f"{self.threads} thread{many}"
         return f"{self.threads} thread{many} of {self.cores} usable cores, fewer while other jobs use them"
 
-    def check(self) -> bool:
-        """Measure (when a window has passed) and adapt; True when the count changed."""
+    def adapt(self, work: str) -> str | None:
+        """Measure (when a window has passed) and adapt; what changed, in words naming the `work`
+        ("training", "sampling"), or None when the count stays."""
         if self.pinned or self.cores == 1:
-            return False
+            return None
         with self._lock:
-            return self._check()
-
-    def _check(self) -> bool:
-        if self._watch is None:  # the first window starts at the first check, not at construction
-            from gen.runtime.host import LoadWatch
-
-            self._watch, self._since = LoadWatch().start(), time.monotonic()
-            return False
-        if time.monotonic() - self._since < CHECK_SECONDS:
-            return False
-        others = self._watch.stop().get("others_cores")
-        self._watch, self._since = type(self._watch)().start(), time.monotonic()
-        if others is None:
-            return False
-        self.others_cores = others
-        want = snapped(max(1, min(self.cores, round(self.cores - others))), self.cores)
-        changed, self.threads = want != self.threads, want
-        return changed
-
-    def change_message(self, was: int, work: str) -> str:
-        others = self.others_cores or 0.0
+            was = self.threads
+            others = self._measure()
+            if others is None:
+                return None
+            self.threads = snapped(max(1, min(self.cores, round(self.cores - others))), self.cores)
+        if self.threads == was:
+            return None
         fewer = self.threads < was
         return (f"{'other jobs use' if fewer else 'now free:'} about {others if fewer else self.cores - others:.1f} "
                 f"core(s): {work} on {self.threads} thread{'s' * (self.threads != 1)} (was {was})")
+
+    def _measure(self) -> float | None:
+        """Other processes' cores over the window that just ended, or None while it runs (or unreadable)."""
+        if self._watch is None:  # the first window starts at the first call, not at construction
+            from gen.runtime.host import LoadWatch
+
+            self._watch, self._since = LoadWatch().start(), time.monotonic()
+            return None
+        if time.monotonic() - self._since < CHECK_SECONDS:
+            return None
+        others = self._watch.stop().get("others_cores")
+        self._watch, self._since = type(self._watch)().start(), time.monotonic()
+        if others is not None:
+            self.others_cores = others
+        return others

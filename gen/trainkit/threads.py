@@ -22,22 +22,14 @@ class ThreadGovernor:
         self._torch, self.log = torch, log
         self.share = ThreadShare(requested)
         torch.set_num_threads(self.share.threads)
-        self.share.check()  # the first window starts now
-
-    @property
-    def threads(self) -> int:
-        return self.share.threads
-
-    @property
-    def pinned(self) -> bool:
-        return self.share.pinned
+        self.share.adapt("training")  # the first window starts now
 
     def describe(self) -> str:
         return self.share.describe()
 
     def tick(self) -> None:
         """Called once per step; measures and adapts at most every CHECK_SECONDS."""
-        was = self.share.threads
-        if self.share.check():
-            self.log(self.share.change_message(was, "training"))
+        change = self.share.adapt("training")
+        if change:
+            self.log(change)
             self._torch.set_num_threads(self.share.threads)

@@ -18,16 +18,16 @@ burn = subprocess.Popen([sys.executable, "-c", "import time\\nt = time.time()\\n
 time.sleep(0.2)
 lines = []
 g = ThreadGovernor(None, log=lines.append)
-start = g.threads
+start = g.share.threads
 t = time.time()
 while time.time() - t < 1.25:
     g.tick(); time.sleep(0.01)
-busy = g.threads
+busy = g.share.threads
 burn.wait()
 t = time.time()
 while time.time() - t < 1.25:
     g.tick(); time.sleep(0.01)
-print(start, busy, g.threads)
+print(start, busy, g.share.threads)
 print("\\n".join(lines))
 """
 
@@ -54,7 +54,7 @@ def test_a_pinned_count_never_changes():
     from gen.trainkit.threads import ThreadGovernor
 
     g = ThreadGovernor(1, log=lambda *_: pytest.fail("a pinned count must not change"))
-    assert g.pinned and g.describe() == "1 thread (pinned: --threads or OMP_NUM_THREADS)"
+    assert g.share.pinned and g.describe() == "1 thread (pinned: --threads or OMP_NUM_THREADS)"
     g.share._since -= 10
     g.tick()
-    assert g.threads == 1
+    assert g.share.threads == 1

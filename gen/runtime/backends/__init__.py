@@ -63,7 +63,8 @@ class Backend:
         self.bundle, self.device, self.precision = bundle, device, precision
         self.share = ThreadShare(threads, default_threads, adapts=self.adapts_threads)
         self.thread_changes: list[str] = []  # what adapting did, for describe()
-        self._fixed_threads: dict[str, int] = {}  # components too big to adapt -> the count they run on
+        # per component, decided at its first call: None (its count adapts) or the count it keeps (too big)
+        self._fixed_threads: dict[str, int | None] = {}
         self._opening = threading.Lock()  # one session/compile per key when request threads share this backend
         self.network_seconds = 0.0
         self.component_seconds: dict[str, float] = {}  # per-stage totals, for benchmarks
@@ -97,14 +98,15 @@ class Backend:
     def threads_for(self, component: str) -> int:
         """The thread count `component`'s next call runs on: re-measured now and then (ThreadShare)
         for components up to ADAPT_MAX_BYTES, the first call's count for bigger ones."""
-        if component in self._fixed_threads:
-            return self._fixed_threads[component]
-        if not self.share.pinned and self.component_bytes(component) > ADAPT_MAX_BYTES:
-            self._fixed_threads[component] = self.share.threads
-            return self.share.threads
-        was = self.share.threads
-        if self.share.check():
-            self.thread_changes = [*self.thread_changes[-9:], self.share.change_message(was, "sampling")]
+        if component not in self._fixed_threads:  # the files' size is read once, not on every call
+            big = not self.share.pinned and self.component_bytes(component) > ADAPT_MAX_BYTES
+            self._fixed_threads[component] = self.share.threads if big else None
+        fixed = self._fixed_threads[component]
+        if fixed is not None:
+            return fixed
+        change = self.share.adapt("sampling")
+        if change:
+            self.thread_changes = [*self.thread_changes[-9:], change]
         return self.share.threads
 
     def component_bytes(self, component: str) -> int:

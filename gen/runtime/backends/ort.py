@@ -48,7 +48,6 @@ def trt_provider_options(bundle, precision: str) -> dict:
 
 class OrtBackend(Backend):
     name = "ort"
-    adapts_threads = True  # a session per thread count (ORT fixes its threads when a session opens)
     # int8 (QDQ) runs fused integer kernels on the CPU provider; on GPUs that is TensorRT's job
     precisions = {"cpu": ("fp32", "fp16", "int8", "int8-trt"), "cuda": ("fp32", "fp16")}
     precision_notes = {f"cuda/{p}": f"{p} on a GPU needs TensorRT's explicit-quantization path, which gen does not "
@@ -59,7 +58,8 @@ class OrtBackend(Backend):
             import onnxruntime as ort
         except ImportError:
             raise GenError("backend 'ort' needs onnxruntime: pip install 'gen[runtime]'") from None
-        # on a GPU the host threads barely matter and a second session would load the weights onto it again
+        # a session per thread count on the CPU (ORT fixes its threads when a session opens); on a GPU the
+        # host threads barely matter and a second session would load the weights onto it again
         self.adapts_threads = device == "cpu"
         super().__init__(bundle, device, precision, threads)
         self._ort = ort
