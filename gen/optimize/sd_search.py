@@ -143,7 +143,6 @@ class SdSearch(Search):
     def speedup_text(self, name: str) -> str:
         return f"{self.record['latency'][name]['speedup_over_peer']:.1f}x over {REFERENCE_NAME}"
 
-
     def size_and_guidance(self, bundles: dict[str, str]) -> tuple[int, float]:
         from gen.runtime.bundle import load_bundle
 
