@@ -14,6 +14,9 @@ blocks, so drift on a shared machine hits both alike:
    --adapters, LoRA adapters: "" = the base), each kind's latency apart too.
 2. Head of line: a 4-step request sent just after a burst of 50-step ones (concurrency in all
    = the burst + 1), its latency against its unloaded latency (target <= 3x).
+3. The denoising network's own ms per call at 1, 2, 4 and 8 rows, on 1 thread and on --threads: the
+   most that merging rows can save, whoever schedules them (with 2 instances x 1 thread at 8 clients,
+   each instance sees about 4 rows a step).
 
 The images are checked against the in-process Sampler's on the way (any difference is an error).
 """
@@ -133,6 +136,34 @@ def head_of_line(url: str, model: str, burst: int, rounds: int) -> dict:
             "behind_burst_ms": [x * 1e3 for x in loaded]}
 
 
+def network_costs(bundle, threads: list[int], rows=(1, 2, 4, 8), calls: int = 200, rounds: int = 5) -> dict:
+    """The denoising network's ms per call at each row count and thread count (ORT, zeros of its input
+    signature): how much a batch can save at best, whoever schedules it. Rounds alternate the row counts."""
+    import onnxruntime as ort
+
+    component = "unet" if "unet" in bundle.components else "denoiser"
+    path = bundle.path / bundle.components[component].files["fp32"].path
+    costs = {}
+    for n in threads:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = n, 1
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        feeds = {r: {i.name: np.zeros([r if not isinstance(d, int) else d for d in i.shape],
+                                      np.int64 if "int64" in i.type else np.float32) for i in session.get_inputs()}
+                 for r in rows}
+        seconds = {r: [] for r in rows}
+        for r in rows:
+            session.run(None, feeds[r])
+        for k in range(rounds):
+            for r in (rows if k % 2 == 0 else rows[::-1]):
+                t0 = time.perf_counter()
+                for _ in range(calls):
+                    session.run(None, feeds[r])
+                seconds[r].append((time.perf_counter() - t0) / calls)
+        costs[str(n)] = {str(r): float(np.median(v) * 1e3) for r, v in seconds.items()}
+    return {"component": component, "ms_per_call": costs}
+
+
 def plot(result: dict, path: str) -> None:
     import matplotlib
 
@@ -213,6 +244,8 @@ def main() -> None:
                 print(mode, "head of line", json.dumps({k: v for k, v in result["head_of_line"][mode].items()
                                                          if k != "behind_burst_ms"}), flush=True)
             result["timed_s"] = time.perf_counter() - t_start
+            result["network"] = network_costs(loaded, sorted({1, a.threads}), calls=20 if MIX["text"] else 200)
+            print("network ms per call by threads, rows:", json.dumps(result["network"]["ms_per_call"]), flush=True)
         finally:
             for srv in servers.values():
                 srv.stop()
