@@ -418,16 +418,19 @@ def test_a_cancelled_request_stops_sampling_and_frees_the_instance(tmp_path):
 
 def test_the_cancel_check_asks_the_server_at_most_every_interval_and_stops_a_cancelled_request():
     """is_cancelled() is a round trip to Triton; asked every step of every request it cost step-level
-    batching a fifth of its throughput, so the step hook asks at most every CANCEL_CHECK_SECONDS."""
+    batching a fifth of its throughput, so the step hook asks at most every CANCEL_CHECK_SECONDS, and
+    `poll()` (a step-batched request's waiting thread runs it) asks for it; a failed ask is not a cancel."""
     import time
 
     from gen.serving.triton_models import CANCEL_CHECK_SECONDS, _stop_if_cancelled
 
     class Request:  # the one method the hook reads off Triton's InferenceRequest
-        asked, cancelled = 0, False
+        asked, cancelled, broken = 0, False, False
 
         def is_cancelled(self):
             self.asked += 1
+            if self.broken:
+                raise RuntimeError("stub gone")
             return self.cancelled
 
     request = Request()
@@ -436,11 +439,21 @@ def test_the_cancel_check_asks_the_server_at_most_every_interval_and_stops_a_can
     for i in range(2000):
         check(i, 5000, None)
     elapsed = time.monotonic() - t0
-    assert 1 <= request.asked <= 2 + elapsed / CANCEL_CHECK_SECONDS
-    request.cancelled = True
-    time.sleep(CANCEL_CHECK_SECONDS * 1.5)
+    assert request.asked <= 1 + elapsed / CANCEL_CHECK_SECONDS
+    time.sleep(CANCEL_CHECK_SECONDS * 1.2)
+    check(1999, 5000, None)
+    assert request.asked >= 1  # nobody polled for it: the hook asked itself
+    request.cancelled, asked = True, request.asked
+    check.poll()  # the waiting thread asks: the next step stops, without asking again
     with pytest.raises(GenError, match="cancelled by its client after 2001 of 5000 steps"):
         check(2000, 5000, None)
+    assert request.asked == asked + 1
+    other = Request()
+    other.broken = True
+    hook = _stop_if_cancelled(other)
+    hook.poll()
+    hook(0, 10, None)  # no exception: the request goes on
+    assert other.asked == 1
 
 
 def test_step_batching_answers_each_its_own_images_past_a_cancelled_and_a_bad_request(server, bundles):
