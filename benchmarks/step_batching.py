@@ -137,8 +137,8 @@ def head_of_line(url: str, model: str, burst: int, rounds: int) -> dict:
 
 
 def network_costs(bundle, threads: list[int], rows=(1, 2, 4, 8), calls: int = 200, rounds: int = 5) -> dict:
-    """The denoising network's ms per call at each row count and thread count (ORT, zeros of its input
-    signature): how much a batch can save at best, whoever schedules it. Rounds alternate the row counts."""
+    """The denoising network's ms per call at each row count and thread count (ORT, the family's example
+    feeds): how much a batch can save at best, whoever schedules it. Rounds alternate the row counts."""
     import onnxruntime as ort
 
     component = "unet" if "unet" in bundle.components else "denoiser"
@@ -148,9 +148,7 @@ def network_costs(bundle, threads: list[int], rows=(1, 2, 4, 8), calls: int = 20
         options = ort.SessionOptions()
         options.intra_op_num_threads, options.inter_op_num_threads = n, 1
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        feeds = {r: {i.name: np.zeros([r if not isinstance(d, int) else d for d in i.shape],
-                                      np.int64 if "int64" in i.type else np.float32) for i in session.get_inputs()}
-                 for r in rows}
+        feeds = {r: bundle.spec.example_feeds(bundle, component, r) for r in rows}  # the family's own sizes
         seconds = {r: [] for r in rows}
         for r in rows:
             session.run(None, feeds[r])
@@ -244,11 +242,11 @@ def main() -> None:
                 print(mode, "head of line", json.dumps({k: v for k, v in result["head_of_line"][mode].items()
                                                          if k != "behind_burst_ms"}), flush=True)
             result["timed_s"] = time.perf_counter() - t_start
-            result["network"] = network_costs(loaded, sorted({1, a.threads}), calls=20 if MIX["text"] else 200)
-            print("network ms per call by threads, rows:", json.dumps(result["network"]["ms_per_call"]), flush=True)
         finally:
             for srv in servers.values():
                 srv.stop()
+    result["network"] = network_costs(loaded, sorted({1, a.threads}), calls=20 if MIX["text"] else 200)  # servers down
+    print("network ms per call by threads, rows:", json.dumps(result["network"]["ms_per_call"]), flush=True)
     c8 = {m: next((r for r in result["load"][m] if r["concurrency"] == 8), None) for m in MODES}
     if c8["step"] and c8["request"]:
         result["throughput_ratio_c8"] = c8["step"]["requests_per_s"] / c8["request"]["requests_per_s"]

@@ -10,7 +10,8 @@ replaced (the UNet and text encoder are linked, unchanged), so `gen export --mod
 the same architecture and speed with a trained VAE. Data: random 64x64 crops of 256x256 crops of
 scikit-image's bundled photos (the same photos and scale gen distill decoder encodes; another seed);
 loss: MSE + 1e-6 x KL, as SD's VAE training weighs them (without its perceptual and GAN terms);
-Adam, warm-up then cosine decay. Reconstruction PSNR on held-out 256x256 crops goes to OUT/vae_train.json.
+Adam, warm-up then cosine decay. Reconstruction PSNR on 16 other 256x256 crops of the same photos (another
+seed: unseen crops, not unseen photos) goes to OUT/vae_train.json.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ def main() -> None:
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     base, out = Path(args.base), Path(args.out)
+    if out.resolve() == base.resolve():
+        raise SystemExit("--out must differ from --base: OUT is rewritten, BASE is read")
     vae = AutoencoderKL.from_pretrained(str(base / "vae"))
     vae.train()
     pool = photo_crops(256, 256, 448, args.seed).transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1
@@ -86,7 +89,7 @@ def main() -> None:
         recon = torch.cat([vae.decode(vae.encode(held[i:i + 4]).latent_dist.mode()).sample for i in range(0, len(held), 4)])
         mse = torch.mean((recon.clamp(-1, 1) - held) ** 2).item()
     psnr = 10 * math.log10(4 / mse)
-    print(f"held-out 256x256 reconstruction PSNR: {psnr:.2f} dB", flush=True)
+    print(f"reconstruction PSNR on other 256x256 crops of the photos: {psnr:.2f} dB", flush=True)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)

@@ -17,8 +17,8 @@ request arriving behind 50-step ones is answered in about its own time; the long
 full tick, so a flood of short requests slows them but never stops them.
 
 A step hook with a `poll()` method (gen.serving.triton_models.CancelCheck: asking Triton whether the
-client cancelled is a round trip) has it run by the request's own thread while it waits, every
-POLL_SECONDS, so the batch's thread never waits on it; the hook itself then only reads the answer.
+client cancelled is a round trip) has it run by the request's own thread while it waits, at once and
+every POLL_SECONDS, so the batch's thread does not wait on it; the hook itself then only reads the answer.
 
 A call of a group that fails is retried one request at a time, so one bad request never fails the
 others. Host code between steps (classifier guidance's gradient call, inpainting's blend) runs in the
@@ -117,8 +117,13 @@ class StepBatcher(Backend):
                 self._thread.start()
             self._cond.notify_all()
         poll = getattr(state.on_step, "poll", None)  # a slow check (a served request's cancellation): this idle thread runs it
-        while not joined.finished.wait(POLL_SECONDS if poll is not None else None):
-            poll()
+        while poll is not None and not joined.finished.is_set():
+            try:
+                poll()
+            except Exception:  # noqa: BLE001 - a hook's poll must not raise (CancelCheck's never does); stop asking
+                break
+            joined.finished.wait(POLL_SECONDS)
+        joined.finished.wait()
         if joined.error is not None:
             raise joined.error
         return state.x

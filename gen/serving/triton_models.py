@@ -235,18 +235,22 @@ class CancelCheck:
     of its throughput (8 clients, 8x8 DDPM, 2 instances x 1 thread), so the asking is `poll()`, which a
     step-batched request's own thread runs while it waits (StepBatcher.join_steps); the hook, run each
     step, reads the answer and asks itself only when no one has for CANCEL_CHECK_SECONDS (request-level
-    sampling, where the request's thread runs the loop). A failed ask counts as not cancelled."""
+    sampling, where the request's thread runs the loop). A failed ask counts as not cancelled (logged
+    once): the request goes on rather than fail on a question about its client."""
 
     def __init__(self, is_cancelled):
-        # counted as asked at arrival: a short request then never asks on the batch's thread at all
-        self._ask, self.cancelled, self.asked_at = is_cancelled, False, time.monotonic()
+        self._ask, self.cancelled, self.asked_at, self._failed = is_cancelled, False, time.monotonic(), False
 
     def poll(self) -> None:
         self.asked_at = time.monotonic()
         try:
-            self.cancelled = self.cancelled or bool(self._ask())
-        except Exception as e:  # noqa: BLE001 - the server will say so itself; the request goes on
-            print(f"gen pipeline: could not ask whether a request was cancelled: {e}", file=sys.stderr, flush=True)
+            if self._ask():  # only ever sets: an ask overlapping another never puts a cancel back
+                self.cancelled = True
+        except Exception as e:  # noqa: BLE001 - see the class docstring
+            if not self._failed:
+                self._failed = True
+                print(f"gen pipeline: could not ask whether a request was cancelled (goes on): {e}", file=sys.stderr,
+                      flush=True)
 
     def __call__(self, i, steps, x0):
         if not self.cancelled and time.monotonic() - self.asked_at >= CANCEL_CHECK_SECONDS:
