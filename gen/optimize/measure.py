@@ -20,9 +20,11 @@ def quality(bundle: str, options: dict, n: int, seed: int, backend: str = "ort",
 
 def figure(metrics: dict, metric: str) -> float:
     """The gate metric's value in gen eval's metrics: `fd` is the fd_<data> key, `accuracy` label accuracy,
-    `psnr` the image PSNR of a Stable Diffusion candidate against the reference (gen.optimize.sd_quality)."""
-    if metric in ("accuracy", "psnr"):
-        key = {"accuracy": "label_accuracy", "psnr": "psnr_db"}[metric]
+    `psnr` and `features` a Stable Diffusion candidate's image PSNR and feature distance against the reference
+    (gen.optimize.sd_quality)."""
+    keys = {"accuracy": "label_accuracy", "psnr": "psnr_db", "features": "feature_distance"}
+    if metric in keys:
+        key = keys[metric]
     else:
         key = next((k for k in metrics if k.startswith("fd_")), None)
     if key is None or key not in metrics:

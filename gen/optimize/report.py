@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gen.optimize.gate import Gate
+from gen.optimize.gate import HIGHER_IS_BETTER, Gate
 
 REPORT = "optimize"  # the folder inside the bundle (and the work directory) that holds both files
 PSNR_CAP = 60.0
 YLABELS = {"fd": "fd (lower is better)", "accuracy": "label accuracy (higher is better)",
-           "psnr": f"PSNR vs the reference, dB (higher is better;\nabove {PSNR_CAP:g} drawn at {PSNR_CAP:g})"}
+           "psnr": f"PSNR vs the reference, dB (higher is better;\nabove {PSNR_CAP:g} drawn at {PSNR_CAP:g})",
+           "features": "feature distance to the reference (lower is better)"}
 
 
 def write_report(folder: Path, record: dict, gates: list[Gate]) -> Path:
@@ -40,12 +41,12 @@ def plot(path: Path, record: dict, gates: list[Gate]) -> None:
             ax.scatter(x, y, s=320 if chosen else 45, marker="*" if chosen else "o", color="tab:green" if ok else "tab:red",
                        edgecolors="black" if chosen else "none", zorder=5 if chosen else 3)
             ax.annotate(name, (x, y), textcoords="offset points", xytext=(6, dy), fontsize=8)
-        front = pareto(points, lower_is_better=gate.metric == "fd")
+        front = pareto(points, lower_is_better=gate.metric not in HIGHER_IS_BETTER)
         ax.plot(*zip(*front), linestyle=":", color="gray", zorder=2, label="Pareto front (nothing both faster and better)")
         limit = next(iter(verdict.values()))["gates"][gate.text]["limit"]
         ax.axhline(limit, color="gray", linestyle="--", label=f"gate {gate.text} (limit {limit:.3g})")
         if peer:  # the reference itself: diffusers' images are what every PSNR is measured against
-            ax.scatter(1.0, PSNR_CAP if gate.metric == "psnr" else limit, s=60, marker="X", color="black", zorder=4,
+            ax.scatter(1.0, {"psnr": PSNR_CAP, "features": 0.0}.get(gate.metric, limit), s=60, marker="X", color="black", zorder=4,
                        label=f"{peer}: the reference (1x)")
         final = record.get("final")
         if final and gate.text in final.get("gates", {}):

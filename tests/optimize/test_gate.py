@@ -21,7 +21,11 @@ def test_forms_and_limits():
     assert few.text == "psnr:+0" and few.limit(27.5) == 27.5 and few.passes(27.6, 27.5) and not few.passes(27.4, 27.5)
     assert parse_gate("psnr:-1.5").limit(27.5) == 26.0 and parse_gate("psnr:25").limit(27.5) == 25.0
     assert few.passes(math.inf, 27.5) and not few.passes(math.nan, 27.5)  # identical images; broken ones
-    assert [g.text for g in parse_gates([], conditional=False, sd=True)] == ["psnr:+0"]
+    assert [g.text for g in parse_gates([], conditional=False, sd=True)] == ["psnr:+0", "features:+0"]
+    near = parse_gate("features:+0")  # Stable Diffusion: feature distance from the teacher's own 4-step images' (lower passes)
+    assert near.text == "features:+0" and near.passes(0.019, 0.0305) and not near.passes(0.0345, 0.0305)
+    assert not few.passes(27.5, 27.5) and not near.passes(0.0305, 0.0305)  # "closer than": the bar's own images fail
+    assert parse_gate("features:0.03").limit(0.5) == 0.03 and parse_gate("features:+0.01").limit(0.02) == pytest.approx(0.03)
 
 
 @pytest.mark.parametrize("text, message", [
@@ -32,6 +36,8 @@ def test_forms_and_limits():
     ("fd:0.5x", "below 1x asks for better than the teacher"),
     ("fd:-3", "an fd bound must be positive"),
     ("accuracy:2", "as a negative number"),
+    ("features:0", "features takes a distance, signed against the teacher's own 4-step images"),
+    ("features:2x", "features takes a distance"),
 ])
 def test_bad_gates_are_refused_by_name(text, message):
     with pytest.raises(GenError, match=message) as e:
