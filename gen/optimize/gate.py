@@ -27,8 +27,8 @@ METRICS = {"fd": "lower is better: the fd_<data> metric of gen eval",
            "psnr": "image PSNR in dB against the reference images (Stable Diffusion), higher is better",
            "features": "feature distance to the reference images (Stable Diffusion), lower is better"}
 EXAMPLES = ("fd:1.5x (at most 1.5x the teacher's fd), fd:15 (at most 15), accuracy:-2 (within 2 points of the teacher); "
-            "for Stable Diffusion psnr:+0 (as close to the reference as the teacher's own 4 steps) or psnr:25 (at least 25 dB), "
-            "features:+0 (no farther in features than the teacher's own 4 steps) or features:0.03")
+            "for Stable Diffusion psnr:+0 (closer to the reference than the teacher's own 4 steps) or psnr:25 (at least 25 dB), "
+            "features:+0 (closer in features than the teacher's own 4 steps) or features:0.03")
 HIGHER_IS_BETTER = ("accuracy", "psnr")
 # what a Stable Diffusion candidate is judged by: relative to the teacher's own few-step images when signed,
 # else absolute; each with its unit and absolute form, for the refusals
@@ -50,7 +50,8 @@ class Gate:
         return f"{self.metric}:{self.value:g}{'x' if self.relative and self.metric == 'fd' else ''}"
 
     def limit(self, teacher: float) -> float:
-        """The worst figure that passes, given the teacher's (for psnr: its own few-step images')."""
+        """The worst figure that passes (a relative psnr or features gate: the bound it must beat), given the
+        teacher's (for psnr and features: its own few-step images')."""
         if self.metric == "fd":
             return teacher * self.value if self.relative else self.value
         if self.metric in SD_METRICS:
