@@ -16,10 +16,6 @@ few-step student's, a preview's) steps only those, up to MAX_SHORT_TICKS ticks i
 request arriving behind 50-step ones is answered in about its own time; the long ones then get a
 full tick, so a flood of short requests slows them but never stops them.
 
-A step hook with a `poll()` method (gen.serving.triton_models.CancelCheck: asking Triton whether the
-client cancelled is a round trip) has it run by the request's own thread while it waits, at once and
-every POLL_SECONDS, so the batch's thread does not wait on it; the hook itself then only reads the answer.
-
 A call of a group that fails is retried one request at a time, so one bad request never fails the
 others. Host code between steps (classifier guidance's gradient call, inpainting's blend) runs in the
 state's own step, here as alone, unbatched.
@@ -37,7 +33,6 @@ from gen.runtime.backends import Backend
 MAX_ROWS = 256  # rows of one batched network call; a larger group is split into several calls
 SHORT_STEPS = 8  # requests of at most this many steps go first ...
 MAX_SHORT_TICKS = 4  # ... for at most this many ticks before every active request steps again
-POLL_SECONDS = 0.05  # how often a waiting request runs its step hook's `poll` (off the batch's thread)
 
 
 class _Joined:
@@ -116,13 +111,6 @@ class StepBatcher(Backend):
                 self._thread = threading.Thread(target=self._loop, name="gen-step-batcher", daemon=True)
                 self._thread.start()
             self._cond.notify_all()
-        poll = getattr(state.on_step, "poll", None)  # a slow check (a served request's cancellation): this idle thread runs it
-        while poll is not None and not joined.finished.is_set():
-            try:
-                poll()
-            except Exception:  # noqa: BLE001 - a hook's poll must not raise (CancelCheck's never does); stop asking
-                break
-            joined.finished.wait(POLL_SECONDS)
         joined.finished.wait()
         if joined.error is not None:
             raise joined.error

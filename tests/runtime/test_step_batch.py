@@ -173,37 +173,3 @@ def test_text_to_image_requests_keep_their_images_in_a_batch(sd_bundle):
     for e, g in zip(expected, got):
         assert np.abs(e - g).max() <= 1e-3
 
-
-def test_a_hooks_poll_runs_on_the_waiting_requests_thread_never_on_the_batchs(bundles):
-    """A step hook with poll() (a served request's cancel check: a round trip to Triton) has it run by
-    the request's own idle thread, at once and every POLL_SECONDS; the batch's thread only calls the
-    hook, which stops the request once poll has seen a cancel."""
-    import gen.runtime.step_batch as step_batch
-
-    class Hook:
-        def __init__(self, cancel_after=None):
-            self.poll_threads, self.call_threads, self.polls, self.cancel_after = set(), set(), 0, cancel_after
-            self.cancelled = False
-
-        def poll(self):
-            self.poll_threads.add(threading.current_thread().name)
-            self.polls += 1
-            self.cancelled = self.cancel_after is not None and self.polls > self.cancel_after
-
-        def __call__(self, i, steps, x0):
-            self.call_threads.add(threading.current_thread().name)
-            time.sleep(0.002)  # a slow step, so the request lives through several polls
-            if self.cancelled:
-                raise GenError(f"cancelled after {i + 1} of {steps} steps")
-
-    sampler = batched_sampler(bundles["cddpm"])
-    kept, stopped = Hook(), Hook(cancel_after=2)
-    results = run_all(sampler, [dict(n=1, steps=60, labels=1, seed=1, on_step=kept),
-                                dict(n=1, steps=1000, labels=2, seed=2, on_step=stopped)])
-    assert isinstance(results[0], np.ndarray) and np.abs(results[0] - sampler.generate(n=1, steps=60, labels=1, seed=1)).max() <= 1e-5
-    assert isinstance(results[1], GenError) and "of 1000 steps" in str(results[1])
-    for hook in (kept, stopped):
-        assert hook.polls >= 2 and "gen-step-batcher" not in hook.poll_threads
-        assert hook.call_threads == {"gen-step-batcher"}
-    assert step_batch.POLL_SECONDS <= 0.1
-    sampler.close()

@@ -418,8 +418,8 @@ def test_a_cancelled_request_stops_sampling_and_frees_the_instance(tmp_path):
 
 def test_the_cancel_check_asks_the_server_at_most_every_interval_and_stops_a_cancelled_request():
     """is_cancelled() is a round trip to Triton; asked every step of every request it cost step-level
-    batching a fifth of its throughput, so the step hook asks at most every CANCEL_CHECK_SECONDS, and
-    `poll()` (a step-batched request's waiting thread runs it) asks for it; a failed ask is not a cancel."""
+    batching a fifth of its throughput, so the step hook asks at most every CANCEL_CHECK_SECONDS, from
+    the request's arrival; a cancel it has seen stops the next step; a failed ask is not a cancel."""
     import time
 
     from gen.serving.triton_models import CANCEL_CHECK_SECONDS, _stop_if_cancelled
@@ -442,9 +442,9 @@ def test_the_cancel_check_asks_the_server_at_most_every_interval_and_stops_a_can
     assert request.asked <= 1 + elapsed / CANCEL_CHECK_SECONDS
     time.sleep(CANCEL_CHECK_SECONDS * 1.2)
     check(1999, 5000, None)
-    assert request.asked >= 1  # nobody polled for it: the hook asked itself
+    assert request.asked >= 1  # the interval passed: the hook asked
     request.cancelled, asked = True, request.asked
-    check.poll()  # the waiting thread asks: the next step stops, without asking again
+    check.poll()  # one ask sees the cancel: the next step stops without asking again
     with pytest.raises(GenError, match="cancelled by its client after 2001 of 5000 steps"):
         check(2000, 5000, None)
     assert request.asked == asked + 1
