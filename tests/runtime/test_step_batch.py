@@ -172,4 +172,3 @@ def test_text_to_image_requests_keep_their_images_in_a_batch(sd_bundle):
         assert max(sampler.backend.calls_by_rows) == 4  # 2 guided rows + 2 unguided in one UNet call
     for e, g in zip(expected, got):
         assert np.abs(e - g).max() <= 1e-3
-
